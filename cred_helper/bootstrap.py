@@ -1,0 +1,105 @@
+"""The bootstrap identity that creates CSRs, and the API server to send them to.
+
+Server and CA: `--server` / `--certificate-authority` first, then `spec.cluster` from
+KUBERNETES_EXEC_INFO, then the cluster of the bootstrap kubeconfig's context.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from . import kubeconfig
+from .config import Settings
+from .errors import UsageError
+from .execcred import ClusterInfo
+from .kube import Auth, BearerAuth, ClientCertAuth, Endpoint
+
+
+@dataclass(frozen=True)
+class KubeconfigTarget:
+    auth: Auth
+    server: str
+    ca_pem: bytes
+    tls_server_name: str
+
+
+def read_file(path: str, what: str, flag: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
+
+
+def read_token(path: str, flag: str) -> BearerAuth:
+    token = read_file(path, "token file", flag).decode("utf-8", "replace").strip()
+    if not token or any(c.isspace() for c in token):
+        raise UsageError(f"{flag}: {path} does not hold a single bearer token",
+                         "the file must contain the token alone")
+    return BearerAuth(token, source=f"the token in {path}")
+
+
+def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
+    flag = "--bootstrap-kubeconfig"
+    doc = kubeconfig.load(path, flag)
+    name = context_name or doc.get("current-context") or ""
+    context = kubeconfig.named(doc, "contexts", name, "context")
+    if context is None:
+        raise UsageError(f"--bootstrap-context: no context {name!r} in {path}",
+                         "name one of its contexts with --bootstrap-context")
+    user = kubeconfig.named(doc, "users", context.get("user", ""), "user") or {}
+    cluster = kubeconfig.named(doc, "clusters", context.get("cluster", ""), "cluster") or {}
+    base = os.path.dirname(os.path.abspath(path))
+    source = f"user {context.get('user', '')!r} of {path}"
+    auth = _user_auth(user, base, source)
+    ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
+    return KubeconfigTarget(auth, cluster.get("server", ""), ca,
+                            cluster.get("tls-server-name", ""))
+
+
+def _user_auth(user: dict, base: str, source: str) -> Auth:
+    if user.get("token"):
+        return BearerAuth(str(user["token"]).strip(), source=source)
+    if user.get("tokenFile"):
+        return read_token(os.path.join(base, user["tokenFile"]), "--bootstrap-kubeconfig")
+    flag = "--bootstrap-kubeconfig"
+    cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
+    key = kubeconfig.data_or_file(user, "client-key", base, flag)
+    if cert and key:
+        return ClientCertAuth(cert, key, source=source)
+    if user.get("exec") or user.get("auth-provider"):
+        raise UsageError(f"{source} authenticates with a plugin, which cannot bootstrap CSRs",
+                         "use a user with a token or client certificate, or a token file")
+    raise UsageError(f"{source} has no token or client certificate",
+                     "use a user with a token or client certificate")
+
+
+def resolve(settings: Settings, cluster: ClusterInfo | None) -> tuple[Endpoint, Auth]:
+    target = None
+    if settings.bootstrap_kubeconfig:
+        target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context)
+        auth: Auth = target.auth
+    elif settings.bootstrap_token_file:
+        auth = read_token(settings.bootstrap_token_file, "--bootstrap-token-file")
+    else:
+        raise UsageError("no bootstrap credential to create the certificate request with",
+                         "set --bootstrap-token-file or --bootstrap-kubeconfig (or the "
+                         "profile's bootstrap-token-file)")
+
+    server = settings.server or (cluster.server if cluster else "") or (
+        target.server if target else "")
+    if not server:
+        raise UsageError("no API server to send the certificate request to",
+                         "set provideClusterInfo: true in the kubeconfig exec entry, "
+                         "or pass --server")
+    if settings.certificate_authority:
+        ca = read_file(settings.certificate_authority, "CA bundle", "--certificate-authority")
+        name = cluster.tls_server_name if cluster and server == cluster.server else ""
+    elif cluster and server == cluster.server:
+        ca, name = cluster.ca_data, cluster.tls_server_name
+    elif target and server == target.server:
+        ca, name = target.ca_pem, target.tls_server_name
+    else:
+        ca, name = b"", ""
+    return Endpoint(server, ca, name), auth

@@ -1,0 +1,1 @@
+"""Where issued credentials are kept until they expire: see store.py for the interface."""

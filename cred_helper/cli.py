@@ -1,0 +1,309 @@
+"""The command line: `get` (the exec entry point, also the default), `login`, `status`, `logout`.
+
+Imports beyond click happen inside the commands, so `--help` stays quick; the cache-hit path
+never gets here at all (see fastpath.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import CredHelperError, UsageError
+
+COMMANDS = ("get", "login", "status", "logout")
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"cred-helper: warning: {message}\n")
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"cred-helper: {message}\n")
+    sys.stderr.flush()
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+class _DefaultGet(click.Group):
+    """`cred-helper --cluster=prod` means `cred-helper get --cluster=prod`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                         "--version")):
+            args = ["get", *args]
+        return super().parse_args(ctx, args)
+
+
+def _credential_options(fn):
+    options = [
+        click.option("--cluster", metavar="NAME",
+                     help="Profile [clusters.NAME] to use.  [env: CRED_HELPER_CLUSTER]"),
+        click.option("--config", metavar="FILE",
+                     help="Profile file.  [env: CRED_HELPER_CONFIG; default: "
+                          "$XDG_CONFIG_HOME/cred-helper/config.toml]"),
+        click.option("--ttl", metavar="DURATION",
+                     help="Credential lifetime: 1800, 90s, 30m, 1h30m (CSR minimum 10m).  "
+                          "[default: 30m]"),
+        click.option("--issuer", metavar="csr|oidc", help="Where credentials come from."),
+        click.option("--cache", metavar="file|keyring|none",
+                     help="Where credentials are kept.  [default: file]"),
+        click.option("--cache-dir", metavar="DIR",
+                     help="Cache directory.  [env: CRED_HELPER_CACHE_DIR; default: "
+                          "$XDG_CACHE_HOME/cred-helper]"),
+        click.option("--key", metavar="ed25519|p256",
+                     help="Key kind for certificates.  [default: ed25519]"),
+        click.option("--server", metavar="URL",
+                     help="API server for CSRs.  [default: the kubeconfig cluster's server]"),
+        click.option("--certificate-authority", metavar="FILE",
+                     help="CA bundle for that server.  [default: the kubeconfig cluster's CA, "
+                          "else system trust]"),
+        click.option("--bootstrap-token-file", metavar="FILE",
+                     help="Bearer token that may create CSRs."),
+        click.option("--bootstrap-kubeconfig", metavar="FILE",
+                     help="Create CSRs as a user of this kubeconfig."),
+        click.option("--bootstrap-context", metavar="NAME",
+                     help="Context of --bootstrap-kubeconfig.  [default: its current context]"),
+        click.option("--subject-cn", metavar="NAME",
+                     help="Certificate CN.  [default: the bootstrap identity's username]"),
+        click.option("--subject-o", metavar="GROUP", multiple=True,
+                     help="Certificate O, repeatable.  [default: the bootstrap identity's "
+                          "non-system: groups]"),
+        click.option("--approval-timeout", metavar="DURATION",
+                     help="How long to wait for a pending CSR.  [default: 5m]"),
+        click.option("--reason", metavar="TEXT",
+                     help="Recorded on the CSR as an annotation, so audit logs say why."),
+        click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(cls=_DefaultGet, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cred-helper")
+def cli() -> None:
+    """kubectl exec credential plugin: short-lived client certificates for real people.
+
+    Run from a kubeconfig `exec` entry as `cred-helper --cluster=NAME --ttl=30m`; `get` is the
+    default command.
+    """
+
+
+def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
+    from . import bootstrap, config, service
+    from .parentproc import parent_identity
+
+    settings = config.resolve(flags, os.environ)
+    store = open_store(settings.cache, settings.cache_dir)
+
+    def issue():
+        from .issuers.csr import CsrIssuer
+        from .kube import KubeClient
+
+        endpoint, auth = bootstrap.resolve(settings, exec_info.cluster)
+        return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
+
+    request = service.Request(
+        key=settings.cache_key(exec_info.cluster),
+        profile=settings.profile_label,
+        issuer=settings.issuer,
+        ttl=settings.ttl,
+        cache_dir=None if settings.cache == "none" else settings.cache_dir,
+        parent=parent_identity(),
+        lock_timeout=settings.approval_timeout + 120,
+        force=force,
+    )
+    return settings, store, service.obtain(request, store, issue, time.time, warn)
+
+
+def open_store(kind: str, cache_dir: str):
+    from .cache.store import NullStore
+
+    if kind == "file":
+        from .cache.filestore import FileStore
+
+        return FileStore(cache_dir, warn)
+    if kind == "keyring":
+        from .cache.keyringstore import KeyringStore
+        from .cache.lock import exclusive
+
+        return KeyringStore(warn, lambda: exclusive(cache_dir, "keyring-index", 30))
+    return NullStore()
+
+
+@cli.command()
+@_credential_options
+@click.pass_context
+def get(ctx: click.Context, **flags: Any) -> None:
+    """Print one ExecCredential on stdout (the kubeconfig exec entry point)."""
+    from .execcred import parse_exec_info, render, rfc3339
+    from .fastkey import alias_path, fast_key
+    from .freshness import expiration_timestamp
+
+    exec_info, problem = parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"),
+                                         _stdin_is_tty())
+    if problem:
+        warn(problem)
+    settings, store, entry = _obtain(flags, exec_info)
+    status = dict(entry.status)
+    status["expirationTimestamp"] = rfc3339(expiration_timestamp(time.time(), entry.not_after))
+    sys.stdout.write(render(exec_info.api_version, status))
+    sys.stdout.flush()
+    if settings.cache == "file" and problem is None:
+        # Only after a clean run: a hit must answer exactly as this run did.
+        argv = ctx.find_root().obj["argv"]
+        store.write_alias(alias_path(settings.cache_dir, fast_key(argv, os.environ)),
+                          entry.key, exec_info.api_version)
+
+
+@cli.command()
+@_credential_options
+@click.option("--force", is_flag=True, help="Issue a new credential even if one is cached.")
+@click.option("--kubeconfig", metavar="FILE",
+              help="With --context: take spec.cluster from this kubeconfig, as kubectl would "
+                   "pass it with provideClusterInfo.  [default: $KUBECONFIG or ~/.kube/config]")
+@click.option("--context", "context_name", metavar="NAME",
+              help="kubeconfig context whose cluster kubectl will use this credential for.")
+def login(force: bool, kubeconfig: str | None, context_name: str | None,
+          **flags: Any) -> None:
+    """Get a credential now and say who you are and until when (on stderr)."""
+    from .execcred import ExecInfo
+    from .issuers.csr import expires_text
+
+    cluster = None
+    if context_name:
+        from .kubeconfig import cluster_info
+
+        path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or \
+            os.path.expanduser("~/.kube/config")
+        cluster = cluster_info(path, context_name)
+    _, _, entry = _obtain(flags, ExecInfo(interactive=True, cluster=cluster), force=force)
+    groups = ", ".join(entry.groups) or "no groups"
+    say(f"logged in as {entry.username} ({groups}) until "
+        f"{expires_text(entry.not_after, time.time())}")
+
+
+def _all_entries(cache_dir: str) -> list[tuple[Any, Any]]:
+    """(store, entry) for the file cache and, where one works, the OS keyring."""
+    found = []
+    stores = [open_store("file", cache_dir)]
+    try:
+        stores.append(open_store("keyring", cache_dir))
+    except ImportError:
+        pass
+    for store in stores:
+        try:
+            found += [(store, e) for e in store.entries()]
+        except CredHelperError:
+            if store.name == "file":
+                raise
+    return found
+
+
+def _cache_dir(flag: str | None) -> str:
+    from .paths import default_cache_dir
+
+    chosen = flag or os.environ.get("CRED_HELPER_CACHE_DIR") or default_cache_dir(os.environ)
+    return os.path.abspath(os.path.expanduser(chosen))
+
+
+@cli.command()
+@click.option("--cluster", metavar="NAME", help="Only this profile.")
+@click.option("--cache-dir", metavar="DIR", help="Cache directory.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              help="Output format.")
+def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
+    """Show cached credentials: profile, issuer, identity, expires in."""
+    import json
+
+    from .durations import format_duration
+    from .execcred import rfc3339
+
+    cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
+    now = time.time()
+    rows = []
+    for store, entry in _all_entries(_cache_dir(cache_dir)):
+        if cluster and entry.profile != cluster:
+            continue
+        rows.append({
+            "profile": entry.profile, "issuer": entry.issuer, "cache": store.name,
+            "identity": {"username": entry.username, "groups": entry.groups},
+            "server": entry.server, "source": entry.source,
+            "expires": rfc3339(entry.not_after),
+            "expiresInSeconds": max(0, int(entry.not_after - now)),
+        })
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        say("no cached credentials" + (f" for {cluster}" if cluster else ""))
+        return
+    table = [("PROFILE", "ISSUER", "CACHE", "IDENTITY", "GROUPS", "EXPIRES IN")]
+    for r in rows:
+        left = r["expiresInSeconds"]
+        table.append((r["profile"], r["issuer"], r["cache"], r["identity"]["username"],
+                      ",".join(r["identity"]["groups"]) or "-",
+                      format_duration(left) if left else "expired"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cli.command()
+@click.option("--cluster", metavar="NAME", help="Forget this profile's credentials.")
+@click.option("--all", "everything", is_flag=True, help="Forget every cached credential.")
+@click.option("--cache-dir", metavar="DIR", help="Cache directory.")
+def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None:
+    """Forget cached credentials."""
+    cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
+    if not cluster and not everything:
+        raise UsageError("logout needs --cluster NAME or --all",
+                         "run `cred-helper status` to see what is cached")
+    removed = 0
+    for store, entry in _all_entries(_cache_dir(cache_dir)):
+        if everything or entry.profile == cluster:
+            store.delete(entry.key)
+            removed += 1
+    say(f"removed {removed} cached credential{'s' if removed != 1 else ''}")
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI; every failure becomes one line plus a hint on stderr, never a traceback."""
+    try:
+        result = cli.main(args=args, prog_name="cred-helper", standalone_mode=False,
+                          obj={"argv": list(args)})
+        return result if isinstance(result, int) else 0
+    except CredHelperError as exc:
+        sys.stderr.write(exc.render())
+        return exc.exit_code
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "cred-helper"
+        sys.stderr.write(UsageError(exc.format_message(),
+                                    f"see `{command} --help`").render())
+        return 2
+    except (click.Abort, KeyboardInterrupt):
+        sys.stderr.write(CredHelperError("interrupted").render())
+        return 1
+    except click.ClickException as exc:
+        sys.stderr.write(CredHelperError(exc.format_message()).render())
+        return exc.exit_code
+    except Exception as exc:
+        if "--debug" in args:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(CredHelperError(
+            f"unexpected {type(exc).__name__}",
+            "run again with --debug to see where, and report it").render())
+        return 1

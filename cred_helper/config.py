@@ -1,0 +1,261 @@
+"""Flags, environment and the profile file, merged into one frozen Settings.
+
+Precedence: flags, then environment, then the profile `[clusters.NAME]`, then defaults.
+Every value is checked here, and an error names where the bad value came from (the flag or
+the profile key), so the rest of the code can trust Settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .durations import format_duration, parse_duration
+from .errors import UsageError
+from .execcred import ClusterInfo
+from .paths import default_cache_dir, default_config_file
+
+CSR_MIN_TTL = 600
+ISSUERS = ("csr", "oidc")
+CACHES = ("file", "keyring", "none")
+KEY_KINDS = ("ed25519", "p256")
+
+# profile key -> flag name; the profile keys users may write.
+PROFILE_KEYS = {
+    "issuer": "--issuer",
+    "ttl": "--ttl",
+    "cache": "--cache",
+    "key": "--key",
+    "server": "--server",
+    "certificate-authority": "--certificate-authority",
+    "bootstrap-token-file": "--bootstrap-token-file",
+    "bootstrap-kubeconfig": "--bootstrap-kubeconfig",
+    "bootstrap-context": "--bootstrap-context",
+    "subject-cn": "--subject-cn",
+    "subject-o": "--subject-o",
+    "approval-timeout": "--approval-timeout",
+}
+PATH_KEYS = ("certificate-authority", "bootstrap-token-file", "bootstrap-kubeconfig")
+ENV_VARS = {"cluster": "CRED_HELPER_CLUSTER", "config": "CRED_HELPER_CONFIG",
+            "cache-dir": "CRED_HELPER_CACHE_DIR"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster: str = ""
+    config_file: str = ""
+    issuer: str = ""
+    ttl: int = 1800
+    cache: str = "file"
+    cache_dir: str = ""
+    key: str = "ed25519"
+    server: str = ""
+    certificate_authority: str = ""
+    bootstrap_token_file: str = ""
+    bootstrap_kubeconfig: str = ""
+    bootstrap_context: str = ""
+    subject_cn: str = ""
+    subject_o: tuple[str, ...] = ()
+    approval_timeout: int = 300
+    reason: str = ""
+
+    def cache_key(self, cluster: ClusterInfo | None) -> str:
+        """A digest of everything that shapes the credential (and nothing that does not)."""
+        shaping = asdict(self)
+        for incidental in ("config_file", "cache", "cache_dir", "approval_timeout", "reason"):
+            del shaping[incidental]
+        # What of spec.cluster shapes the credential: where it is issued and whom we trust.
+        shaping["spec.cluster"] = cluster and {
+            "server": cluster.server,
+            "tls-server-name": cluster.tls_server_name,
+            "ca": hashlib.sha256(cluster.ca_data).hexdigest(),
+        }
+        blob = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def profile_label(self) -> str:
+        return self.cluster or "(flags)"
+
+
+def load_config_file(path: str, named: bool) -> dict[str, Any]:
+    """The parsed file, or {} for a missing default file; a missing named file is an error."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        if named:
+            raise UsageError(
+                f"config file {path} does not exist",
+                "check --config / CRED_HELPER_CONFIG, or leave it unset to use the default",
+            ) from None
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(
+            f"config file {path} is not valid TOML: {exc}", "fix the file, or name another"
+        ) from None
+
+
+class _Source:
+    """Looks up one setting across flags, environment and profile, remembering where it was."""
+
+    def __init__(self, flags: Mapping[str, Any], env: Mapping[str, str],
+                 profile: Mapping[str, Any], profile_where: str) -> None:
+        self.flags, self.env, self.profile, self.where = flags, env, profile, profile_where
+
+    def get(self, key: str) -> tuple[Any, str] | None:
+        flag_value = self.flags.get(key.replace("-", "_"))
+        if flag_value not in (None, ()):
+            return flag_value, f"--{key}"
+        env_var = ENV_VARS.get(key)
+        if env_var and self.env.get(env_var):
+            return self.env[env_var], env_var
+        if key in self.profile:
+            return self.profile[key], f"profile key {key} in {self.where}"
+        return None
+
+
+def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Settings from click's parsed flags (None where not given) and the environment."""
+    cluster = flags.get("cluster") or env.get("CRED_HELPER_CLUSTER") or ""
+    named_config = flags.get("config") or env.get("CRED_HELPER_CONFIG")
+    config_file = os.path.expanduser(named_config or default_config_file(env))
+    doc = load_config_file(config_file, named=bool(named_config))
+    profile = _profile(doc, cluster, config_file)
+    src = _Source(flags, env, profile, f"[clusters.{cluster}] of {config_file}")
+
+    issuer = _choice(src, "issuer", ISSUERS, None)
+    if issuer is None:
+        where = (f"no [clusters.{cluster}] in {config_file}" if cluster and not profile
+                 else "no issuer is set")
+        raise UsageError(f"{where}; cred-helper does not know which issuer to use",
+                         "pass --issuer csr (or oidc), or set issuer in the profile")
+    if issuer == "oidc":
+        raise UsageError("the oidc issuer is not available in this version",
+                         "use --issuer csr; OIDC support is tracked separately")
+    ttl = _duration(src, "ttl", 1800)
+    if ttl < CSR_MIN_TTL:
+        found = src.get("ttl")
+        assert found is not None
+        raise UsageError(
+            f"{found[1]}: {format_duration(ttl)} is shorter than the CSR API's minimum of 10m",
+            "use a TTL of 10m or more",
+        )
+    cache = _choice(src, "cache", CACHES, "file")
+    key = _choice(src, "key", KEY_KINDS, "ed25519", pkcs11_hint=True)
+    cache_dir = flags.get("cache_dir") or env.get("CRED_HELPER_CACHE_DIR")
+    settings = Settings(
+        cluster=cluster,
+        config_file=config_file,
+        issuer=issuer,
+        ttl=ttl,
+        cache=cache,
+        cache_dir=os.path.abspath(os.path.expanduser(cache_dir or default_cache_dir(env))),
+        key=key,
+        server=_text(src, "server"),
+        certificate_authority=_path(src, "certificate-authority"),
+        bootstrap_token_file=_path(src, "bootstrap-token-file"),
+        bootstrap_kubeconfig=_path(src, "bootstrap-kubeconfig"),
+        bootstrap_context=_text(src, "bootstrap-context"),
+        subject_cn=_text(src, "subject-cn"),
+        subject_o=_groups(src),
+        approval_timeout=_duration(src, "approval-timeout", 300),
+        reason=flags.get("reason") or "",
+    )
+    if settings.server and not settings.server.startswith("https://"):
+        raise UsageError(f"--server: {settings.server!r} is not an https:// URL",
+                         "cred-helper only talks to API servers over verified TLS")
+    if settings.bootstrap_token_file and settings.bootstrap_kubeconfig:
+        raise UsageError("--bootstrap-token-file and --bootstrap-kubeconfig both set",
+                         "choose one bootstrap credential")
+    return settings
+
+
+def _profile(doc: Mapping[str, Any], cluster: str, path: str) -> dict[str, Any]:
+    clusters = doc.get("clusters", {})
+    if not isinstance(clusters, dict):
+        raise UsageError(f"{path}: [clusters] must be a table of profiles")
+    if not cluster:
+        return {}
+    profile = clusters.get(cluster, {})
+    if not isinstance(profile, dict):
+        raise UsageError(f"{path}: clusters.{cluster} must be a table")
+    unknown = sorted(set(profile) - set(PROFILE_KEYS))
+    if unknown:
+        raise UsageError(f"unknown profile key {unknown[0]} in [clusters.{cluster}] of {path}",
+                         "known keys: " + ", ".join(PROFILE_KEYS))
+    return profile
+
+
+def _text(src: _Source, key: str) -> str:
+    found = src.get(key)
+    if found is None:
+        return ""
+    value, where = found
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _path(src: _Source, key: str) -> str:
+    value = _text(src, key)
+    return os.path.abspath(os.path.expanduser(value)) if value else ""
+
+
+def _choice(src: _Source, key: str, allowed: tuple[str, ...], default: str | None,
+            pkcs11_hint: bool = False) -> Any:
+    found = src.get(key)
+    if found is None:
+        return default
+    value, where = found
+    if value in allowed:
+        return value
+    hint = None
+    if pkcs11_hint and isinstance(value, str) and value.startswith("pkcs11:"):
+        hint = ("kubectl can only use a client key it can read, so a hardware key cannot be "
+                "the certificate's key; cred-helper generates a fresh key per certificate")
+    raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed)}", hint)
+
+
+def _duration(src: _Source, key: str, default: int) -> int:
+    found = src.get(key)
+    if found is None:
+        return default
+    value, where = found
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            seconds = -1
+    else:
+        seconds = -1
+    if seconds <= 0:
+        raise UsageError(f"{where}: {value!r} is not a duration",
+                         "use seconds (1800) or units: 90s, 30m, 1h, 1h30m")
+    return seconds
+
+
+def _groups(src: _Source) -> tuple[str, ...]:
+    found = src.get("subject-o")
+    if found is None:
+        return ()
+    value, where = found
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{where}: expected a list of group names")
+    return tuple(value)

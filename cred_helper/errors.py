@@ -1,0 +1,53 @@
+"""The errors cred-helper reports: one line saying what went wrong, and a hint saying what to do.
+
+Every failure a user can meet is a CredHelperError; the CLI prints it as
+`cred-helper: error: MESSAGE` and `hint: HINT` on stderr and exits with `exit_code`.
+Messages never carry secrets: callers pass names and paths, never token or key material.
+"""
+
+from __future__ import annotations
+
+
+class CredHelperError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        lines = [f"cred-helper: error: {self.message}"]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines) + "\n"
+
+
+class UsageError(CredHelperError):
+    """A flag, environment variable or profile key has a value we cannot use."""
+
+    exit_code = 2
+
+
+class CacheError(CredHelperError):
+    """The cache directory or an entry is unsafe to use (symlink, foreign owner, open mode)."""
+
+
+class ServerError(CredHelperError):
+    """The API server refused a request, or could not be reached."""
+
+
+class CSRDenied(CredHelperError):
+    """The certificate signing request was denied or failed."""
+
+
+class ApprovalTimeout(CredHelperError):
+    """Nobody approved the certificate signing request in time."""
+
+
+class NeedsLogin(CredHelperError):
+    """A credential needs a person, but kubectl ran us without a terminal."""
+
+
+class BadCertificate(CredHelperError):
+    """The signer returned a certificate we must not use."""

@@ -1,0 +1,71 @@
+"""The cache-hit path's shortcut from a command line to a cache entry. Stdlib only.
+
+The real cache key (config.Settings.cache_key) needs the profile file parsed, which costs
+more than the whole hit. So after a successful `get`, the slow path writes an alias
+`<fast key>.alias` naming the entry and the apiVersion to answer in, where the fast key is a
+digest of everything the settings were resolved from: arguments, the environment variables
+cred-helper reads, the working directory, the config file's identity (a changed profile
+changes the key) and KUBERNETES_EXEC_INFO as kubectl sent it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from . import __version__
+from .paths import default_cache_dir, default_config_file
+
+try:  # the C hash modules directly: importing hashlib costs a third of a cache hit
+    from _sha2 import sha256  # Python >= 3.12
+except ImportError:
+    try:
+        from _sha256 import sha256  # Python 3.10, 3.11
+    except ImportError:
+        from hashlib import sha256
+
+ENV_INPUTS = (
+    "CRED_HELPER_CLUSTER",
+    "CRED_HELPER_CONFIG",
+    "CRED_HELPER_CACHE_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "HOME",
+    "KUBERNETES_EXEC_INFO",
+)
+
+
+def flag_value(argv: Sequence[str], name: str) -> str | None:
+    """The last value of `--name VALUE` or `--name=VALUE` in argv (click: last one wins)."""
+    value = None
+    prefix = name + "="
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(prefix):
+            value = arg[len(prefix):]
+    return value
+
+
+def cache_dir_for(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    chosen = flag_value(argv, "--cache-dir") or env.get("CRED_HELPER_CACHE_DIR")
+    return os.path.abspath(os.path.expanduser(chosen or default_cache_dir(env)))
+
+
+def fast_key(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    config = flag_value(argv, "--config") or env.get("CRED_HELPER_CONFIG")
+    config = os.path.expanduser(config or default_config_file(env))
+    try:
+        st = os.stat(config)
+        config_id = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    except OSError:
+        config_id = "absent"
+    parts = [__version__, os.getcwd(), config, config_id, *argv, "\0env"]
+    parts += [f"{name}={env.get(name, chr(0))}" for name in ENV_INPUTS]
+    return sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def alias_path(cache_dir: str, key: str) -> str:
+    return os.path.join(cache_dir, f"{key}.alias")

@@ -1,0 +1,1 @@
+"""Issuers turn settings into a fresh credential: csr.py (Kubernetes CSR API)."""

@@ -1,0 +1,1 @@
+"""Private keys: software keys generated per certificate (software.py)."""

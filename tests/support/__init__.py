@@ -1,0 +1,1 @@
+"""Servers and helpers used by the tests and the demo."""

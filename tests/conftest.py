@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from tests.support.apiserver import LocalAPIServer
+from tests.support.harness import Sandbox, find_kubectl
+
+
+def _same_person(csr: dict) -> bool:
+    return True
+
+
+@pytest.fixture
+def server():
+    with LocalAPIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def sandbox(tmp_path, server) -> Sandbox:
+    token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+    server.tokens[token] = ("alice@example.com", ["oncall", "sre", "system:bootstrappers"])
+    server.auto_approve = _same_person
+    box = Sandbox(tmp_path, server, token)
+    (tmp_path / "bootstrap.token").write_text(token + "\n")
+    (tmp_path / "ca.crt").write_bytes(server.ca.cert_pem)
+    box.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+               "XDG_CACHE_HOME": str(tmp_path / "cache"),
+               "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return box
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    found = find_kubectl()
+    if found is None:
+        pytest.fail("no kubectl found: .ci/run installs one (set $KUBECTL to choose)")
+    return found

@@ -1,0 +1,121 @@
+"""Running the installed cred-helper and real kubectl against the local API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .apiserver import LocalAPIServer
+
+BIN = Path(sys.executable).parent
+CRED_HELPER = str(BIN / "cred-helper")
+SECRET_MARKERS = ("PRIVATE KEY", "BEGIN CERTIFICATE", "Bearer ")
+
+
+def find_kubectl() -> str | None:
+    """Real kubectl: $KUBECTL, a pinned gcloud-SDK build, or one on PATH (the wheel's too)."""
+    candidates = [os.environ.get("KUBECTL", ""),
+                  "/usr/lib/google-cloud-sdk/bin/kubectl.1.32",
+                  shutil.which("kubectl", path=str(BIN)) or "", shutil.which("kubectl") or ""]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+@dataclass
+class Sandbox:
+    """A private HOME, config and cache for one test, and the server it talks to."""
+
+    root: Path
+    server: LocalAPIServer
+    token: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache" / "cred-helper"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "bootstrap.token"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    def base_args(self, *extra: str) -> list[str]:
+        return ["--issuer=csr", "--ttl=30m", f"--bootstrap-token-file={self.token_file}",
+                *extra]
+
+    def run(self, *args: str, exec_info: dict | str | None = None, stdin: str | None = None,
+            extra_env: dict[str, str] | None = None, timeout: float = 60
+            ) -> subprocess.CompletedProcess:
+        env = dict(self.env, **(extra_env or {}))
+        if exec_info is not None:
+            env["KUBERNETES_EXEC_INFO"] = (exec_info if isinstance(exec_info, str)
+                                           else json.dumps(exec_info))
+        return subprocess.run([CRED_HELPER, *args], env=env, capture_output=True, text=True,
+                              input=stdin or "", timeout=timeout)
+
+    def exec_info(self, api_version: str = "client.authentication.k8s.io/v1",
+                  interactive: bool = False, cluster: bool = True) -> dict:
+        spec: dict = {"interactive": interactive}
+        if cluster:
+            spec["cluster"] = self.server.cluster_entry()
+        return {"apiVersion": api_version, "kind": "ExecCredential", "spec": spec}
+
+    def kubeconfig(self, args: list[str], api_version: str = "client.authentication.k8s.io/v1",
+                   interactive_mode: str = "IfAvailable", name: str = "kubeconfig") -> Path:
+        path = self.root / name
+        exec_entry = {"apiVersion": api_version, "command": CRED_HELPER, "args": args,
+                      "provideClusterInfo": True, "interactiveMode": interactive_mode,
+                      "env": [{"name": k, "value": v} for k, v in self.env.items()
+                              if k.startswith(("XDG_", "CRED_HELPER_"))]}
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
+               "clusters": [{"name": "test", "cluster": self.server.cluster_entry()}],
+               "users": [{"name": "oncall", "user": {"exec": exec_entry}}],
+               "contexts": [{"name": "test", "context": {"cluster": "test", "user": "oncall"}}]}
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def admin_kubeconfig(self) -> Path:
+        import base64
+
+        from .apiserver import write_kubeconfig
+
+        path = self.root / "admin.kubeconfig"
+        if not path.exists():
+            cert, key = self.server.client_cert("admin", ["system:masters"])
+            write_kubeconfig(str(path), self.server, {
+                "client-certificate-data": base64.b64encode(cert).decode(),
+                "client-key-data": base64.b64encode(key).decode()})
+        return path
+
+    def kubectl(self, kubectl: str, kubeconfig: Path, *args: str, timeout: float = 120
+                ) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root),
+               "KUBECONFIG": str(kubeconfig)}
+        return subprocess.run([kubectl, *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_no_secrets(text: str, *secrets: str) -> None:
+    for marker in (*SECRET_MARKERS, *secrets):
+        assert marker not in text, f"secret-looking {marker[:12]!r} reached output"
+
+
+def one_error(stderr: str) -> str:
+    """The error line; asserts the shape: one `cred-helper: error:` line, an optional hint."""
+    lines = [ln for ln in stderr.splitlines() if not ln.startswith("cred-helper: warning:")
+             and not ln.startswith("cred-helper: waiting")]
+    assert lines and lines[0].startswith("cred-helper: error: "), stderr
+    assert len(lines) <= 2, stderr
+    if len(lines) == 2:
+        assert lines[1].startswith("hint: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]

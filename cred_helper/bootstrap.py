@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import kubeconfig
 from .config import Settings
 from .errors import UsageError
-from .execcred import ClusterInfo
+from .execinfo import ClusterInfo
 from .kube import Auth, BearerAuth, ClientCertAuth, Endpoint
 
 

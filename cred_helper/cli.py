@@ -147,7 +147,8 @@ def open_store(kind: str, cache_dir: str):
 @click.pass_context
 def get(ctx: click.Context, **flags: Any) -> None:
     """Print one ExecCredential on stdout (the kubeconfig exec entry point)."""
-    from .execcred import parse_exec_info, render, rfc3339
+    from .execcred import render, rfc3339
+    from .execinfo import parse_exec_info
     from .fastkey import alias_path, fast_key
     from .freshness import expiration_timestamp
 
@@ -178,7 +179,7 @@ def get(ctx: click.Context, **flags: Any) -> None:
 def login(force: bool, kubeconfig: str | None, context_name: str | None,
           **flags: Any) -> None:
     """Get a credential now and say who you are and until when (on stderr)."""
-    from .execcred import ExecInfo
+    from .execinfo import ExecInfo
     from .issuers.csr import expires_text
 
     cluster = None

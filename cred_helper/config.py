@@ -16,7 +16,7 @@ from typing import Any
 
 from .durations import format_duration, parse_duration
 from .errors import UsageError
-from .execcred import ClusterInfo
+from .execinfo import ClusterInfo
 from .paths import default_cache_dir, default_config_file
 
 CSR_MIN_TTL = 600

@@ -11,10 +11,13 @@ changes the key) and KUBERNETES_EXEC_INFO as kubectl sent it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .paths import default_cache_dir, default_config_file
+
+TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 try:  # the C hash modules directly: importing hashlib costs a third of a cache hit
     from _sha2 import sha256  # Python >= 3.12

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import IO
 
 from .cache.private import check_dir, read_private
 from .cache.served import record_served, was_served
@@ -20,6 +18,11 @@ from .execcred import API_VERSIONS, render, rfc3339
 from .fastkey import alias_path, cache_dir_for, fast_key
 from .freshness import FRESH, classify, expiration_timestamp
 from .parentproc import parent_identity
+
+TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import IO
 
 FORMAT = 1
 

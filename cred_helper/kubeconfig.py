@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .errors import UsageError
-from .execcred import ClusterInfo
+from .execinfo import ClusterInfo
 
 
 def load(path: str, flag: str) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 
 def _xdg(env: Mapping[str, str], var: str, fallback: str) -> str:

@@ -19,6 +19,16 @@ CRED_HELPER = str(BIN / "cred-helper")
 SECRET_MARKERS = ("PRIVATE KEY", "BEGIN CERTIFICATE", "Bearer ")
 
 
+def as_kubectl_would(*argv: str) -> list[str]:
+    """Run argv from its own parent process, as each kubectl process is.
+
+    cred-helper treats a second run from the same parent as client-go retrying after a 401;
+    every test subprocess would otherwise share pytest as its parent. The trailing command
+    keeps the shell from exec-ing (and so vanishing as the parent).
+    """
+    return ["/bin/sh", "-c", '"$@"; exit $?', "sh", *argv]
+
+
 def find_kubectl() -> str | None:
     """Real kubectl: $KUBECTL, a pinned gcloud-SDK build, or one on PATH (the wheel's too)."""
     candidates = [os.environ.get("KUBECTL", ""),
@@ -59,8 +69,8 @@ class Sandbox:
         if exec_info is not None:
             env["KUBERNETES_EXEC_INFO"] = (exec_info if isinstance(exec_info, str)
                                            else json.dumps(exec_info))
-        return subprocess.run([CRED_HELPER, *args], env=env, capture_output=True, text=True,
-                              input=stdin or "", timeout=timeout)
+        return subprocess.run(as_kubectl_would(CRED_HELPER, *args), env=env,
+                              capture_output=True, text=True, input=stdin or "", timeout=timeout)
 
     def exec_info(self, api_version: str = "client.authentication.k8s.io/v1",
                   interactive: bool = False, cluster: bool = True) -> dict:

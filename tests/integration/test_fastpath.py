@@ -1,0 +1,61 @@
+"""The cache hit: no heavy imports, and exactly the credential the miss printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support.harness import CRED_HELPER, as_kubectl_would
+
+HEAVY = ("click", "cryptography", "requests", "keyring", "pkcs11", "urllib3", "yaml",
+         "filelock", "json", "re", "hashlib")
+
+
+def _imported(stderr: str) -> set[str]:
+    """Top-level module names from `python -X importtime` output."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def test_cache_hit_imports_nothing_heavy(sandbox):
+    info = sandbox.exec_info()
+    miss = sandbox.run(*sandbox.base_args(), exec_info=info)
+    assert miss.returncode == 0, miss.stderr
+    env = dict(sandbox.env, KUBERNETES_EXEC_INFO=json.dumps(info))
+    command = as_kubectl_would(sys.executable, "-X", "importtime", CRED_HELPER,
+                               *sandbox.base_args())
+    hit = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert hit.returncode == 0
+    imported = _imported(hit.stderr)
+    assert "cred_helper" in imported, "the importtime evidence must cover our package"
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert json.loads(hit.stdout)["status"] == json.loads(miss.stdout)["status"]
+    assert sandbox.server.csr_creations == 1
+
+
+def test_hit_answers_in_the_requested_api_version(sandbox):
+    v1beta1 = sandbox.exec_info(api_version="client.authentication.k8s.io/v1beta1")
+    for _ in range(2):
+        out = sandbox.run(*sandbox.base_args(), exec_info=v1beta1)
+        assert json.loads(out.stdout)["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    v1 = sandbox.run(*sandbox.base_args(), exec_info=sandbox.exec_info())
+    assert json.loads(v1.stdout)["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert sandbox.server.csr_creations == 1
+
+
+def test_changed_profile_is_not_served_a_stale_alias(sandbox):
+    config = sandbox.root / "config" / "cred-helper" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[clusters.prod]\nissuer = "csr"\nbootstrap-token-file = '
+                      f'"{sandbox.token_file}"\n')
+    info = sandbox.exec_info()
+    assert sandbox.run("--cluster=prod", exec_info=info).returncode == 0
+    config.write_text(config.read_text() + 'key = "p256"\n')
+    out = sandbox.run("--cluster=prod", exec_info=info)
+    assert out.returncode == 0, out.stderr
+    assert "EC PRIVATE KEY" not in out.stdout  # PKCS#8, not SEC1
+    assert sandbox.server.csr_creations == 2, "a changed profile shapes a new credential"

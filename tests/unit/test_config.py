@@ -1,0 +1,57 @@
+import dataclasses
+
+import pytest
+
+from cred_helper.config import Settings, resolve
+from cred_helper.errors import UsageError
+from cred_helper.execinfo import ClusterInfo
+
+
+def _flags(**kw):
+    return kw
+
+
+def test_precedence_flag_env_profile_default(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[clusters.prod]\nissuer = "csr"\nttl = "45m"\ncache = "none"\n')
+    env = {"CRED_HELPER_CONFIG": str(config), "HOME": str(tmp_path),
+           "CRED_HELPER_CACHE_DIR": str(tmp_path / "env-cache")}
+    s = resolve(_flags(cluster="prod"), env)
+    assert (s.ttl, s.cache, s.key, s.cache_dir) == (2700, "none", "ed25519",
+                                                    str(tmp_path / "env-cache"))
+    s = resolve(_flags(cluster="prod", ttl="1h", cache_dir=str(tmp_path / "flag")), env)
+    assert (s.ttl, s.cache_dir) == (3600, str(tmp_path / "flag"))
+
+
+def test_missing_default_config_is_fine_missing_named_is_not(tmp_path):
+    env = {"HOME": str(tmp_path)}
+    assert resolve(_flags(issuer="csr"), env).issuer == "csr"
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve(_flags(issuer="csr", config=str(tmp_path / "nope.toml")), env)
+
+
+def test_ttl_under_ten_minutes_is_an_error_not_a_clamp(tmp_path):
+    with pytest.raises(UsageError, match=r"--ttl: 9m59s is shorter"):
+        resolve(_flags(issuer="csr", ttl="599"), {"HOME": str(tmp_path)})
+    assert resolve(_flags(issuer="csr", ttl="10m"), {"HOME": str(tmp_path)}).ttl == 600
+
+
+def test_cache_key_changes_with_every_shaping_input():
+    base = Settings(issuer="csr", cluster="prod")
+    cluster = ClusterInfo(server="https://a", ca_data=b"ca")
+    key = base.cache_key(cluster)
+    shaping = {"cluster": "dev", "issuer": "oidc", "ttl": 600, "key": "p256",
+               "server": "https://b", "certificate_authority": "/ca.pem",
+               "bootstrap_token_file": "/t", "bootstrap_kubeconfig": "/k",
+               "bootstrap_context": "c", "subject_cn": "bob", "subject_o": ("g",)}
+    assert set(shaping) | {"config_file", "cache", "cache_dir", "approval_timeout",
+                           "reason"} == {f.name for f in dataclasses.fields(Settings)}
+    for name, value in shaping.items():
+        assert dataclasses.replace(base, **{name: value}).cache_key(cluster) != key, name
+    for other in (None, ClusterInfo(server="https://b", ca_data=b"ca"),
+                  ClusterInfo(server="https://a", ca_data=b"other"),
+                  ClusterInfo(server="https://a", ca_data=b"ca", tls_server_name="x")):
+        assert base.cache_key(other) != key
+    for name, value in {"reason": "why", "approval_timeout": 1, "cache": "none",
+                        "cache_dir": "/x", "config_file": "/y"}.items():
+        assert dataclasses.replace(base, **{name: value}).cache_key(cluster) == key, name

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.apiserver import LocalAPIServer  # noqa: E402
+from tests.support.apiserver import LocalAPIServer
 
 PYTHON = sys.executable
 CRED_HELPER = str(Path(PYTHON).parent / "cred-helper")

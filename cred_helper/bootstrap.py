@@ -24,16 +24,8 @@ class KubeconfigTarget:
     tls_server_name: str
 
 
-def read_file(path: str, what: str, flag: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
-
-
 def read_token(path: str, flag: str) -> BearerAuth:
-    token = read_file(path, "token file", flag).decode("utf-8", "replace").strip()
+    token = kubeconfig.read_file(path, "token file", flag).decode("utf-8", "replace").strip()
     if not token or any(c.isspace() for c in token):
         raise UsageError(f"{flag}: {path} does not hold a single bearer token",
                          "the file must contain the token alone")
@@ -94,7 +86,8 @@ def resolve(settings: Settings, cluster: ClusterInfo | None) -> tuple[Endpoint, 
                          "set provideClusterInfo: true in the kubeconfig exec entry, "
                          "or pass --server")
     if settings.certificate_authority:
-        ca = read_file(settings.certificate_authority, "CA bundle", "--certificate-authority")
+        ca = kubeconfig.read_file(settings.certificate_authority, "CA bundle",
+                                  "--certificate-authority")
         name = cluster.tls_server_name if cluster and server == cluster.server else ""
     elif cluster and server == cluster.server:
         ca, name = cluster.ca_data, cluster.tls_server_name
@@ -102,4 +95,8 @@ def resolve(settings: Settings, cluster: ClusterInfo | None) -> tuple[Endpoint, 
         ca, name = target.ca_pem, target.tls_server_name
     else:
         ca, name = b"", ""
+    if not ca and cluster and cluster.insecure_skip_tls_verify:
+        raise UsageError("the kubeconfig cluster sets insecure-skip-tls-verify, and "
+                         "cred-helper always verifies TLS",
+                         "pass --certificate-authority with the API server's CA")
     return Endpoint(server, ca, name), auth

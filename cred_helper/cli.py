@@ -198,12 +198,7 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
 def _all_entries(cache_dir: str) -> list[tuple[Any, Any]]:
     """(store, entry) for the file cache and, where one works, the OS keyring."""
     found = []
-    stores = [open_store("file", cache_dir)]
-    try:
-        stores.append(open_store("keyring", cache_dir))
-    except ImportError:
-        pass
-    for store in stores:
+    for store in (open_store("file", cache_dir), open_store("keyring", cache_dir)):
         try:
             found += [(store, e) for e in store.entries()]
         except CredHelperError:

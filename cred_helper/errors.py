@@ -45,9 +45,5 @@ class ApprovalTimeout(CredHelperError):
     """Nobody approved the certificate signing request in time."""
 
 
-class NeedsLogin(CredHelperError):
-    """A credential needs a person, but kubectl ran us without a terminal."""
-
-
 class BadCertificate(CredHelperError):
     """The signer returned a certificate we must not use."""

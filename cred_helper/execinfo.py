@@ -7,7 +7,7 @@ execcred.py (the output side) because dataclasses cost more than a whole cache h
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .execcred import API_VERSIONS, V1, V1BETA1
 
@@ -20,7 +20,6 @@ class ClusterInfo:
     tls_server_name: str = ""
     ca_data: bytes = b""
     insecure_skip_tls_verify: bool = False
-    raw: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,4 +89,4 @@ def _parse_cluster(doc: object) -> ClusterInfo:
         ca_data = base64.b64decode(ca_b64, validate=True) if ca_b64 else b""
     except ValueError as exc:
         raise ValueError("certificate-authority-data is not base64") from exc
-    return ClusterInfo(server, name, ca_data, insecure, doc)
+    return ClusterInfo(server, name, ca_data, insecure)

@@ -33,6 +33,14 @@ def named(doc: dict, section: str, name: str, inner: str) -> dict[str, Any] | No
     return None
 
 
+def read_file(path: str, what: str, flag: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
+
+
 def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
     data = obj.get(f"{field}-data")
     if data:
@@ -43,12 +51,7 @@ def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
     path = obj.get(field)
     if not path:
         return b""
-    path = os.path.join(base, os.path.expanduser(path))
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read {field} {path}: {exc.strerror}") from None
+    return read_file(os.path.join(base, os.path.expanduser(path)), field, flag)
 
 
 def cluster_info(path: str, context_name: str) -> ClusterInfo:

@@ -14,7 +14,7 @@ from .cache.lock import exclusive
 from .cache.served import record_served, was_served
 from .cache.store import Store
 from .errors import CredHelperError
-from .freshness import EXPIRED, FRESH, STALE, classify
+from .freshness import EXPIRED, STALE, classify
 from .issuers.csr import Issued
 
 # The 401 rule re-issues at most this often per entry: a server that rejects every new
@@ -53,13 +53,13 @@ class Request:
 def obtain(req: Request, store: Store, issue: Callable[[], Issued],
            clock: Callable[[], float], warn: Callable[[str], None]) -> Entry:
     cached, serve = _consult(req, store, clock)
-    if serve:
+    if serve and cached:
         return cached
     if req.cache_dir is None:
         return _issue(req, store, issue, clock)
     with exclusive(req.cache_dir, req.key, req.lock_timeout):
         cached, serve = _consult(req, store, clock)  # another process may have issued
-        if serve:
+        if serve and cached:
             return cached
         try:
             return _issue(req, store, issue, clock)
@@ -73,7 +73,8 @@ def obtain(req: Request, store: Store, issue: Callable[[], Issued],
             return cached
 
 
-def _consult(req: Request, store: Store, clock: Callable[[], float]) -> tuple:
+def _consult(req: Request, store: Store,
+             clock: Callable[[], float]) -> tuple[Entry | None, bool]:
     """(cached entry or None, whether to serve it); a served entry is recorded as served."""
     entry = store.load(req.key)
     if entry is None or req.force:
@@ -108,5 +109,3 @@ def _record(req: Request, entry: Entry) -> None:
     if req.cache_dir is not None:
         record_served(req.cache_dir, req.key, entry.serial, req.parent)
 
-
-__all__ = ["FRESH", "ISSUE", "REISSUE_REJECTED", "SERVE", "Request", "decide", "obtain"]

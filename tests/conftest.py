@@ -9,7 +9,7 @@ from tests.support.apiserver import LocalAPIServer
 from tests.support.harness import Sandbox, find_kubectl
 
 
-def _same_person(csr: dict) -> bool:
+def _approve_all(csr: dict) -> bool:
     return True
 
 
@@ -23,7 +23,7 @@ def server():
 def sandbox(tmp_path, server) -> Sandbox:
     token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
     server.tokens[token] = ("alice@example.com", ["oncall", "sre", "system:bootstrappers"])
-    server.auto_approve = _same_person
+    server.auto_approve = _approve_all
     box = Sandbox(tmp_path, server, token)
     (tmp_path / "bootstrap.token").write_text(token + "\n")
     (tmp_path / "ca.crt").write_bytes(server.ca.cert_pem)

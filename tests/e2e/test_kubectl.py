@@ -43,22 +43,29 @@ def test_kubectl_issues_once_then_serves_from_cache(sandbox, kubectl, key, api_v
     assert_no_secrets(version.stderr + whoami.stderr, sandbox.token)
 
 
-def test_csr_approved_by_concurrent_kubectl_certificate_approve(sandbox, kubectl):
+def _kubectl_while_an_approver_acts(sandbox, kubectl, verb: str):
+    """kubectl through cred-helper while `kubectl certificate VERB` runs on its CSR, a moment
+    after it appears (long enough for cred-helper to say whom to ask)."""
     sandbox.server.auto_approve = None
     kubeconfig = sandbox.kubeconfig(sandbox.base_args())
     admin = sandbox.admin_kubeconfig()
-    approved = {}
+    acted = {}
 
     def approver():
         name = sandbox.server.wait_for_csr(timeout=30)
-        time.sleep(2.5)  # a person takes a moment: long enough to be told whom to ask
-        approved["result"] = sandbox.kubectl(kubectl, admin, "certificate", "approve", name)
+        time.sleep(2.5)
+        acted["result"] = sandbox.kubectl(kubectl, admin, "certificate", verb, name)
 
     thread = threading.Thread(target=approver)
     thread.start()
     result = sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version")
     thread.join()
-    assert approved["result"].returncode == 0, approved["result"].stderr
+    assert acted["result"].returncode == 0, acted["result"].stderr
+    return result
+
+
+def test_csr_approved_by_concurrent_kubectl_certificate_approve(sandbox, kubectl):
+    result = _kubectl_while_an_approver_acts(sandbox, kubectl, "approve")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("kubectl certificate approve cred-helper-alice") == 1
     (csr,) = sandbox.server.csrs.values()
@@ -66,20 +73,7 @@ def test_csr_approved_by_concurrent_kubectl_certificate_approve(sandbox, kubectl
 
 
 def test_denied_csr_fails_with_the_reason(sandbox, kubectl):
-    sandbox.server.auto_approve = None
-    kubeconfig = sandbox.kubeconfig(sandbox.base_args())
-    admin = sandbox.admin_kubeconfig()
-    denied = {}
-
-    def denier():
-        name = sandbox.server.wait_for_csr(timeout=30)
-        denied["result"] = sandbox.kubectl(kubectl, admin, "certificate", "deny", name)
-
-    thread = threading.Thread(target=denier)
-    thread.start()
-    result = sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version")
-    thread.join()
-    assert denied["result"].returncode == 0, denied["result"].stderr
+    result = _kubectl_while_an_approver_acts(sandbox, kubectl, "deny")
     assert result.returncode != 0
     assert "was denied: KubectlDeny" in result.stderr
     assert not list(sandbox.cache_dir.glob("*.json")), "a denied CSR caches nothing"

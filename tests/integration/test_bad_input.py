@@ -194,3 +194,11 @@ def test_reason_is_recorded_on_the_csr(sandbox):
     assert result.returncode == 0, result.stderr
     (csr,) = sandbox.server.csrs.values()
     assert csr["metadata"]["annotations"] == {"cred-helper/reason": "INC-1234 node drain"}
+
+
+def test_insecure_cluster_without_a_ca_is_refused(sandbox):
+    info = sandbox.exec_info()
+    del info["spec"]["cluster"]["certificate-authority-data"]
+    info["spec"]["cluster"]["insecure-skip-tls-verify"] = True
+    line = _fails(sandbox, *sandbox.base_args(), exec_info=info, code=2)
+    assert "always verifies TLS" in line

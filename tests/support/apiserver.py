@@ -43,7 +43,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from . import protobuf
@@ -563,15 +562,6 @@ def write_kubeconfig(path: str, server: LocalAPIServer, user: dict, name: str = 
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(doc, fh)
 
-
-def key_kind(public_key) -> str:
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        return "ed25519"
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return f"ecdsa-{public_key.curve.name}"
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return f"rsa-{public_key.key_size}"
-    return "unknown"
 
 
 def main() -> None:

@@ -202,3 +202,22 @@ def test_insecure_cluster_without_a_ca_is_refused(sandbox):
     info["spec"]["cluster"]["insecure-skip-tls-verify"] = True
     line = _fails(sandbox, *sandbox.base_args(), exec_info=info, code=2)
     assert "always verifies TLS" in line
+
+
+def test_without_watch_permission_it_polls(sandbox):
+    sandbox.server.auto_approve = None
+    sandbox.server.watch_allowed = False
+    import threading
+    import time
+
+    def approve_later():
+        name = sandbox.server.wait_for_csr()
+        time.sleep(1.5)
+        sandbox.server.approve(name)
+
+    threading.Thread(target=approve_later).start()
+    result = sandbox.run(*sandbox.base_args(), exec_info=sandbox.exec_info())
+    assert result.returncode == 0, result.stderr
+    gets = [r for r in sandbox.server.requests
+            if r[0] == "GET" and "/certificatesigningrequests/cred-helper-" in r[1]]
+    assert len(gets) >= 1, "approval was noticed by polling"

@@ -77,6 +77,7 @@ class LocalAPIServer:
         self.csr_creators = csr_creators
         self.signer_delay = signer_delay
         self.minor = minor
+        self.watch_allowed = True  # False: 403 on watch, as RBAC without the `watch` verb
         self.revoked_serials: set[int] = set()
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
@@ -498,6 +499,9 @@ class _Handler(BaseHTTPRequestHandler):
                 selector = query.get("fieldSelector", [""])[0]
                 name = selector.split("=", 1)[1] if selector.startswith("metadata.name=") else None
                 if query.get("watch", [""])[0] in ("true", "1"):
+                    if not api.watch_allowed:
+                        raise ApiError(403, "Forbidden", f'User "{user}" cannot watch resource '
+                                       '"certificatesigningrequests"')
                     rv = query.get("resourceVersion", [""])[0]
                     timeout = float(query.get("timeoutSeconds", ["1800"])[0])
                     return self._watch(name, int(rv) if rv.isdigit() and rv != "0" else None,

@@ -1,0 +1,368 @@
+"""OpenID Connect: discovery, the provider's keys, grants, client authentication, and the
+checks an ID token must pass before it is cached or printed.
+
+HTTP goes through a `requests.Session` passed in; time comes from a clock passed in. TLS is
+verified (requests' default, never turned off); plain http is accepted only for loopback
+issuers, where a local provider runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from ..errors import CredHelperError, UsageError
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Asymmetric algorithms only: never `none`, never HMAC (a public key must not become a secret).
+ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                       "ES256", "ES384", "ES512", "EdDSA")
+MAX_SKEW = 120
+ASSERTION_LIFETIME = 60
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class OIDCError(CredHelperError):
+    """The provider refused, or answered something we must not use."""
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    authorization_endpoint: str = ""
+    device_authorization_endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str = field(repr=False)
+    expires_in: int | None
+    id_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    device_code: str = field(repr=False)
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+# ---- client authentication -----------------------------------------------------------------
+
+class ClientAuth(Protocol):
+    def apply(self, data: dict[str, str], client_id: str, token_endpoint: str,
+              now: float) -> tuple[str, str] | None:
+        """Add credentials to a token request's form; return HTTP basic auth, if used."""
+
+
+class NoClientAuth:
+    """A public client: the client id alone, with PKCE where a code is exchanged."""
+
+    def apply(self, data, client_id, token_endpoint, now):
+        data["client_id"] = client_id
+        return None
+
+
+@dataclass(frozen=True)
+class ClientSecretAuth:
+    secret: str = field(repr=False)
+    method: str = "basic"  # or "post"
+
+    def apply(self, data, client_id, token_endpoint, now):
+        if self.method == "post":
+            data.update(client_id=client_id, client_secret=self.secret)
+            return None
+        return client_id, self.secret
+
+
+def jwt_algorithm(key: Any) -> str:
+    """The JWS algorithm for a private key object (software or token-backed alike)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    raise UsageError("the client key must be Ed25519, EC P-256 or RSA")
+
+
+@dataclass(frozen=True)
+class PrivateKeyJWTAuth:
+    """RFC 7523 client assertion. `key` is any cryptography private-key object: a key file's,
+    or a token's whose sign() runs on the hardware."""
+
+    key: Any = field(repr=False)
+    kid: str = ""
+
+    def apply(self, data, client_id, token_endpoint, now):
+        claims = {"iss": client_id, "sub": client_id, "aud": token_endpoint,
+                  "jti": secrets.token_urlsafe(16), "iat": int(now),
+                  "exp": int(now) + ASSERTION_LIFETIME}
+        headers = {"kid": self.kid} if self.kid else None
+        data.update(client_id=client_id,
+                    client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    client_assertion=jwt.encode(claims, self.key, algorithm=jwt_algorithm(
+                        self.key), headers=headers))
+        return None
+
+
+# ---- ID token checks (pure) ----------------------------------------------------------------
+
+def validate_id_token(token: str, jwks: dict, issuer: str, client_id: str, now: float,
+                      nonce: str | None = None) -> dict[str, Any]:
+    """The token's claims, if it is signed by one of the provider's keys with an allowed
+    algorithm and its iss, aud (and azp), exp, iat and nonce are right; else OIDCError."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise OIDCError("the provider's ID token is not a JWT") from None
+    alg = header.get("alg")
+    if alg not in ID_TOKEN_ALGORITHMS:
+        raise OIDCError(f"the ID token's algorithm {alg!r} is not allowed",
+                        "the provider must sign ID tokens with an asymmetric key")
+    key = _find_key(jwks, header.get("kid"), alg)
+    try:
+        # Times are checked below against the clock we were given, not PyJWT's own.
+        claims = jwt.decode(
+            token, key, algorithms=[alg], audience=client_id, issuer=issuer,
+            options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_exp": False,
+                     "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidIssuerError:
+        raise OIDCError("the ID token was issued by another issuer") from None
+    except jwt.InvalidAudienceError:
+        raise OIDCError("the ID token is for another client (aud)") from None
+    except jwt.InvalidSignatureError:
+        raise OIDCError("the ID token's signature does not verify") from None
+    except jwt.InvalidTokenError as exc:
+        raise OIDCError(f"the ID token is invalid: {exc}") from None
+    times = [claims.get(name) for name in ("exp", "iat", "nbf")]
+    if not all(isinstance(t, (int, float)) or t is None for t in times):
+        raise OIDCError("the ID token's times are not numbers")
+    if claims["exp"] <= now - MAX_SKEW:
+        raise OIDCError("the ID token has expired",
+                        "check this machine's clock; then log in again")
+    if claims["iat"] > now + MAX_SKEW or claims.get("nbf", 0) > now + MAX_SKEW:
+        raise OIDCError("the ID token was issued in the future",
+                        "check the clocks of this machine and the provider")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if len(audiences) > 1 and claims.get("azp") != client_id:
+        raise OIDCError("the ID token has several audiences and azp is not this client")
+    if "azp" in claims and claims["azp"] != client_id:
+        raise OIDCError("the ID token's azp is another client")
+    if nonce is not None and claims.get("nonce") != nonce:
+        raise OIDCError("the ID token's nonce does not match this login",
+                        "log in again; if it repeats, something is replaying tokens")
+    return claims
+
+
+class UnknownKey(OIDCError):
+    pass
+
+
+def _find_key(jwks: dict, kid: str | None, alg: str) -> Any:
+    try:
+        keys = jwt.PyJWKSet.from_dict(jwks).keys
+    except jwt.PyJWTError:
+        raise OIDCError("the provider's JWKS has no usable keys") from None
+    matches = [k for k in keys if k.public_key_use in (None, "sig")
+               and (kid is None or k.key_id == kid)]
+    if kid is None:  # no kid: prefer a key made for this algorithm
+        matches = [k for k in matches if k.algorithm_name == alg] or matches
+    if not matches:
+        raise UnknownKey(f"the ID token is signed with a key the provider does not publish "
+                         f"(kid {kid!r})")
+    return matches[0].key
+
+
+# ---- the provider --------------------------------------------------------------------------
+
+def check_issuer_url(url: str, flag: str = "--oidc-issuer-url") -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        return url.rstrip("/")
+    raise UsageError(f"{flag}: {url!r} is not an https:// URL",
+                     "OpenID providers are reached over verified TLS (http only on loopback)")
+
+
+class OIDCProvider:
+    def __init__(self, issuer_url: str, client_id: str, auth: ClientAuth,
+                 http: requests.Session, clock: Callable[[], float] = time.time) -> None:
+        self.issuer_url = check_issuer_url(issuer_url)
+        self.client_id = client_id
+        self.auth = auth
+        self.http = http
+        self.clock = clock
+        self._metadata: ProviderMetadata | None = None
+        self._jwks: dict | None = None
+
+    def _get_json(self, url: str, what: str) -> dict:
+        try:
+            resp = self.http.get(url, timeout=30, headers={"Accept": "application/json"})
+        except requests.exceptions.SSLError:
+            raise OIDCError(f"TLS verification of the OpenID provider at {url} failed") from None
+        except requests.exceptions.RequestException:
+            raise OIDCError(f"cannot reach the OpenID provider at {url}",
+                            "check --oidc-issuer-url and your network") from None
+        if resp.status_code != 200:
+            raise OIDCError(f"the OpenID provider answered {resp.status_code} for its {what}")
+        try:
+            doc = resp.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise OIDCError(f"the OpenID provider's {what} is not a JSON object")
+        return doc
+
+    @property
+    def metadata(self) -> ProviderMetadata:
+        if self._metadata is None:
+            doc = self._get_json(f"{self.issuer_url}/.well-known/openid-configuration",
+                                 "discovery document")
+            if doc.get("issuer") != self.issuer_url:
+                raise OIDCError(f"the discovery document names issuer {doc.get('issuer')!r}, "
+                                f"not {self.issuer_url!r}",
+                                "set --oidc-issuer-url to exactly the provider's issuer")
+            try:
+                self._metadata = ProviderMetadata(
+                    issuer=doc["issuer"], token_endpoint=doc["token_endpoint"],
+                    jwks_uri=doc["jwks_uri"],
+                    authorization_endpoint=doc.get("authorization_endpoint", ""),
+                    device_authorization_endpoint=doc.get("device_authorization_endpoint", ""))
+            except KeyError as exc:
+                raise OIDCError(f"the discovery document has no {exc.args[0]}") from None
+        return self._metadata
+
+    def jwks(self, refetch: bool = False) -> dict:
+        if self._jwks is None or refetch:
+            self._jwks = self._get_json(self.metadata.jwks_uri, "JWKS")
+        return self._jwks
+
+    def validate(self, id_token: str, nonce: str | None = None) -> dict[str, Any]:
+        """Check an ID token; an unknown `kid` refetches the JWKS once (key rotation)."""
+        now = self.clock()
+        try:
+            return validate_id_token(id_token, self.jwks(), self.issuer_url, self.client_id,
+                                     now, nonce)
+        except UnknownKey:
+            return validate_id_token(id_token, self.jwks(refetch=True), self.issuer_url,
+                                     self.client_id, now, nonce)
+
+    def _post(self, url: str, data: dict[str, str], authenticate: bool = True) -> dict:
+        basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
+            else None
+        try:
+            resp = self.http.post(url, data=data, auth=basic, timeout=30,
+                                  headers={"Accept": "application/json"})
+        except requests.exceptions.RequestException:
+            raise OIDCError(f"cannot reach the OpenID provider at {url}",
+                            "check your network, then try again") from None
+        try:
+            doc = resp.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise OIDCError(f"the OpenID provider sent a malformed response ({resp.status_code})")
+        if resp.status_code >= 400 or "error" in doc:
+            raise ProviderRefused(str(doc.get("error", resp.status_code)),
+                                  str(doc.get("error_description", "")))
+        return doc
+
+    def token(self, data: dict[str, str]) -> TokenResponse:
+        doc = self._post(self.metadata.token_endpoint, data)
+        token = doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise OIDCError("the provider's token response has no access_token")
+        expires_in = doc.get("expires_in")
+        return TokenResponse(
+            access_token=token,
+            expires_in=int(expires_in) if isinstance(expires_in, (int, float)) else None,
+            id_token=doc.get("id_token") or "", refresh_token=doc.get("refresh_token") or "",
+            scope=doc.get("scope") or "")
+
+    # -- grants --
+
+    def refresh(self, refresh_token: str, scopes: list[str]) -> TokenResponse:
+        return self.token({"grant_type": "refresh_token", "refresh_token": refresh_token,
+                           "scope": " ".join(scopes)})
+
+    def client_credentials(self, scopes: list[str]) -> TokenResponse:
+        return self.token({"grant_type": "client_credentials", "scope": " ".join(scopes)})
+
+    def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenResponse:
+        return self.token({"grant_type": "authorization_code", "code": code,
+                           "code_verifier": verifier, "redirect_uri": redirect_uri})
+
+    def device_authorize(self, scopes: list[str]) -> DeviceAuthorization:
+        endpoint = self.metadata.device_authorization_endpoint
+        if not endpoint:
+            raise OIDCError("the provider does not offer the device authorization grant",
+                            "use --oidc-grant authcode")
+        doc = self._post(endpoint, {"scope": " ".join(scopes)})
+        try:
+            return DeviceAuthorization(
+                device_code=doc["device_code"], user_code=doc["user_code"],
+                verification_uri=doc["verification_uri"],
+                verification_uri_complete=doc.get("verification_uri_complete", ""),
+                expires_in=int(doc.get("expires_in", 600)), interval=int(doc.get("interval", 5)))
+        except (KeyError, TypeError, ValueError):
+            raise OIDCError("the provider's device authorization response is malformed") from None
+
+    def poll_device(self, device: DeviceAuthorization,
+                    sleep: Callable[[float], None] = time.sleep) -> TokenResponse:
+        """Poll at the server's interval (RFC 8628 §3.5) until the user approves or not."""
+        interval = max(1, device.interval)
+        deadline = self.clock() + device.expires_in
+        while True:
+            sleep(interval)
+            try:
+                return self.token({"grant_type": DEVICE_GRANT,
+                                   "device_code": device.device_code})
+            except ProviderRefused as exc:
+                if exc.error == "authorization_pending":
+                    pass
+                elif exc.error == "slow_down":
+                    interval += 5
+                elif exc.error == "expired_token":
+                    raise OIDCError("the device code expired before it was approved",
+                                    "run `cred-helper login` again") from None
+                elif exc.error == "access_denied":
+                    raise OIDCError("the login was denied at the provider") from None
+                else:
+                    raise
+            if self.clock() >= deadline:
+                raise OIDCError("the device code expired before it was approved",
+                                "run `cred-helper login` again")
+
+
+class ProviderRefused(OIDCError):
+    def __init__(self, error: str, description: str) -> None:
+        detail = f"{error}: {description}" if description else error
+        super().__init__(f"the OpenID provider refused the request: {detail}")
+        self.error = error
+
+
+# ---- PKCE (RFC 7636) -----------------------------------------------------------------------
+
+def pkce_pair() -> tuple[str, str]:
+    """(verifier, S256 challenge)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")

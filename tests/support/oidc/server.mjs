@@ -1,0 +1,61 @@
+// The OpenID provider the tests run: oidc-provider on 127.0.0.1, configured from a JSON file
+// the Python fixture writes (clients, accounts, lifetimes). Prints one line
+// `READY {"issuer": ...}` on stdout once it listens; everything else goes to stderr.
+import { readFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const lifetime = config.lifetime ?? 1800;
+
+const provider = new Provider(`http://127.0.0.1:${config.port}`, {
+  clients: config.clients,
+  jwks: config.jwks,
+  findAccount: (ctx, sub) => {
+    const account = config.accounts[sub];
+    if (!account) return undefined;
+    return { accountId: sub, claims: () => ({ sub, ...account }) };
+  },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'offline_access', 'email', 'groups'],
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+  },
+  ttl: {
+    AccessToken: lifetime,
+    IdToken: lifetime,
+    ClientCredentials: lifetime,
+    DeviceCode: 600,
+    RefreshToken: 86400,
+  },
+  // Refresh tokens whenever offline_access was granted, and rotated on every use, so the
+  // tests see what the strictest providers do.
+  issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
+    && code.scopes.has('offline_access'),
+  rotateRefreshToken: () => true,
+  loadExistingGrant: async (ctx) => {
+    // Consent once per account and client, as most providers remember it.
+    const grantId = ctx.oidc.result?.consent?.grantId
+      || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+  },
+  enabledJWA: {
+    clientAuthSigningAlgValues: ['EdDSA', 'ES256', 'RS256'],
+    idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+  },
+});
+provider.on('server_error', (ctx, err) => console.error('server_error', err));
+// The tests count token requests that succeeded, by grant type.
+provider.on('grant.success', (ctx) => console.error(`GRANT ${ctx.oidc.params.grant_type}`));
+
+const server = provider.listen(config.port, '127.0.0.1', () => {
+  process.stdout.write(`READY ${JSON.stringify({ issuer: provider.issuer })}\n`);
+});
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

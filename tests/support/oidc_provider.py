@@ -1,0 +1,134 @@
+"""The real OpenID provider (`oidc-provider` from npm, pinned in tests/support/oidc) on
+127.0.0.1, and a scripted browser that signs in and consents through its own pages."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+HERE = Path(__file__).parent / "oidc"
+ACCOUNTS = {
+    "alice": {"email": "alice@example.com", "email_verified": True,
+              "groups": ["oncall", "sre"]},
+    "bob": {"email": "bob@example.com", "email_verified": True, "groups": ["dev"]},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _private_jwk(key, kid: str) -> dict:
+    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) \
+        else jwt.algorithms.ECAlgorithm
+    jwk = algorithm.to_jwk(key, as_dict=True)
+    jwk["kid"] = kid
+    return jwk
+
+
+class OIDCProvider:
+    def __init__(self, clients: list[dict], lifetime: int = 1800) -> None:
+        self.clients = clients
+        self.lifetime = lifetime
+        self.port = _free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.grants: list[str] = []  # grant_type of each successful token request
+        self.log: list[str] = []
+        self._proc: subprocess.Popen | None = None
+        self._tmp = tempfile.mkdtemp(prefix="oidc-provider-")
+
+    def start(self) -> OIDCProvider:
+        signing = {"keys": [
+            _private_jwk(rsa.generate_private_key(65537, 2048), "rs256-1"),
+            _private_jwk(ec.generate_private_key(ec.SECP256R1()), "es256-1"),
+        ]}
+        config = {"port": self.port, "clients": self.clients, "accounts": ACCOUNTS,
+                  "jwks": signing, "lifetime": self.lifetime}
+        path = os.path.join(self._tmp, "config.json")
+        Path(path).write_text(json.dumps(config))
+        self._proc = subprocess.Popen(["node", str(HERE / "server.mjs"), path],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      cwd=HERE)
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith("READY "):
+                break
+        else:
+            raise RuntimeError("oidc-provider did not start: " + self._proc.stderr.read())
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        threading.Thread(target=self._proc.stdout.read, daemon=True).start()
+        return self
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self.log.append(line)
+            if line.startswith("GRANT "):
+                self.grants.append(line.split()[1])
+
+    def stop(self) -> None:
+        if self._proc:
+            self._proc.terminate()
+            self._proc.wait(10)
+
+    def __enter__(self) -> OIDCProvider:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "fields": {}})
+        elif tag == "input" and self.forms and a.get("name"):
+            self.forms[-1]["fields"][a["name"]] = a.get("value") or ""
+
+
+class ScriptedBrowser:
+    """Signs in as `login` and consents, through the provider's own HTML pages."""
+
+    def __init__(self, login: str = "alice") -> None:
+        self.login = login
+        self.session = requests.Session()
+
+    def approve(self, url: str, stop_at: str | None = None, steps: int = 12) -> str:
+        """Follow pages from `url`; return the URL redirected to under `stop_at`, or the
+        last page's text when it has no form left (the device flow's success page)."""
+        response = self.session.get(url, allow_redirects=False)
+        for _ in range(steps):
+            while response.is_redirect:
+                target = urljoin(response.url, response.headers["Location"])
+                if stop_at and target.startswith(stop_at):
+                    return target
+                response = self.session.get(target, allow_redirects=False)
+            parser = _Forms()
+            parser.feed(response.text)
+            if not parser.forms:
+                return response.text
+            form = parser.forms[0]
+            fields = dict(form["fields"])
+            if "login" in fields:
+                fields.update(login=self.login, password="any")
+            response = self.session.post(urljoin(response.url, form["action"]), data=fields,
+                                         allow_redirects=False)
+        raise RuntimeError("the provider's pages did not finish")

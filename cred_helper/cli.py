@@ -83,6 +83,20 @@ def _credential_options(fn):
                      help="How long to wait for a pending CSR.  [default: 5m]"),
         click.option("--reason", metavar="TEXT",
                      help="Recorded on the CSR as an annotation, so audit logs say why."),
+        click.option("--oidc-issuer-url", metavar="URL", help="OpenID provider (issuer) URL."),
+        click.option("--oidc-client-id", metavar="ID", help="OIDC client id."),
+        click.option("--oidc-client-secret-file", metavar="FILE",
+                     help="File holding the client secret (never on the command line)."),
+        click.option("--oidc-scope", metavar="SCOPE", multiple=True,
+                     help="Scope to request, repeatable.  [default: openid offline_access]"),
+        click.option("--oidc-grant", metavar="auto|authcode|device|client-credentials",
+                     help="How to log in.  [default: auto, the device grant for now]"),
+        click.option("--oidc-client-auth", metavar="none|client-secret|private-key-jwt",
+                     help="Client authentication.  [default: from the secret/key given]"),
+        click.option("--oidc-client-key", metavar="FILE",
+                     help="Private key (PEM) signing private_key_jwt assertions."),
+        click.option("--oidc-use-access-token", is_flag=True, default=None,
+                     help="Give kubectl the access token instead of the ID token."),
         click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
     ]
     for option in reversed(options):
@@ -106,8 +120,11 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
 
     settings = config.resolve(flags, os.environ)
     store = open_store(settings.cache, settings.cache_dir)
+    key = settings.cache_key(exec_info.cluster)
 
     def issue():
+        if settings.issuer == "oidc":
+            return _oidc_issuer(settings, key, exec_info.interactive).issue()
         from .issuers.csr import CsrIssuer
         from .kube import KubeClient
 
@@ -115,7 +132,7 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
         return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
 
     request = service.Request(
-        key=settings.cache_key(exec_info.cluster),
+        key=key,
         profile=settings.profile_label,
         issuer=settings.issuer,
         ttl=settings.ttl,
@@ -125,6 +142,36 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
         force=force,
     )
     return settings, store, service.obtain(request, store, issue, time.time, warn)
+
+
+def _oidc_issuer(settings, key: str, interactive: bool):
+    import requests
+
+    from .cache.secrets import NoSecrets, SecretStore
+    from .issuers import oidc
+    from .kubeconfig import read_file
+
+    auth: oidc.ClientAuth = oidc.NoClientAuth()
+    if settings.oidc_client_auth == "client-secret":
+        secret = read_file(settings.oidc_client_secret_file, "client secret",
+                           "--oidc-client-secret-file").decode().strip()
+        auth = oidc.ClientSecretAuth(secret)
+    elif settings.oidc_client_auth == "private-key-jwt":
+        if settings.oidc_client_key.startswith("pkcs11:"):
+            raise UsageError("PKCS#11 client keys are not available in this version",
+                             "use a key file with --oidc-client-key")
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key")
+        try:
+            auth = oidc.PrivateKeyJWTAuth(load_pem_private_key(data, password=None))
+        except (ValueError, TypeError):
+            raise UsageError(f"--oidc-client-key: {settings.oidc_client_key} is not an "
+                             "unencrypted PEM private key") from None
+    provider = oidc.OIDCProvider(settings.oidc_issuer_url, settings.oidc_client_id, auth,
+                                 requests.Session())
+    secrets = NoSecrets() if settings.cache == "none" else SecretStore(settings.cache_dir)
+    return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say)
 
 
 def open_store(kind: str, cache_dir: str):
@@ -266,10 +313,14 @@ def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None
     if not cluster and not everything:
         raise UsageError("logout needs --cluster NAME or --all",
                          "run `cred-helper status` to see what is cached")
+    from .cache.secrets import SecretStore
+
     removed = 0
-    for store, entry in _all_entries(_cache_dir(cache_dir)):
+    directory = _cache_dir(cache_dir)
+    for store, entry in _all_entries(directory):
         if everything or entry.profile == cluster:
             store.delete(entry.key)
+            SecretStore(directory).delete(entry.key)  # the refresh token goes too
             removed += 1
     say(f"removed {removed} cached credential{'s' if removed != 1 else ''}")
 

@@ -38,8 +38,18 @@ PROFILE_KEYS = {
     "subject-cn": "--subject-cn",
     "subject-o": "--subject-o",
     "approval-timeout": "--approval-timeout",
+    "oidc-issuer-url": "--oidc-issuer-url",
+    "oidc-client-id": "--oidc-client-id",
+    "oidc-client-secret-file": "--oidc-client-secret-file",
+    "oidc-scope": "--oidc-scope",
+    "oidc-grant": "--oidc-grant",
+    "oidc-client-auth": "--oidc-client-auth",
+    "oidc-client-key": "--oidc-client-key",
+    "oidc-use-access-token": "--oidc-use-access-token",
 }
-PATH_KEYS = ("certificate-authority", "bootstrap-token-file", "bootstrap-kubeconfig")
+OIDC_GRANTS = ("auto", "authcode", "device", "client-credentials")
+OIDC_CLIENT_AUTH = ("none", "client-secret", "private-key-jwt")
+DEFAULT_SCOPES = ("openid", "offline_access")
 ENV_VARS = {"cluster": "CRED_HELPER_CLUSTER", "config": "CRED_HELPER_CONFIG",
             "cache-dir": "CRED_HELPER_CACHE_DIR"}
 
@@ -62,6 +72,14 @@ class Settings:
     subject_o: tuple[str, ...] = ()
     approval_timeout: int = 300
     reason: str = ""
+    oidc_issuer_url: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret_file: str = ""
+    oidc_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    oidc_grant: str = "auto"
+    oidc_client_auth: str = "none"
+    oidc_client_key: str = ""
+    oidc_use_access_token: bool = False
 
     def cache_key(self, cluster: ClusterInfo | None) -> str:
         """A digest of everything that shapes the credential (and nothing that does not)."""
@@ -142,11 +160,8 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
                  else "no issuer is set")
         raise UsageError(f"{where}; cred-helper does not know which issuer to use",
                          "pass --issuer csr (or oidc), or set issuer in the profile")
-    if issuer == "oidc":
-        raise UsageError("the oidc issuer is not available in this version",
-                         "use --issuer csr; OIDC support is tracked separately")
     ttl = _duration(src, "ttl", 1800)
-    if ttl < CSR_MIN_TTL:
+    if issuer == "csr" and ttl < CSR_MIN_TTL:
         found = src.get("ttl")
         assert found is not None
         raise UsageError(
@@ -173,6 +188,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         subject_o=_groups(src),
         approval_timeout=_duration(src, "approval-timeout", 300),
         reason=flags.get("reason") or "",
+        **_oidc(src, issuer),
     )
     if settings.server and not settings.server.startswith("https://"):
         raise UsageError(f"--server: {settings.server!r} is not an https:// URL",
@@ -181,6 +197,55 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise UsageError("--bootstrap-token-file and --bootstrap-kubeconfig both set",
                          "choose one bootstrap credential")
     return settings
+
+
+def _oidc(src: _Source, issuer: str) -> dict[str, Any]:
+    found = src.get("oidc-scope")
+    scopes = _groups(src, "oidc-scope") if found else DEFAULT_SCOPES
+    settings: dict[str, Any] = {
+        "oidc_issuer_url": _text(src, "oidc-issuer-url"),
+        "oidc_client_id": _text(src, "oidc-client-id"),
+        "oidc_client_secret_file": _path(src, "oidc-client-secret-file"),
+        "oidc_scopes": scopes,
+        "oidc_grant": _choice(src, "oidc-grant", OIDC_GRANTS, "auto"),
+        "oidc_client_key": _text(src, "oidc-client-key"),
+        "oidc_use_access_token": _flag(src, "oidc-use-access-token"),
+    }
+    key = settings["oidc_client_key"]
+    if key and not key.startswith("pkcs11:"):
+        settings["oidc_client_key"] = os.path.abspath(os.path.expanduser(key))
+    implied = ("private-key-jwt" if key else
+               "client-secret" if settings["oidc_client_secret_file"] else "none")
+    settings["oidc_client_auth"] = _choice(src, "oidc-client-auth", OIDC_CLIENT_AUTH, implied)
+    if issuer == "oidc":
+        for name in ("oidc-issuer-url", "oidc-client-id"):
+            if not settings[name.replace("-", "_")]:
+                raise UsageError(f"--issuer oidc needs --{name}",
+                                 f"pass --{name}, or set {name} in the profile")
+        from .issuers.oidc import check_issuer_url
+
+        check_issuer_url(settings["oidc_issuer_url"])
+        if settings["oidc_client_auth"] == "client-secret" and \
+                not settings["oidc_client_secret_file"]:
+            raise UsageError("--oidc-client-auth client-secret needs --oidc-client-secret-file",
+                             "the secret is read from a file, never from a flag")
+        if settings["oidc_client_auth"] == "private-key-jwt" and not key:
+            raise UsageError("--oidc-client-auth private-key-jwt needs --oidc-client-key")
+        if settings["oidc_grant"] == "client-credentials" and \
+                settings["oidc_client_auth"] == "none":
+            raise UsageError("--oidc-grant client-credentials needs client authentication",
+                             "set --oidc-client-secret-file or --oidc-client-key")
+    return settings
+
+
+def _flag(src: _Source, key: str) -> bool:
+    found = src.get(key)
+    if found is None:
+        return False
+    value, where = found
+    if not isinstance(value, bool):
+        raise UsageError(f"{where}: expected true or false")
+    return value
 
 
 def _profile(doc: Mapping[str, Any], cluster: str, path: str) -> dict[str, Any]:
@@ -249,13 +314,13 @@ def _duration(src: _Source, key: str, default: int) -> int:
     return seconds
 
 
-def _groups(src: _Source) -> tuple[str, ...]:
-    found = src.get("subject-o")
+def _groups(src: _Source, key: str = "subject-o") -> tuple[str, ...]:
+    found = src.get(key)
     if found is None:
         return ()
     value, where = found
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise UsageError(f"{where}: expected a list of group names")
+        raise UsageError(f"{where}: expected a list of names")
     return tuple(value)

@@ -366,3 +366,74 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+# ---- the issuer: one credential from whichever grant can run -------------------------------
+
+class OIDCIssuer:
+    """Refresh silently when a refresh token works; else the configured grant, where
+    `interactive` allows one that needs a person."""
+
+    def __init__(self, settings, provider: OIDCProvider, refresh_tokens, key: str,
+                 interactive: bool, say: Callable[[str], None],
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.s = settings
+        self.provider = provider
+        self.refresh_tokens = refresh_tokens
+        self.key = key
+        self.interactive = interactive
+        self.say = say
+        self.clock = clock
+        self.sleep = sleep
+
+    def _tokens(self) -> TokenResponse:
+        scopes = list(self.s.oidc_scopes)
+        stored = self.refresh_tokens.load(self.key)
+        if stored:
+            try:
+                return self.provider.refresh(stored, scopes)
+            except ProviderRefused as exc:
+                self.refresh_tokens.delete(self.key)
+                self.say(f"the refresh token was refused ({exc.error}); logging in again")
+        grant = self.s.oidc_grant
+        if grant == "client-credentials":
+            return self.provider.client_credentials([s for s in scopes if s != "openid"])
+        if not self.interactive:
+            who = f" --cluster={self.s.cluster}" if self.s.cluster else ""
+            raise CredHelperError("logging in needs a person, and kubectl ran cred-helper "
+                                  "without a terminal",
+                                  f"run `cred-helper login{who}` in a terminal first")
+        if grant == "authcode":
+            raise UsageError("--oidc-grant authcode is not available in this version",
+                             "use --oidc-grant device")
+        device = self.provider.device_authorize(scopes)
+        where = device.verification_uri_complete or device.verification_uri
+        self.say(f"to log in, open {where} and confirm the code {device.user_code}")
+        return self.provider.poll_device(device, self.sleep)
+
+    def issue(self):
+        from .csr import Issued
+
+        issued_at = self.clock()
+        tokens = self._tokens()
+        claims: dict[str, Any] = {}
+        if tokens.id_token:
+            claims = self.provider.validate(tokens.id_token)
+        elif not self.s.oidc_use_access_token:
+            raise OIDCError("the provider sent no ID token",
+                            "request the openid scope, or use --oidc-use-access-token")
+        credential = tokens.access_token if self.s.oidc_use_access_token else tokens.id_token
+        if self.s.oidc_use_access_token:
+            end = issued_at + (tokens.expires_in or self.s.ttl)
+        else:
+            end = float(claims["exp"])
+        if tokens.refresh_token:
+            self.refresh_tokens.save(self.key, tokens.refresh_token)
+        username = claims.get("email") or claims.get("sub") or self.s.oidc_client_id
+        identity = {"username": str(username), "sub": claims.get("sub", ""),
+                    "email": claims.get("email", ""),
+                    "groups": [g for g in claims.get("groups") or [] if isinstance(g, str)]}
+        return Issued(status={"token": credential}, not_after=min(end, issued_at + self.s.ttl),
+                      identity=identity, source=self.provider.issuer_url,
+                      server=self.provider.issuer_url)

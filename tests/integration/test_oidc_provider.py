@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cred_helper.issuers.oidc import (
     ClientSecretAuth,
@@ -22,45 +20,17 @@ from cred_helper.issuers.oidc import (
     ProviderRefused,
     pkce_pair,
 )
+from tests.support.oidc_provider import CLIENT_KEYS, REDIRECT, ScriptedBrowser, provider_clients
 from tests.support.oidc_provider import OIDCProvider as Provider
-from tests.support.oidc_provider import ScriptedBrowser
 
 pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
 
 SCOPES = ["openid", "email", "groups", "offline_access"]
-REDIRECT = "http://127.0.0.1/callback"
-DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
-CLIENT_KEYS = {
-    "jwt-eddsa": (ed25519.Ed25519PrivateKey.generate(), jwt.algorithms.OKPAlgorithm),
-    "jwt-es256": (ec.generate_private_key(ec.SECP256R1()), jwt.algorithms.ECAlgorithm),
-    "jwt-rs256": (rsa.generate_private_key(65537, 2048), jwt.algorithms.RSAAlgorithm),
-}
-
-
-def _clients() -> list[dict]:
-    grants = ["authorization_code", "refresh_token", DEVICE]
-    clients = [
-        {"client_id": "public", "token_endpoint_auth_method": "none", "grant_types": grants,
-         "response_types": ["code"], "redirect_uris": [REDIRECT], "application_type": "native"},
-        {"client_id": "confidential", "client_secret": "s3cret-basic",
-         "token_endpoint_auth_method": "client_secret_basic",
-         "grant_types": [*grants, "client_credentials"], "response_types": ["code"],
-         "redirect_uris": [REDIRECT], "application_type": "native"},
-        {"client_id": "confidential-post", "client_secret": "s3cret-post",
-         "token_endpoint_auth_method": "client_secret_post",
-         "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []},
-    ]
-    for client_id, (key, algorithm) in CLIENT_KEYS.items():
-        public = json.loads(algorithm.to_jwk(key.public_key()))
-        clients.append({"client_id": client_id, "token_endpoint_auth_method": "private_key_jwt",
-                        "jwks": {"keys": [public]}, "grant_types": ["client_credentials"],
-                        "response_types": [], "redirect_uris": []})
-    return clients
 
 
 @pytest.fixture(scope="module")
 def provider():
-    with Provider(_clients()) as op:
+    with Provider(provider_clients()) as op:
         yield op
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 import jwt
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 HERE = Path(__file__).parent / "oidc"
 ACCOUNTS = {
@@ -23,6 +23,36 @@ ACCOUNTS = {
               "groups": ["oncall", "sre"]},
     "bob": {"email": "bob@example.com", "email_verified": True, "groups": ["dev"]},
 }
+
+
+REDIRECT = "http://127.0.0.1/callback"
+DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
+CLIENT_KEYS = {
+    "jwt-eddsa": (ed25519.Ed25519PrivateKey.generate(), jwt.algorithms.OKPAlgorithm),
+    "jwt-es256": (ec.generate_private_key(ec.SECP256R1()), jwt.algorithms.ECAlgorithm),
+    "jwt-rs256": (rsa.generate_private_key(65537, 2048), jwt.algorithms.RSAAlgorithm),
+}
+
+
+def provider_clients() -> list[dict]:
+    grants = ["authorization_code", "refresh_token", DEVICE]
+    clients = [
+        {"client_id": "public", "token_endpoint_auth_method": "none", "grant_types": grants,
+         "response_types": ["code"], "redirect_uris": [REDIRECT], "application_type": "native"},
+        {"client_id": "confidential", "client_secret": "s3cret-basic",
+         "token_endpoint_auth_method": "client_secret_basic",
+         "grant_types": [*grants, "client_credentials"], "response_types": ["code"],
+         "redirect_uris": [REDIRECT], "application_type": "native"},
+        {"client_id": "confidential-post", "client_secret": "s3cret-post",
+         "token_endpoint_auth_method": "client_secret_post",
+         "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []},
+    ]
+    for client_id, (key, algorithm) in CLIENT_KEYS.items():
+        public = json.loads(algorithm.to_jwk(key.public_key()))
+        clients.append({"client_id": client_id, "token_endpoint_auth_method": "private_key_jwt",
+                        "jwks": {"keys": [public]}, "grant_types": ["client_credentials"],
+                        "response_types": [], "redirect_uris": []})
+    return clients
 
 
 def _free_port() -> int:

@@ -43,7 +43,11 @@ def test_cache_key_changes_with_every_shaping_input():
     shaping = {"cluster": "dev", "issuer": "oidc", "ttl": 600, "key": "p256",
                "server": "https://b", "certificate_authority": "/ca.pem",
                "bootstrap_token_file": "/t", "bootstrap_kubeconfig": "/k",
-               "bootstrap_context": "c", "subject_cn": "bob", "subject_o": ("g",)}
+               "bootstrap_context": "c", "subject_cn": "bob", "subject_o": ("g",),
+               "oidc_issuer_url": "https://idp", "oidc_client_id": "c",
+               "oidc_client_secret_file": "/s", "oidc_scopes": ("openid",),
+               "oidc_grant": "device", "oidc_client_auth": "client-secret",
+               "oidc_client_key": "/k", "oidc_use_access_token": True}
     assert set(shaping) | {"config_file", "cache", "cache_dir", "approval_timeout",
                            "reason"} == {f.name for f in dataclasses.fields(Settings)}
     for name, value in shaping.items():

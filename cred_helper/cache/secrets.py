@@ -1,0 +1,83 @@
+"""Long-lived secrets (refresh tokens): in the OS keyring whenever one works, else in a 0600
+file `<key>.refresh` beside the cache. Only ever read and written under the entry's lock."""
+
+from __future__ import annotations
+
+import os
+
+from .filestore import ensure_private_dir
+from .private import UnsafePath, read_private, write_private
+
+SERVICE = "cred-helper-refresh"
+
+
+class SecretStore:
+    def __init__(self, cache_dir: str) -> None:
+        self.dir = cache_dir
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self.dir, f"{key}.refresh")
+
+    def _keyring(self):
+        try:
+            import keyring
+            import keyring.errors
+        except ImportError:
+            return None, ()
+        return keyring, (keyring.errors.KeyringError,)
+
+    def load(self, key: str) -> str | None:
+        keyring, errors = self._keyring()
+        if keyring is not None:
+            try:
+                value = keyring.get_password(SERVICE, key)
+                if value:
+                    return value
+            except errors:
+                pass
+        try:
+            return read_private(self._file(key)).decode() or None
+        except (FileNotFoundError, UnsafePath):
+            return None
+
+    def save(self, key: str, secret: str) -> str:
+        """Store `secret`; returns where ("keyring" or the file's path)."""
+        keyring, errors = self._keyring()
+        if keyring is not None:
+            try:
+                keyring.set_password(SERVICE, key, secret)
+                self._remove_file(key)
+                return "keyring"
+            except errors:
+                pass
+        ensure_private_dir(self.dir)
+        write_private(self._file(key), secret.encode())
+        return self._file(key)
+
+    def delete(self, key: str) -> None:
+        keyring, errors = self._keyring()
+        if keyring is not None:
+            try:
+                keyring.delete_password(SERVICE, key)
+            except errors:
+                pass
+        self._remove_file(key)
+
+    def _remove_file(self, key: str) -> None:
+        try:
+            os.unlink(self._file(key))
+        except FileNotFoundError:
+            pass
+
+
+class NoSecrets:
+    """`--cache none`: refresh tokens are not kept either."""
+
+    def load(self, key: str) -> str | None:
+        return None
+
+    def save(self, key: str, secret: str) -> str:
+        return ""
+
+    def delete(self, key: str) -> None:
+        pass

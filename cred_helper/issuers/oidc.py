@@ -223,11 +223,8 @@ class OIDCProvider:
                             "check --oidc-issuer-url and your network") from None
         if resp.status_code != 200:
             raise OIDCError(f"the OpenID provider answered {resp.status_code} for its {what}")
-        try:
-            doc = resp.json()
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
+        doc = _json_object(resp)
+        if doc is None:
             raise OIDCError(f"the OpenID provider's {what} is not a JSON object")
         return doc
 
@@ -274,11 +271,8 @@ class OIDCProvider:
         except requests.exceptions.RequestException:
             raise OIDCError(f"cannot reach the OpenID provider at {url}",
                             "check your network, then try again") from None
-        try:
-            doc = resp.json()
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
+        doc = _json_object(resp)
+        if doc is None:
             raise OIDCError(f"the OpenID provider sent a malformed response ({resp.status_code})")
         if resp.status_code >= 400 or "error" in doc:
             raise ProviderRefused(str(doc.get("error", resp.status_code)),
@@ -350,6 +344,14 @@ class OIDCProvider:
             if self.clock() >= deadline:
                 raise OIDCError("the device code expired before it was approved",
                                 "run `cred-helper login` again")
+
+
+def _json_object(resp: requests.Response) -> dict | None:
+    try:
+        doc = resp.json()
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 class ProviderRefused(OIDCError):

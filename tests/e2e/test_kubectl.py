@@ -95,13 +95,18 @@ def _age_entry(sandbox, seconds: float) -> None:
     path.write_text(json.dumps(doc))
 
 
-def test_rejected_certificate_is_replaced(sandbox, kubectl):
+def _issue_then_reject(sandbox, kubectl):
+    """One kubectl gets a certificate; then the server stops accepting it (401)."""
     kubeconfig = sandbox.kubeconfig(sandbox.base_args())
     assert sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version").returncode == 0
     (csr,) = sandbox.server.csrs.values()
-    cert = x509.load_pem_x509_certificate(
-        base64.b64decode(csr["status"]["certificate"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(csr["status"]["certificate"]))
     sandbox.server.revoked_serials.add(cert.serial_number)
+    return kubeconfig
+
+
+def test_rejected_certificate_is_replaced(sandbox, kubectl):
+    kubeconfig = _issue_then_reject(sandbox, kubectl)
     _age_entry(sandbox, 120)  # past the once-a-minute limit on re-issuing
 
     # client-go runs the plugin again in the same process after the 401, and still fails
@@ -116,12 +121,7 @@ def test_rejected_certificate_is_replaced(sandbox, kubectl):
 
 
 def test_rejection_soon_after_issuance_does_not_loop(sandbox, kubectl):
-    kubeconfig = sandbox.kubeconfig(sandbox.base_args())
-    assert sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version").returncode == 0
-    (csr,) = sandbox.server.csrs.values()
-    cert = x509.load_pem_x509_certificate(
-        base64.b64decode(csr["status"]["certificate"]))
-    sandbox.server.revoked_serials.add(cert.serial_number)
+    kubeconfig = _issue_then_reject(sandbox, kubectl)
     assert sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version").returncode != 0
     assert sandbox.server.csr_creations == 1, "issued under a minute ago: no new CSR yet"
 

@@ -107,7 +107,7 @@ def _credential_options(fn):
 @click.group(cls=_DefaultGet, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cred-helper")
 def cli() -> None:
-    """kubectl exec credential plugin: short-lived client certificates for real people.
+    """kubectl exec credential plugin: short-lived certificates and OIDC tokens for people.
 
     Run from a kubeconfig `exec` entry as `cred-helper --cluster=NAME --ttl=30m`; `get` is the
     default command.

@@ -226,8 +226,8 @@ def get(ctx: click.Context, **flags: Any) -> None:
 def login(force: bool, kubeconfig: str | None, context_name: str | None,
           **flags: Any) -> None:
     """Get a credential now and say who you are and until when (on stderr)."""
+    from .durations import expires_text
     from .execinfo import ExecInfo
-    from .issuers.csr import expires_text
 
     cluster = None
     if context_name:

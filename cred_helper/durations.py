@@ -32,6 +32,14 @@ def parse_duration(text: str) -> int:
     return total
 
 
+def expires_text(not_after: float, now: float) -> str:
+    """`2026-11-23 21:40:00 UTC (in 29m59s)`."""
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(not_after))
+    return f"{when} UTC (in {format_duration(not_after - now)})"
+
+
 def format_duration(seconds: float) -> str:
     """`1h30m0s`-style text, as kubectl prints durations."""
     seconds = max(0, int(seconds))

@@ -180,12 +180,19 @@ def _json_body(resp: requests.Response) -> dict:
     return doc
 
 
-def _ssl_reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "Hostname mismatch", "WRONG_VERSION_NUMBER"):
-        if marker in text:
-            start = text.find(marker)
-            return text[start:].split(")")[0].split("'")[0].strip()
+def _ssl_reason(exc: BaseException) -> str:
+    """OpenSSL's own words (`self-signed certificate in certificate chain`, a hostname
+    mismatch), found through the layers requests and urllib3 wrap around them."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or "the server's certificate is not trusted"
+        if seen is None:
+            break
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in seen.args if isinstance(a, BaseException)), None)
+        seen = inner or seen.__context__
     return "the server's certificate is not trusted"
 
 

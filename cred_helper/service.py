@@ -15,7 +15,7 @@ from .cache.served import record_served, was_served
 from .cache.store import Store
 from .errors import CredHelperError
 from .freshness import EXPIRED, STALE, classify
-from .issuers.csr import Issued
+from .issuers.issued import Issued
 
 # The 401 rule re-issues at most this often per entry: a server that rejects every new
 # credential must not turn each kubectl retry into a CSR.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .filestore import ensure_private_dir
+from .filestore import ensure_private_dir, unsafe
 from .private import UnsafePath, read_private, write_private
 
 SERVICE = "cred-helper-refresh"
@@ -37,8 +37,10 @@ class SecretStore:
                 pass
         try:
             return read_private(self._file(key)).decode() or None
-        except (FileNotFoundError, UnsafePath):
+        except FileNotFoundError:
             return None
+        except UnsafePath as exc:
+            raise unsafe(exc) from None
 
     def save(self, key: str, secret: str) -> str:
         """Store `secret`; returns where ("keyring" or the file's path)."""

@@ -10,12 +10,10 @@ use: our key, client auth, still valid.
 from __future__ import annotations
 
 import base64
-import datetime
 import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -28,6 +26,7 @@ from ..durations import format_duration
 from ..errors import ApprovalTimeout, BadCertificate, CSRDenied, ServerError
 from ..keys import software
 from ..kube import KubeClient
+from .issued import Issued
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
@@ -35,15 +34,6 @@ SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 REASON_ANNOTATION = "cred-helper/reason"
 POLL_INTERVAL = 2.0
 QUIET_PERIOD = 1.0
-
-
-@dataclass(frozen=True)
-class Issued:
-    status: dict[str, str]
-    not_after: float
-    identity: dict[str, Any]
-    source: str
-    server: str
 
 
 # ---- pure pieces ---------------------------------------------------------------------------
@@ -240,7 +230,3 @@ class CsrIssuer:
                 break  # e.g. 410 Gone: our resourceVersion is too old; read afresh
         return self.client.get(f"{CSR_PATH}/{name}")
 
-
-def expires_text(not_after: float, now: float) -> str:
-    when = datetime.datetime.fromtimestamp(not_after, datetime.timezone.utc)
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC (in {format_duration(not_after - now)})"

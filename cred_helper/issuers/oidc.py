@@ -14,14 +14,19 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ..config import Settings
 from ..errors import CredHelperError, UsageError
+from .issued import Issued
+
+if TYPE_CHECKING:
+    from ..cache.secrets import NoSecrets, SecretStore
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # Asymmetric algorithms only: never `none`, never HMAC (a public key must not become a secret).
@@ -376,7 +381,8 @@ class OIDCIssuer:
     """Refresh silently when a refresh token works; else the configured grant, where
     `interactive` allows one that needs a person."""
 
-    def __init__(self, settings, provider: OIDCProvider, refresh_tokens, key: str,
+    def __init__(self, settings: Settings, provider: OIDCProvider,
+                 refresh_tokens: SecretStore | NoSecrets, key: str,
                  interactive: bool, say: Callable[[str], None],
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -414,9 +420,7 @@ class OIDCIssuer:
         self.say(f"to log in, open {where} and confirm the code {device.user_code}")
         return self.provider.poll_device(device, self.sleep)
 
-    def issue(self):
-        from .csr import Issued
-
+    def issue(self) -> Issued:
         issued_at = self.clock()
         tokens = self._tokens()
         claims: dict[str, Any] = {}

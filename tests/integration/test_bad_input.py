@@ -135,6 +135,7 @@ def test_untrusted_server_certificate(sandbox):
     line = _fails(sandbox, *sandbox.base_args(f"--server={sandbox.server.url}",
                                               f"--certificate-authority={other}"))
     assert "TLS verification of" in line
+    assert line.endswith("failed: self-signed certificate in certificate chain"), line
 
 
 def test_wrong_bootstrap_token(sandbox):
@@ -218,6 +219,8 @@ def test_without_watch_permission_it_polls(sandbox):
     threading.Thread(target=approve_later).start()
     result = sandbox.run(*sandbox.base_args(), exec_info=sandbox.exec_info())
     assert result.returncode == 0, result.stderr
-    gets = [r for r in sandbox.server.requests
-            if r[0] == "GET" and "/certificatesigningrequests/cred-helper-" in r[1]]
-    assert len(gets) >= 1, "approval was noticed by polling"
+    csr_gets = [r[1] for r in sandbox.server.requests if r[0] == "GET"
+                and "certificatesigningrequests" in r[1]]
+    watches = [p for p in csr_gets if p.endswith("/certificatesigningrequests")]
+    assert len(watches) == 1, "one watch, refused; never asked again"
+    assert len(csr_gets) - len(watches) >= 1, "approval was noticed by polling"

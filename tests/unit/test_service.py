@@ -2,7 +2,7 @@ import pytest
 
 from cred_helper.cache.entry import Entry
 from cred_helper.errors import ServerError
-from cred_helper.issuers.csr import Issued
+from cred_helper.issuers.issued import Issued
 from cred_helper.service import ISSUE, REISSUE_REJECTED, SERVE, Request, decide, obtain
 
 

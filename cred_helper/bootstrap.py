@@ -7,6 +7,7 @@ KUBERNETES_EXEC_INFO, then the cluster of the bootstrap kubeconfig's context.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import kubeconfig
@@ -67,17 +68,24 @@ def _user_auth(user: dict, base: str, source: str) -> Auth:
                      "use a user with a token or client certificate")
 
 
-def resolve(settings: Settings, cluster: ClusterInfo | None) -> tuple[Endpoint, Auth]:
+def resolve(settings: Settings, cluster: ClusterInfo | None,
+            oidc_login: Callable[[], Auth] | None = None) -> tuple[Endpoint, Auth]:
+    """Where to send CSRs and as whom. `oidc_login` runs the OIDC login (`bootstrap =
+    "oidc"`); it is called only once everything else here has been checked."""
     target = None
-    if settings.bootstrap_kubeconfig:
+    if settings.bootstrap == "oidc":
+        if oidc_login is None:
+            raise UsageError("--bootstrap oidc is not available here")
+        auth: Auth = None  # logged in below, once the rest is known to be right
+    elif settings.bootstrap_kubeconfig:
         target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context)
-        auth: Auth = target.auth
+        auth = target.auth
     elif settings.bootstrap_token_file:
         auth = read_token(settings.bootstrap_token_file, "--bootstrap-token-file")
     else:
         raise UsageError("no bootstrap credential to create the certificate request with",
-                         "set --bootstrap-token-file or --bootstrap-kubeconfig (or the "
-                         "profile's bootstrap-token-file)")
+                         "set --bootstrap-token-file, --bootstrap-kubeconfig or --bootstrap "
+                         "oidc (or the profile's bootstrap-token-file)")
 
     server = settings.server or (cluster.server if cluster else "") or (
         target.server if target else "")
@@ -99,4 +107,6 @@ def resolve(settings: Settings, cluster: ClusterInfo | None) -> tuple[Endpoint, 
         raise UsageError("the kubeconfig cluster sets insecure-skip-tls-verify, and "
                          "cred-helper always verifies TLS",
                          "pass --certificate-authority with the API server's CA")
+    if oidc_login is not None and settings.bootstrap == "oidc":
+        auth = oidc_login()
     return Endpoint(server, ca, name), auth

@@ -74,6 +74,9 @@ def _credential_options(fn):
                      help="Create CSRs as a user of this kubeconfig."),
         click.option("--bootstrap-context", metavar="NAME",
                      help="Context of --bootstrap-kubeconfig.  [default: its current context]"),
+        click.option("--bootstrap", metavar="token|kubeconfig|oidc",
+                     help="What creates CSRs: the token file, the kubeconfig user, or an OIDC "
+                          "login (the --oidc-* settings).  [default: whichever is set]"),
         click.option("--subject-cn", metavar="NAME",
                      help="Certificate CN.  [default: the bootstrap identity's username]"),
         click.option("--subject-o", metavar="GROUP", multiple=True,
@@ -90,13 +93,18 @@ def _credential_options(fn):
         click.option("--oidc-scope", metavar="SCOPE", multiple=True,
                      help="Scope to request, repeatable.  [default: openid offline_access]"),
         click.option("--oidc-grant", metavar="auto|authcode|device|client-credentials",
-                     help="How to log in.  [default: auto, the device grant for now]"),
-        click.option("--oidc-client-auth", metavar="none|client-secret|private-key-jwt",
+                     help="How to log in.  [default: auto: authcode where a browser can open, "
+                          "else device]"),
+        click.option("--oidc-client-auth",
+                     metavar="none|client-secret|client-secret-post|private-key-jwt",
                      help="Client authentication.  [default: from the secret/key given]"),
         click.option("--oidc-client-key", metavar="FILE",
                      help="Private key (PEM) signing private_key_jwt assertions."),
         click.option("--oidc-use-access-token", is_flag=True, default=None,
                      help="Give kubectl the access token instead of the ID token."),
+        click.option("--no-browser", is_flag=True, default=None,
+                     help="Never open a browser: print the login URL (authcode), and make "
+                          "auto choose the device grant."),
         click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
     ]
     for option in reversed(options):
@@ -126,10 +134,23 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
         if settings.issuer == "oidc":
             return _oidc_issuer(settings, key, exec_info.interactive).issue()
         from .issuers.csr import CsrIssuer
-        from .kube import KubeClient
+        from .kube import BearerAuth, KubeClient
 
-        endpoint, auth = bootstrap.resolve(settings, exec_info.cluster)
+        def oidc_login() -> BearerAuth:
+            # The same login as --issuer oidc gives; its refresh token is kept under this
+            # entry's key, so later certificates need no person.
+            issued = _oidc_issuer(settings, key, exec_info.interactive).issue()
+            return BearerAuth(issued.status["token"],
+                              source=f"the OIDC login of {issued.identity['username']}")
+
+        endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
         return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
+
+    from .issuers.oidc import LOGIN_TIMEOUT
+
+    # A person may be logging in under the lock: others wait as long as that may take.
+    person = settings.issuer == "oidc" or settings.bootstrap == "oidc"
+    waits = max(settings.approval_timeout, LOGIN_TIMEOUT if person else 0) + 120
 
     request = service.Request(
         key=key,
@@ -138,24 +159,32 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
         ttl=settings.ttl,
         cache_dir=None if settings.cache == "none" else settings.cache_dir,
         parent=parent_identity(),
-        lock_timeout=settings.approval_timeout + 120,
+        lock_timeout=waits,
         force=force,
     )
     return settings, store, service.obtain(request, store, issue, time.time, warn)
 
 
 def _oidc_issuer(settings, key: str, interactive: bool):
+    import functools
+
     import requests
 
-    from .cache.secrets import NoSecrets, SecretStore
+    from .browser import can_open, open_url
+    from .cache.discovery import DiscoveryCache
+    from .cache.secrets import NoSecrets, SecretStore, client_secret
     from .issuers import oidc
     from .kubeconfig import read_file
 
     auth: oidc.ClientAuth = oidc.NoClientAuth()
-    if settings.oidc_client_auth == "client-secret":
-        secret = read_file(settings.oidc_client_secret_file, "client secret",
-                           "--oidc-client-secret-file").decode().strip()
-        auth = oidc.ClientSecretAuth(secret)
+    if settings.oidc_client_auth in ("client-secret", "client-secret-post"):
+        if settings.oidc_client_secret_file:
+            secret = read_file(settings.oidc_client_secret_file, "client secret",
+                               "--oidc-client-secret-file").decode().strip()
+        else:
+            secret = client_secret(settings.oidc_issuer_url, settings.oidc_client_id)
+        method = "post" if settings.oidc_client_auth == "client-secret-post" else "basic"
+        auth = oidc.ClientSecretAuth(secret, method)
     elif settings.oidc_client_auth == "private-key-jwt":
         if settings.oidc_client_key.startswith("pkcs11:"):
             raise UsageError("PKCS#11 client keys are not available in this version",
@@ -168,10 +197,14 @@ def _oidc_issuer(settings, key: str, interactive: bool):
         except (ValueError, TypeError):
             raise UsageError(f"--oidc-client-key: {settings.oidc_client_key} is not an "
                              "unencrypted PEM private key") from None
+    cache = None if settings.cache == "none" else DiscoveryCache(settings.cache_dir, warn)
     provider = oidc.OIDCProvider(settings.oidc_issuer_url, settings.oidc_client_id, auth,
-                                 requests.Session())
+                                 requests.Session(), cache=cache)
     secrets = NoSecrets() if settings.cache == "none" else SecretStore(settings.cache_dir)
-    return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say)
+    browser = None
+    if not settings.no_browser and can_open(os.environ):
+        browser = functools.partial(open_url, env=os.environ)
+    return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say, browser)
 
 
 def open_store(kind: str, cache_dir: str):

@@ -35,6 +35,7 @@ PROFILE_KEYS = {
     "bootstrap-token-file": "--bootstrap-token-file",
     "bootstrap-kubeconfig": "--bootstrap-kubeconfig",
     "bootstrap-context": "--bootstrap-context",
+    "bootstrap": "--bootstrap",
     "subject-cn": "--subject-cn",
     "subject-o": "--subject-o",
     "approval-timeout": "--approval-timeout",
@@ -46,9 +47,11 @@ PROFILE_KEYS = {
     "oidc-client-auth": "--oidc-client-auth",
     "oidc-client-key": "--oidc-client-key",
     "oidc-use-access-token": "--oidc-use-access-token",
+    "no-browser": "--no-browser",
 }
 OIDC_GRANTS = ("auto", "authcode", "device", "client-credentials")
-OIDC_CLIENT_AUTH = ("none", "client-secret", "private-key-jwt")
+OIDC_CLIENT_AUTH = ("none", "client-secret", "client-secret-post", "private-key-jwt")
+BOOTSTRAPS = ("token", "kubeconfig", "oidc")
 DEFAULT_SCOPES = ("openid", "offline_access")
 ENV_VARS = {"cluster": "CRED_HELPER_CLUSTER", "config": "CRED_HELPER_CONFIG",
             "cache-dir": "CRED_HELPER_CACHE_DIR"}
@@ -68,6 +71,7 @@ class Settings:
     bootstrap_token_file: str = ""
     bootstrap_kubeconfig: str = ""
     bootstrap_context: str = ""
+    bootstrap: str = ""
     subject_cn: str = ""
     subject_o: tuple[str, ...] = ()
     approval_timeout: int = 300
@@ -80,11 +84,13 @@ class Settings:
     oidc_client_auth: str = "none"
     oidc_client_key: str = ""
     oidc_use_access_token: bool = False
+    no_browser: bool = False
 
     def cache_key(self, cluster: ClusterInfo | None) -> str:
         """A digest of everything that shapes the credential (and nothing that does not)."""
         shaping = asdict(self)
-        for incidental in ("config_file", "cache", "cache_dir", "approval_timeout", "reason"):
+        for incidental in ("config_file", "cache", "cache_dir", "approval_timeout", "reason",
+                           "no_browser"):
             del shaping[incidental]
         # What of spec.cluster shapes the credential: where it is issued and whom we trust.
         shaping["spec.cluster"] = cluster and {
@@ -171,6 +177,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     cache = _choice(src, "cache", CACHES, "file")
     key = _choice(src, "key", KEY_KINDS, "ed25519", pkcs11_hint=True)
     cache_dir = flags.get("cache_dir") or env.get("CRED_HELPER_CACHE_DIR")
+    bootstrap = _bootstrap(src, issuer)
     settings = Settings(
         cluster=cluster,
         config_file=config_file,
@@ -188,18 +195,35 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         subject_o=_groups(src),
         approval_timeout=_duration(src, "approval-timeout", 300),
         reason=flags.get("reason") or "",
-        **_oidc(src, issuer),
+        bootstrap=bootstrap,
+        no_browser=_flag(src, "no-browser"),
+        **_oidc(src, issuer, bootstrap == "oidc"),
     )
     if settings.server and not settings.server.startswith("https://"):
         raise UsageError(f"--server: {settings.server!r} is not an https:// URL",
                          "cred-helper only talks to API servers over verified TLS")
-    if settings.bootstrap_token_file and settings.bootstrap_kubeconfig:
-        raise UsageError("--bootstrap-token-file and --bootstrap-kubeconfig both set",
-                         "choose one bootstrap credential")
     return settings
 
 
-def _oidc(src: _Source, issuer: str) -> dict[str, Any]:
+def _bootstrap(src: _Source, issuer: str) -> str:
+    """How CSRs are authorized: a token file, a kubeconfig user, or an OIDC login."""
+    token, kubeconfig = src.get("bootstrap-token-file"), src.get("bootstrap-kubeconfig")
+    if token and kubeconfig:
+        raise UsageError("--bootstrap-token-file and --bootstrap-kubeconfig both set",
+                         "choose one bootstrap credential")
+    implied = "token" if token else "kubeconfig" if kubeconfig else ""
+    chosen = _choice(src, "bootstrap", BOOTSTRAPS, implied)
+    needs = {"token": ("bootstrap-token-file", token), "kubeconfig": ("bootstrap-kubeconfig",
+                                                                      kubeconfig)}
+    if issuer == "csr" and chosen in needs and not needs[chosen][1]:
+        raise UsageError(f"--bootstrap {chosen} needs --{needs[chosen][0]}")
+    if chosen == "oidc" and (token or kubeconfig):
+        raise UsageError("--bootstrap oidc and a bootstrap token or kubeconfig both set",
+                         "choose one bootstrap credential")
+    return chosen
+
+
+def _oidc(src: _Source, issuer: str, bootstrap: bool) -> dict[str, Any]:
     found = src.get("oidc-scope")
     scopes = _groups(src, "oidc-scope") if found else DEFAULT_SCOPES
     settings: dict[str, Any] = {
@@ -217,18 +241,15 @@ def _oidc(src: _Source, issuer: str) -> dict[str, Any]:
     implied = ("private-key-jwt" if key else
                "client-secret" if settings["oidc_client_secret_file"] else "none")
     settings["oidc_client_auth"] = _choice(src, "oidc-client-auth", OIDC_CLIENT_AUTH, implied)
-    if issuer == "oidc":
+    if issuer == "oidc" or bootstrap:
+        needer = "--issuer oidc" if issuer == "oidc" else "--bootstrap oidc"
         for name in ("oidc-issuer-url", "oidc-client-id"):
             if not settings[name.replace("-", "_")]:
-                raise UsageError(f"--issuer oidc needs --{name}",
+                raise UsageError(f"{needer} needs --{name}",
                                  f"pass --{name}, or set {name} in the profile")
         from .issuers.oidc import check_issuer_url
 
         check_issuer_url(settings["oidc_issuer_url"])
-        if settings["oidc_client_auth"] == "client-secret" and \
-                not settings["oidc_client_secret_file"]:
-            raise UsageError("--oidc-client-auth client-secret needs --oidc-client-secret-file",
-                             "the secret is read from a file, never from a flag")
         if settings["oidc_client_auth"] == "private-key-jwt" and not key:
             raise UsageError("--oidc-client-auth private-key-jwt needs --oidc-client-key")
         if settings["oidc_grant"] == "client-credentials" and \

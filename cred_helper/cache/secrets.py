@@ -1,14 +1,44 @@
-"""Long-lived secrets (refresh tokens): in the OS keyring whenever one works, else in a 0600
-file `<key>.refresh` beside the cache. Only ever read and written under the entry's lock."""
+"""Long-lived secrets. Refresh tokens: in the OS keyring whenever one works, else in a 0600
+file `<key>.refresh` beside the cache, only ever read and written under the entry's lock.
+OIDC client secrets: read from the keyring, where the user put them."""
 
 from __future__ import annotations
 
 import os
 
+from ..errors import CredHelperError
 from .filestore import ensure_private_dir, unsafe
 from .private import UnsafePath, read_private, write_private
 
 SERVICE = "cred-helper-refresh"
+CLIENT_SECRET_SERVICE = "cred-helper-client-secret"
+
+
+def client_secret_name(issuer_url: str, client_id: str) -> str:
+    return f"{client_id}@{issuer_url}"
+
+
+def client_secret(issuer_url: str, client_id: str) -> str:
+    """The client secret stored in the keyring for this client of this provider."""
+    name = client_secret_name(issuer_url, client_id)
+    store = f"keyring set {CLIENT_SECRET_SERVICE} '{name}'"
+    try:
+        import keyring
+        import keyring.errors
+
+        secret = keyring.get_password(CLIENT_SECRET_SERVICE, name)
+    except ImportError:
+        secret = None
+    except keyring.errors.KeyringError as exc:
+        raise CredHelperError(f"no --oidc-client-secret-file, and the keyring cannot be read "
+                              f"({type(exc).__name__})",
+                              "pass --oidc-client-secret-file, or unlock the keyring") from None
+    if not secret:
+        raise CredHelperError(f"no client secret for {name}: no --oidc-client-secret-file, and "
+                              "the keyring has none",
+                              f"store it with `{store}` (it asks without echo), or pass "
+                              "--oidc-client-secret-file")
+    return secret.strip()
 
 
 class SecretStore:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import requests
@@ -34,6 +34,9 @@ ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                        "ES256", "ES384", "ES512", "EdDSA")
 MAX_SKEW = 120
 ASSERTION_LIFETIME = 60
+# How long a person has to finish a browser or device login; issuance holds the entry's lock
+# meanwhile, so other kubectl processes wait this long (plus a margin) before giving up.
+LOGIN_TIMEOUT = 900
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -207,14 +210,40 @@ def check_issuer_url(url: str, flag: str = "--oidc-issuer-url") -> str:
                      "OpenID providers are reached over verified TLS (http only on loopback)")
 
 
+class ProviderCache(Protocol):
+    def load(self, issuer: str, now: float) -> tuple[dict, dict] | None: ...
+
+    def save(self, issuer: str, discovery: dict, jwks: dict, now: float) -> None: ...
+
+
+def parse_metadata(doc: dict, issuer_url: str) -> ProviderMetadata:
+    if doc.get("issuer") != issuer_url:
+        raise OIDCError(f"the discovery document names issuer {doc.get('issuer')!r}, "
+                        f"not {issuer_url!r}",
+                        "set --oidc-issuer-url to exactly the provider's issuer")
+    try:
+        meta = ProviderMetadata(
+            issuer=doc["issuer"], token_endpoint=doc["token_endpoint"], jwks_uri=doc["jwks_uri"],
+            authorization_endpoint=doc.get("authorization_endpoint", ""),
+            device_authorization_endpoint=doc.get("device_authorization_endpoint", ""))
+    except KeyError as exc:
+        raise OIDCError(f"the discovery document has no {exc.args[0]}") from None
+    if not all(isinstance(v, str) for v in vars(meta).values()):
+        raise OIDCError("the discovery document's endpoints are not strings")
+    return meta
+
+
 class OIDCProvider:
     def __init__(self, issuer_url: str, client_id: str, auth: ClientAuth,
-                 http: requests.Session, clock: Callable[[], float] = time.time) -> None:
+                 http: requests.Session, clock: Callable[[], float] = time.time,
+                 cache: ProviderCache | None = None) -> None:
         self.issuer_url = check_issuer_url(issuer_url)
         self.client_id = client_id
         self.auth = auth
         self.http = http
         self.clock = clock
+        self.cache = cache
+        self._discovery: dict | None = None
         self._metadata: ProviderMetadata | None = None
         self._jwks: dict | None = None
 
@@ -236,25 +265,21 @@ class OIDCProvider:
     @property
     def metadata(self) -> ProviderMetadata:
         if self._metadata is None:
-            doc = self._get_json(f"{self.issuer_url}/.well-known/openid-configuration",
-                                 "discovery document")
-            if doc.get("issuer") != self.issuer_url:
-                raise OIDCError(f"the discovery document names issuer {doc.get('issuer')!r}, "
-                                f"not {self.issuer_url!r}",
-                                "set --oidc-issuer-url to exactly the provider's issuer")
-            try:
-                self._metadata = ProviderMetadata(
-                    issuer=doc["issuer"], token_endpoint=doc["token_endpoint"],
-                    jwks_uri=doc["jwks_uri"],
-                    authorization_endpoint=doc.get("authorization_endpoint", ""),
-                    device_authorization_endpoint=doc.get("device_authorization_endpoint", ""))
-            except KeyError as exc:
-                raise OIDCError(f"the discovery document has no {exc.args[0]}") from None
+            cached = self.cache.load(self.issuer_url, self.clock()) if self.cache else None
+            if cached is not None:
+                self._discovery, self._jwks = cached
+            else:
+                self._discovery = self._get_json(
+                    f"{self.issuer_url}/.well-known/openid-configuration", "discovery document")
+            self._metadata = parse_metadata(self._discovery, self.issuer_url)
         return self._metadata
 
     def jwks(self, refetch: bool = False) -> dict:
+        meta = self.metadata
         if self._jwks is None or refetch:
-            self._jwks = self._get_json(self.metadata.jwks_uri, "JWKS")
+            self._jwks = self._get_json(meta.jwks_uri, "JWKS")
+            if self.cache is not None and self._discovery is not None:
+                self.cache.save(self.issuer_url, self._discovery, self._jwks, self.clock())
         return self._jwks
 
     def validate(self, id_token: str, nonce: str | None = None) -> dict[str, Any]:
@@ -305,6 +330,19 @@ class OIDCProvider:
     def client_credentials(self, scopes: list[str]) -> TokenResponse:
         return self.token({"grant_type": "client_credentials", "scope": " ".join(scopes)})
 
+    def authorization_url(self, scopes: list[str], redirect_uri: str, state: str, nonce: str,
+                          challenge: str) -> str:
+        endpoint = self.metadata.authorization_endpoint
+        if not endpoint:
+            raise OIDCError("the provider has no authorization endpoint",
+                            "use --oidc-grant device")
+        params = {"response_type": "code", "client_id": self.client_id,
+                  "redirect_uri": redirect_uri, "scope": " ".join(scopes), "state": state,
+                  "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256"}
+        if "offline_access" in scopes:
+            params["prompt"] = "consent"  # OIDC Core §11: else no refresh token is due
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
     def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenResponse:
         return self.token({"grant_type": "authorization_code", "code": code,
                            "code_verifier": verifier, "redirect_uri": redirect_uri})
@@ -328,7 +366,7 @@ class OIDCProvider:
                     sleep: Callable[[float], None] = time.sleep) -> TokenResponse:
         """Poll at the server's interval (RFC 8628 §3.5) until the user approves or not."""
         interval = max(1, device.interval)
-        deadline = self.clock() + device.expires_in
+        deadline = self.clock() + min(device.expires_in, LOGIN_TIMEOUT)
         while True:
             sleep(interval)
             try:
@@ -343,7 +381,8 @@ class OIDCProvider:
                     raise OIDCError("the device code expired before it was approved",
                                     "run `cred-helper login` again") from None
                 elif exc.error == "access_denied":
-                    raise OIDCError("the login was denied at the provider") from None
+                    raise OIDCError("the login was denied at the provider",
+                                    "log in again and accept") from None
                 else:
                     raise
             if self.clock() >= deadline:
@@ -379,11 +418,16 @@ def pkce_pair() -> tuple[str, str]:
 
 class OIDCIssuer:
     """Refresh silently when a refresh token works; else the configured grant, where
-    `interactive` allows one that needs a person."""
+    `interactive` allows one that needs a person.
+
+    `browser` opens a URL and says whether it could; None when no browser is to be opened
+    (`--no-browser`, or nowhere to open one).
+    """
 
     def __init__(self, settings: Settings, provider: OIDCProvider,
                  refresh_tokens: SecretStore | NoSecrets, key: str,
                  interactive: bool, say: Callable[[str], None],
+                 browser: Callable[[str], bool] | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.s = settings
@@ -392,40 +436,65 @@ class OIDCIssuer:
         self.key = key
         self.interactive = interactive
         self.say = say
+        self.browser = browser
         self.clock = clock
         self.sleep = sleep
 
-    def _tokens(self) -> TokenResponse:
+    def grant(self) -> str:
+        """The grant `auto` stands for: a browser login where a browser can open."""
+        if self.s.oidc_grant != "auto":
+            return self.s.oidc_grant
+        meta = self.provider.metadata
+        if meta.authorization_endpoint and (self.browser is not None
+                                            or not meta.device_authorization_endpoint):
+            return "authcode"
+        return "device"
+
+    def _tokens(self) -> tuple[TokenResponse, str | None]:
+        """Tokens, and the nonce the ID token must carry (None where the grant has none)."""
         scopes = list(self.s.oidc_scopes)
         stored = self.refresh_tokens.load(self.key)
         if stored:
             try:
-                return self.provider.refresh(stored, scopes)
+                return self.provider.refresh(stored, scopes), None
             except ProviderRefused as exc:
                 self.refresh_tokens.delete(self.key)
                 self.say(f"the refresh token was refused ({exc.error}); logging in again")
-        grant = self.s.oidc_grant
-        if grant == "client-credentials":
-            return self.provider.client_credentials([s for s in scopes if s != "openid"])
+        if self.s.oidc_grant == "client-credentials":
+            return self.provider.client_credentials([s for s in scopes if s != "openid"]), None
         if not self.interactive:
             who = f" --cluster={self.s.cluster}" if self.s.cluster else ""
             raise CredHelperError("logging in needs a person, and kubectl ran cred-helper "
                                   "without a terminal",
                                   f"run `cred-helper login{who}` in a terminal first")
-        if grant == "authcode":
-            raise UsageError("--oidc-grant authcode is not available in this version",
-                             "use --oidc-grant device")
+        if self.grant() == "authcode":
+            return self._authorization_code(scopes)
         device = self.provider.device_authorize(scopes)
         where = device.verification_uri_complete or device.verification_uri
         self.say(f"to log in, open {where} and confirm the code {device.user_code}")
-        return self.provider.poll_device(device, self.sleep)
+        return self.provider.poll_device(device, self.sleep), None
+
+    def _authorization_code(self, scopes: list[str]) -> tuple[TokenResponse, str]:
+        from .loopback import LoopbackRedirect
+
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        verifier, challenge = pkce_pair()
+        with LoopbackRedirect(state) as redirect:
+            url = self.provider.authorization_url(scopes, redirect.redirect_uri, state, nonce,
+                                                  challenge)
+            if self.browser is not None and self.browser(url):
+                self.say(f"opened a browser to log in; if it did not open, visit {url}")
+            else:
+                self.say(f"to log in, open this URL in a browser on this machine: {url}")
+            code = redirect.wait(LOGIN_TIMEOUT)
+        return self.provider.exchange_code(code, verifier, redirect.redirect_uri), nonce
 
     def issue(self) -> Issued:
         issued_at = self.clock()
-        tokens = self._tokens()
+        tokens, nonce = self._tokens()
         claims: dict[str, Any] = {}
         if tokens.id_token:
-            claims = self.provider.validate(tokens.id_token)
+            claims = self.provider.validate(tokens.id_token, nonce)
         elif not self.s.oidc_use_access_token:
             raise OIDCError("the provider sent no ID token",
                             "request the openid scope, or use --oidc-use-access-token")

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
+import requests
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
 from tests.support.oidc_provider import OIDCProvider, ScriptedBrowser, provider_clients
+
+BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 
 pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
 
@@ -22,10 +30,15 @@ def provider():
         yield op
 
 
-def _args(provider, *extra):
+def _args(provider, *extra, grant="device"):
     return ["--issuer=oidc", f"--oidc-issuer-url={provider.issuer}", "--oidc-client-id=public",
-            "--oidc-grant=device", "--oidc-scope=openid", "--oidc-scope=email",
+            f"--oidc-grant={grant}", "--oidc-scope=openid", "--oidc-scope=email",
             "--oidc-scope=groups", "--oidc-scope=offline_access", "--cluster=idp", *extra]
+
+
+def _nothing_cached(sandbox):
+    found = list(sandbox.cache_dir.glob("*.json")) + list(sandbox.cache_dir.glob("*.refresh"))
+    assert not found, found
 
 
 def _login(sandbox, provider, *extra):
@@ -61,10 +74,13 @@ def test_device_login_then_cached_then_silent_refresh(sandbox, provider):
     doc = json.loads(entry.read_text())
     doc["not_after"] = doc["issued_at"] + 30
     entry.write_text(json.dumps(doc))
+    requests_before = len(provider.requests)
     again = sandbox.run(*_args(provider), exec_info=info)
     assert again.returncode == 0, again.stderr
     # (the token itself may be byte-identical: RS256 is deterministic within one second)
     assert provider.grants[len(grants_before):] == ["refresh_token"]
+    # Discovery and JWKS come from the cache: a refresh costs one request.
+    assert provider.requests[requests_before:] == ["POST /token"]
     assert json.loads(entry.read_text())["serial"] != doc["serial"]
     assert_no_secrets(got.stderr + again.stderr, token)
 
@@ -118,3 +134,115 @@ def test_provider_down_is_a_clear_error(sandbox):
                          exec_info=sandbox.exec_info(cluster=False))
     assert result.returncode == 1
     assert "cannot reach the OpenID provider" in one_error(result.stderr)
+
+
+_running: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_logins():
+    """A failed test must not leave a login polling the provider for ten minutes."""
+    yield
+    while _running:
+        _stop(_running.pop())
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the shell and cred-helper under it
+        proc.communicate()
+
+
+def _run_login(sandbox, *args, extra_env=None):
+    env = dict(sandbox.env, **(extra_env or {}))
+    proc = subprocess.Popen(as_kubectl_would(CRED_HELPER, "login", *args), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _running.append(proc)
+    return proc
+
+
+def test_auto_opens_the_browser_for_an_authorization_code_login(sandbox, provider):
+    log = sandbox.root / "browser.log"
+    before = len(provider.grants)
+    proc = _run_login(sandbox, *_args(provider, grant="auto"),
+                      extra_env={"BROWSER": BROWSER, "SCRIPTED_LOGIN": "bob",
+                                 "SCRIPTED_LOG": str(log)})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == ""
+    assert "opened a browser to log in" in err and "logged in as bob@example.com (dev)" in err
+    opened, page = log.read_text().split("\n", 1)
+    query = parse_qs(urlsplit(opened).query)
+    assert query["code_challenge_method"] == ["S256"] and query["prompt"] == ["consent"]
+    assert query["redirect_uri"][0].startswith("http://127.0.0.1:")
+    assert "Logged in" in page
+    assert provider.grants[before:] == ["authorization_code"]
+    assert list(sandbox.cache_dir.glob("*.refresh")), "offline_access gave a refresh token"
+
+
+def test_no_browser_prints_the_url_instead(sandbox, provider):
+    proc = _run_login(sandbox, *_args(provider, "--no-browser", grant="authcode"),
+                      extra_env={"BROWSER": "/bin/false"})
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "to log in, open this URL in a browser on this machine: " in first, first
+    url = first.rsplit(" ", 1)[1].strip()
+    page = ScriptedBrowser("alice").approve(url)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "Logged in" in page and "logged in as alice@example.com" in rest
+
+
+def test_auto_without_a_browser_is_the_device_grant(sandbox, provider):
+    proc = _run_login(sandbox, *_args(provider, grant="auto"))
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    _stop(proc)
+    assert "and confirm the code" in first, first
+
+
+def test_wrong_state_is_refused_and_nothing_cached(sandbox, provider):
+    proc = _run_login(sandbox, *_args(provider, "--no-browser", grant="authcode"))
+    assert proc.stderr is not None
+    url = proc.stderr.readline().rsplit(" ", 1)[1].strip()
+    redirect_uri = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+    landed = ScriptedBrowser("alice").approve(url, stop_at=redirect_uri)
+    assert "code=" in landed
+    forged = landed.replace("state=", "state=forged")
+    answer = requests.get(forged, timeout=10)
+    assert answer.status_code == 400 and "Login failed" in answer.text
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "does not carry this login's state" in one_error(err)
+    _nothing_cached(sandbox)
+
+
+@pytest.mark.parametrize("grant", ["authcode", "device"])
+def test_a_denied_login_is_a_clear_error(sandbox, provider, grant):
+    if grant == "authcode":
+        proc = _run_login(sandbox, *_args(provider, grant="authcode"),
+                          extra_env={"BROWSER": BROWSER, "SCRIPTED_DENY": "1"})
+        _, err = proc.communicate(timeout=60)
+        lines = err.splitlines()[1:]  # after "opened a browser ..."
+    else:
+        proc = _run_login(sandbox, *_args(provider))
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        url = first.split("open ", 1)[1].split(" and confirm", 1)[0]
+        ScriptedBrowser(deny=True).approve(url)
+        _, err = proc.communicate(timeout=60)
+        lines = err.splitlines()
+    assert proc.returncode == 1
+    error = one_error("\n".join(lines))
+    assert "access_denied" in error or "denied" in error, error
+    _nothing_cached(sandbox)
+
+
+def test_an_expired_device_code_is_a_clear_error(sandbox):
+    with OIDCProvider(provider_clients(), device_code_lifetime=2) as short:
+        proc = _run_login(sandbox, *_args(short))
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "expired before it was approved" in one_error("\n".join(err.splitlines()[1:]))
+    _nothing_cached(sandbox)

@@ -70,12 +70,15 @@ def _private_jwk(key, kid: str) -> dict:
 
 
 class OIDCProvider:
-    def __init__(self, clients: list[dict], lifetime: int = 1800) -> None:
+    def __init__(self, clients: list[dict], lifetime: int = 1800,
+                 device_code_lifetime: int = 600) -> None:
         self.clients = clients
         self.lifetime = lifetime
+        self.device_code_lifetime = device_code_lifetime
         self.port = _free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.grants: list[str] = []  # grant_type of each successful token request
+        self.requests: list[str] = []  # "METHOD /path" of every request
         self.log: list[str] = []
         self._proc: subprocess.Popen | None = None
         self._tmp = tempfile.mkdtemp(prefix="oidc-provider-")
@@ -86,7 +89,8 @@ class OIDCProvider:
             _private_jwk(ec.generate_private_key(ec.SECP256R1()), "es256-1"),
         ]}
         config = {"port": self.port, "clients": self.clients, "accounts": ACCOUNTS,
-                  "jwks": signing, "lifetime": self.lifetime}
+                  "jwks": signing, "lifetime": self.lifetime,
+                  "deviceCodeLifetime": self.device_code_lifetime}
         path = os.path.join(self._tmp, "config.json")
         Path(path).write_text(json.dumps(config))
         self._proc = subprocess.Popen(["node", str(HERE / "server.mjs"), path],
@@ -108,6 +112,8 @@ class OIDCProvider:
             self.log.append(line)
             if line.startswith("GRANT "):
                 self.grants.append(line.split()[1])
+            elif line.startswith("REQUEST "):
+                self.requests.append(line.split(" ", 1)[1].strip())
 
     def stop(self) -> None:
         if self._proc:
@@ -125,9 +131,12 @@ class _Forms(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[dict] = []
+        self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs) -> None:
         a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
         if tag == "form":
             self.forms.append({"action": a.get("action", ""), "fields": {}})
         elif tag == "input" and self.forms and a.get("name"):
@@ -135,10 +144,12 @@ class _Forms(HTMLParser):
 
 
 class ScriptedBrowser:
-    """Signs in as `login` and consents, through the provider's own HTML pages."""
+    """Signs in as `login` and consents, through the provider's own HTML pages; or, with
+    `deny`, presses the pages' own Abort / Cancel."""
 
-    def __init__(self, login: str = "alice") -> None:
+    def __init__(self, login: str = "alice", deny: bool = False) -> None:
         self.login = login
+        self.deny = deny
         self.session = requests.Session()
 
     def approve(self, url: str, stop_at: str | None = None, steps: int = 12) -> str:
@@ -157,6 +168,15 @@ class ScriptedBrowser:
                 return response.text
             form = parser.forms[0]
             fields = dict(form["fields"])
+            cancel = [link for link in parser.links if link.endswith("/abort")]
+            if self.deny and cancel:  # a sign-in or consent page
+                response = self.session.get(urljoin(response.url, cancel[0]),
+                                            allow_redirects=False)
+                continue
+            if self.deny and "confirm" in fields:  # the device confirmation page
+                fields["abort"] = "yes"
+                return self.session.post(urljoin(response.url, form["action"]),
+                                         data=fields).text
             if "login" in fields:
                 fields.update(login=self.login, password="any")
             response = self.session.post(urljoin(response.url, form["action"]), data=fields,

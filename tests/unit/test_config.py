@@ -43,13 +43,14 @@ def test_cache_key_changes_with_every_shaping_input():
     shaping = {"cluster": "dev", "issuer": "oidc", "ttl": 600, "key": "p256",
                "server": "https://b", "certificate_authority": "/ca.pem",
                "bootstrap_token_file": "/t", "bootstrap_kubeconfig": "/k",
-               "bootstrap_context": "c", "subject_cn": "bob", "subject_o": ("g",),
+               "bootstrap_context": "c", "bootstrap": "oidc", "subject_cn": "bob",
+               "subject_o": ("g",),
                "oidc_issuer_url": "https://idp", "oidc_client_id": "c",
                "oidc_client_secret_file": "/s", "oidc_scopes": ("openid",),
                "oidc_grant": "device", "oidc_client_auth": "client-secret",
                "oidc_client_key": "/k", "oidc_use_access_token": True}
     assert set(shaping) | {"config_file", "cache", "cache_dir", "approval_timeout",
-                           "reason"} == {f.name for f in dataclasses.fields(Settings)}
+                           "reason", "no_browser"} == {f.name for f in dataclasses.fields(Settings)}
     for name, value in shaping.items():
         assert dataclasses.replace(base, **{name: value}).cache_key(cluster) != key, name
     for other in (None, ClusterInfo(server="https://b", ca_data=b"ca"),
@@ -57,5 +58,21 @@ def test_cache_key_changes_with_every_shaping_input():
                   ClusterInfo(server="https://a", ca_data=b"ca", tls_server_name="x")):
         assert base.cache_key(other) != key
     for name, value in {"reason": "why", "approval_timeout": 1, "cache": "none",
-                        "cache_dir": "/x", "config_file": "/y"}.items():
+                        "cache_dir": "/x", "config_file": "/y", "no_browser": True}.items():
         assert dataclasses.replace(base, **{name: value}).cache_key(cluster) == key, name
+
+
+def test_bootstrap_is_implied_and_checked(tmp_path):
+    env = {"HOME": str(tmp_path)}
+    assert resolve(_flags(issuer="csr", bootstrap_token_file="/t"), env).bootstrap == "token"
+    assert resolve(_flags(issuer="csr"), env).bootstrap == ""
+    with pytest.raises(UsageError, match="--bootstrap oidc needs --oidc-issuer-url"):
+        resolve(_flags(issuer="csr", bootstrap="oidc"), env)
+    with pytest.raises(UsageError, match="--bootstrap kubeconfig needs --bootstrap-kubeconfig"):
+        resolve(_flags(issuer="csr", bootstrap="kubeconfig"), env)
+    with pytest.raises(UsageError, match="both set"):
+        resolve(_flags(issuer="csr", bootstrap="oidc", bootstrap_token_file="/t",
+                       oidc_issuer_url="https://idp", oidc_client_id="c"), env)
+    settings = resolve(_flags(issuer="csr", bootstrap="oidc", oidc_issuer_url="https://idp",
+                              oidc_client_id="c"), env)
+    assert (settings.bootstrap, settings.oidc_client_auth) == ("oidc", "none")

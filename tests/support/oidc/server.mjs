@@ -32,7 +32,7 @@ const provider = new Provider(`http://127.0.0.1:${config.port}`, {
     AccessToken: lifetime,
     IdToken: lifetime,
     ClientCredentials: lifetime,
-    DeviceCode: 600,
+    DeviceCode: config.deviceCodeLifetime ?? 600,
     RefreshToken: 86400,
   },
   // Refresh tokens whenever offline_access was granted, and rotated on every use, so the
@@ -52,6 +52,11 @@ const provider = new Provider(`http://127.0.0.1:${config.port}`, {
   },
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
+// The tests count requests (discovery, JWKS, token) to see what cred-helper keeps between runs.
+provider.use(async (ctx, next) => {
+  console.error(`REQUEST ${ctx.method} ${ctx.path}`);
+  await next();
+});
 // The tests count token requests that succeeded, by grant type.
 provider.on('grant.success', (ctx) => console.error(`GRANT ${ctx.oidc.params.grant_type}`));
 

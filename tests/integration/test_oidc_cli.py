@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
+from tests.support.keyring_session import secret_service
 from tests.support.oidc_provider import OIDCProvider, ScriptedBrowser, provider_clients
 
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
@@ -246,3 +247,43 @@ def test_an_expired_device_code_is_a_clear_error(sandbox):
     assert proc.returncode == 1
     assert "expired before it was approved" in one_error("\n".join(err.splitlines()[1:]))
     _nothing_cached(sandbox)
+
+
+def _client_credentials_args(provider, client_id, *extra):
+    return ["--issuer=oidc", f"--oidc-issuer-url={provider.issuer}",
+            f"--oidc-client-id={client_id}", "--oidc-grant=client-credentials",
+            "--oidc-use-access-token", *extra]
+
+
+@pytest.mark.skipif(not shutil.which("gnome-keyring-daemon"),
+                    reason="gnome-keyring is installed by scripts/setup")
+def test_client_secret_from_the_keyring(sandbox, provider):
+    args = _client_credentials_args(provider, "confidential", "--oidc-client-auth=client-secret")
+    with secret_service(str(sandbox.root)) as env:
+        sandbox.env.update(env)
+        missing = sandbox.run(*args, exec_info=sandbox.exec_info(cluster=False))
+        assert missing.returncode == 1
+        assert f"no client secret for confidential@{provider.issuer}" in one_error(
+            missing.stderr)
+        store = f"keyring set cred-helper-client-secret 'confidential@{provider.issuer}'"
+        assert store in missing.stderr
+        # What the hint says, as the user would do it (the keyring CLI reads a pipe too).
+        subprocess.run([str(Path(CRED_HELPER).parent / "keyring"), "set",
+                        "cred-helper-client-secret", f"confidential@{provider.issuer}"],
+                       input="s3cret-basic\n", env=sandbox.env, check=True, text=True,
+                       capture_output=True)
+        result = sandbox.run(*args, exec_info=sandbox.exec_info(cluster=False))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"]["token"]
+    assert_no_secrets(missing.stderr + result.stderr, "s3cret-basic")
+
+
+def test_client_secret_post(sandbox, provider):
+    # (oidc-provider takes either method from any secret client; the stand-in provider in
+    # test_oidc_bad_provider.py shows what goes on the wire.)
+    secret = sandbox.root / "post.secret"
+    secret.write_text("s3cret-post\n")
+    post = sandbox.run(*_client_credentials_args(
+        provider, "confidential-post", f"--oidc-client-secret-file={secret}",
+        "--oidc-client-auth=client-secret-post"), exec_info=sandbox.exec_info(cluster=False))
+    assert post.returncode == 0, post.stderr

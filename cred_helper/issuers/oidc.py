@@ -463,10 +463,10 @@ class OIDCIssuer:
         if self.s.oidc_grant == "client-credentials":
             return self.provider.client_credentials([s for s in scopes if s != "openid"]), None
         if not self.interactive:
-            who = f" --cluster={self.s.cluster}" if self.s.cluster else ""
+            command = (f"`cred-helper login --cluster={self.s.cluster}`" if self.s.cluster
+                       else "`cred-helper login` with the exec entry's arguments")
             raise CredHelperError("logging in needs a person, and kubectl ran cred-helper "
-                                  "without a terminal",
-                                  f"run `cred-helper login{who}` in a terminal first")
+                                  "without a terminal", f"run {command} in a terminal first")
         if self.grant() == "authcode":
             return self._authorization_code(scopes)
         device = self.provider.device_authorize(scopes)

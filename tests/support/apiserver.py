@@ -3,7 +3,9 @@
 What it does, as kube-apiserver does it:
 - TLS on 127.0.0.1 with a generated CA; authentication by client certificate issued by that CA
   (CN -> user, O -> groups; expired, not-yet-valid or revoked -> 401 `Status`, like a CA
-  rotation would) or by bearer token from a table; no credential -> 401.
+  rotation would), by bearer token from a table, or by an OIDC ID token from a trusted
+  provider (`OIDCAuthenticator`, as kube-apiserver's `--oidc-*` flags: signature against the
+  provider's JWKS, iss, aud, exp; username and groups from claims); no credential -> 401.
 - `/version`, `/api`, `/apis` and the group discovery documents kubectl reads.
 - SelfSubjectReview (`authentication.k8s.io/v1`), as `kubectl auth whoami` uses it.
 - The CSR API (`certificates.k8s.io/v1`): create (validation of the PKCS#10 request, its
@@ -42,6 +44,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -65,6 +68,43 @@ class ApiError(Exception):
         self.code, self.reason, self.message = code, reason, message
 
 
+class OIDCAuthenticator:
+    """kube-apiserver's OIDC authenticator for one provider: `--oidc-issuer-url`,
+    `--oidc-client-id`, `--oidc-username-claim` (email: `email_verified` must not be false),
+    `--oidc-groups-claim`, and the username prefix (issuer#) for claims other than email."""
+
+    def __init__(self, issuer: str, client_id: str, username_claim: str = "email",
+                 groups_claim: str = "groups") -> None:
+        self.issuer, self.client_id = issuer, client_id
+        self.username_claim, self.groups_claim = username_claim, groups_claim
+        self._jwks: jwt.PyJWKClient | None = None
+
+    def authenticate(self, token: str) -> tuple[str, list[str]] | None:
+        if self._jwks is None:
+            import requests
+
+            discovery = requests.get(f"{self.issuer}/.well-known/openid-configuration",
+                                     timeout=10).json()
+            self._jwks = jwt.PyJWKClient(discovery["jwks_uri"])
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256", "EdDSA"],
+                                audience=self.client_id, issuer=self.issuer,
+                                options={"require": ["exp", "iat"]})
+        except jwt.PyJWTError:
+            return None
+        user = claims.get(self.username_claim)
+        if not isinstance(user, str) or not user:
+            return None
+        if self.username_claim == "email":
+            if claims.get("email_verified") is False:
+                return None
+        else:
+            user = f"{self.issuer}#{user}"
+        groups = claims.get(self.groups_claim) or []
+        return user, [g for g in groups if isinstance(g, str)]
+
+
 class LocalAPIServer:
     def __init__(self, tokens: dict[str, tuple[str, list[str]]] | None = None,
                  auto_approve: Callable[[dict], bool] | None = None,
@@ -72,6 +112,7 @@ class LocalAPIServer:
                  signer_delay: float = 0.0, minor: str = "32") -> None:
         self.ca = CA()
         self.tokens = dict(tokens or {})
+        self.oidc: OIDCAuthenticator | None = None
         self.auto_approve = auto_approve
         self.approvers = set(approvers or ())
         self.csr_creators = csr_creators
@@ -226,7 +267,10 @@ class LocalAPIServer:
             return str(cn[0].value), [str(o.value) for o in orgs] + ["system:authenticated"]
         header = handler.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            found = self.tokens.get(header[len("Bearer "):].strip())
+            token = header[len("Bearer "):].strip()
+            found = self.tokens.get(token)
+            if found is None and self.oidc is not None and token.count(".") == 2:
+                found = self.oidc.authenticate(token)
             if found:
                 return found[0], [*found[1], "system:authenticated"]
         raise ApiError(401, "Unauthorized", "Unauthorized")

@@ -314,7 +314,8 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
             continue
         rows.append({
             "profile": entry.profile, "issuer": entry.issuer, "cache": store.name,
-            "identity": {"username": entry.username, "groups": entry.groups},
+            # everything known of who it is: username and groups; sub and email for OIDC
+            "identity": {**entry.identity, "username": entry.username, "groups": entry.groups},
             "server": entry.server, "source": entry.source,
             "expires": rfc3339(entry.not_after),
             "expiresInSeconds": max(0, int(entry.not_after - now)),

@@ -15,10 +15,16 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
 from tests.support.keyring_session import secret_service
-from tests.support.oidc_provider import OIDCProvider, ScriptedBrowser, provider_clients
+from tests.support.oidc_provider import (
+    CLIENT_KEYS,
+    OIDCProvider,
+    ScriptedBrowser,
+    provider_clients,
+)
 
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 
@@ -86,7 +92,9 @@ def test_device_login_then_cached_then_silent_refresh(sandbox, provider):
     assert_no_secrets(got.stderr + again.stderr, token)
 
     (row,) = json.loads(sandbox.run("status", "-o", "json").stdout)
-    assert row["identity"]["groups"] == ["oncall", "sre"] and row["issuer"] == "oidc"
+    assert row["identity"] == {"username": "alice@example.com", "sub": "alice",
+                               "email": "alice@example.com", "groups": ["oncall", "sre"]}
+    assert row["issuer"] == "oidc"
     assert sandbox.run("logout", "--cluster=idp").returncode == 0
     assert not list(sandbox.cache_dir.glob("*.refresh")), "logout forgets the refresh token"
 
@@ -287,3 +295,17 @@ def test_client_secret_post(sandbox, provider):
         provider, "confidential-post", f"--oidc-client-secret-file={secret}",
         "--oidc-client-auth=client-secret-post"), exec_info=sandbox.exec_info(cluster=False))
     assert post.returncode == 0, post.stderr
+
+
+@pytest.mark.parametrize("client_id", sorted(CLIENT_KEYS))
+def test_private_key_jwt_with_a_key_file(sandbox, provider, client_id):
+    key, _ = CLIENT_KEYS[client_id]
+    path = sandbox.root / "client.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    result = sandbox.run(*_client_credentials_args(provider, client_id,
+                                                   f"--oidc-client-key={path}"),
+                         exec_info=sandbox.exec_info(cluster=False))
+    assert result.returncode == 0, result.stderr
+    assert_no_secrets(result.stderr)

@@ -6,6 +6,7 @@ never gets here at all (see fastpath.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ import click
 from . import __version__
 from .errors import CredHelperError, UsageError
 
-COMMANDS = ("get", "login", "status", "logout")
+COMMANDS = ("get", "login", "status", "logout", "keys")
 
 
 def warn(message: str) -> None:
@@ -98,18 +99,37 @@ def _credential_options(fn):
         click.option("--oidc-client-auth",
                      metavar="none|client-secret|client-secret-post|private-key-jwt",
                      help="Client authentication.  [default: from the secret/key given]"),
-        click.option("--oidc-client-key", metavar="FILE",
-                     help="Private key (PEM) signing private_key_jwt assertions."),
+        click.option("--oidc-client-key", metavar="FILE|pkcs11:URI",
+                     help="Private key signing private_key_jwt assertions: a PEM file, or a "
+                          "key on a PKCS#11 token (YubiKey) named by an RFC 7512 URI."),
         click.option("--oidc-use-access-token", is_flag=True, default=None,
                      help="Give kubectl the access token instead of the ID token."),
         click.option("--no-browser", is_flag=True, default=None,
                      help="Never open a browser: print the login URL (authcode), and make "
                           "auto choose the device grant."),
+        *_token_options(),
         click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _token_options() -> list:
+    return [
+        click.option("--pkcs11-module", metavar="PATH",
+                     help="PKCS#11 module.  [env: CRED_HELPER_PKCS11_MODULE; default: the "
+                          "first of the usual ykcs11 / OpenSC paths]"),
+        click.option("--pin-source", metavar="prompt|env:VAR|file:PATH|cmd:COMMAND",
+                     help="Where the token's PIN comes from.  [default: prompt, on the "
+                          "terminal, only when interactive]"),
+    ]
+
+
+def ask_pin(prompt: str) -> str:
+    import getpass
+
+    return getpass.getpass(prompt)  # on the terminal, never echoed, never on stdout
 
 
 @click.group(cls=_DefaultGet, context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,20 +151,22 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
     key = settings.cache_key(exec_info.cluster)
 
     def issue():
-        if settings.issuer == "oidc":
-            return _oidc_issuer(settings, key, exec_info.interactive).issue()
-        from .issuers.csr import CsrIssuer
-        from .kube import BearerAuth, KubeClient
+        # A token key (pkcs11:) stays open, logged in once, until this issuance is done.
+        with contextlib.ExitStack() as held:
+            if settings.issuer == "oidc":
+                return _oidc_issuer(settings, key, exec_info.interactive, held).issue()
+            from .issuers.csr import CsrIssuer
+            from .kube import BearerAuth, KubeClient
 
-        def oidc_login() -> BearerAuth:
-            # The same login as --issuer oidc gives; its refresh token is kept under this
-            # entry's key, so later certificates need no person.
-            issued = _oidc_issuer(settings, key, exec_info.interactive).issue()
-            return BearerAuth(issued.status["token"],
-                              source=f"the OIDC login of {issued.identity['username']}")
+            def oidc_login() -> BearerAuth:
+                # The same login as --issuer oidc gives; its refresh token is kept under this
+                # entry's key, so later certificates need no person.
+                issued = _oidc_issuer(settings, key, exec_info.interactive, held).issue()
+                return BearerAuth(issued.status["token"],
+                                  source=f"the OIDC login of {issued.identity['username']}")
 
-        endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
-        return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
+            endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
+            return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
 
     from .issuers.oidc import LOGIN_TIMEOUT
 
@@ -165,7 +187,7 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
     return settings, store, service.obtain(request, store, issue, time.time, warn)
 
 
-def _oidc_issuer(settings, key: str, interactive: bool):
+def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitStack):
     import functools
 
     import requests
@@ -185,10 +207,14 @@ def _oidc_issuer(settings, key: str, interactive: bool):
             secret = client_secret(settings.oidc_issuer_url, settings.oidc_client_id)
         method = "post" if settings.oidc_client_auth == "client-secret-post" else "basic"
         auth = oidc.ClientSecretAuth(secret, method)
+    elif settings.oidc_client_auth == "private-key-jwt" and \
+            settings.oidc_client_key.startswith("pkcs11:"):
+        from .keys.pkcs11 import open_key
+
+        auth = oidc.PrivateKeyJWTAuth(held.enter_context(open_key(
+            settings.oidc_client_key, settings.pkcs11_module, settings.pin_source, interactive,
+            os.environ, ask_pin, say)))
     elif settings.oidc_client_auth == "private-key-jwt":
-        if settings.oidc_client_key.startswith("pkcs11:"):
-            raise UsageError("PKCS#11 client keys are not available in this version",
-                             "use a key file with --oidc-client-key")
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key")
@@ -357,6 +383,129 @@ def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None
             SecretStore(directory).delete(entry.key)  # the refresh token goes too
             removed += 1
     say(f"removed {removed} cached credential{'s' if removed != 1 else ''}")
+
+
+@cli.group()
+def keys() -> None:
+    """PKCS#11 keys: list tokens and keys, generate a non-exportable key, print a public key."""
+
+
+def _token_flags(fn):
+    for option in reversed(_token_options()):
+        fn = option(fn)
+    return fn
+
+
+@contextlib.contextmanager
+def _token_session(uri_text: str, module: str | None, pin_source: str | None, login: bool,
+                   rw: bool = False):
+    from .keys import pkcs11, uri
+    from .keys.pin import check_source
+
+    parsed = uri.parse(uri_text)
+    path = pkcs11.choose_module(parsed.module_path, module or "")
+    lib = pkcs11.load(path)
+    token, info = pkcs11.find_token(lib, parsed, path)
+    if not login:
+        with token.open() as session:
+            yield parsed, info, session
+        return
+    source = check_source(parsed.pin_source or pin_source or "prompt", "--pin-source")
+
+    def refresh() -> int:
+        return next((i.flags for i in pkcs11.list_tokens(lib) if i.slot_id == info.slot_id), 0)
+
+    with pkcs11.logged_in(token, info, source, _stdin_is_tty(), os.environ, ask_pin, say,
+                          refresh, rw=rw) as session:
+        yield parsed, info, session
+
+
+@keys.command("list")
+@click.argument("uri", default="pkcs11:", metavar="[URI]")
+@click.option("--login", is_flag=True, help="Log in, to see private keys too.")
+@_token_flags
+def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str | None) -> None:
+    """Tokens, and the keys on the token URI names (label, id, type, extractable)."""
+    from .keys import pkcs11
+    from .keys import uri as uris
+    from .keys.manage import list_keys
+
+    parsed = uris.parse(uri)
+    module = pkcs11.choose_module(parsed.module_path, _module_setting(pkcs11_module))
+    tokens = [t for t in pkcs11.list_tokens(pkcs11.load(module)) if t.flags & 0x400]
+    click.echo(f"module {module}")
+    for info in tokens:
+        click.echo(f"token {info.describe()}: {pkcs11.pin_state(info.flags)}"
+                   if info.flags & 0x70000 else f"token {info.describe()}")
+    if not tokens:
+        say("no token is present")
+        return
+    if not any(pkcs11.token_matches(t, parsed) for t in tokens):
+        raise pkcs11.TokenError(f"no token matching {parsed.describe_token()}")
+    rows = []
+    for info in tokens:
+        if not pkcs11.token_matches(info, parsed):
+            continue
+        with _token_session(f"pkcs11:slot-id={info.slot_id}", module, pin_source, login) as (
+                _, _, session):
+            rows += list_keys(session, info)
+    table = [("TOKEN", "LABEL", "ID", "TYPE", "CLASS", "EXTRACTABLE", "URI")]
+    table += [(r.token, r.label, uris.format_id(r.key_id), r.kind, r.object_class,
+               r.extractable or "-", r.uri) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if not login:
+        say("private keys show after logging in: cred-helper keys list --login")
+
+
+def _module_setting(flag: str | None) -> str:
+    chosen = flag or os.environ.get("CRED_HELPER_PKCS11_MODULE", "")
+    return os.path.abspath(os.path.expanduser(chosen)) if chosen else ""
+
+
+@keys.command("generate")
+@click.argument("uri", metavar="URI")
+@click.option("--type", "kind", default="p256", show_default=True,
+              type=click.Choice(["p256", "ed25519", "rsa2048"]), help="Key type.")
+@_token_flags
+def keys_generate(uri: str, kind: str, pkcs11_module: str | None,
+                  pin_source: str | None) -> None:
+    """Generate a key pair on the token URI names (object= is the label, id= optional).
+
+    The private half is sensitive and never extractable. Prints the new key's URI."""
+    from .keys import uri as uris
+    from .keys.manage import generate
+
+    parsed = uris.parse(uri)
+    if not parsed.object:
+        raise UsageError("keys generate needs object=LABEL in the URI",
+                         "e.g. 'pkcs11:token=NAME;object=cred-helper;id=%01'")
+    with _token_session(uri, _module_setting(pkcs11_module), pin_source, True, rw=True) as (
+            _, info, session):
+        new_uri, _ = generate(session, info, parsed.object, parsed.id, kind)
+    say(f"generated a {kind} key on {info.describe()}; its private half cannot leave the token")
+    click.echo(new_uri)
+
+
+@keys.command("public")
+@click.argument("uri", metavar="URI")
+@click.option("--format", "fmt", default="pem", show_default=True,
+              type=click.Choice(["pem", "jwk", "ssh"]), help="Output format.")
+@click.option("--login", is_flag=True,
+              help="Log in first (for tokens that show keys only after login).")
+@_token_flags
+def keys_public(uri: str, fmt: str, login: bool, pkcs11_module: str | None,
+                pin_source: str | None) -> None:
+    """Print the public key of the key URI names: PEM, JWK (kid = RFC 7638 thumbprint) or
+    OpenSSH."""
+    from .keys.manage import find_public
+    from .keys.publickey import render
+
+    with _token_session(uri, _module_setting(pkcs11_module), pin_source, login) as (
+            parsed, info, session):
+        public = find_public(session, parsed, info.describe())
+    click.echo(render(public, fmt, f"{info.label}/{parsed.object or ''}".rstrip("/")), nl=False)
 
 
 def run(args: list[str]) -> int:

@@ -48,13 +48,15 @@ PROFILE_KEYS = {
     "oidc-client-key": "--oidc-client-key",
     "oidc-use-access-token": "--oidc-use-access-token",
     "no-browser": "--no-browser",
+    "pkcs11-module": "--pkcs11-module",
+    "pin-source": "--pin-source",
 }
 OIDC_GRANTS = ("auto", "authcode", "device", "client-credentials")
 OIDC_CLIENT_AUTH = ("none", "client-secret", "client-secret-post", "private-key-jwt")
 BOOTSTRAPS = ("token", "kubeconfig", "oidc")
 DEFAULT_SCOPES = ("openid", "offline_access")
 ENV_VARS = {"cluster": "CRED_HELPER_CLUSTER", "config": "CRED_HELPER_CONFIG",
-            "cache-dir": "CRED_HELPER_CACHE_DIR"}
+            "cache-dir": "CRED_HELPER_CACHE_DIR", "pkcs11-module": "CRED_HELPER_PKCS11_MODULE"}
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,14 @@ class Settings:
     oidc_client_key: str = ""
     oidc_use_access_token: bool = False
     no_browser: bool = False
+    pkcs11_module: str = ""
+    pin_source: str = "prompt"
 
     def cache_key(self, cluster: ClusterInfo | None) -> str:
         """A digest of everything that shapes the credential (and nothing that does not)."""
         shaping = asdict(self)
         for incidental in ("config_file", "cache", "cache_dir", "approval_timeout", "reason",
-                           "no_browser"):
+                           "no_browser", "pkcs11_module", "pin_source"):
             del shaping[incidental]
         # What of spec.cluster shapes the credential: where it is issued and whom we trust.
         shaping["spec.cluster"] = cluster and {
@@ -175,7 +179,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             "use a TTL of 10m or more",
         )
     cache = _choice(src, "cache", CACHES, "file")
-    key = _choice(src, "key", KEY_KINDS, "ed25519", pkcs11_hint=True)
+    key = _key_kind(src)
     cache_dir = flags.get("cache_dir") or env.get("CRED_HELPER_CACHE_DIR")
     bootstrap = _bootstrap(src, issuer)
     settings = Settings(
@@ -197,6 +201,8 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         reason=flags.get("reason") or "",
         bootstrap=bootstrap,
         no_browser=_flag(src, "no-browser"),
+        pkcs11_module=_path(src, "pkcs11-module"),
+        pin_source=_pin_source(src),
         **_oidc(src, issuer, bootstrap == "oidc"),
     )
     if settings.server and not settings.server.startswith("https://"):
@@ -300,19 +306,38 @@ def _path(src: _Source, key: str) -> str:
     return os.path.abspath(os.path.expanduser(value)) if value else ""
 
 
-def _choice(src: _Source, key: str, allowed: tuple[str, ...], default: str | None,
-            pkcs11_hint: bool = False) -> Any:
+def _choice(src: _Source, key: str, allowed: tuple[str, ...], default: str | None) -> Any:
     found = src.get(key)
     if found is None:
         return default
     value, where = found
     if value in allowed:
         return value
-    hint = None
-    if pkcs11_hint and isinstance(value, str) and value.startswith("pkcs11:"):
-        hint = ("kubectl can only use a client key it can read, so a hardware key cannot be "
-                "the certificate's key; cred-helper generates a fresh key per certificate")
-    raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed)}", hint)
+    raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _key_kind(src: _Source) -> str:
+    found = src.get("key")
+    if found and isinstance(found[0], str) and found[0].startswith("pkcs11:"):
+        raise UsageError(
+            f"{found[1]}: a hardware key cannot be the certificate's key: kubectl only uses a "
+            "client key it can read (clientKeyData), and client-go cannot ask a token to sign",
+            "keep --key ed25519 (a fresh key per certificate) and let the hardware key "
+            "authorize each one: --bootstrap oidc --oidc-client-auth private-key-jwt "
+            "--oidc-client-key pkcs11:... (see the README's YubiKey section)")
+    return _choice(src, "key", KEY_KINDS, "ed25519")
+
+
+def _pin_source(src: _Source) -> str:
+    from .keys.pin import check_source
+
+    found = src.get("pin-source")
+    if found is None:
+        return "prompt"
+    value, where = found
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: expected a string")
+    return check_source(value, where)
 
 
 def _duration(src: _Source, key: str, default: int) -> int:

@@ -1,0 +1,72 @@
+"""Where a token's PIN comes from: `prompt` (the terminal, never echoed, only when a person is
+there), `env:VAR`, `file:PATH` (private to its owner) or `cmd:COMMAND` (its first line of
+output, e.g. a password manager). The PIN is returned to the caller once and kept nowhere."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+from collections.abc import Callable, Mapping
+
+from ..errors import CredHelperError, UsageError
+
+KINDS = ("prompt", "env:", "file:", "cmd:")
+
+
+def check_source(source: str, where: str = "--pin-source") -> str:
+    if source == "prompt" or (source.startswith(KINDS[1:]) and source.split(":", 1)[1]):
+        return source
+    raise UsageError(f"{where}: {source!r} is not prompt, env:VAR, file:PATH or cmd:COMMAND")
+
+
+def read_pin(source: str, interactive: bool, what: str, env: Mapping[str, str],
+             ask: Callable[[str], str]) -> str:
+    """The PIN for `what` (a token's name) from `source`; `ask` prompts without echo."""
+    kind, _, value = source.partition(":")
+    if source == "prompt":
+        if not interactive:
+            raise CredHelperError(f"{what} needs its PIN, and there is no terminal to ask on",
+                                  "run `cred-helper login` in a terminal, or set --pin-source "
+                                  "env:VAR, file:PATH or cmd:COMMAND")
+        pin = ask(f"PIN for {what}: ")
+    elif kind == "env":
+        pin = env.get(value, "")
+        if not pin:
+            raise CredHelperError(f"--pin-source env:{value}: the variable is not set",
+                                  f"export {value}, or choose another --pin-source")
+    elif kind == "file":
+        pin = _read_pin_file(os.path.expanduser(value))
+    else:
+        pin = _run_pin_command(value)
+    pin = pin.rstrip("\r\n")
+    if not pin:
+        raise CredHelperError(f"--pin-source {kind}: gave an empty PIN")
+    return pin
+
+
+def _read_pin_file(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise CredHelperError(f"--pin-source file:{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
+            raise CredHelperError(f"--pin-source file:{path} is readable by others",
+                                  f"chmod 600 {path} (and own it), or use another source")
+        return fh.read().decode("utf-8", "replace").split("\n", 1)[0]
+
+
+def _run_pin_command(command: str) -> str:
+    try:
+        done = subprocess.run(shlex.split(command), stdout=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    except (OSError, ValueError) as exc:
+        raise CredHelperError(f"--pin-source cmd: cannot run {command!r}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise CredHelperError(f"--pin-source cmd: {command!r} took over 2 minutes") from None
+    if done.returncode != 0:
+        raise CredHelperError(f"--pin-source cmd: {command!r} failed (exit {done.returncode})")
+    return done.stdout.split("\n", 1)[0]

@@ -260,3 +260,40 @@ def test_prompt_without_a_terminal_is_a_clear_error(box):
     result = _cli(box, "keys", "list", "--login")
     assert result.returncode == 1
     assert "needs its PIN, and there is no terminal" in one_error(result.stderr)
+
+
+def test_the_prompt_asks_on_the_terminal_without_echo(box):
+    """With a terminal, --pin-source prompt asks there; what is typed is not shown."""
+    import pty
+    import select
+
+    assert _cli(box, "keys", "generate", "pkcs11:token=ci;object=k",
+                "--pin-source=env:PIN").returncode == 0
+    env = {"PATH": os.environ["PATH"], "HOME": str(box.root), **box.env}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: cred-helper on the pseudo-terminal
+        os.execve(CRED_HELPER, [CRED_HELPER, "keys", "list", "--login",
+                                f"--pkcs11-module={MODULE}"], env)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        while marker not in seen:
+            ready, _, _ = select.select([fd], [], [], 20)
+            assert ready, seen
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen += chunk
+
+    read_until(b"PIN for 'ci'")
+    os.write(fd, USER_PIN.encode() + b"\n")
+    read_until(b"\x00")  # never printed: reads to the end of output
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert USER_PIN.encode() not in seen, "the PIN was echoed"
+    assert b"private" in seen, "logged in: private keys are listed"

@@ -17,8 +17,6 @@ import click
 from . import __version__
 from .errors import CredHelperError, UsageError
 
-COMMANDS = ("get", "login", "status", "logout", "keys")
-
 
 def warn(message: str) -> None:
     sys.stderr.write(f"cred-helper: warning: {message}\n")
@@ -110,7 +108,11 @@ def _credential_options(fn):
         *_token_options(),
         click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
     ]
-    for option in reversed(options):
+    return _with_options(fn, options)
+
+
+def _with_options(fn, options: list):
+    for option in reversed(options):  # so that --help lists them in this order
         fn = option(fn)
     return fn
 
@@ -391,9 +393,7 @@ def keys() -> None:
 
 
 def _token_flags(fn):
-    for option in reversed(_token_options()):
-        fn = option(fn)
-    return fn
+    return _with_options(fn, _token_options())
 
 
 @contextlib.contextmanager

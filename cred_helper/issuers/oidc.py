@@ -106,9 +106,11 @@ def jwt_algorithm(key: Any) -> str:
         return "EdDSA"
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return "ES256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP384R1):
+        return "ES384"  # ykcs11 offers P-384 too
     if isinstance(key, rsa.RSAPrivateKey):
         return "RS256"
-    raise UsageError("the client key must be Ed25519, EC P-256 or RSA")
+    raise UsageError("the client key must be Ed25519, EC P-256 / P-384 or RSA")
 
 
 @dataclass(frozen=True)

@@ -112,20 +112,15 @@ class TokenRSAKey(_TokenSigner, rsa.RSAPrivateKey):
 
         if not isinstance(padding_, padding.PKCS1v15):
             raise UnsupportedAlgorithm("token RSA keys sign with PKCS#1 v1.5 padding only")
-        prehashed = isinstance(algorithm, utils.Prehashed)
-        hash_alg = algorithm._algorithm if prehashed else algorithm
-        if hash_alg.name not in DIGEST_INFO:
-            raise UnsupportedAlgorithm(f"token RSA keys do not sign with {hash_alg.name}")
-        combined = getattr(Mechanism, f"{hash_alg.name.upper()}_RSA_PKCS")
-        if not prehashed and combined in self._mechanisms:
+        if isinstance(algorithm, utils.Prehashed) or algorithm.name not in DIGEST_INFO:
+            # (a prehashed digest does not say which hash made it, and DigestInfo needs that)
+            raise UnsupportedAlgorithm("token RSA keys sign whole messages with SHA-256/384/512")
+        combined = getattr(Mechanism, f"{algorithm.name.upper()}_RSA_PKCS")
+        if combined in self._mechanisms:
             return self._sign(data, combined)
-        if prehashed:
-            digest = data
-        else:
-            h = hashes.Hash(hash_alg)
-            h.update(data)
-            digest = h.finalize()
-        return self._sign(DIGEST_INFO[hash_alg.name] + digest, Mechanism.RSA_PKCS)
+        h = hashes.Hash(algorithm)
+        h.update(data)
+        return self._sign(DIGEST_INFO[algorithm.name] + h.finalize(), Mechanism.RSA_PKCS)
 
     def decrypt(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise UnsupportedAlgorithm("token keys here are for signing only")

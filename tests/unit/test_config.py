@@ -50,7 +50,8 @@ def test_cache_key_changes_with_every_shaping_input():
                "oidc_grant": "device", "oidc_client_auth": "client-secret",
                "oidc_client_key": "/k", "oidc_use_access_token": True}
     assert set(shaping) | {"config_file", "cache", "cache_dir", "approval_timeout",
-                           "reason", "no_browser", "pkcs11_module", "pin_source"} == {f.name for f in dataclasses.fields(Settings)}
+                           "reason", "no_browser", "pkcs11_module", "pin_source"} == \
+        {f.name for f in dataclasses.fields(Settings)}
     for name, value in shaping.items():
         assert dataclasses.replace(base, **{name: value}).cache_key(cluster) != key, name
     for other in (None, ClusterInfo(server="https://b", ca_data=b"ca"),

@@ -170,11 +170,12 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
             return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
 
-    from .issuers.oidc import LOGIN_TIMEOUT
-
     # A person may be logging in under the lock: others wait as long as that may take.
-    person = settings.issuer == "oidc" or settings.bootstrap == "oidc"
-    waits = max(settings.approval_timeout, LOGIN_TIMEOUT if person else 0) + 120
+    waits = settings.approval_timeout + 120
+    if settings.issuer == "oidc" or settings.bootstrap == "oidc":
+        from .issuers.oidc import LOGIN_TIMEOUT
+
+        waits = max(settings.approval_timeout, LOGIN_TIMEOUT) + 120
 
     request = service.Request(
         key=key,

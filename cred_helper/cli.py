@@ -433,11 +433,11 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
 
     parsed = uris.parse(uri)
     module = pkcs11.choose_module(parsed.module_path, _module_setting(pkcs11_module))
-    tokens = [t for t in pkcs11.list_tokens(pkcs11.load(module)) if t.flags & 0x400]
+    tokens = pkcs11.list_tokens(pkcs11.load(module))
     click.echo(f"module {module}")
     for info in tokens:
         click.echo(f"token {info.describe()}: {pkcs11.pin_state(info.flags)}"
-                   if info.flags & 0x70000 else f"token {info.describe()}")
+                   if info.flags & pkcs11.PIN_WARNINGS else f"token {info.describe()}")
     if not tokens:
         say("no token is present")
         return

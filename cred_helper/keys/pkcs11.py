@@ -37,6 +37,8 @@ ED25519_OID = bytes.fromhex("06032b6570")
 ED25519_NAME = b"\x13\x0cedwards25519"  # PrintableString, as older modules write it
 CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED = 0x10000, 0x20000, 0x40000
 CKF_LOGIN_REQUIRED, CKF_PROTECTED_AUTHENTICATION_PATH = 0x4, 0x100
+CKF_TOKEN_INITIALIZED = 0x400
+PIN_WARNINGS = CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED
 
 
 class TokenError(CredHelperError):
@@ -105,6 +107,8 @@ def _tokens(lib: Any) -> list[tuple[Any, TokenInfo]]:
     found = []
     for slot in slots:
         token = slot.get_token()
+        if not token.flags & CKF_TOKEN_INITIALIZED:
+            continue  # e.g. SoftHSM's spare slot, where a new token can be made
         found.append((token, TokenInfo(slot.slot_id, token.label.strip(),
                                        token.manufacturer_id.strip(), token.model.strip(),
                                        token.serial.decode("ascii", "replace").strip()
@@ -122,8 +126,7 @@ def token_matches(info: TokenInfo, uri: uris.Pkcs11URI) -> bool:
             and (uri.manufacturer is None or uri.manufacturer == info.manufacturer)
             and (uri.model is None or uri.model == info.model)
             and (uri.serial is None or uri.serial == info.serial)
-            and (uri.slot_id is None or uri.slot_id == info.slot_id)
-            and info.flags & 0x400 != 0)  # CKF_TOKEN_INITIALIZED: SoftHSM's spare slot is not
+            and (uri.slot_id is None or uri.slot_id == info.slot_id))
 
 
 def find_token(lib: Any, uri: uris.Pkcs11URI, module: str) -> tuple[Any, TokenInfo]:
@@ -131,7 +134,7 @@ def find_token(lib: Any, uri: uris.Pkcs11URI, module: str) -> tuple[Any, TokenIn
     matches = [(t, i) for t, i in present if token_matches(i, uri)]
     if len(matches) == 1:
         return matches[0]
-    seen = ", ".join(i.describe() for _, i in present if i.flags & 0x400) or "none"
+    seen = ", ".join(i.describe() for _, i in present) or "none"
     if not matches:
         raise TokenError(f"no token matching {uri.describe_token()} in {module}; "
                          f"tokens present: {seen}",

@@ -397,28 +397,13 @@ def _token_flags(fn):
     return _with_options(fn, _token_options())
 
 
-@contextlib.contextmanager
-def _token_session(uri_text: str, module: str | None, pin_source: str | None, login: bool,
+def _token_session(uri_text: str, module: str, pin_source: str | None, login: bool,
                    rw: bool = False):
-    from .keys import pkcs11, uri
     from .keys.pin import check_source
+    from .keys.pkcs11 import open_session
 
-    parsed = uri.parse(uri_text)
-    path = pkcs11.choose_module(parsed.module_path, module or "")
-    lib = pkcs11.load(path)
-    token, info = pkcs11.find_token(lib, parsed, path)
-    if not login:
-        with token.open() as session:
-            yield parsed, info, session
-        return
-    source = check_source(parsed.pin_source or pin_source or "prompt", "--pin-source")
-
-    def refresh() -> int:
-        return next((i.flags for i in pkcs11.list_tokens(lib) if i.slot_id == info.slot_id), 0)
-
-    with pkcs11.logged_in(token, info, source, _stdin_is_tty(), os.environ, ask_pin, say,
-                          refresh, rw=rw) as session:
-        yield parsed, info, session
+    return open_session(uri_text, module, check_source(pin_source or "prompt"), login,
+                        _stdin_is_tty(), os.environ, ask_pin, say, rw=rw)
 
 
 @keys.command("list")
@@ -448,7 +433,7 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
         if not pkcs11.token_matches(info, parsed):
             continue
         with _token_session(f"pkcs11:slot-id={info.slot_id}", module, pin_source, login) as (
-                _, _, session):
+                _, _, _, session):
             rows += list_keys(session, info)
     table = [("TOKEN", "LABEL", "ID", "TYPE", "CLASS", "EXTRACTABLE", "URI")]
     table += [(r.token, r.label, uris.format_id(r.key_id), r.kind, r.object_class,
@@ -483,7 +468,7 @@ def keys_generate(uri: str, kind: str, pkcs11_module: str | None,
         raise UsageError("keys generate needs object=LABEL in the URI",
                          "e.g. 'pkcs11:token=NAME;object=cred-helper;id=%01'")
     with _token_session(uri, _module_setting(pkcs11_module), pin_source, True, rw=True) as (
-            _, info, session):
+            _, info, _, session):
         new_uri, _ = generate(session, info, parsed.object, parsed.id, kind)
     say(f"generated a {kind} key on {info.describe()}; its private half cannot leave the token")
     click.echo(new_uri)
@@ -504,7 +489,7 @@ def keys_public(uri: str, fmt: str, login: bool, pkcs11_module: str | None,
     from .keys.publickey import render
 
     with _token_session(uri, _module_setting(pkcs11_module), pin_source, login) as (
-            parsed, info, session):
+            parsed, info, _, session):
         public = find_public(session, parsed, info.describe())
     click.echo(render(public, fmt, f"{info.label}/{parsed.object or ''}".rstrip("/")), nl=False)
 

@@ -39,7 +39,8 @@ def read_pin(source: str, interactive: bool, what: str, env: Mapping[str, str],
     elif kind == "file":
         pin = _read_pin_file(os.path.expanduser(value))
     else:
-        pin = _run_pin_command(value)
+        # (only cmd: is left, or something that is no source: check_source refuses that)
+        pin = _run_pin_command(check_source(source)[len("cmd:"):])
     pin = pin.rstrip("\r\n")
     if not pin:
         raise CredHelperError(f"--pin-source {kind}: gave an empty PIN")

@@ -308,23 +308,40 @@ def wrap(session: Any, key: Any, token_name: str, mechanisms: frozenset) -> Any:
 
 
 @contextmanager
-def open_key(text: str, module_setting: str, pin_source_setting: str, interactive: bool,
-             env: Mapping[str, str], ask: Callable[[str], str],
-             say: Callable[[str], None]) -> Iterator[Any]:
-    """The key a `pkcs11:` URI names, usable while the context is open."""
+def open_session(text: str, module_setting: str, pin_source_setting: str, login: bool,
+                 interactive: bool, env: Mapping[str, str], ask: Callable[[str], str],
+                 say: Callable[[str], None], rw: bool = False
+                 ) -> Iterator[tuple[uris.Pkcs11URI, TokenInfo, Any, Any]]:
+    """(URI, token info, token, session) for the token a `pkcs11:` URI names; logged in
+    (once) when `login`. The URI's module-path and pin-source win over the settings."""
     from .pin import check_source
 
     uri = uris.parse(text)
     module = choose_module(uri.module_path, module_setting)
-    pin_source = check_source(uri.pin_source, "the URI's pin-source") if uri.pin_source \
-        else pin_source_setting
     lib = load(module)
     token, info = find_token(lib, uri, module)
+    if not login:
+        with token.open(rw=rw) as session:
+            yield uri, info, token, session
+        return
+    pin_source = check_source(uri.pin_source, "the URI's pin-source") if uri.pin_source \
+        else pin_source_setting
 
     def refresh() -> int:
         return next((i.flags for _, i in _tokens(lib) if i.slot_id == info.slot_id), 0)
 
-    mechanisms = frozenset(token.slot.get_mechanisms())
-    with logged_in(token, info, pin_source, interactive, env, ask, say, refresh) as session:
+    with logged_in(token, info, pin_source, interactive, env, ask, say, refresh,
+                   rw=rw) as session:
+        yield uri, info, token, session
+
+
+@contextmanager
+def open_key(text: str, module_setting: str, pin_source_setting: str, interactive: bool,
+             env: Mapping[str, str], ask: Callable[[str], str],
+             say: Callable[[str], None]) -> Iterator[Any]:
+    """The key a `pkcs11:` URI names, usable while the context is open."""
+    with open_session(text, module_setting, pin_source_setting, True, interactive, env, ask,
+                      say) as (uri, info, token, session):
         key = find_private_key(session, uri, info.describe())
+        mechanisms = frozenset(token.slot.get_mechanisms())
         yield wrap(session, key, info.describe(), mechanisms)

@@ -236,6 +236,7 @@ def test_locked_and_final_try_tokens_are_not_tried(box, flag, expected):
     (["keys", "public", "pkcs11:token=ci;id=%zz"], "two hex digits"),
     (["keys", "public", "pkcs11:token=ci?pin-value=123456"], "pin-value are refused"),
     (["keys", "public", "pkcs11:token=ci;object=nothing"], "no key matching object=nothing"),
+    (["keys", "list", "--login", "--pin-source=stdin"], "is not prompt, env:VAR"),
 ])
 def test_clear_errors(box, args, expected):
     module = next((a.split("=", 1)[1] for a in args if a.startswith("--pkcs11-module=")),

@@ -19,6 +19,11 @@ def test_sources_are_checked():
             check_source(bad)
 
 
+def test_an_unknown_source_is_never_run_as_a_command():
+    with pytest.raises(UsageError, match="is not prompt"):
+        read_pin("stdin", False, "t", {}, _never)
+
+
 def test_prompt_only_with_a_person():
     assert read_pin("prompt", True, "t", {}, lambda p: "4321\n") == "4321"
     with pytest.raises(CredHelperError, match="no terminal to ask on"):

@@ -1,5 +1,6 @@
-"""The decisions around the one login, with stand-in token objects: SoftHSM2 cannot be made
-to lock a PIN, sit on its final try, or have a PIN pad."""
+"""The decisions around the one login that SoftHSM2 cannot show (a PIN pad, a token without
+login, a final try spent at the prompt), with stand-in token objects. Wrong, locked and
+final-try PINs on a real token are in tests/integration/test_pkcs11.py."""
 
 import pytest
 
@@ -7,14 +8,11 @@ from cred_helper.keys import pkcs11 as tokens
 
 
 class _Token:
-    def __init__(self, error=None):
+    def __init__(self):
         self.logins: list = []
-        self.error = error
 
     def open(self, user_pin=None, rw=False):
         self.logins.append(user_pin)
-        if self.error:
-            raise self.error
         return _Session()
 
 
@@ -35,19 +33,6 @@ def _login(token, flags, source="env:PIN", interactive=False, said=None):
 
 
 LOGIN = tokens.CKF_LOGIN_REQUIRED
-
-
-def test_one_login_with_the_pin():
-    token = _Token()
-    _login(token, LOGIN)
-    assert token.logins == ["123456"]
-
-
-def test_locked_is_never_tried():
-    token = _Token()
-    with pytest.raises(tokens.TokenError, match="is locked; cred-helper will not try it"):
-        _login(token, LOGIN | tokens.CKF_USER_PIN_LOCKED)
-    assert token.logins == []
 
 
 def test_final_try_only_from_a_person():
@@ -73,15 +58,6 @@ def test_no_login_required_means_no_pin():
     token = _Token()
     _login(token, 0, "prompt", interactive=False)
     assert token.logins == [None]
-
-
-def test_wrong_pin_reports_what_the_token_says_and_stops():
-    import pkcs11.exceptions
-
-    token = _Token(pkcs11.exceptions.PinIncorrect())
-    with pytest.raises(tokens.TokenError, match="rejected the PIN; the token says few tries"):
-        _login(token, LOGIN)
-    assert len(token.logins) == 1
 
 
 @pytest.mark.parametrize(("flags", "text"), [

@@ -120,6 +120,9 @@ class LocalAPIServer:
         self.minor = minor
         self.watch_allowed = True  # False: 403 on watch, as RBAC without the `watch` verb
         self.revoked_serials: set[int] = set()
+        # A misbehaving mode for fuzz tests: (method, path, code, body) -> (code, body), applied
+        # to every answer and every watch event line. None: answer as kube-apiserver would.
+        self.tamper: Callable[[str, str, int, bytes], tuple[int, bytes]] | None = None
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user)
@@ -507,6 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, doc: dict) -> None:
         body = json.dumps(doc).encode()
+        if self.api.tamper is not None:
+            code, body = self.api.tamper(self.command, self.path, code, body)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -584,7 +589,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         def send(event: dict) -> None:
-            data = json.dumps(event).encode() + b"\n"
+            data = json.dumps(event).encode()
+            if self.api.tamper is not None:
+                data = self.api.tamper("WATCH", self.path, 200, data)[1]
+            data += b"\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 

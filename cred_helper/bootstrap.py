@@ -36,26 +36,31 @@ def read_token(path: str, flag: str) -> BearerAuth:
 def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
     flag = "--bootstrap-kubeconfig"
     doc = kubeconfig.load(path, flag)
-    name = context_name or doc.get("current-context") or ""
+    where = f"{flag} {path}"
+    name = context_name or kubeconfig.text(doc, "current-context", where)
     context = kubeconfig.named(doc, "contexts", name, "context")
     if context is None:
         raise UsageError(f"--bootstrap-context: no context {name!r} in {path}",
                          "name one of its contexts with --bootstrap-context")
-    user = kubeconfig.named(doc, "users", context.get("user", ""), "user") or {}
-    cluster = kubeconfig.named(doc, "clusters", context.get("cluster", ""), "cluster") or {}
+    user_name = kubeconfig.text(context, "user", where)
+    user = kubeconfig.named(doc, "users", user_name, "user") or {}
+    cluster = kubeconfig.named(doc, "clusters", kubeconfig.text(context, "cluster", where),
+                               "cluster") or {}
     base = os.path.dirname(os.path.abspath(path))
-    source = f"user {context.get('user', '')!r} of {path}"
-    auth = _user_auth(user, base, source)
+    source = f"user {user_name!r} of {path}"
+    auth = _user_auth(user, base, source, where)
     ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
-    return KubeconfigTarget(auth, cluster.get("server", ""), ca,
-                            cluster.get("tls-server-name", ""))
+    return KubeconfigTarget(auth, kubeconfig.text(cluster, "server", where), ca,
+                            kubeconfig.text(cluster, "tls-server-name", where))
 
 
-def _user_auth(user: dict, base: str, source: str) -> Auth:
-    if user.get("token"):
-        return BearerAuth(str(user["token"]).strip(), source=source)
-    if user.get("tokenFile"):
-        return read_token(os.path.join(base, user["tokenFile"]), "--bootstrap-kubeconfig")
+def _user_auth(user: dict, base: str, source: str, where: str) -> Auth:
+    token = kubeconfig.text(user, "token", where).strip()
+    if token:
+        return BearerAuth(token, source=source)
+    token_file = kubeconfig.text(user, "tokenFile", where)
+    if token_file:
+        return read_token(os.path.join(base, token_file), "--bootstrap-kubeconfig")
     flag = "--bootstrap-kubeconfig"
     cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
     key = kubeconfig.data_or_file(user, "client-key", base, flag)

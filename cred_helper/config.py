@@ -134,6 +134,9 @@ def load_config_file(path: str, named: bool) -> dict[str, Any]:
         raise UsageError(
             f"config file {path} is not valid TOML: {exc}", "fix the file, or name another"
         ) from None
+    except RecursionError:  # tomllib recurses once per nested array or table
+        raise UsageError(f"config file {path} nests too deeply",
+                         "fix the file, or name another") from None
 
 
 class _Source:

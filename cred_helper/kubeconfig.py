@@ -18,19 +18,35 @@ def load(path: str, flag: str) -> dict[str, Any]:
             doc = yaml.safe_load(fh)
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read kubeconfig {path}: {exc.strerror}") from None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeDecodeError):
         raise UsageError(f"{flag}: {path} is not valid YAML") from None
+    except RecursionError:  # the YAML composer recurses once per nesting level
+        raise UsageError(f"{flag}: {path} nests too deeply to be a kubeconfig") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{flag}: {path} is not a kubeconfig")
     return doc
 
 
 def named(doc: dict, section: str, name: str, inner: str) -> dict[str, Any] | None:
-    for item in doc.get(section) or []:
+    """The `inner` mapping of the item called `name` in the list `section`; None if absent."""
+    items = doc.get(section) or []
+    if not isinstance(items, list):
+        raise UsageError(f"the kubeconfig's {section} is not a list")
+    for item in items:
         if isinstance(item, dict) and item.get("name") == name:
             value = item.get(inner)
             return value if isinstance(value, dict) else {}
     return None
+
+
+def text(obj: dict, field: str, where: str) -> str:
+    """A string field of a kubeconfig mapping ("" when absent)."""
+    value = obj.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: {field} is not a string")
+    return value
 
 
 def read_file(path: str, what: str, flag: str) -> bytes:
@@ -42,13 +58,13 @@ def read_file(path: str, what: str, flag: str) -> bytes:
 
 
 def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
-    data = obj.get(f"{field}-data")
+    data = text(obj, f"{field}-data", flag)
     if data:
         try:
             return base64.b64decode(data, validate=True)
         except ValueError:
             raise UsageError(f"{flag}: {field}-data is not base64") from None
-    path = obj.get(field)
+    path = text(obj, field, flag)
     if not path:
         return b""
     return read_file(os.path.join(base, os.path.expanduser(path)), field, flag)

@@ -103,8 +103,8 @@ def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
         store.save(entry)
     except CacheError as exc:
         keeper.lost(exc.message)
-    except OSError as exc:
-        keeper.lost(describe(exc))
+    except OSError as exc:  # until every store says CacheError with its path
+        keeper.lost(describe(exc, req.cache_dir))
     _record(req, entry)
     return entry
 
@@ -118,9 +118,10 @@ def _record(req: Request, entry: Entry) -> None:
         pass  # a full or read-only disk: the 401 rule loses its memory, the user nothing
 
 
-def describe(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or type(exc).__name__}"
+def describe(exc: OSError, where: str | None = None) -> str:
+    """"PATH: reason" (a failed write names no file: then the directory written to)."""
+    where = exc.filename or where
+    return f"{where + ': ' if where else ''}{exc.strerror or type(exc).__name__}"
 
 
 class Keeper:

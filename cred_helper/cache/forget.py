@@ -58,8 +58,9 @@ def forget(cache_dir: str, stores: Sequence[Store], secrets: SecretStore,
     if wanted is None:
         keys |= {m.group(1) for n in names if (m := _KEYED.match(n))}
 
+    everything = wanted is None
     for name in names:
-        kind = _kind(cache_dir, name, keys, everything=wanted is None)
+        kind = _kind(cache_dir, name, keys, everything)
         if kind is None or not _unlink(os.path.join(cache_dir, name)):
             continue
         if kind == "json":
@@ -73,6 +74,10 @@ def forget(cache_dir: str, stores: Sequence[Store], secrets: SecretStore,
         removed.credentials += 1
     for key in sorted(keys):
         removed.refresh_tokens += secrets.delete(key)  # in the keyring, where one works
+    # Deleting keyring items takes the keyring index's lock, which makes its file again.
+    for name in _names(cache_dir):
+        if _kind(cache_dir, name, keys, everything) is not None:
+            _unlink(os.path.join(cache_dir, name))
     return removed
 
 

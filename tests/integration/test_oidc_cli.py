@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -79,7 +80,7 @@ def test_device_login_then_cached_then_silent_refresh(sandbox, provider):
     # Expire the cached token: the next non-interactive run refreshes without a person.
     (entry,) = sandbox.cache_dir.glob("*.json")
     doc = json.loads(entry.read_text())
-    doc["not_after"] = doc["issued_at"] + 30
+    doc["not_after"] = time.time() - 1  # expired
     entry.write_text(json.dumps(doc))
     requests_before = len(provider.requests)
     again = sandbox.run(*_args(provider), exec_info=info)
@@ -110,7 +111,7 @@ def test_16_processes_share_one_refresh(sandbox, provider):
     _login(sandbox, provider)
     (entry,) = sandbox.cache_dir.glob("*.json")
     doc = json.loads(entry.read_text())
-    doc["not_after"] = doc["issued_at"] + 30
+    doc["not_after"] = time.time() - 1  # expired
     entry.write_text(json.dumps(doc))
     before = len(provider.grants)
     env = dict(sandbox.env, KUBERNETES_EXEC_INFO=json.dumps(

@@ -67,6 +67,9 @@ def _credential_options(fn):
         click.option("--certificate-authority", metavar="FILE",
                      help="CA bundle for that server.  [default: the kubeconfig cluster's CA, "
                           "else system trust]"),
+        click.option("--signer-ca", metavar="FILE",
+                     help="CA that signs client certificates, where it is not the server's CA; "
+                          "issued certificates must chain to it.  [default: the server's CA]"),
         click.option("--bootstrap-token-file", metavar="FILE",
                      help="Bearer token that may create CSRs."),
         click.option("--bootstrap-kubeconfig", metavar="FILE",
@@ -157,6 +160,7 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
         with contextlib.ExitStack() as held:
             if settings.issuer == "oidc":
                 return _oidc_issuer(settings, key, exec_info.interactive, held).issue()
+            from .cache.pending import pending_store
             from .issuers.csr import CsrIssuer
             from .kube import BearerAuth, KubeClient
 
@@ -168,7 +172,8 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
                                   source=f"the OIDC login of {issued.identity['username']}")
 
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
-            return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
+            return CsrIssuer(settings, KubeClient(endpoint, auth), say=say,
+                             pending=pending_store(settings.cache, settings.cache_dir, key)).issue()
 
     # A person may be logging in under the lock: others wait as long as that may take.
     waits = settings.approval_timeout + 120
@@ -205,7 +210,7 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     if settings.oidc_client_auth in ("client-secret", "client-secret-post"):
         if settings.oidc_client_secret_file:
             secret = read_file(settings.oidc_client_secret_file, "client secret",
-                               "--oidc-client-secret-file").decode().strip()
+                               "--oidc-client-secret-file", secret=True).decode().strip()
         else:
             secret = client_secret(settings.oidc_issuer_url, settings.oidc_client_id)
         method = "post" if settings.oidc_client_auth == "client-secret-post" else "basic"
@@ -220,7 +225,8 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     elif settings.oidc_client_auth == "private-key-jwt":
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key")
+        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key",
+                         secret=True)
         try:
             auth = oidc.PrivateKeyJWTAuth(load_pem_private_key(data, password=None))
         except (ValueError, TypeError):

@@ -24,7 +24,8 @@ class UnsafeSecretFile(CredHelperError):
 
 def problem(st: os.stat_result) -> str | None:
     """Pure: why a file with this stat must not be trusted with a secret, or None."""
-    if not stat.S_ISREG(st.st_mode):
+    # A pipe is fine: `--oidc-client-secret-file=<(pass show idp)` passes one.
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
         return "is not a regular file"
     if hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
         return f"is owned by uid {st.st_uid}, not by you or root"

@@ -138,9 +138,12 @@ def test_client_credentials_access_token(sandbox, provider):
 
 
 def test_provider_down_is_a_clear_error(sandbox):
+    secret = sandbox.root / "secret"
+    secret.write_text("s\n")
+    secret.chmod(0o600)
     result = sandbox.run("--issuer=oidc", "--oidc-issuer-url=http://127.0.0.1:9",
                          "--oidc-client-id=public", "--oidc-grant=client-credentials",
-                         "--oidc-client-secret-file=/dev/null",
+                         f"--oidc-client-secret-file={secret}",
                          exec_info=sandbox.exec_info(cluster=False))
     assert result.returncode == 1
     assert "cannot reach the OpenID provider" in one_error(result.stderr)

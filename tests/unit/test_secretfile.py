@@ -59,3 +59,15 @@ def test_read_file_secret_path(tmp_path):
         read_file(str(path), "client secret", "--oidc-client-secret-file", secret=True)
     with pytest.raises(UsageError, match="cannot read client secret"):
         read_file(str(tmp_path / "nope"), "client secret", "--x", secret=True)
+
+
+def test_a_pipe_is_read(tmp_path):
+    # `--oidc-client-secret-file=<(pass show idp)` hands over a pipe.
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"from-a-pipe\n")
+    os.close(write_fd)
+    try:
+        assert read_secret(f"/proc/self/fd/{read_fd}", "client secret", "--x") == \
+            b"from-a-pipe\n"
+    finally:
+        os.close(read_fd)

@@ -26,7 +26,8 @@ class KubeconfigTarget:
 
 
 def read_token(path: str, flag: str) -> BearerAuth:
-    token = kubeconfig.read_file(path, "token file", flag).decode("utf-8", "replace").strip()
+    token = kubeconfig.read_file(path, "token file", flag, secret=True).decode(
+        "utf-8", "replace").strip()
     if not token or any(c.isspace() for c in token):
         raise UsageError(f"{flag}: {path} does not hold a single bearer token",
                          "the file must contain the token alone")
@@ -35,7 +36,7 @@ def read_token(path: str, flag: str) -> BearerAuth:
 
 def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
     flag = "--bootstrap-kubeconfig"
-    doc = kubeconfig.load(path, flag)
+    doc = kubeconfig.load(path, flag, secret=True)
     where = f"{flag} {path}"
     name = context_name or kubeconfig.text(doc, "current-context", where)
     context = kubeconfig.named(doc, "contexts", name, "context")
@@ -63,7 +64,7 @@ def _user_auth(user: dict, base: str, source: str, where: str) -> Auth:
         return read_token(os.path.join(base, token_file), "--bootstrap-kubeconfig")
     flag = "--bootstrap-kubeconfig"
     cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
-    key = kubeconfig.data_or_file(user, "client-key", base, flag)
+    key = kubeconfig.data_or_file(user, "client-key", base, flag, secret=True)
     if cert and key:
         return ClientCertAuth(cert, key, source=source)
     if user.get("exec") or user.get("auth-provider"):

@@ -66,6 +66,9 @@ def _credential_options(fn):
         click.option("--certificate-authority", metavar="FILE",
                      help="CA bundle for that server.  [default: the kubeconfig cluster's CA, "
                           "else system trust]"),
+        click.option("--signer-ca", metavar="FILE",
+                     help="CA that signs client certificates, where it is not the server's CA; "
+                          "issued certificates must chain to it.  [default: the server's CA]"),
         click.option("--bootstrap-token-file", metavar="FILE",
                      help="Bearer token that may create CSRs."),
         click.option("--bootstrap-kubeconfig", metavar="FILE",
@@ -300,8 +303,10 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
     from .keys import pkcs11
     from .keys import uri as uris
     from .keys.manage import list_keys
+    from .keys.pin import check_source
 
     parsed = uris.parse(uri)
+    uri_pin = parsed.pin_source and check_source(parsed.pin_source, "the URI's pin-source")
     module = pkcs11.choose_module(parsed.module_path, _module_setting(pkcs11_module))
     tokens = pkcs11.list_tokens(pkcs11.load(module))
     click.echo(f"module {module}")
@@ -317,8 +322,8 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
     for info in tokens:
         if not pkcs11.token_matches(info, parsed):
             continue
-        with _token_session(f"pkcs11:slot-id={info.slot_id}", module, pin_source, login) as (
-                _, _, _, session):
+        with _token_session(f"pkcs11:slot-id={info.slot_id}", module, uri_pin or pin_source,
+                            login) as (_, _, _, session):
             rows += list_keys(session, info)
     table = [("TOKEN", "LABEL", "ID", "TYPE", "CLASS", "EXTRACTABLE", "URI")]
     table += [(r.token, r.label, uris.format_id(r.key_id), r.kind, r.object_class,

@@ -32,6 +32,7 @@ PROFILE_KEYS = {
     "key": "--key",
     "server": "--server",
     "certificate-authority": "--certificate-authority",
+    "signer-ca": "--signer-ca",
     "bootstrap-token-file": "--bootstrap-token-file",
     "bootstrap-kubeconfig": "--bootstrap-kubeconfig",
     "bootstrap-context": "--bootstrap-context",
@@ -70,6 +71,7 @@ class Settings:
     key: str = "ed25519"
     server: str = ""
     certificate_authority: str = ""
+    signer_ca: str = ""  # the CA issued client certificates must chain to (shapes trust)
     bootstrap_token_file: str = ""
     bootstrap_kubeconfig: str = ""
     bootstrap_context: str = ""
@@ -195,6 +197,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         key=key,
         server=_text(src, "server"),
         certificate_authority=_path(src, "certificate-authority"),
+        signer_ca=_path(src, "signer-ca"),
         bootstrap_token_file=_path(src, "bootstrap-token-file"),
         bootstrap_kubeconfig=_path(src, "bootstrap-kubeconfig"),
         bootstrap_context=_text(src, "bootstrap-context"),

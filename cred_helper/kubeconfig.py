@@ -10,14 +10,13 @@ from .errors import UsageError
 from .execinfo import ClusterInfo
 
 
-def load(path: str, flag: str) -> dict[str, Any]:
+def load(path: str, flag: str, secret: bool = False) -> dict[str, Any]:
+    """The kubeconfig at `path`; `secret`: it holds credentials, so it must be private."""
     import yaml
 
+    data = read_file(path, "kubeconfig", flag, secret=secret)
     try:
-        with open(path, "rb") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read kubeconfig {path}: {exc.strerror}") from None
+        doc = yaml.safe_load(data)
     except (yaml.YAMLError, UnicodeDecodeError):
         raise UsageError(f"{flag}: {path} is not valid YAML") from None
     except RecursionError:  # the YAML composer recurses once per nesting level
@@ -49,15 +48,20 @@ def text(obj: dict, field: str, where: str) -> str:
     return value
 
 
-def read_file(path: str, what: str, flag: str) -> bytes:
+def read_file(path: str, what: str, flag: str, secret: bool = False) -> bytes:
+    """The file's bytes; `secret`: refused unless private to the user (secretfile.py)."""
     try:
+        if secret:
+            from .secretfile import read_secret
+
+            return read_secret(path, what, flag)
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
 
 
-def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
+def data_or_file(obj: dict, field: str, base: str, flag: str, secret: bool = False) -> bytes:
     data = text(obj, f"{field}-data", flag)
     if data:
         try:
@@ -67,7 +71,7 @@ def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
     path = text(obj, field, flag)
     if not path:
         return b""
-    return read_file(os.path.join(base, os.path.expanduser(path)), field, flag)
+    return read_file(os.path.join(base, os.path.expanduser(path)), field, flag, secret=secret)
 
 
 def cluster_info(path: str, context_name: str) -> ClusterInfo:

@@ -82,6 +82,7 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
             if settings.issuer == "oidc":
                 return _oidc_issuer(settings, key, exec_info.interactive, held, console,
                                     secrets).issue()
+            from .cache.pending import pending_store
             from .issuers.csr import CsrIssuer
             from .kube import BearerAuth, KubeClient
 
@@ -94,10 +95,12 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                                   source=f"the OIDC login of {issued.identity['username']}")
 
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
-            csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say)
-            # Renewing, a CSR nobody approves within moments gives up (CredHelperError) and
-            # the still-valid certificate is served; the next run collects the new one.
-            return csr_issuer.issue(renewing=True) if renewing else csr_issuer.issue()
+            csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say,
+                                   pending=pending_store(settings.cache, settings.cache_dir,
+                                                         key))
+            # Renewing, a CSR nobody approves within moments gives up (StillPending) and the
+            # still-valid certificate is served; the next run collects the new one.
+            return csr_issuer.issue(renewing=renewing)
 
     return issue
 
@@ -119,7 +122,7 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     if settings.oidc_client_auth in ("client-secret", "client-secret-post"):
         if settings.oidc_client_secret_file:
             secret = read_file(settings.oidc_client_secret_file, "client secret",
-                               "--oidc-client-secret-file").decode().strip()
+                               "--oidc-client-secret-file", secret=True).decode().strip()
         else:
             secret = client_secret(settings.oidc_issuer_url, settings.oidc_client_id)
         method = "post" if settings.oidc_client_auth == "client-secret-post" else "basic"
@@ -134,7 +137,8 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     elif settings.oidc_client_auth == "private-key-jwt":
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key")
+        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key",
+                         secret=True)
         try:
             auth = oidc.PrivateKeyJWTAuth(load_pem_private_key(data, password=None))
         except (ValueError, TypeError):

@@ -13,19 +13,14 @@ from __future__ import annotations
 import os
 
 from . import __version__
+from .cache.entrydoc import is_key
+from .digest import sha256
+from .execcred import API_VERSIONS
 from .paths import default_cache_dir, default_config_file
 
 TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-
-try:  # the C hash modules directly: importing hashlib costs a third of a cache hit
-    from _sha2 import sha256  # Python >= 3.12
-except ImportError:
-    try:
-        from _sha256 import sha256  # Python 3.10, 3.11
-    except ImportError:
-        from hashlib import sha256
 
 ENV_INPUTS = (
     "CRED_HELPER_CLUSTER",
@@ -71,4 +66,22 @@ def fast_key(argv: Sequence[str], env: Mapping[str, str]) -> str:
 
 
 def alias_path(cache_dir: str, key: str) -> str:
+    if not is_key(key):  # a name from our own digest; anything else must not become a path
+        raise ValueError("not a fast key")
     return os.path.join(cache_dir, f"{key}.alias")
+
+
+def alias_bytes(key: str, api_version: str) -> bytes:
+    """An alias file's content: the entry's key, then the apiVersion to answer in."""
+    return f"{key}\n{api_version}\n".encode("ascii")
+
+
+def parse_alias(data: bytes) -> tuple[str, str] | None:
+    """(entry key, apiVersion) from an alias file, or None unless it is exactly those two lines."""
+    try:
+        lines = data.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if len(lines) != 3 or lines[2] or not is_key(lines[0]) or lines[1] not in API_VERSIONS:
+        return None
+    return lines[0], lines[1]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import time
 
-from .cache.private import check_dir, read_private
+from .cache.entrydoc import check, unseal
+from .cache.private import check_dir, read_private, sweep_stale
 from .cache.served import record_served, was_served
-from .execcred import API_VERSIONS, render, rfc3339
-from .fastkey import alias_path, cache_dir_for, fast_key
+from .execcred import render, rfc3339
+from .fastkey import alias_path, cache_dir_for, fast_key, parse_alias
 from .freshness import FRESH, classify, expiration_timestamp
 from .parentproc import parent_identity
 
@@ -23,8 +24,6 @@ TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import IO
-
-FORMAT = 1
 
 
 def _make_loads():
@@ -77,12 +76,14 @@ def try_serve(argv: Sequence[str], env: Mapping[str, str], out: IO[str],
 def _lookup(argv: Sequence[str], env: Mapping[str, str], now: float) -> str | None:
     cache_dir = cache_dir_for(argv, env)
     check_dir(cache_dir)
-    alias = read_private(alias_path(cache_dir, fast_key(argv, env))).decode().split("\n")
-    key, api_version = alias[0], alias[1]
-    if api_version not in API_VERSIONS:
+    sweep_stale(cache_dir, now)  # a writer killed mid-save leaves no key material for long
+    alias = parse_alias(read_private(alias_path(cache_dir, fast_key(argv, env))))
+    if alias is None:
         return None
-    entry = _make_loads()(read_private(os.path.join(cache_dir, f"{key}.json")).decode())
-    if entry.get("format") != FORMAT or entry.get("key") != key:
+    key, api_version = alias
+    entry = _make_loads()(unseal(read_private(os.path.join(cache_dir, f"{key}.json"))).decode())
+    check(entry)  # Damaged: not a hit; the full CLI discards it with a warning
+    if entry["key"] != key:  # the alias names this profile's entry; any other is not ours
         return None
     not_after, ttl, serial = entry["not_after"], entry["ttl"], entry["serial"]
     if classify(now, not_after, ttl) != FRESH:

@@ -7,7 +7,7 @@ from cred_helper.cache.filestore import FileStore
 from cred_helper.errors import CacheError
 
 
-def _entry(key="k" * 64):
+def _entry(key="a" * 64):
     return Entry(key=key, profile="p", issuer="csr", issued_at=1.0, not_after=2.0, ttl=1800,
                  serial="s1", status={"token": "t"})
 
@@ -19,7 +19,7 @@ def test_save_creates_private_dir_and_file(tmp_path):
     assert os.stat(tmp_path / "c").st_mode & 0o777 == 0o700
     (path,) = (tmp_path / "c").glob("*.json")
     assert path.stat().st_mode & 0o777 == 0o600
-    assert store.load("k" * 64) == _entry()
+    assert store.load("a" * 64) == _entry()
     assert not list((tmp_path / "c").glob(".tmp-*")), "no temporary file left behind"
     assert warnings == []
 
@@ -31,7 +31,7 @@ def test_corrupt_entry_is_discarded_with_a_warning(tmp_path):
     store.save(_entry())
     (path,) = tmp_path.glob("*.json")
     path.write_text('{"format": 1}')
-    assert store.load("k" * 64) is None
+    assert store.load("a" * 64) is None
     assert not path.exists() and "discarding" in warnings[0]
 
 
@@ -51,8 +51,8 @@ def test_open_modes_are_refused(tmp_path):
     (path,) = tmp_path.glob("*.json")
     path.chmod(0o640)
     with pytest.raises(CacheError, match="group/others"):
-        store.load("k" * 64)
+        store.load("a" * 64)
     path.chmod(0o600)
     tmp_path.chmod(0o755)
     with pytest.raises(CacheError, match="group/others"):
-        store.load("k" * 64)
+        store.load("a" * 64)

@@ -1,10 +1,14 @@
-"""The cache hit: find the entry, check it is fresh, print it. Standard library only.
+"""The cache hit: find the entry, check it is intact, sane and fresh, print it. Stdlib only.
 
 kubectl starts the plugin once per kubectl process, so this path is on every command a user
 types. It imports nothing heavy, not even `json` (which pulls in `re`): the entry is parsed by
 the same C scanner the json module uses. Anything unexpected means "not a hit" and the full
-CLI takes over, which re-checks everything and reports problems properly; this path itself
-never prints anything but a credential.
+CLI takes over, which re-checks everything and reports problems properly (a damaged entry is
+discarded there with one warning); this path itself never prints anything but a credential.
+
+Served only: an alias of exactly one 64-hex key and one known apiVersion; an entry whose
+checksum holds and whose fields pass cache/entrydoc.py's `check` (the rules the full CLI
+applies too); whose key is the one the alias names; and that is fresh.
 """
 
 from __future__ import annotations

@@ -11,16 +11,27 @@ changes the key) and KUBERNETES_EXEC_INFO as kubectl sent it.
 from __future__ import annotations
 
 import os
+import sys
 
 from . import __version__
-from .cache.entrydoc import is_key
-from .digest import sha256
 from .execcred import API_VERSIONS
 from .paths import default_cache_dir, default_config_file
 
 TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+# The C hash module directly: importing hashlib (OpenSSL) costs a third of a cache hit. Chosen
+# by version, since a failed import of the other name costs a search of every path entry.
+try:
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256
+    else:
+        from _sha256 import sha256
+except ImportError:  # an interpreter built without them
+    from hashlib import sha256
+
+_HEX = "0123456789abcdef"
 
 ENV_INPUTS = (
     "CRED_HELPER_CLUSTER",
@@ -63,6 +74,11 @@ def fast_key(argv: Sequence[str], env: Mapping[str, str]) -> str:
     parts = [__version__, os.getcwd(), config, config_id, *argv, "\0env"]
     parts += [f"{name}={env.get(name, chr(0))}" for name in ENV_INPUTS]
     return sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def is_key(value: object) -> bool:
+    """A cache key or fast key as we make them: 64 lowercase hex digits, nothing else."""
+    return type(value) is str and len(value) == 64 and not value.strip(_HEX)
 
 
 def alias_path(cache_dir: str, key: str) -> str:

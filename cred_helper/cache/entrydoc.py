@@ -16,7 +16,7 @@ without re-encoding the document.
 
 from __future__ import annotations
 
-from ..digest import sha256
+from ..fastkey import is_key, sha256
 
 TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ FORMAT = 2
 _PREFIX = b'{"sha256":"'
 _HEX_END = len(_PREFIX) + 64
 _BODY_START = _HEX_END + 2  # after '",'
-_HEX = "0123456789abcdef"
 
 # Bounds that no real credential reaches: outside them an entry is damage, not a credential.
 # Comparisons against them also refuse NaN and infinities, which compare false either way.
@@ -39,11 +38,6 @@ STATUS_SHAPES = (frozenset({"token"}), frozenset({"clientCertificateData", "clie
 
 class Damaged(ValueError):
     """The stored document is not an intact, sane entry; the message says why (no secrets)."""
-
-
-def is_key(value: object) -> bool:
-    """A cache key (or fast key) as we make them: 64 lowercase hex digits, nothing else."""
-    return type(value) is str and len(value) == 64 and not value.strip(_HEX)
 
 
 def seal(body: bytes) -> bytes:

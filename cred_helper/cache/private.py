@@ -10,7 +10,6 @@ Writes go through a temporary file that a kill cannot leave behind for long: see
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import time
@@ -71,6 +70,8 @@ def read_private(path: str) -> bytes:
         st = os.fstat(fd)
         check_private(st, path, "file")
         if st.st_size > MAX_READ:
+            import errno  # only here: every import counts on the cache-hit path
+
             raise OSError(errno.EFBIG, "larger than any file cred-helper writes", path)
         chunks = []
         while chunk := os.read(fd, 65536):

@@ -105,9 +105,25 @@ def _stale(path: str, name: str, now: float) -> bool:
         return True
     except (PermissionError, OverflowError, ValueError):
         pass
+    else:
+        if _zombie(pid):
+            return True
     try:
         return now - os.lstat(path).st_mtime > STALE_AGE
     except OSError:
+        return False
+
+
+def _zombie(pid: str) -> bool:
+    """Killed but not yet reaped (its PID still answers kill(0)). Linux; elsewhere False.
+
+    A killed writer whose parent died with it waits for init to reap it, which some
+    container inits do late.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
         return False
 
 

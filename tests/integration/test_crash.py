@@ -142,7 +142,10 @@ class Crasher:
             self.figures.corrupt_served += out.returncode == 0
             self.figures.stuck += "lock" in out.stderr
             raise AssertionError(f"the run after a kill failed: {out.stderr}")
-        self.figures.stray += len(stray_files(self.sandbox.cache_dir))
+        stray = stray_files(self.sandbox.cache_dir)
+        if stray:
+            print(f"stray after run {self.figures.next_runs}: {stray}")
+        self.figures.stray += len(stray)
 
 
 def test_sigkill_during_issuance_and_hits_leaves_nothing_behind(sandbox, record_property):

@@ -2,6 +2,7 @@ import errno
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,16 @@ def test_delete_removes_the_aliases_naming_the_key(tmp_path):
     store.write_alias(str(other), "b" * 64, "client.authentication.k8s.io/v1")
     store.delete("a" * 64)
     assert not mine.exists() and other.exists()
+
+
+def test_a_killed_but_unreaped_writer_counts_as_gone(tmp_path):
+    from cred_helper.cache.private import sweep_stale
+
+    zombie = subprocess.Popen(["true"])  # exits, and stays a zombie until waited for
+    deadline = time.monotonic() + 10
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    while time.monotonic() < deadline and b") Z" not in stat.read_bytes():
+        time.sleep(0.01)
+    (tmp_path / f".tmp-{zombie.pid}-ab").write_bytes(b"-----BEGIN PRIVATE KEY-----")
+    assert sweep_stale(str(tmp_path), time.time()) == 1
+    zombie.wait()

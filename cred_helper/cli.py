@@ -158,7 +158,6 @@ def _console():
 def get(ctx: click.Context, **flags: Any) -> None:
     """Print one ExecCredential on stdout (the kubeconfig exec entry point)."""
     from . import wiring
-    from .errors import CacheError
     from .execcred import render, rfc3339
     from .execinfo import parse_exec_info
     from .fastkey import fast_key
@@ -174,14 +173,11 @@ def get(ctx: click.Context, **flags: Any) -> None:
         expiration_timestamp(time.time(), entry.issued_at, entry.not_after))
     sys.stdout.write(render(exec_info.api_version, status))
     sys.stdout.flush()
-    aliases = wiring.fast_path_aliases(settings)
+    aliases = wiring.fast_path_aliases(settings, warn)
     if aliases is not None and problem is None:
         # Only after a clean run: a hit must answer exactly as this run did.
         argv = ctx.find_root().obj["argv"]
-        try:
-            aliases.point(fast_key(argv, os.environ), entry.key, exec_info.api_version)
-        except (CacheError, OSError):
-            pass  # a full or read-only disk: only the shortcut is lost, and the save said so
+        aliases.point(fast_key(argv, os.environ), entry.key, exec_info.api_version)
 
 
 @cli.command()

@@ -11,21 +11,27 @@ changes the key) and KUBERNETES_EXEC_INFO as kubectl sent it.
 from __future__ import annotations
 
 import os
+import sys
 
 from . import __version__
+from .execcred import API_VERSIONS
 from .paths import default_cache_dir, default_config_file
 
 TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-try:  # the C hash modules directly: importing hashlib costs a third of a cache hit
-    from _sha2 import sha256  # Python >= 3.12
-except ImportError:
-    try:
-        from _sha256 import sha256  # Python 3.10, 3.11
-    except ImportError:
-        from hashlib import sha256
+# The C hash module directly: importing hashlib (OpenSSL) costs a third of a cache hit. Chosen
+# by version, since a failed import of the other name costs a search of every path entry.
+try:
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256
+    else:
+        from _sha256 import sha256
+except ImportError:  # an interpreter built without them
+    from hashlib import sha256
+
+_HEX = "0123456789abcdef"
 
 ENV_INPUTS = (
     "CRED_HELPER_CLUSTER",
@@ -70,5 +76,28 @@ def fast_key(argv: Sequence[str], env: Mapping[str, str]) -> str:
     return sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def is_key(value: object) -> bool:
+    """A cache key or fast key as we make them: 64 lowercase hex digits, nothing else."""
+    return type(value) is str and len(value) == 64 and not value.strip(_HEX)
+
+
 def alias_path(cache_dir: str, key: str) -> str:
+    if not is_key(key):  # a name from our own digest; anything else must not become a path
+        raise ValueError("not a fast key")
     return os.path.join(cache_dir, f"{key}.alias")
+
+
+def alias_bytes(key: str, api_version: str) -> bytes:
+    """An alias file's content: the entry's key, then the apiVersion to answer in."""
+    return f"{key}\n{api_version}\n".encode("ascii")
+
+
+def parse_alias(data: bytes) -> tuple[str, str] | None:
+    """(entry key, apiVersion) from an alias file, or None unless it is exactly those two lines."""
+    try:
+        lines = data.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if len(lines) != 3 or lines[2] or not is_key(lines[0]) or lines[1] not in API_VERSIONS:
+        return None
+    return lines[0], lines[1]

@@ -1,10 +1,14 @@
-"""The cache hit: find the entry, check it is fresh, print it. Standard library only.
+"""The cache hit: find the entry, check it is intact, sane and fresh, print it. Stdlib only.
 
 kubectl starts the plugin once per kubectl process, so this path is on every command a user
 types. It imports nothing heavy, not even `json` (which pulls in `re`): the entry is parsed by
 the same C scanner the json module uses. Anything unexpected means "not a hit" and the full
-CLI takes over, which re-checks everything and reports problems properly; this path itself
-never prints anything but a credential.
+CLI takes over, which re-checks everything and reports problems properly (a damaged entry is
+discarded there with one warning); this path itself never prints anything but a credential.
+
+Served only: an alias of exactly one 64-hex key and one known apiVersion; an entry whose
+checksum holds and whose fields pass cache/entrydoc.py's `check` (the rules the full CLI
+applies too); whose key is the one the alias names; and that is fresh.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import os
 import time
 
-from .cache.private import check_dir, read_private
+from .cache.entrydoc import check, unseal
+from .cache.private import check_dir, read_private, sweep_stale
 from .cache.served import record_served, was_served
-from .execcred import API_VERSIONS, render, rfc3339
-from .fastkey import alias_path, cache_dir_for, fast_key
+from .execcred import render, rfc3339
+from .fastkey import alias_path, cache_dir_for, fast_key, parse_alias
 from .parentproc import parent_identity
 from .policy import FRESH, classify, expiration_timestamp
 
@@ -23,8 +28,6 @@ TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import IO
-
-FORMAT = 1
 
 
 def _make_loads():
@@ -77,12 +80,14 @@ def try_serve(argv: Sequence[str], env: Mapping[str, str], out: IO[str],
 def _lookup(argv: Sequence[str], env: Mapping[str, str], now: float) -> str | None:
     cache_dir = cache_dir_for(argv, env)
     check_dir(cache_dir)
-    alias = read_private(alias_path(cache_dir, fast_key(argv, env))).decode().split("\n")
-    key, api_version = alias[0], alias[1]
-    if api_version not in API_VERSIONS:
+    sweep_stale(cache_dir, now)  # a writer killed mid-save leaves no key material for long
+    alias = parse_alias(read_private(alias_path(cache_dir, fast_key(argv, env))))
+    if alias is None:
         return None
-    entry = _make_loads()(read_private(os.path.join(cache_dir, f"{key}.json")).decode())
-    if entry.get("format") != FORMAT or entry.get("key") != key:
+    key, api_version = alias
+    entry = _make_loads()(unseal(read_private(os.path.join(cache_dir, f"{key}.json"))).decode())
+    check(entry)  # Damaged: not a hit; the full CLI discards it with a warning
+    if entry["key"] != key:  # the alias names this profile's entry; any other is not ours
         return None
     not_after, issued_at, serial = entry["not_after"], entry["issued_at"], entry["serial"]
     if classify(now, issued_at, not_after) != FRESH:

@@ -175,13 +175,14 @@ def refresh_tokens(kind: str, cache_dir: str,
     return NoSecrets() if kind == "none" else RefreshTokens(cache_dir, lost)
 
 
-def fast_path_aliases(settings: Settings) -> FastPathAliases | None:
+def fast_path_aliases(settings: Settings,
+                      warn: Callable[[str], None]) -> FastPathAliases | None:
     """Where the cache-hit path's shortcuts go: only the file cache has a hit path."""
     if settings.cache != "file":
         return None
     from .cache.aliases import FastPathAliases
 
-    return FastPathAliases(settings.cache_dir)
+    return FastPathAliases(settings.cache_dir, warn)
 
 
 def cache_dir(flag: str | None) -> str:

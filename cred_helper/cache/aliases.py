@@ -4,14 +4,32 @@ never reads the keyring."""
 
 from __future__ import annotations
 
-from ..fastkey import alias_path
+import errno
+from collections.abc import Callable
+
+from ..fastkey import alias_bytes, alias_path
 from .private import write_private
+
+# A full or read-only disk was already reported by the entry's save: one line is enough.
+_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 class FastPathAliases:
-    def __init__(self, cache_dir: str) -> None:
+    def __init__(self, cache_dir: str, warn: Callable[[str], None]) -> None:
         self.dir = cache_dir
+        self.warn = warn
 
     def point(self, fast_key: str, key: str, api_version: str) -> None:
-        """Point the alias at an entry (after a clean `get`: a hit must answer as it did)."""
-        write_private(alias_path(self.dir, fast_key), f"{key}\n{api_version}\n".encode())
+        """Point the alias at an entry (after a clean `get`: a hit must answer as it did).
+
+        Called after the credential was printed, so it never fails the run: the shortcut only
+        saves time, and a hit checks it again.
+        """
+        path = alias_path(self.dir, fast_key)
+        try:
+            write_private(path, alias_bytes(key, api_version))
+        except (OSError, ValueError) as exc:
+            if getattr(exc, "errno", None) not in _DISK_ERRORS:
+                reason = getattr(exc, "strerror", None) or "not writable"
+                self.warn(f"could not write the cache shortcut {path}: {reason} "
+                          "(every run takes the slower way until it is fixed)")

@@ -1,8 +1,4 @@
-"""One cached credential and its on-disk JSON form.
-
-Stdlib only: the cache-hit path reads the same document (see fastpath.py), so the fields it
-reads (`format`, `not_after`, `ttl`, `serial`, `status`) must keep their meaning.
-"""
+"""One cached credential and its on-disk form (the document rules are in entrydoc.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +6,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FORMAT = 1
+from .entrydoc import FORMAT, Damaged, check, seal, unseal
 
 
 class CorruptEntry(ValueError):
-    """The stored text is not an entry we wrote."""
+    """The stored text is not an intact entry we wrote (damaged, older format, insane values)."""
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
 
 
 @dataclass(frozen=True)
@@ -33,32 +33,31 @@ class Entry:
     server: str = ""
     source: str = ""
 
+    def to_bytes(self) -> bytes:
+        """The file content: canonical JSON sealed with its checksum (see entrydoc.py)."""
+        body = json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return seal(body.encode("ascii"))
+
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **asdict(self)}, indent=1, sort_keys=True)
+        return self.to_bytes().decode("ascii")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Entry:
+        """The entry in `text`; CorruptEntry (saying why, never what) unless intact and sane."""
+        data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
+            doc = json.loads(unseal(data), parse_constant=_no_constants)
+            check(doc)
+        except Damaged as exc:
+            raise CorruptEntry(str(exc)) from None
+        except (ValueError, RecursionError) as exc:
             raise CorruptEntry(f"not JSON ({exc.__class__.__name__})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise CorruptEntry("unknown format")
         doc.pop("format")
         try:
-            entry = cls(**doc)
+            return cls(**doc)
         except TypeError:
             raise CorruptEntry("unexpected fields") from None
-        numbers = (entry.issued_at, entry.not_after, entry.ttl)
-        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
-            raise CorruptEntry("times are not numbers")
-        if not isinstance(entry.status, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in entry.status.items()
-        ):
-            raise CorruptEntry("status is not a map of strings")
-        if not isinstance(entry.serial, str) or not entry.serial:
-            raise CorruptEntry("no serial")
-        return entry
 
     @property
     def username(self) -> str:

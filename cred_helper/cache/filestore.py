@@ -7,8 +7,9 @@ import os
 from collections.abc import Callable
 
 from ..errors import CacheError
+from ..fastkey import parse_alias
 from .entry import CorruptEntry, Entry
-from .private import UnsafePath, check_dir, read_private, write_private
+from .private import UnsafePath, WrongKind, check_dir, read_private, write_private
 from .served import forget_served
 
 
@@ -17,6 +18,13 @@ def unsafe(exc: UnsafePath) -> CacheError:
         f"refusing to use the cache: {exc}",
         f"remove {exc.path} (cred-helper recreates it privately) or choose another --cache-dir",
     )
+
+
+def not_saved(path: str, exc: OSError) -> CacheError:
+    """A write that failed (full or read-only disk, no permission), named by path and reason."""
+    reason = exc.strerror or exc.__class__.__name__
+    return CacheError(f"cannot save to the cache: {path}: {reason}",
+                      "free space or fix permissions there, or choose another --cache-dir")
 
 
 def ensure_private_dir(path: str) -> None:
@@ -58,10 +66,15 @@ class FileStore:
             entry = Entry.from_json(read_private(path))
         except FileNotFoundError:
             return None
+        except WrongKind as exc:
+            self.warn(f"discarding cache entry {path}: it {exc.why}")
+            self._discard(path)
+            return None
         except UnsafePath as exc:
             raise unsafe(exc) from None
         except (CorruptEntry, OSError) as exc:
-            self.warn(f"discarding unreadable cache entry {path}: {exc}")
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.warn(f"discarding unreadable cache entry {path}: {why}")
             self._discard(path)
             return None
         if entry.key != key:
@@ -71,15 +84,30 @@ class FileStore:
         return entry
 
     def _discard(self, path: str) -> None:
+        """Remove a damaged entry: a file, or an empty directory where an entry belongs."""
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        except IsADirectoryError:
+            try:
+                os.rmdir(path)
+            except OSError as exc:
+                raise CacheError(f"{path} is a directory, not a cache entry, and cannot be "
+                                 f"removed: {exc.strerror}", f"remove {path}") from None
+        except OSError as exc:
+            raise CacheError(f"cannot remove the damaged cache entry {path}: {exc.strerror}",
+                             f"remove {path}") from None
 
     def save(self, entry: Entry) -> None:
+        """Keep `entry`; CacheError naming the path and the reason if it cannot be written."""
         ensure_private_dir(self.dir)
-        write_private(self._path(entry.key), entry.to_json().encode())
-        forget_served(self.dir, entry.key)
+        path = self._path(entry.key)
+        try:
+            write_private(path, entry.to_bytes())
+            forget_served(self.dir, entry.key)
+        except OSError as exc:
+            raise not_saved(path, exc) from None
 
     def delete(self, key: str) -> None:
         if not self._dir_exists():
@@ -88,10 +116,17 @@ class FileStore:
         forget_served(self.dir, key)
         for alias in glob.glob(os.path.join(self.dir, "*.alias")):
             try:
-                if read_private(alias).split(b"\n", 1)[0] == key.encode():
-                    self._discard(alias)
+                named = parse_alias(read_private(alias))
             except (OSError, UnsafePath):
                 continue
+            if named is None or named[0] == key:
+                self._discard_quietly(alias)
+
+    def _discard_quietly(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
     def entries(self) -> list[Entry]:
         if not self._dir_exists():

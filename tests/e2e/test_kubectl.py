@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tests.support.harness import assert_no_secrets
+from tests.support.harness import assert_no_secrets, edit_entry
 
 V1 = "client.authentication.k8s.io/v1"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
@@ -90,9 +90,7 @@ def test_approval_timeout(sandbox, kubectl):
 
 def _age_entry(sandbox, seconds: float) -> None:
     (path,) = sandbox.cache_dir.glob("*.json")
-    doc = json.loads(path.read_text())
-    doc["issued_at"] -= seconds
-    path.write_text(json.dumps(doc))
+    edit_entry(path, lambda doc: doc.update(issued_at=doc["issued_at"] - seconds))
 
 
 def _issue_then_reject(sandbox, kubectl):

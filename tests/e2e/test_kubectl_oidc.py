@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from tests.support.apiserver import OIDCAuthenticator
-from tests.support.harness import CRED_HELPER, as_kubectl_would
+from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
 pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
@@ -44,9 +44,7 @@ def _login(sandbox, kubeconfig, args):
 
 def _expire(sandbox) -> None:
     (entry,) = sandbox.cache_dir.glob("*.json")
-    doc = json.loads(entry.read_text())
-    doc["not_after"] = time.time() - 1  # expired
-    entry.write_text(json.dumps(doc))
+    edit_entry(entry, lambda doc: doc.update(not_after=time.time() - 1))  # expired
 
 
 def _whoami(sandbox, kubectl, kubeconfig) -> dict:

@@ -89,7 +89,7 @@ def test_corrupt_cache_entry_is_discarded(sandbox):
     result = sandbox.run(*sandbox.base_args(), exec_info=info)
     assert result.returncode == 0, result.stderr
     assert "warning: discarding unreadable cache entry" in result.stderr
-    assert json.loads(entry.read_text())["format"] == 1
+    assert json.loads(entry.read_text())["format"] == 2
     assert sandbox.server.csr_creations == 2
 
 

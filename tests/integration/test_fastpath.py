@@ -59,3 +59,40 @@ def test_changed_profile_is_not_served_a_stale_alias(sandbox):
     assert out.returncode == 0, out.stderr
     assert "EC PRIVATE KEY" not in out.stdout  # PKCS#8, not SEC1
     assert sandbox.server.csr_creations == 2, "a changed profile shapes a new credential"
+
+
+def _single_line_warning(stderr: str, words: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cred-helper: warning:"), stderr
+    assert words in lines[0]
+
+
+def test_a_damaged_entry_is_discarded_with_one_warning_and_replaced(sandbox):
+    info = sandbox.exec_info()
+    first = sandbox.run(*sandbox.base_args(), exec_info=info)
+    assert first.returncode == 0, first.stderr
+    (entry,) = sandbox.cache_dir.glob("*.json")
+    data = bytearray(entry.read_bytes())
+    data[data.index(b"BEGIN CERTIFICATE") + 2] ^= 0x01  # one flipped bit in the certificate
+    entry.write_bytes(bytes(data))
+    out = sandbox.run(*sandbox.base_args(), exec_info=info)
+    assert out.returncode == 0, out.stderr
+    _single_line_warning(out.stderr, "checksum mismatch")
+    assert json.loads(out.stdout)["status"] != json.loads(first.stdout)["status"]
+    assert sandbox.server.csr_creations == 2
+    again = sandbox.run(*sandbox.base_args(), exec_info=info)
+    assert again.stdout == out.stdout and again.stderr == ""
+
+
+def test_a_directory_where_the_alias_belongs_costs_one_warning_not_the_credential(sandbox):
+    info = sandbox.exec_info()
+    assert sandbox.run(*sandbox.base_args(), exec_info=info).returncode == 0
+    (alias,) = sandbox.cache_dir.glob("*.alias")
+    alias.unlink()
+    alias.mkdir(mode=0o700)
+    out = sandbox.run(*sandbox.base_args(), exec_info=info)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"]["clientCertificateData"]
+    _single_line_warning(out.stderr, str(alias))
+    assert not list(sandbox.cache_dir.glob(".tmp-*"))
+    assert sandbox.server.csr_creations == 1

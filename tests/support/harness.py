@@ -129,3 +129,15 @@ def one_error(stderr: str) -> str:
         assert lines[1].startswith("hint: "), stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def edit_entry(path: Path, change) -> None:
+    """Change a cache entry's fields in place, keeping its checksum valid (as if issued so).
+
+    `change` receives the entry's document (a dict) and edits it.
+    """
+    from cred_helper.cache.entrydoc import seal, unseal
+
+    doc = json.loads(unseal(path.read_bytes()))
+    change(doc)
+    path.write_bytes(seal(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()))

@@ -14,18 +14,19 @@ import time
 
 import pytest
 
-from tests.support.harness import CRED_HELPER, as_kubectl_would, one_error
+from cred_helper.cache.entrydoc import unseal
+from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry, one_error
 from tests.support.keyring_session import secret_service
 from tests.support.oidc_provider import OIDCProvider, ScriptedBrowser, provider_clients
 
 needs_node = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
 
 AGE = textwrap.dedent("""
-    import glob, json, sys
+    import glob, sys
+    from pathlib import Path
+    from tests.support.harness import edit_entry
     (path,) = glob.glob(sys.argv[1] + "/*.json")
-    doc = json.load(open(path))
-    doc["issued_at"] -= 120
-    json.dump(doc, open(path, "w"))
+    edit_entry(Path(path), lambda doc: doc.update(issued_at=doc["issued_at"] - 120))
 """)
 
 
@@ -188,22 +189,20 @@ def test_unreachable_provider_during_refresh_serves_the_valid_token(sandbox):
     finally:
         provider.stop()
     (path,) = sandbox.cache_dir.glob("*.json")
-    doc = json.loads(path.read_text())
-    doc["not_after"] = time.time() + 54
-    doc["issued_at"] = doc["not_after"] - 120
-    path.write_text(json.dumps(doc))
+    end = time.time() + 54
+    edit_entry(path, lambda doc: doc.update(not_after=end, issued_at=end - 120))
+    token = json.loads(unseal(path.read_bytes()))["status"]["token"]
 
     got = sandbox.run(*args, exec_info=sandbox.exec_info(interactive=False, cluster=False))
     assert got.returncode == 0, got.stderr
-    assert json.loads(got.stdout)["status"]["token"] == doc["status"]["token"]
+    assert json.loads(got.stdout)["status"]["token"] == token
     lines = got.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "cred-helper: warning: could not renew the credential"), got.stderr
     assert "serving the cached one until it expires" in lines[0]
 
     # Expired, with the provider still gone: renew or fail.
-    doc["not_after"] = time.time() + 5
-    path.write_text(json.dumps(doc))
+    edit_entry(path, lambda doc: doc.update(not_after=time.time() + 5))
     failed = sandbox.run(*args, exec_info=sandbox.exec_info(interactive=False, cluster=False))
     assert failed.returncode == 1 and failed.stdout == ""
     one_error(failed.stderr)

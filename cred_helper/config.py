@@ -20,6 +20,7 @@ from .execinfo import ClusterInfo
 from .paths import default_cache_dir, default_config_file
 
 CSR_MIN_TTL = 600
+MAX_CONFIG = 1 << 20  # a profile file is a few hundred bytes; /dev/zero is not one
 ISSUERS = ("csr", "oidc")
 CACHES = ("file", "keyring", "none")
 KEY_KINDS = ("ed25519", "p256")
@@ -116,7 +117,7 @@ def load_config_file(path: str, named: bool) -> dict[str, Any]:
     """The parsed file, or {} for a missing default file; a missing named file is an error."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(MAX_CONFIG + 1)
     except FileNotFoundError:
         if named:
             raise UsageError(
@@ -126,6 +127,9 @@ def load_config_file(path: str, named: bool) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG:
+        raise UsageError(f"config file {path} is larger than 1 MiB",
+                         "name the profile file, not something else")
     try:
         import tomllib
     except ImportError:  # Python 3.10

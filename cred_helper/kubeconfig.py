@@ -9,6 +9,9 @@ from typing import Any
 from .errors import UsageError
 from .execinfo import ClusterInfo
 
+# No CA bundle or kubeconfig comes near this; a larger "file" is a mistake (or /dev/zero).
+MAX_FILE = 16 << 20
+
 
 def load(path: str, flag: str, secret: bool = False) -> dict[str, Any]:
     """The kubeconfig at `path`; `secret`: it holds credentials, so it must be private."""
@@ -56,9 +59,12 @@ def read_file(path: str, what: str, flag: str, secret: bool = False) -> bytes:
 
             return read_secret(path, what, flag)
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read(MAX_FILE + 1)
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > MAX_FILE:
+        raise UsageError(f"{flag}: {what} {path} is larger than {MAX_FILE >> 20} MiB")
+    return data
 
 
 def data_or_file(obj: dict, field: str, base: str, flag: str, secret: bool = False) -> bytes:

@@ -39,6 +39,9 @@ def read_secret(path: str, what: str, flag: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | _CLOEXEC)
     try:
         why = problem(os.fstat(fd))  # of the file opened, not of a name that may change
+        if why == "is not a regular file":
+            raise UnsafeSecretFile(f"{flag}: {what} {path} {why}",
+                                   "name the file that holds the secret")
         if why:
             raise UnsafeSecretFile(
                 f"{flag}: {what} {path} {why}; a secret file must be yours and private",

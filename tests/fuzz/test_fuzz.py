@@ -143,7 +143,7 @@ def profile_case(box, rng: random.Random) -> tuple[list[str], dict[str, str]]:
     profile = {"issuer": "csr", "bootstrap-token-file": str(box.token_file),
                "server": box.server.url, "certificate-authority": str(box.ca_file),
                "ttl": "30m", "approval-timeout": "2s", "cache": "none"}
-    paths = ["/dev/null", str(box.root), str(box.root / "missing"), "~", "",
+    paths = ["/dev/null", "/dev/zero", str(box.root), str(box.root / "missing"), "~", "",
              str(box.token_file), str(box.ca_file), "/etc/passwd"]
     for key in rng.sample(sorted(PROFILE_KEYS), rng.randint(1, 3)):
         profile[key] = rng.choice(paths) if rng.random() < 0.3 else hostile_value(rng)

@@ -23,6 +23,7 @@ class KubeconfigTarget:
     server: str
     ca_pem: bytes
     tls_server_name: str
+    proxy_url: str = ""
 
 
 def read_token(path: str, flag: str) -> BearerAuth:
@@ -33,7 +34,9 @@ def read_token(path: str, flag: str) -> BearerAuth:
     return BearerAuth(token, source=f"the token in {path}")
 
 
-def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
+def from_kubeconfig(path: str, context_name: str, spill_dir: str = "") -> KubeconfigTarget:
+    """The user and cluster of a context. `spill_dir`: where a client key may sit for a moment
+    on systems without memfd (the cache directory; never $TMPDIR)."""
     flag = "--bootstrap-kubeconfig"
     doc = kubeconfig.load(path, flag)
     name = context_name or doc.get("current-context") or ""
@@ -45,13 +48,14 @@ def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
     cluster = kubeconfig.named(doc, "clusters", context.get("cluster", ""), "cluster") or {}
     base = os.path.dirname(os.path.abspath(path))
     source = f"user {context.get('user', '')!r} of {path}"
-    auth = _user_auth(user, base, source)
+    auth = _user_auth(user, base, source, spill_dir)
     ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
     return KubeconfigTarget(auth, cluster.get("server", ""), ca,
-                            cluster.get("tls-server-name", ""))
+                            cluster.get("tls-server-name", ""),
+                            kubeconfig.text_field(cluster, "proxy-url", flag))
 
 
-def _user_auth(user: dict, base: str, source: str) -> Auth:
+def _user_auth(user: dict, base: str, source: str, spill_dir: str) -> Auth:
     if user.get("token"):
         return BearerAuth(str(user["token"]).strip(), source=source)
     if user.get("tokenFile"):
@@ -60,7 +64,7 @@ def _user_auth(user: dict, base: str, source: str) -> Auth:
     cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
     key = kubeconfig.data_or_file(user, "client-key", base, flag)
     if cert and key:
-        return ClientCertAuth(cert, key, source=source)
+        return ClientCertAuth(cert, key, source=source, spill_dir=spill_dir)
     if user.get("exec") or user.get("auth-provider"):
         raise UsageError(f"{source} authenticates with a plugin, which cannot bootstrap CSRs",
                          "use a user with a token or client certificate, or a token file")
@@ -78,7 +82,8 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
             raise UsageError("--bootstrap oidc is not available here")
         auth: Auth = None  # logged in below, once the rest is known to be right
     elif settings.bootstrap_kubeconfig:
-        target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context)
+        target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context,
+                                 settings.cache_dir)
         auth = target.auth
     elif settings.bootstrap_token_file:
         auth = read_token(settings.bootstrap_token_file, "--bootstrap-token-file")
@@ -103,10 +108,17 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
         ca, name = target.ca_pem, target.tls_server_name
     else:
         ca, name = b"", ""
+    # A kubeconfig cluster's proxy-url goes with its server; another server: the environment.
+    if cluster and server == cluster.server:
+        proxy = cluster.proxy_url
+    elif target and server == target.server:
+        proxy = target.proxy_url
+    else:
+        proxy = ""
     if not ca and cluster and cluster.insecure_skip_tls_verify:
         raise UsageError("the kubeconfig cluster sets insecure-skip-tls-verify, and "
                          "cred-helper always verifies TLS",
                          "pass --certificate-authority with the API server's CA")
     if oidc_login is not None and settings.bootstrap == "oidc":
         auth = oidc_login()
-    return Endpoint(server, ca, name), auth
+    return Endpoint(server, ca, name, proxy), auth

@@ -97,6 +97,8 @@ def _credential_options(fn):
         click.option("--oidc-client-auth",
                      metavar="none|client-secret|client-secret-post|private-key-jwt",
                      help="Client authentication.  [default: from the secret/key given]"),
+        click.option("--oidc-certificate-authority", metavar="FILE",
+                     help="CA bundle for the OpenID provider.  [default: the OS trust store]"),
         click.option("--oidc-client-key", metavar="FILE|pkcs11:URI",
                      help="Private key signing private_key_jwt assertions: a PEM file, or a "
                           "key on a PKCS#11 token (YubiKey) named by an RFC 7512 URI."),
@@ -193,8 +195,6 @@ def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
 def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitStack):
     import functools
 
-    import requests
-
     from .browser import can_open, open_url
     from .cache.discovery import DiscoveryCache
     from .cache.secrets import NoSecrets, SecretStore, client_secret
@@ -228,7 +228,8 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
                              "unencrypted PEM private key") from None
     cache = None if settings.cache == "none" else DiscoveryCache(settings.cache_dir, warn)
     provider = oidc.OIDCProvider(settings.oidc_issuer_url, settings.oidc_client_id, auth,
-                                 requests.Session(), cache=cache)
+                                 oidc.http_client(settings.oidc_certificate_authority),
+                                 cache=cache)
     secrets = NoSecrets() if settings.cache == "none" else SecretStore(settings.cache_dir)
     browser = None
     if not settings.no_browser and can_open(os.environ):

@@ -67,4 +67,13 @@ def cluster_info(path: str, context_name: str) -> ClusterInfo:
         tls_server_name=cluster.get("tls-server-name", ""),
         ca_data=data_or_file(cluster, "certificate-authority", base, "--kubeconfig"),
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
+        proxy_url=text_field(cluster, "proxy-url", "--kubeconfig"),
     )
+
+
+def text_field(obj: dict, name: str, flag: str) -> str:
+    """A string field of a kubeconfig entry ("" when absent); another type is an error."""
+    value = obj.get(name, "")
+    if not isinstance(value, str):
+        raise UsageError(f"{flag}: the cluster's {name} is not a string")
+    return value

@@ -407,7 +407,9 @@ class Client:
         if isinstance(exc, u3.SSLError):
             return self.peer.fail(f"TLS verification of {name} at {origin} failed: "
                                   f"{ssl_reason(exc)}", self.peer.tls_hint)
-        if isinstance(exc, (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError)):
+        # NewConnectionError subclasses ConnectTimeoutError: a refused connection is no timeout.
+        if isinstance(exc, (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError)) and \
+                not isinstance(exc, u3.NewConnectionError):
             return self.peer.fail(f"{name} at {origin} did not answer in time",
                                   self.peer.reach_hint)
         if isinstance(exc, u3.ProxyError):
@@ -481,7 +483,7 @@ def ssl_reason(exc: BaseException) -> str:
             break
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen.verify_message or "the server's certificate is not trusted"
-        if isinstance(seen, u3.CertificateError) or type(seen).__name__ == "CertificateError":
+        if type(seen).__name__ == "CertificateError":  # urllib3 checking tls-server-name
             return f"the certificate does not name this host ({seen})"[:200]
         inner = next((a for a in seen.args if isinstance(a, BaseException)), None)
         seen = inner or seen.__cause__ or seen.__context__

@@ -204,11 +204,13 @@ def no_proxy_matches(host: str, port: int, no_proxy: str) -> bool:
         if entry_port is not None and entry_port != port:
             continue
         try:
-            if ip is not None and ip == ipaddress.ip_address(name):
-                return True
-            continue  # an IP entry never matches a name
+            entry_ip = ipaddress.ip_address(name)
         except ValueError:
-            pass
+            entry_ip = None
+        if entry_ip is not None:  # an IP entry matches that address only, never a name
+            if ip == entry_ip:
+                return True
+            continue
         if name.startswith("*."):
             name = name[1:]
         if name.startswith("."):

@@ -60,7 +60,7 @@ def parse(url: object, what: str, error: type[CredHelperError] = UsageError,
     if parts.username is not None or parts.password is not None:
         raise error(f"the {what} URL {_origin_only(parts)} carries a user name or password",
                     "credentials never go in a URL")
-    if "[" in host or "]" in host or (":" in host and not _is_ip(host)):
+    if not _is_ip(host) and not all(c.isalnum() or c in ".-_" for c in host):
         raise error(f"the {what} URL {shown} has a malformed host")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return URL(parts.scheme, host.lower(), port or DEFAULT_PORTS[parts.scheme], target, url)

@@ -346,7 +346,7 @@ class OIDCProvider:
             raise ProviderRefused(_one_line(error) if isinstance(error, str) and error
                                   else str(resp.status_code),
                                   _one_line(description) if isinstance(description, str)
-                                  else "")
+                                  else "", self.origin)
         return doc
 
     def token(self, data: dict[str, str]) -> TokenResponse:
@@ -467,9 +467,10 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 class ProviderRefused(OIDCError):
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, origin: str = "") -> None:
         detail = f"{error}: {description}" if description else error
-        super().__init__(f"the OpenID provider refused the request: {detail}")
+        where = f" at {origin}" if origin else ""
+        super().__init__(f"the OpenID provider{where} refused the request: {detail}")
         self.error = error
 
 

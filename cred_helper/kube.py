@@ -73,7 +73,7 @@ class KubeClient:
         self.timeout = timeout
         self._headers = {"Accept": "application/json"}
         if isinstance(auth, BearerAuth):
-            token = net.check_header(auth.token, f"token ({auth.source or 'bootstrap'})",
+            token = net.check_header(auth.token, auth.source or "the bootstrap token",
                                      API_SERVER)
             self._headers["Authorization"] = f"Bearer {token}"
         self._http = net.Client(API_SERVER, ssl_context(endpoint, auth),

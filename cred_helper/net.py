@@ -338,7 +338,7 @@ class Client:
         target = parse(url, _short(self.peer.name), self.peer.error)
         all_headers = {"User-Agent": USER_AGENT}
         for name, value in (headers or {}).items():
-            all_headers[name] = check_header(value, name, self.peer)
+            all_headers[name] = check_header(value, f"the {name} header", self.peer)
         timeout = urllib3.Timeout(connect=self.connect_timeout,
                                   read=read_timeout or self.read_timeout)
         manager = self._manager(target)
@@ -421,17 +421,17 @@ class Client:
                               self.peer.reach_hint)
 
 
-def check_header(value: str, name: str, peer: Peer) -> str:
+def check_header(value: str, what: str, peer: Peer) -> str:
     """A header value that http.client can send as it is: Latin-1, no control characters (a
     CR or LF would start another header; anything else in a token is a broken file)."""
     if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
-        raise peer.fail(f"the {name} value contains control characters",
+        raise peer.fail(f"{what} contains control characters",
                         "check the token or secret file for stray characters")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
-        raise peer.fail(f"the {name} value contains characters that cannot be sent in an "
-                        "HTTP header", "check the token or secret file for stray "
+        raise peer.fail(f"{what} contains characters that cannot be sent in an HTTP header",
+                        "check the token or secret file for stray "
                         "characters") from None
     return value
 

@@ -27,7 +27,8 @@ class KubeconfigTarget:
 
 
 def read_token(path: str, flag: str) -> BearerAuth:
-    token = kubeconfig.read_file(path, "token file", flag).decode("utf-8", "replace").strip()
+    token = kubeconfig.read_file(path, "token file", flag, secret=True).decode(
+        "utf-8", "replace").strip()
     if not token or any(c.isspace() for c in token):
         raise UsageError(f"{flag}: {path} does not hold a single bearer token",
                          "the file must contain the token alone")
@@ -38,31 +39,36 @@ def from_kubeconfig(path: str, context_name: str, spill_dir: str = "") -> Kubeco
     """The user and cluster of a context. `spill_dir`: where a client key may sit for a moment
     on systems without memfd (the cache directory; never $TMPDIR)."""
     flag = "--bootstrap-kubeconfig"
-    doc = kubeconfig.load(path, flag)
-    name = context_name or doc.get("current-context") or ""
+    doc = kubeconfig.load(path, flag, secret=True)
+    where = f"{flag} {path}"
+    name = context_name or kubeconfig.text(doc, "current-context", where)
     context = kubeconfig.named(doc, "contexts", name, "context")
     if context is None:
         raise UsageError(f"--bootstrap-context: no context {name!r} in {path}",
                          "name one of its contexts with --bootstrap-context")
-    user = kubeconfig.named(doc, "users", context.get("user", ""), "user") or {}
-    cluster = kubeconfig.named(doc, "clusters", context.get("cluster", ""), "cluster") or {}
+    user_name = kubeconfig.text(context, "user", where)
+    user = kubeconfig.named(doc, "users", user_name, "user") or {}
+    cluster = kubeconfig.named(doc, "clusters", kubeconfig.text(context, "cluster", where),
+                               "cluster") or {}
     base = os.path.dirname(os.path.abspath(path))
-    source = f"user {context.get('user', '')!r} of {path}"
-    auth = _user_auth(user, base, source, spill_dir)
+    source = f"user {user_name!r} of {path}"
+    auth = _user_auth(user, base, source, where, spill_dir)
     ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
-    return KubeconfigTarget(auth, cluster.get("server", ""), ca,
-                            cluster.get("tls-server-name", ""),
-                            kubeconfig.text_field(cluster, "proxy-url", flag))
+    return KubeconfigTarget(auth, kubeconfig.text(cluster, "server", where), ca,
+                            kubeconfig.text(cluster, "tls-server-name", where),
+                            kubeconfig.text(cluster, "proxy-url", where))
 
 
-def _user_auth(user: dict, base: str, source: str, spill_dir: str) -> Auth:
-    if user.get("token"):
-        return BearerAuth(str(user["token"]).strip(), source=source)
-    if user.get("tokenFile"):
-        return read_token(os.path.join(base, user["tokenFile"]), "--bootstrap-kubeconfig")
+def _user_auth(user: dict, base: str, source: str, where: str, spill_dir: str) -> Auth:
+    token = kubeconfig.text(user, "token", where).strip()
+    if token:
+        return BearerAuth(token, source=source)
+    token_file = kubeconfig.text(user, "tokenFile", where)
+    if token_file:
+        return read_token(os.path.join(base, token_file), "--bootstrap-kubeconfig")
     flag = "--bootstrap-kubeconfig"
     cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
-    key = kubeconfig.data_or_file(user, "client-key", base, flag)
+    key = kubeconfig.data_or_file(user, "client-key", base, flag, secret=True)
     if cert and key:
         return ClientCertAuth(cert, key, source=source, spill_dir=spill_dir)
     if user.get("exec") or user.get("auth-provider"):

@@ -6,7 +6,6 @@ never gets here at all (see fastpath.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -67,6 +66,9 @@ def _credential_options(fn):
         click.option("--certificate-authority", metavar="FILE",
                      help="CA bundle for that server.  [default: the kubeconfig cluster's CA, "
                           "else system trust]"),
+        click.option("--signer-ca", metavar="FILE",
+                     help="CA that signs client certificates, where it is not the server's CA; "
+                          "issued certificates must chain to it.  [default: the server's CA]"),
         click.option("--bootstrap-token-file", metavar="FILE",
                      help="Bearer token that may create CSRs."),
         click.option("--bootstrap-kubeconfig", metavar="FILE",
@@ -146,110 +148,10 @@ def cli() -> None:
     """
 
 
-def _obtain(flags: dict[str, Any], exec_info, force: bool = False):
-    from . import bootstrap, config, service
-    from .parentproc import parent_identity
+def _console():
+    from .wiring import Console
 
-    settings = config.resolve(flags, os.environ)
-    store = open_store(settings.cache, settings.cache_dir)
-    key = settings.cache_key(exec_info.cluster)
-
-    def issue():
-        # A token key (pkcs11:) stays open, logged in once, until this issuance is done.
-        with contextlib.ExitStack() as held:
-            if settings.issuer == "oidc":
-                return _oidc_issuer(settings, key, exec_info.interactive, held).issue()
-            from .issuers.csr import CsrIssuer
-            from .kube import BearerAuth, KubeClient
-
-            def oidc_login() -> BearerAuth:
-                # The same login as --issuer oidc gives; its refresh token is kept under this
-                # entry's key, so later certificates need no person.
-                issued = _oidc_issuer(settings, key, exec_info.interactive, held).issue()
-                return BearerAuth(issued.status["token"],
-                                  source=f"the OIDC login of {issued.identity['username']}")
-
-            endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
-            return CsrIssuer(settings, KubeClient(endpoint, auth), say=say).issue()
-
-    # A person may be logging in under the lock: others wait as long as that may take.
-    waits = settings.approval_timeout + 120
-    if settings.issuer == "oidc" or settings.bootstrap == "oidc":
-        from .issuers.oidc import LOGIN_TIMEOUT
-
-        waits = max(settings.approval_timeout, LOGIN_TIMEOUT) + 120
-
-    request = service.Request(
-        key=key,
-        profile=settings.profile_label,
-        issuer=settings.issuer,
-        ttl=settings.ttl,
-        cache_dir=None if settings.cache == "none" else settings.cache_dir,
-        parent=parent_identity(),
-        lock_timeout=waits,
-        force=force,
-    )
-    return settings, store, service.obtain(request, store, issue, time.time, warn)
-
-
-def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitStack):
-    import functools
-
-    from .browser import can_open, open_url
-    from .cache.discovery import DiscoveryCache
-    from .cache.secrets import NoSecrets, SecretStore, client_secret
-    from .issuers import oidc
-    from .kubeconfig import read_file
-
-    auth: oidc.ClientAuth = oidc.NoClientAuth()
-    if settings.oidc_client_auth in ("client-secret", "client-secret-post"):
-        if settings.oidc_client_secret_file:
-            secret = read_file(settings.oidc_client_secret_file, "client secret",
-                               "--oidc-client-secret-file").decode().strip()
-        else:
-            secret = client_secret(settings.oidc_issuer_url, settings.oidc_client_id)
-        method = "post" if settings.oidc_client_auth == "client-secret-post" else "basic"
-        auth = oidc.ClientSecretAuth(secret, method)
-    elif settings.oidc_client_auth == "private-key-jwt" and \
-            settings.oidc_client_key.startswith("pkcs11:"):
-        from .keys.pkcs11 import open_key
-
-        auth = oidc.PrivateKeyJWTAuth(held.enter_context(open_key(
-            settings.oidc_client_key, settings.pkcs11_module, settings.pin_source, interactive,
-            os.environ, ask_pin, say)))
-    elif settings.oidc_client_auth == "private-key-jwt":
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-        data = read_file(settings.oidc_client_key, "client key", "--oidc-client-key")
-        try:
-            auth = oidc.PrivateKeyJWTAuth(load_pem_private_key(data, password=None))
-        except (ValueError, TypeError):
-            raise UsageError(f"--oidc-client-key: {settings.oidc_client_key} is not an "
-                             "unencrypted PEM private key") from None
-    cache = None if settings.cache == "none" else DiscoveryCache(settings.cache_dir, warn)
-    provider = oidc.OIDCProvider(settings.oidc_issuer_url, settings.oidc_client_id, auth,
-                                 oidc.http_client(settings.oidc_certificate_authority),
-                                 cache=cache)
-    secrets = NoSecrets() if settings.cache == "none" else SecretStore(settings.cache_dir)
-    browser = None
-    if not settings.no_browser and can_open(os.environ):
-        browser = functools.partial(open_url, env=os.environ)
-    return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say, browser)
-
-
-def open_store(kind: str, cache_dir: str):
-    from .cache.store import NullStore
-
-    if kind == "file":
-        from .cache.filestore import FileStore
-
-        return FileStore(cache_dir, warn)
-    if kind == "keyring":
-        from .cache.keyringstore import KeyringStore
-        from .cache.lock import exclusive
-
-        return KeyringStore(warn, lambda: exclusive(cache_dir, "keyring-index", 30))
-    return NullStore()
+    return Console(say=say, warn=warn, ask_pin=ask_pin)
 
 
 @cli.command()
@@ -257,25 +159,31 @@ def open_store(kind: str, cache_dir: str):
 @click.pass_context
 def get(ctx: click.Context, **flags: Any) -> None:
     """Print one ExecCredential on stdout (the kubeconfig exec entry point)."""
+    from . import wiring
+    from .errors import CacheError
     from .execcred import render, rfc3339
     from .execinfo import parse_exec_info
-    from .fastkey import alias_path, fast_key
-    from .freshness import expiration_timestamp
+    from .fastkey import fast_key
+    from .policy import expiration_timestamp
 
     exec_info, problem = parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"),
                                          _stdin_is_tty())
     if problem:
         warn(problem)
-    settings, store, entry = _obtain(flags, exec_info)
+    settings, entry = wiring.obtain(flags, exec_info, _console(), "get")
     status = dict(entry.status)
-    status["expirationTimestamp"] = rfc3339(expiration_timestamp(time.time(), entry.not_after))
+    status["expirationTimestamp"] = rfc3339(
+        expiration_timestamp(time.time(), entry.issued_at, entry.not_after))
     sys.stdout.write(render(exec_info.api_version, status))
     sys.stdout.flush()
-    if settings.cache == "file" and problem is None:
+    aliases = wiring.fast_path_aliases(settings)
+    if aliases is not None and problem is None:
         # Only after a clean run: a hit must answer exactly as this run did.
         argv = ctx.find_root().obj["argv"]
-        store.write_alias(alias_path(settings.cache_dir, fast_key(argv, os.environ)),
-                          entry.key, exec_info.api_version)
+        try:
+            aliases.point(fast_key(argv, os.environ), entry.key, exec_info.api_version)
+        except (CacheError, OSError):
+            pass  # a full or read-only disk: only the shortcut is lost, and the save said so
 
 
 @cli.command()
@@ -299,29 +207,13 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
         path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or \
             os.path.expanduser("~/.kube/config")
         cluster = cluster_info(path, context_name)
-    _, _, entry = _obtain(flags, ExecInfo(interactive=True, cluster=cluster), force=force)
+    from .wiring import obtain
+
+    _, entry = obtain(flags, ExecInfo(interactive=True, cluster=cluster), _console(), "login",
+                      force=force)
     groups = ", ".join(entry.groups) or "no groups"
     say(f"logged in as {entry.username} ({groups}) until "
         f"{expires_text(entry.not_after, time.time())}")
-
-
-def _all_entries(cache_dir: str) -> list[tuple[Any, Any]]:
-    """(store, entry) for the file cache and, where one works, the OS keyring."""
-    found = []
-    for store in (open_store("file", cache_dir), open_store("keyring", cache_dir)):
-        try:
-            found += [(store, e) for e in store.entries()]
-        except CredHelperError:
-            if store.name == "file":
-                raise
-    return found
-
-
-def _cache_dir(flag: str | None) -> str:
-    from .paths import default_cache_dir
-
-    chosen = flag or os.environ.get("CRED_HELPER_CACHE_DIR") or default_cache_dir(os.environ)
-    return os.path.abspath(os.path.expanduser(chosen))
 
 
 @cli.command()
@@ -335,11 +227,13 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
 
     from .durations import format_duration
     from .execcred import rfc3339
+    from .wiring import cache_dir as resolve_cache_dir
+    from .wiring import cached_entries
 
     cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
     now = time.time()
     rows = []
-    for store, entry in _all_entries(_cache_dir(cache_dir)):
+    for store, entry in cached_entries(resolve_cache_dir(cache_dir), warn):
         if cluster and entry.profile != cluster:
             continue
         rows.append({
@@ -369,24 +263,19 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
 
 @cli.command()
 @click.option("--cluster", metavar="NAME", help="Forget this profile's credentials.")
-@click.option("--all", "everything", is_flag=True, help="Forget every cached credential.")
+@click.option("--all", "everything", is_flag=True,
+              help="Forget everything cred-helper keeps, for every profile.")
 @click.option("--cache-dir", metavar="DIR", help="Cache directory.")
 def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None:
-    """Forget cached credentials."""
+    """Forget cached credentials and refresh tokens, in files and the OS keyring."""
+    from . import wiring
+
     cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
     if not cluster and not everything:
         raise UsageError("logout needs --cluster NAME or --all",
                          "run `cred-helper status` to see what is cached")
-    from .cache.secrets import SecretStore
-
-    removed = 0
-    directory = _cache_dir(cache_dir)
-    for store, entry in _all_entries(directory):
-        if everything or entry.profile == cluster:
-            store.delete(entry.key)
-            SecretStore(directory).delete(entry.key)  # the refresh token goes too
-            removed += 1
-    say(f"removed {removed} cached credential{'s' if removed != 1 else ''}")
+    removed = wiring.forget(wiring.cache_dir(cache_dir), None if everything else cluster, warn)
+    say(removed.describe())
 
 
 @cli.group()
@@ -416,8 +305,10 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
     from .keys import pkcs11
     from .keys import uri as uris
     from .keys.manage import list_keys
+    from .keys.pin import check_source
 
     parsed = uris.parse(uri)
+    uri_pin = parsed.pin_source and check_source(parsed.pin_source, "the URI's pin-source")
     module = pkcs11.choose_module(parsed.module_path, _module_setting(pkcs11_module))
     tokens = pkcs11.list_tokens(pkcs11.load(module))
     click.echo(f"module {module}")
@@ -433,8 +324,8 @@ def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str 
     for info in tokens:
         if not pkcs11.token_matches(info, parsed):
             continue
-        with _token_session(f"pkcs11:slot-id={info.slot_id}", module, pin_source, login) as (
-                _, _, _, session):
+        with _token_session(f"pkcs11:slot-id={info.slot_id}", module, uri_pin or pin_source,
+                            login) as (_, _, _, session):
             rows += list_keys(session, info)
     table = [("TOKEN", "LABEL", "ID", "TYPE", "CLASS", "EXTRACTABLE", "URI")]
     table += [(r.token, r.label, uris.format_id(r.key_id), r.kind, r.object_class,

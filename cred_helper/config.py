@@ -33,6 +33,7 @@ PROFILE_KEYS = {
     "key": "--key",
     "server": "--server",
     "certificate-authority": "--certificate-authority",
+    "signer-ca": "--signer-ca",
     "bootstrap-token-file": "--bootstrap-token-file",
     "bootstrap-kubeconfig": "--bootstrap-kubeconfig",
     "bootstrap-context": "--bootstrap-context",
@@ -72,6 +73,7 @@ class Settings:
     key: str = "ed25519"
     server: str = ""
     certificate_authority: str = ""
+    signer_ca: str = ""  # the CA issued client certificates must chain to (shapes trust)
     bootstrap_token_file: str = ""
     bootstrap_kubeconfig: str = ""
     bootstrap_context: str = ""
@@ -137,6 +139,9 @@ def load_config_file(path: str, named: bool) -> dict[str, Any]:
         raise UsageError(
             f"config file {path} is not valid TOML: {exc}", "fix the file, or name another"
         ) from None
+    except RecursionError:  # tomllib recurses once per nested array or table
+        raise UsageError(f"config file {path} nests too deeply",
+                         "fix the file, or name another") from None
 
 
 class _Source:
@@ -195,6 +200,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         key=key,
         server=_text(src, "server"),
         certificate_authority=_path(src, "certificate-authority"),
+        signer_ca=_path(src, "signer-ca"),
         bootstrap_token_file=_path(src, "bootstrap-token-file"),
         bootstrap_kubeconfig=_path(src, "bootstrap-kubeconfig"),
         bootstrap_context=_text(src, "bootstrap-context"),

@@ -47,3 +47,8 @@ class ApprovalTimeout(CredHelperError):
 
 class BadCertificate(CredHelperError):
     """The signer returned a certificate we must not use."""
+
+
+class StillPending(CredHelperError):
+    """A renewal's certificate signing request is not approved yet (the cached certificate is
+    still valid, so the caller serves it and a later run collects the new one)."""

@@ -42,7 +42,7 @@ def parse_exec_info(raw: str | None, stdin_is_tty: bool) -> tuple[ExecInfo, str 
 
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than any kubectl's
         return _fallback(stdin_is_tty, "KUBERNETES_EXEC_INFO is not JSON")
     if not isinstance(doc, dict):
         return _fallback(stdin_is_tty, "KUBERNETES_EXEC_INFO is not a JSON object")

@@ -16,8 +16,8 @@ from .cache.private import check_dir, read_private
 from .cache.served import record_served, was_served
 from .execcred import API_VERSIONS, render, rfc3339
 from .fastkey import alias_path, cache_dir_for, fast_key
-from .freshness import FRESH, classify, expiration_timestamp
 from .parentproc import parent_identity
+from .policy import FRESH, classify, expiration_timestamp
 
 TYPE_CHECKING = False  # typing itself is too slow to import on the hit path
 if TYPE_CHECKING:
@@ -84,14 +84,14 @@ def _lookup(argv: Sequence[str], env: Mapping[str, str], now: float) -> str | No
     entry = _make_loads()(read_private(os.path.join(cache_dir, f"{key}.json")).decode())
     if entry.get("format") != FORMAT or entry.get("key") != key:
         return None
-    not_after, ttl, serial = entry["not_after"], entry["ttl"], entry["serial"]
-    if classify(now, not_after, ttl) != FRESH:
+    not_after, issued_at, serial = entry["not_after"], entry["issued_at"], entry["serial"]
+    if classify(now, issued_at, not_after) != FRESH:
         return None
     parent = parent_identity()
     if was_served(cache_dir, key, serial, parent):
         return None  # the same kubectl asks again: the server rejected this credential (401)
     status = dict(entry["status"])
-    status["expirationTimestamp"] = rfc3339(expiration_timestamp(now, not_after))
+    status["expirationTimestamp"] = rfc3339(expiration_timestamp(now, issued_at, not_after))
     text = render(api_version, status)
     record_served(cache_dir, key, serial, parent)
     return text

@@ -10,48 +10,68 @@ from .errors import UsageError
 from .execinfo import ClusterInfo
 
 
-def load(path: str, flag: str) -> dict[str, Any]:
+def load(path: str, flag: str, secret: bool = False) -> dict[str, Any]:
+    """The kubeconfig at `path`; `secret`: it holds credentials, so it must be private."""
     import yaml
 
+    data = read_file(path, "kubeconfig", flag, secret=secret)
     try:
-        with open(path, "rb") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read kubeconfig {path}: {exc.strerror}") from None
-    except yaml.YAMLError:
+        doc = yaml.safe_load(data)
+    except (yaml.YAMLError, UnicodeDecodeError):
         raise UsageError(f"{flag}: {path} is not valid YAML") from None
+    except RecursionError:  # the YAML composer recurses once per nesting level
+        raise UsageError(f"{flag}: {path} nests too deeply to be a kubeconfig") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{flag}: {path} is not a kubeconfig")
     return doc
 
 
 def named(doc: dict, section: str, name: str, inner: str) -> dict[str, Any] | None:
-    for item in doc.get(section) or []:
+    """The `inner` mapping of the item called `name` in the list `section`; None if absent."""
+    items = doc.get(section) or []
+    if not isinstance(items, list):
+        raise UsageError(f"the kubeconfig's {section} is not a list")
+    for item in items:
         if isinstance(item, dict) and item.get("name") == name:
             value = item.get(inner)
             return value if isinstance(value, dict) else {}
     return None
 
 
-def read_file(path: str, what: str, flag: str) -> bytes:
+def text(obj: dict, field: str, where: str) -> str:
+    """A string field of a kubeconfig mapping ("" when absent)."""
+    value = obj.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: {field} is not a string")
+    return value
+
+
+def read_file(path: str, what: str, flag: str, secret: bool = False) -> bytes:
+    """The file's bytes; `secret`: refused unless private to the user (secretfile.py)."""
     try:
+        if secret:
+            from .secretfile import read_secret
+
+            return read_secret(path, what, flag)
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
 
 
-def data_or_file(obj: dict, field: str, base: str, flag: str) -> bytes:
-    data = obj.get(f"{field}-data")
+def data_or_file(obj: dict, field: str, base: str, flag: str, secret: bool = False) -> bytes:
+    data = text(obj, f"{field}-data", flag)
     if data:
         try:
             return base64.b64decode(data, validate=True)
         except ValueError:
             raise UsageError(f"{flag}: {field}-data is not base64") from None
-    path = obj.get(field)
+    path = text(obj, field, flag)
     if not path:
         return b""
-    return read_file(os.path.join(base, os.path.expanduser(path)), field, flag)
+    return read_file(os.path.join(base, os.path.expanduser(path)), field, flag, secret=secret)
 
 
 def cluster_info(path: str, context_name: str) -> ClusterInfo:
@@ -67,13 +87,6 @@ def cluster_info(path: str, context_name: str) -> ClusterInfo:
         tls_server_name=cluster.get("tls-server-name", ""),
         ca_data=data_or_file(cluster, "certificate-authority", base, "--kubeconfig"),
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
-        proxy_url=text_field(cluster, "proxy-url", "--kubeconfig"),
+        proxy_url=text(cluster, "proxy-url", f"--kubeconfig {path}"),
     )
 
-
-def text_field(obj: dict, name: str, flag: str) -> str:
-    """A string field of a kubeconfig entry ("" when absent); another type is an error."""
-    value = obj.get(name, "")
-    if not isinstance(value, str):
-        raise UsageError(f"{flag}: the cluster's {name} is not a string")
-    return value

@@ -1,6 +1,12 @@
-"""Getting a credential: serve the cached one when it may be served, else issue one under the
-entry's lock, re-reading the cache once the lock is held (so N kubectl processes starting at
-once cause one issuance), and remember which kubectl process got it (the 401 rule).
+"""Getting a credential: serve the cached one when the policy says so, else issue one under
+the entry's lock, re-reading the cache once the lock is held (so N kubectl processes starting
+at once cause one issuance), and remember which kubectl process got it (the 401 rule).
+
+What to do is policy.py's decision; this module carries it out:
+- a renewal inside the refresh margin that fails serves the still-valid credential with one
+  warning; an expired one is renewed or the command fails;
+- a credential that was issued but cannot be kept (full or read-only disk) is still returned,
+  with one warning naming the path and the reason.
 """
 
 from __future__ import annotations
@@ -9,33 +15,18 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import policy
 from .cache.entry import Entry
 from .cache.lock import exclusive
 from .cache.served import record_served, was_served
 from .cache.store import Store
-from .errors import CredHelperError
-from .freshness import EXPIRED, STALE, classify
+from .errors import CacheError, CredHelperError
 from .issuers.issued import Issued
 
-# The 401 rule re-issues at most this often per entry: a server that rejects every new
-# credential must not turn each kubectl retry into a CSR.
-REISSUE_INTERVAL = 60
-
-SERVE, ISSUE, REISSUE_REJECTED = "serve", "issue", "reissue-rejected"
-
-
-def decide(entry: Entry | None, now: float, served_to_parent: bool) -> str:
-    """What to do with what the cache holds. Pure."""
-    if entry is None:
-        return ISSUE
-    state = classify(now, entry.not_after, entry.ttl)
-    if state == EXPIRED:
-        return ISSUE
-    if served_to_parent and now - entry.issued_at >= REISSUE_INTERVAL:
-        return REISSUE_REJECTED
-    if state == STALE and not served_to_parent:
-        return ISSUE
-    return SERVE
+# issue(renewing): renewing is True when a still-valid credential is there to fall back on, so
+# an issuer may give up early (a CSR that no approver answered within moments) by raising a
+# CredHelperError.
+Issue = Callable[[bool], Issued]
 
 
 @dataclass
@@ -47,25 +38,30 @@ class Request:
     cache_dir: str | None  # None: `--cache none`, nothing is written, not even a lock
     parent: str
     lock_timeout: float
+    command: str = "get"  # the 401 rule applies to `get` only (see policy.rejected)
     force: bool = False
 
 
-def obtain(req: Request, store: Store, issue: Callable[[], Issued],
-           clock: Callable[[], float], warn: Callable[[str], None]) -> Entry:
-    cached, serve = _consult(req, store, clock)
-    if serve and cached:
+def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
+           warn: Callable[[str], None], keeper: Keeper | None = None) -> Entry:
+    """The credential to print. `keeper` collects failures to write the cache (shared with
+    the refresh-token store, so a full disk costs one warning line, not several)."""
+    keeper = keeper or Keeper(warn)
+    cached, action = _consult(req, store, clock)
+    if action == policy.SERVE and cached:
         return cached
     if req.cache_dir is None:
-        return _issue(req, store, issue, clock)
+        return _issue(req, store, issue, clock, keeper, renewing=False)
     with exclusive(req.cache_dir, req.key, req.lock_timeout):
-        cached, serve = _consult(req, store, clock)  # another process may have issued
-        if serve and cached:
+        cached, action = _consult(req, store, clock)  # another process may have issued
+        if action == policy.SERVE and cached:
             return cached
+        renewing = action == policy.RENEW and cached is not None
         try:
-            return _issue(req, store, issue, clock)
+            return _issue(req, store, issue, clock, keeper, renewing=renewing)
         except CredHelperError as exc:
-            if cached is None or req.force or classify(
-                    clock(), cached.not_after, cached.ttl) != STALE:
+            if not renewing or cached is None or \
+                    policy.classify(clock(), cached.issued_at, cached.not_after) != policy.REFRESH:
                 raise
             warn(f"could not renew the credential ({exc.message}); "
                  "serving the cached one until it expires")
@@ -74,38 +70,70 @@ def obtain(req: Request, store: Store, issue: Callable[[], Issued],
 
 
 def _consult(req: Request, store: Store,
-             clock: Callable[[], float]) -> tuple[Entry | None, bool]:
-    """(cached entry or None, whether to serve it); a served entry is recorded as served."""
+             clock: Callable[[], float]) -> tuple[Entry | None, str]:
+    """(cached entry or None, the policy's action); a served entry is recorded as served."""
     entry = store.load(req.key)
-    if entry is None or req.force:
-        return entry, False
-    served = bool(req.cache_dir) and was_served(req.cache_dir, req.key, entry.serial,
-                                                 req.parent)
-    if decide(entry, clock(), served) != SERVE:
-        return entry, False
-    if not served:
+    if entry is None:
+        return None, policy.ISSUE
+    if req.force:
+        return entry, policy.ISSUE
+    served = req.command == "get" and bool(req.cache_dir) and \
+        was_served(req.cache_dir, req.key, entry.serial, req.parent)
+    action = policy.decide(req.command, clock(), entry.issued_at, entry.not_after, served)
+    if action == policy.SERVE and not served:
         _record(req, entry)
-    return entry, True
+    return entry, action
 
 
-def _issue(req: Request, store: Store, issue: Callable[[], Issued],
-           clock: Callable[[], float]) -> Entry:
+def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
+           keeper: Keeper, renewing: bool) -> Entry:
+    got = issue(renewing)
+    # The lifetime starts when the credential reached us: a login or an approval that took a
+    # person minutes does not make it look longer-lived than it is.
     issued_at = clock()
-    got = issue()
-    if classify(clock(), got.not_after, req.ttl) == EXPIRED:
-        raise CredHelperError("the new credential is already (nearly) expired",
+    if policy.classify(issued_at, issued_at, got.not_after) == policy.EXPIRED:
+        raise CredHelperError("the new credential is already expired",
                               "check the clocks of this machine and the cluster")
     entry = Entry(
         key=req.key, profile=req.profile, issuer=req.issuer, issued_at=issued_at,
         not_after=got.not_after, ttl=req.ttl, serial=secrets.token_hex(8),
         status=got.status, identity=got.identity, server=got.server, source=got.source,
     )
-    store.save(entry)
+    try:
+        store.save(entry)
+    except CacheError as exc:
+        keeper.lost(exc.message)
+    except OSError as exc:  # until every store says CacheError with its path
+        keeper.lost(describe(exc, req.cache_dir))
     _record(req, entry)
     return entry
 
 
 def _record(req: Request, entry: Entry) -> None:
-    if req.cache_dir is not None:
+    if req.cache_dir is None or req.command != "get":
+        return
+    try:
         record_served(req.cache_dir, req.key, entry.serial, req.parent)
+    except OSError:
+        pass  # a full or read-only disk: the 401 rule loses its memory, the user nothing
 
+
+def describe(exc: OSError, where: str | None = None) -> str:
+    """"PATH: reason" (a failed write names no file: then the directory written to)."""
+    where = exc.filename or where
+    return f"{where + ': ' if where else ''}{exc.strerror or type(exc).__name__}"
+
+
+class Keeper:
+    """Says once per run that the cache could not keep something (the credential, its refresh
+    token): a full or read-only disk must not cost the user the credential, nor fill stderr."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.told = False
+
+    def lost(self, reason: str) -> None:
+        if not self.told:
+            self.told = True
+            self.warn(f"could not keep the credential in the cache ({reason}); "
+                      "the next run will need a new one")

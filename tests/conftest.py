@@ -26,6 +26,7 @@ def sandbox(tmp_path, server) -> Sandbox:
     server.auto_approve = _approve_all
     box = Sandbox(tmp_path, server, token)
     (tmp_path / "bootstrap.token").write_text(token + "\n")
+    (tmp_path / "bootstrap.token").chmod(0o600)  # secret files must be private
     (tmp_path / "ca.crt").write_bytes(server.ca.cert_pem)
     box.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
                "XDG_CACHE_HOME": str(tmp_path / "cache"),

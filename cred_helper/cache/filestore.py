@@ -93,10 +93,6 @@ class FileStore:
             except (OSError, UnsafePath):
                 continue
 
-    def write_alias(self, alias_path: str, key: str, api_version: str) -> None:
-        """Point the cache-hit path's shortcut (see fastkey.py) at an entry."""
-        write_private(alias_path, f"{key}\n{api_version}\n".encode())
-
     def entries(self) -> list[Entry]:
         if not self._dir_exists():
             return []

@@ -60,7 +60,13 @@ class KeyringStore:
     def _update_index(self, change: Callable[[list[str]], list[str]]) -> None:
         with self._index_lock():
             keys = change(self._index())
-            self._call(self._keyring.set_password, INDEX, json.dumps(sorted(set(keys))))
+            if keys:
+                self._call(self._keyring.set_password, INDEX, json.dumps(sorted(set(keys))))
+                return
+            try:  # nothing left: leave no cred-helper item behind (`logout --all`)
+                self._call(self._keyring.delete_password, INDEX)
+            except self._errors.PasswordDeleteError:
+                pass
 
     def save(self, entry: Entry) -> None:
         self._call(self._keyring.set_password, entry.key, entry.to_json())

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import CredHelperError
+from ..errors import CacheError, CredHelperError
 from .filestore import ensure_private_dir
 
 
@@ -15,13 +15,21 @@ def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     ensure_private_dir(cache_dir)
-    lock = FileLock(os.path.join(cache_dir, f"{name}.lock"), mode=0o600, timeout=timeout)
+    path = os.path.join(cache_dir, f"{name}.lock")
+    lock = FileLock(path, mode=0o600, timeout=timeout)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         raise CredHelperError(
             f"another cred-helper has held the lock {name[:12]}… for {int(timeout)}s",
             "it may be waiting for a CSR approval; wait for it, or stop it and try again",
+        ) from None
+    except OSError as exc:
+        # Nothing is issued yet, and nothing could be kept: say so before anyone logs in.
+        raise CacheError(
+            f"cannot create the lock file {path}: {exc.strerror or type(exc).__name__}",
+            "free space on that disk or make the directory writable, or choose another "
+            "--cache-dir (or --cache none)",
         ) from None
     try:
         yield

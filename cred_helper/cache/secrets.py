@@ -5,10 +5,14 @@ OIDC client secrets: read from the keyring, where the user put them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ..errors import CredHelperError
 from .filestore import ensure_private_dir, unsafe
 from .private import UnsafePath, read_private, write_private
+from .store import SecretStore
+
+__all__ = ["NoSecrets", "RefreshTokens", "SecretStore", "client_secret"]
 
 SERVICE = "cred-helper-refresh"
 CLIENT_SECRET_SERVICE = "cred-helper-client-secret"
@@ -41,9 +45,16 @@ def client_secret(issuer_url: str, client_id: str) -> str:
     return secret.strip()
 
 
-class SecretStore:
-    def __init__(self, cache_dir: str) -> None:
+class RefreshTokens:
+    """The SecretStore for `--cache file` and `keyring`: the OS keyring, else a 0600 file.
+
+    `lost` hears (once per run, see service.Keeper) that a token could not be kept because
+    the disk is full or read-only; the login it came with still succeeds.
+    """
+
+    def __init__(self, cache_dir: str, lost: Callable[[str], None] | None = None) -> None:
         self.dir = cache_dir
+        self.lost = lost
 
     def _file(self, key: str) -> str:
         return os.path.join(self.dir, f"{key}.refresh")
@@ -73,7 +84,7 @@ class SecretStore:
             raise unsafe(exc) from None
 
     def save(self, key: str, secret: str) -> str:
-        """Store `secret`; returns where ("keyring" or the file's path)."""
+        """Store `secret`; returns where ("keyring", the file's path, or "" if nowhere)."""
         keyring, errors = self._keyring()
         if keyring is not None:
             try:
@@ -83,23 +94,32 @@ class SecretStore:
             except errors:
                 pass
         ensure_private_dir(self.dir)
-        write_private(self._file(key), secret.encode())
+        try:
+            write_private(self._file(key), secret.encode())
+        except OSError as exc:  # a full or read-only disk
+            if self.lost is None:
+                raise
+            self.lost(f"{self._file(key)}: {exc.strerror or type(exc).__name__}")
+            return ""
         return self._file(key)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
+        found = False
         keyring, errors = self._keyring()
         if keyring is not None:
             try:
                 keyring.delete_password(SERVICE, key)
+                found = True
             except errors:
-                pass
-        self._remove_file(key)
+                pass  # none there (PasswordDeleteError), or no keyring at all
+        return self._remove_file(key) or found
 
-    def _remove_file(self, key: str) -> None:
+    def _remove_file(self, key: str) -> bool:
         try:
             os.unlink(self._file(key))
         except FileNotFoundError:
-            pass
+            return False
+        return True
 
 
 class NoSecrets:
@@ -111,5 +131,5 @@ class NoSecrets:
     def save(self, key: str, secret: str) -> str:
         return ""
 
-    def delete(self, key: str) -> None:
-        pass
+    def delete(self, key: str) -> bool:
+        return False

@@ -4,12 +4,14 @@ A fresh key per certificate; a PKCS#10 request naming the user (CN) and their gr
 a `certificates.k8s.io/v1` CSR for the `kubernetes.io/kube-apiserver-client` signer with
 `expirationSeconds` = TTL; then a watch until someone (or something) approves and the signer
 issues, the CSR is denied, or the approval timeout passes. The certificate is checked before
-use: our key, client auth, still valid.
+use (certcheck.py). A CSR still pending when the wait ends is kept on record (cache/pending.py)
+so that the next run collects it instead of making another.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import re
 import secrets
 import time
@@ -19,13 +21,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from ..cache.pending import PendingStore
 from ..config import Settings
 from ..durations import format_duration
-from ..errors import ApprovalTimeout, BadCertificate, CSRDenied, ServerError
+from ..errors import ApprovalTimeout, CredHelperError, CSRDenied, ServerError, StillPending
 from ..keys import software
 from ..kube import KubeClient
+from . import certcheck
 from .issued import Issued
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
@@ -34,6 +38,11 @@ SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 REASON_ANNOTATION = "cred-helper/reason"
 POLL_INTERVAL = 2.0
 QUIET_PERIOD = 1.0
+RENEW_WAIT = 2.5  # a renewal waits for an approver that answers at once, never for a person
+
+
+class BadShape(ServerError):
+    """The API server's JSON is not shaped as the Kubernetes API says."""
 
 
 # ---- pure pieces ---------------------------------------------------------------------------
@@ -86,43 +95,76 @@ def csr_object(name: str, request_pem: str, ttl: int, usages: list[str],
 
 
 def csr_state(obj: dict[str, Any]) -> tuple[str, str]:
-    """("issued", cert PEM), ("denied"/"failed", why) or ("pending", "")."""
+    """("issued", cert PEM), ("denied"/"failed", why), ("approved", "") when approved but not
+    signed yet, or ("pending", ""). `obj` has passed csr_shape_problem."""
     status = obj.get("status") or {}
+    approved = False
     for cond in status.get("conditions") or []:
         kind = cond.get("type")
-        if kind in ("Denied", "Failed") and cond.get("status", "True") == "True":
+        if cond.get("status", "True") != "True":
+            continue
+        if kind in ("Denied", "Failed"):
             why = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
             return kind.lower(), why or "no reason given"
+        approved = approved or kind == "Approved"
     cert = status.get("certificate")
     if cert:
         try:
-            return "issued", base64.b64decode(cert).decode()
-        except ValueError:
-            return "failed", "the signer's certificate is not base64"
-    return "pending", ""
+            return "issued", base64.b64decode(cert, validate=True).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            return "failed", "the signer's certificate is not base64 PEM"
+    return ("approved", "") if approved else ("pending", "")
 
 
-def check_certificate(cert_pem: str, key, now: float) -> x509.Certificate:
+def _is_str(value: Any, optional: bool = True) -> bool:
+    return isinstance(value, str) or (optional and value is None)
+
+
+def csr_shape_problem(obj: Any) -> str | None:
+    """What is wrong with the shape of a CertificateSigningRequest object, or None."""
+    if not isinstance(obj, dict):
+        return f"a {type(obj).__name__} instead of an object"
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return "metadata is not an object"
+    if not isinstance(meta.get("name"), str):
+        return "metadata.name is not a string"
+    for field in ("resourceVersion", "creationTimestamp"):
+        if not _is_str(meta.get(field)):
+            return f"metadata.{field} is not a string"
+    status = obj.get("status")
+    if status is None:
+        return None
+    if not isinstance(status, dict):
+        return "status is not an object"
+    if not _is_str(status.get("certificate")):
+        return "status.certificate is not a string"
+    conditions = status.get("conditions")
+    if conditions is None:
+        return None
+    if not isinstance(conditions, list):
+        return "status.conditions is not a list"
+    for cond in conditions:
+        if not isinstance(cond, dict):
+            return "a status condition is not an object"
+        if not isinstance(cond.get("type"), str):
+            return "a status condition's type is not a string"
+        if not all(_is_str(cond.get(f)) for f in ("status", "reason", "message")):
+            return "a status condition's status, reason or message is not a string"
+    return None
+
+
+def parse_timestamp(text: Any) -> float | None:
+    """An RFC 3339 `creationTimestamp` as epoch seconds, or None."""
+    if not isinstance(text, str):
+        return None
     try:
-        certs = x509.load_pem_x509_certificates(cert_pem.encode())
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BadCertificate("the signer returned something that is not a PEM certificate",
-                             "report this to your cluster administrator") from None
-    cert = certs[0]
-    if software.spki(cert.public_key()) != software.spki(key.public_key()):
-        raise BadCertificate("the issued certificate is for another key, not ours",
-                             "report this to your cluster administrator")
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        eku = []
-    if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        raise BadCertificate("the issued certificate is not valid for client authentication",
-                             "the signer must be kubernetes.io/kube-apiserver-client")
-    if cert.not_valid_after_utc.timestamp() <= now:
-        raise BadCertificate("the issued certificate has already expired",
-                             "check the clocks of this machine and the cluster")
-    return cert
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.timestamp()
 
 
 # ---- the issuer ----------------------------------------------------------------------------
@@ -130,22 +172,42 @@ def check_certificate(cert_pem: str, key, now: float) -> x509.Certificate:
 class CsrIssuer:
     def __init__(self, settings: Settings, client: KubeClient, say: Callable[[str], None],
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 pending: PendingStore | None = None) -> None:
         self.settings = settings
         self.client = client
         self.say = say
         self.clock = clock
         self.sleep = sleep
+        self.pending = pending  # None: nothing is kept (--cache none)
+        self._kept = False  # whether this run's CSR is on record for the next run
+
+    @property
+    def server(self) -> str:
+        return self.client.endpoint.server
+
+    def _bad_shape(self, what: str, problem: str) -> BadShape:
+        return BadShape(f"the API server at {self.server} sent {what} of the wrong shape "
+                           f"({problem})", "check that --server names a Kubernetes API server")
 
     def whoami(self) -> tuple[str, list[str]]:
         review = self.client.post(SSR_PATH, {"apiVersion": "authentication.k8s.io/v1",
                                              "kind": "SelfSubjectReview"})
-        info = (review.get("status") or {}).get("userInfo") or {}
-        username = info.get("username")
-        if not isinstance(username, str) or not username:
+        status = review.get("status") if isinstance(review, dict) else None
+        info = status.get("userInfo") if isinstance(status, dict) else None
+        if not isinstance(info, dict):
+            raise self._bad_shape("a SelfSubjectReview", "no status.userInfo object")
+        username, groups = info.get("username"), info.get("groups")
+        if groups is None:
+            groups = []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise self._bad_shape("a SelfSubjectReview", "userInfo.groups is not a list of names")
+        if username is not None and not isinstance(username, str):
+            raise self._bad_shape("a SelfSubjectReview", "userInfo.username is not a string")
+        if not username:
             raise ServerError("the API server's SelfSubjectReview named no user",
                               "pass --subject-cn (and --subject-o) explicitly")
-        return username, [g for g in info.get("groups") or [] if isinstance(g, str)]
+        return username, groups
 
     def subject(self) -> tuple[str, list[str]]:
         s = self.settings
@@ -154,28 +216,128 @@ class CsrIssuer:
         username, groups = self.whoami()
         return s.subject_cn or username, list(s.subject_o) or visible_groups(groups)
 
-    def issue(self) -> Issued:
+    def trust(self) -> certcheck.Trust:
+        """The CA an issued certificate must chain to: --signer-ca, else the cluster CA."""
+        if self.settings.signer_ca:
+            from ..kubeconfig import read_file
+
+            return certcheck.Trust(read_file(self.settings.signer_ca, "signer CA",
+                                             "--signer-ca"),
+                                   f"--signer-ca {self.settings.signer_ca}", True)
+        return certcheck.Trust(self.client.endpoint.ca_pem,
+                               f"the cluster CA of {self.server}", False)
+
+    def issue(self, renewing: bool = False) -> Issued:
+        """A checked certificate. `renewing`: the cached one is still valid, so wait only
+        briefly and raise StillPending instead of waiting for a person."""
         s = self.settings
         common_name, groups = self.subject()
-        key = software.generate(s.key)
-        request = build_request(key, common_name, groups)
-        name = csr_name(common_name, self.clock(), secrets.token_hex(3))
-        created = self.client.post(CSR_PATH, csr_object(name, request, s.ttl,
-                                                        usages_for(s.key), s.reason))
-        cert_pem = self.wait(name, created)
-        cert = check_certificate(cert_pem, key, self.clock())
+        trust = self.trust()  # a bad --signer-ca fails before any request is made
+        taken = self._take_up(common_name, groups)
+        if taken is None:
+            key = software.generate(s.key)
+            request = build_request(key, common_name, groups)
+            anchor = self.clock()
+            name = csr_name(common_name, anchor, secrets.token_hex(3))
+            obj = self._csr(self.client.post(CSR_PATH, csr_object(name, request, s.ttl,
+                                                                  usages_for(s.key), s.reason)))
+            self._remember(name, key, common_name, groups, anchor, obj)
+        else:
+            name, key, obj, anchor = taken
+        try:
+            cert_pem = self.wait(name, obj, anchor, renewing)
+        except CSRDenied:
+            self._forget()
+            raise
+        self._forget()  # issued: this CSR is used up, whether its certificate passes or not
+        cert = certcheck.check_certificate(cert_pem, key,
+                                           certcheck.Wanted(common_name, tuple(groups)),
+                                           trust, self.clock())
         return Issued(
             status={"clientCertificateData": cert_pem, "clientKeyData": software.pkcs8_pem(key)},
-            not_after=cert.not_valid_after_utc.timestamp(),
+            not_after=certcheck.kept_until(cert, anchor, s.ttl),
             identity={"username": common_name, "groups": groups},
             source=name,
-            server=self.client.endpoint.server,
+            server=self.server,
         )
 
-    def wait(self, name: str, obj: dict[str, Any]) -> str:
-        start = self.clock()
-        deadline = start + self.settings.approval_timeout
-        told = False
+    # ---- the CSR still pending from an earlier run -------------------------------------------
+
+    def _take_up(self, common_name: str, groups: list[str]
+                 ) -> tuple[str, Any, dict[str, Any], float] | None:
+        """(name, key, object, now) of this entry's CSR still pending, or None."""
+        if self.pending is None:
+            return None
+        found = self.pending.load(self.clock())
+        if found is None:
+            return None
+        s = self.settings
+        if not found.matches(common_name, groups, s.ttl, s.key):
+            self.pending.drop()  # asked for something else now: that request is not ours
+            return None
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(found.key_pem, password=None)
+        except (ValueError, TypeError):
+            self.pending.drop()
+            return None
+        listed = self.client.get(CSR_PATH, params={"fieldSelector":
+                                                   f"metadata.name={found.name}"})
+        items = listed.get("items")
+        if not isinstance(items, list):
+            raise self._bad_shape("a CertificateSigningRequest list", "items is not a list")
+        if not items:
+            self.pending.drop()  # gone (cleaned up or deleted): make a new one
+            return None
+        obj = self._csr(items[0])
+        if obj["metadata"]["name"] != found.name or software.spki(key.public_key()) != \
+                _request_spki(obj):
+            self.pending.drop()
+            return None
+        self._kept = True
+        # The anchor of the TTL cap is now: a certificate it yields was of no use before.
+        return found.name, key, obj, self.clock()
+
+    def _remember(self, name: str, key: Any, common_name: str, groups: list[str],
+                  created: float, obj: dict[str, Any]) -> None:
+        if self.pending is None:
+            return
+        from ..cache.pending import PendingCsr
+
+        record = PendingCsr(name, software.pkcs8_pem(key).encode(), common_name, tuple(groups),
+                            self.settings.ttl, self.settings.key, created,
+                            parse_timestamp(obj["metadata"].get("creationTimestamp")))
+        try:
+            self.pending.save(record)
+            self._kept = True
+        except (OSError, CredHelperError):
+            self._kept = False  # not fatal: the next run makes a new request instead
+
+    def _forget(self) -> None:
+        if self.pending is not None:
+            self.pending.drop()
+        self._kept = False
+
+    # ---- waiting -------------------------------------------------------------------------------
+
+    def _csr(self, obj: Any) -> dict[str, Any]:
+        problem = csr_shape_problem(obj)
+        if problem:
+            raise self._bad_shape("a CertificateSigningRequest", problem)
+        return obj
+
+    def _next_run(self, name: str) -> str:
+        if self._kept:
+            return "the next run collects this same request (it makes no new one)"
+        return "then run the command again, which makes a new request"
+
+    def wait(self, name: str, obj: dict[str, Any], start: float, renewing: bool = False) -> str:
+        """The certificate PEM once issued; CSRDenied, ApprovalTimeout or (renewing)
+        StillPending otherwise. The wait counts from `start`, when the CSR was sent."""
+        limit = RENEW_WAIT if renewing else self.settings.approval_timeout
+        deadline = start + limit
+        told = renewing  # a renewal never asks a person: the cached certificate still works
         can_watch = True
         while True:
             state, detail = csr_state(obj)
@@ -187,46 +349,80 @@ class CsrIssuer:
             now = self.clock()
             left = deadline - now
             if left <= 0:
-                raise ApprovalTimeout(
-                    f"certificate signing request {name} was not approved within "
-                    f"{format_duration(self.settings.approval_timeout)}",
-                    f"ask an approver to run `kubectl certificate approve {name}`, then run "
-                    "the command again (or raise --approval-timeout)")
+                raise self._timed_out(name, state == "approved", limit, renewing)
             # An auto-approver answers within a moment; only a person needs to be asked.
             if not told and now - start >= QUIET_PERIOD:
-                self.say(f"waiting up to {format_duration(left)} for approval of certificate "
-                         f"signing request {name}; an approver can run: "
+                self.say(f"waiting up to {format_duration(round(left))} for approval of "
+                         f"certificate signing request {name}; an approver can run: "
                          f"kubectl certificate approve {name}")
                 told = True
-            window = left if told else min(left, QUIET_PERIOD)
+            window = left if told else min(left, max(QUIET_PERIOD - (now - start), 0.1))
             if can_watch:
-                before = (obj.get("metadata") or {}).get("resourceVersion")
+                before = obj["metadata"].get("resourceVersion")
                 try:
                     obj = self._watch_change(name, obj, window)
+                except BadShape:
+                    raise
                 except ServerError:
                     can_watch = False  # no watch permission or support: poll instead
-                if can_watch and (obj.get("metadata") or {}).get("resourceVersion") != before:
+                if can_watch and obj["metadata"].get("resourceVersion") != before:
                     continue
                 if can_watch and window >= 1:
                     continue  # the watch itself waited
-            self.sleep(min(POLL_INTERVAL, window))
-            obj = self.client.get(f"{CSR_PATH}/{name}")
+            self.sleep(max(0.0, min(POLL_INTERVAL, window, deadline - self.clock())))
+            obj = self._csr(self.client.get(f"{CSR_PATH}/{name}"))
+
+    def _timed_out(self, name: str, approved: bool, limit: float,
+                   renewing: bool) -> CredHelperError:
+        if renewing:
+            what = "approved but not signed yet" if approved else "not approved yet"
+            return StillPending(f"the new certificate's signing request {name} is {what}",
+                                f"{self._next_run(name)}; an approver can run: "
+                                f"kubectl certificate approve {name}")
+        if approved:
+            return ApprovalTimeout(
+                f"certificate signing request {name} was approved, but not signed within "
+                f"{format_duration(limit)}",
+                "the signer of kubernetes.io/kube-apiserver-client (kube-controller-manager's "
+                "csrsigning controller, or the cluster's own) is not issuing certificates: ask "
+                f"a cluster administrator to look; {self._next_run(name)} once it is signed")
+        return ApprovalTimeout(
+            f"certificate signing request {name} was not approved within "
+            f"{format_duration(limit)}",
+            f"ask an approver to run `kubectl certificate approve {name}`; "
+            f"{self._next_run(name)} once it is approved (or raise --approval-timeout)")
 
     def _watch_change(self, name: str, obj: dict[str, Any], left: float) -> dict[str, Any]:
         """The CSR after its next change, or as it is when the watch ends."""
-        version = (obj.get("metadata") or {}).get("resourceVersion", "")
+        version = obj["metadata"].get("resourceVersion") or ""
         params = {"fieldSelector": f"metadata.name={name}"}
         if version:
             params["resourceVersion"] = version
         for event in self.client.watch(CSR_PATH, params, left):
-            kind, changed = event.get("type"), event.get("object") or {}
+            if not isinstance(event, dict) or not isinstance(event.get("type"), str) \
+                    or not isinstance(event.get("object"), dict):
+                raise self._bad_shape("a watch event", "not {type, object}")
+            kind, changed = event["type"], event["object"]
             if kind == "DELETED":
                 raise CSRDenied(f"certificate signing request {name} was deleted",
                                 "run the command again to make a new request")
-            if kind in ("ADDED", "MODIFIED") and changed.get("metadata", {}).get(
-                    "resourceVersion") != version:
-                return changed
             if kind == "ERROR":
                 break  # e.g. 410 Gone: our resourceVersion is too old; read afresh
-        return self.client.get(f"{CSR_PATH}/{name}")
+            if kind in ("ADDED", "MODIFIED"):
+                changed = self._csr(changed)
+                if changed["metadata"].get("resourceVersion") != version:
+                    return changed
+        return self._csr(self.client.get(f"{CSR_PATH}/{name}"))
 
+
+def _request_spki(obj: dict[str, Any]) -> bytes:
+    """The public key a CSR object's request is for (b"" when it cannot be read)."""
+    spec = obj.get("spec")
+    request = spec.get("request") if isinstance(spec, dict) else None
+    if not isinstance(request, str):
+        return b""
+    try:
+        csr = x509.load_pem_x509_csr(base64.b64decode(request))
+        return software.spki(csr.public_key())
+    except ValueError:
+        return b""

@@ -1,5 +1,10 @@
 """The redirect listener of the authorization-code grant (RFC 8252 §7.3): one HTTP request
-on http://127.0.0.1:<ephemeral port>/callback carrying the code, checked against `state`."""
+on http://127.0.0.1:<ephemeral port>/callback carrying the code, checked against `state`.
+
+Only an answer carrying this login's `state` ends the login (with its code, or with the
+provider's error). Anything else that reaches the port (a stale tab, another page probing
+loopback ports) gets an error page and changes nothing: the login waits on for the right
+answer until its timeout."""
 
 from __future__ import annotations
 
@@ -22,18 +27,20 @@ PAGE = """<!DOCTYPE html>
 class AuthorizationResponse:
     """What the provider sent back: a code, or an error already worded for people."""
 
-    def __init__(self, code: str = "", error: CredHelperError | None = None) -> None:
+    def __init__(self, code: str = "", error: CredHelperError | None = None,
+                 stray: bool = False) -> None:
         self.code = code
         self.error = error
+        self.stray = stray  # not an answer to this login (wrong or missing state)
 
 
 def check_response(query: str, state: str) -> AuthorizationResponse:
     """Pure: the authorization response in `query`, checked against the `state` we sent."""
     params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
     if not secrets.compare_digest(params.get("state", "").encode(), state.encode()):
-        return AuthorizationResponse(error=CredHelperError(
-            "the login's answer does not carry this login's state",
-            "log in again; if it repeats, another page is sending logins to cred-helper"))
+        return AuthorizationResponse(stray=True, error=CredHelperError(
+            "this answer does not carry this login's state, so it was ignored",
+            "finish the login in the browser tab cred-helper opened"))
     if "error" in params:
         detail = params["error"]
         if params.get("error_description"):
@@ -59,6 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
         answer = check_response(parts.query, self.server.state)
         if answer.error is None:
             title, text = "Logged in", "You can close this tab and go back to the terminal."
+        elif answer.stray:
+            title, text = "Not this login", html.escape(answer.error.message) + \
+                ". The login is still waiting for its own answer."
         else:
             title, text = "Login failed", html.escape(answer.error.message) + \
                 ". Go back to the terminal."
@@ -70,8 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
-        self.server.answer = answer
-        self.server.answered.set()
+        if answer.stray:
+            return  # the login goes on waiting for its own answer
+        with self.server.lock:
+            if self.server.answer is None:  # two right answers at once: the first counts
+                self.server.answer = answer
+                self.server.answered.set()
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # stderr is for the user; the request line carries the code
@@ -85,6 +99,7 @@ class _Server(ThreadingHTTPServer):
         self.state = state
         self.answer: AuthorizationResponse | None = None
         self.answered = threading.Event()
+        self.lock = threading.Lock()
 
 
 class LoopbackRedirect:
@@ -97,7 +112,8 @@ class LoopbackRedirect:
         self._thread.start()
 
     def wait(self, timeout: float) -> str:
-        """The authorization code; CredHelperError on a refusal, a wrong state or timeout."""
+        """The authorization code; CredHelperError on the provider's refusal or a timeout
+        (answers with a wrong or missing state are ignored)."""
         if not self._server.answered.wait(timeout):
             raise CredHelperError("nobody completed the login in the browser in time",
                                   "run `cred-helper login` again")

@@ -55,7 +55,8 @@ def _free_id(session: Any) -> bytes:
     for n in range(1, 256):
         if bytes([n]) not in taken:
             return bytes([n])
-    raise TokenError("the token has no free one-byte key id", "pass --id")
+    raise TokenError("the token has no free one-byte key id",
+                     "name one in the URI: id=%NN (two hex digits per byte)")
 
 
 def _has_id(obj: Any) -> bool:
@@ -86,8 +87,8 @@ def generate(session: Any, info: TokenInfo, label: str, key_id: bytes | None, ki
         if existing:
             raise TokenError(f"{info.describe()} already has an object with {what}; "
                              "cred-helper does not overwrite keys",
-                             "choose another --label / --id, or delete the old key with the "
-                             "token's own tools")
+                             "choose another object= (label) or id= in the URI, or delete the "
+                             "old key with the token's own tools")
     key_id = key_id or _free_id(session)
     private = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import subprocess
 from collections.abc import Callable, Mapping
 
@@ -48,16 +47,13 @@ def read_pin(source: str, interactive: bool, what: str, env: Mapping[str, str],
 
 
 def _read_pin_file(path: str) -> str:
+    from ..secretfile import read_secret
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        data = read_secret(path, "PIN file", "--pin-source")
     except OSError as exc:
         raise CredHelperError(f"--pin-source file:{path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
-            raise CredHelperError(f"--pin-source file:{path} is readable by others",
-                                  f"chmod 600 {path} (and own it), or use another source")
-        return fh.read().decode("utf-8", "replace").split("\n", 1)[0]
+    return data.decode("utf-8", "replace").split("\n", 1)[0]
 
 
 def _run_pin_command(command: str) -> str:

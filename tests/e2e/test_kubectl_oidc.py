@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _login(sandbox, kubeconfig, args):
 def _expire(sandbox) -> None:
     (entry,) = sandbox.cache_dir.glob("*.json")
     doc = json.loads(entry.read_text())
-    doc["not_after"] = doc["issued_at"] + 30
+    doc["not_after"] = time.time() - 1  # expired
     entry.write_text(json.dumps(doc))
 
 

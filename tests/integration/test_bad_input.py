@@ -141,6 +141,7 @@ def test_untrusted_server_certificate(sandbox):
 
 def test_wrong_bootstrap_token(sandbox):
     (sandbox.root / "bad.token").write_text("not-a-known-token\n")
+    (sandbox.root / "bad.token").chmod(0o600)
     line = _fails(sandbox, "--issuer=csr", f"--bootstrap-token-file={sandbox.root / 'bad.token'}",
                   exec_info=sandbox.exec_info())
     assert "did not accept the token in" in line

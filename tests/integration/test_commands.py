@@ -52,7 +52,8 @@ def test_login_status_logout(sandbox):
     assert json.loads(sandbox.run("status", "--cluster=other", "-o", "json").stdout) == []
     assert sandbox.run("logout").returncode == 2
     logout = sandbox.run("logout", "--cluster=prod")
-    assert logout.returncode == 0 and "removed 1 cached credential" in logout.stderr
+    assert logout.returncode == 0
+    assert "removed 1 credential, 0 refresh tokens, 1 other file" in logout.stderr  # the lock
     assert json.loads(sandbox.run("status", "-o", "json").stdout) == []
     assert not list(sandbox.cache_dir.glob("*.json"))
     assert not list(sandbox.cache_dir.glob("*.alias"))
@@ -63,7 +64,10 @@ def test_logout_all(sandbox):
         assert sandbox.run(*sandbox.base_args(f"--cluster={cluster}"),
                            exec_info=sandbox.exec_info()).returncode == 0
     assert len(json.loads(sandbox.run("status", "-o", "json").stdout)) == 2
-    assert "removed 2 cached credentials" in sandbox.run("logout", "--all").stderr
+    logout = sandbox.run("logout", "--all").stderr
+    # per entry: the credential, its lock, served log and fast-path alias
+    assert "removed 2 credentials, 0 refresh tokens, 6 other files" in logout, logout
+    assert list(sandbox.cache_dir.iterdir()) == []
 
 
 def test_login_with_context_warms_kubectls_entry(sandbox, kubectl):

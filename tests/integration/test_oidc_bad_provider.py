@@ -69,6 +69,7 @@ def _id_token(issuer: str, **claims) -> str:
 def _run(sandbox, stub, *extra):
     secret = sandbox.root / "secret"
     secret.write_text("s\n")
+    secret.chmod(0o600)
     return sandbox.run("--issuer=oidc", f"--oidc-issuer-url={stub.issuer}",
                        "--oidc-client-id=svc", f"--oidc-client-secret-file={secret}",
                        "--oidc-grant=client-credentials", *extra,

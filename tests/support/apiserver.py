@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -105,6 +106,18 @@ class OIDCAuthenticator:
         return user, [g for g in groups if isinstance(g, str)]
 
 
+@dataclass
+class Misbehaviour:
+    """Ways the signer can get a certificate wrong, all off by default (tests only)."""
+
+    other_ca: CA | None = None  # sign with a CA the cluster does not use
+    add_groups: tuple[str, ...] = ()  # add O= groups nobody asked for
+    other_key: bool = False  # certify a key that is not the request's
+    no_client_auth: bool = False  # serverAuth instead of clientAuth
+    not_before_offset: float = 0.0  # seconds to move notBefore forward (into the future)
+    ignore_expiration: bool = False  # 24 hours whatever expirationSeconds says
+
+
 class LocalAPIServer:
     def __init__(self, tokens: dict[str, tuple[str, list[str]]] | None = None,
                  auto_approve: Callable[[dict], bool] | None = None,
@@ -119,7 +132,11 @@ class LocalAPIServer:
         self.signer_delay = signer_delay
         self.minor = minor
         self.watch_allowed = True  # False: 403 on watch, as RBAC without the `watch` verb
+        self.signer = Misbehaviour()  # test-only knobs for a signer that gets it wrong
         self.revoked_serials: set[int] = set()
+        # A misbehaving mode for fuzz tests: (method, path, code, body) -> (code, body), applied
+        # to every answer and every watch event line. None: answer as kube-apiserver would.
+        self.tamper: Callable[[str, str, int, bytes], tuple[int, bytes]] | None = None
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user)
@@ -243,9 +260,23 @@ class LocalAPIServer:
             request = x509.load_pem_x509_csr(base64.b64decode(spec["request"]))
             now = datetime.datetime.now(datetime.timezone.utc)
             seconds = spec.get("expirationSeconds") or 365 * 86400
-            cert = self.ca.issue(request.subject, request.public_key(),
-                                 now - datetime.timedelta(minutes=5),
-                                 now + datetime.timedelta(seconds=seconds))
+            bad = self.signer
+            if bad.ignore_expiration:
+                seconds = 24 * 3600
+            subject = request.subject
+            if bad.add_groups:
+                subject = x509.Name([*subject, *(x509.NameAttribute(
+                    NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)])
+            public_key = request.public_key()
+            if bad.other_key:
+                from cryptography.hazmat.primitives.asymmetric import ec
+
+                public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+            start = now - datetime.timedelta(minutes=5) + datetime.timedelta(
+                seconds=bad.not_before_offset)
+            cert = (bad.other_ca or self.ca).issue(
+                subject, public_key, start, now + datetime.timedelta(seconds=seconds),
+                client=not bad.no_client_auth)
             obj["status"]["certificate"] = base64.b64encode(pem(cert)).decode()
             self._bump(obj, "MODIFIED")
 
@@ -507,6 +538,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, doc: dict) -> None:
         body = json.dumps(doc).encode()
+        if self.api.tamper is not None:
+            code, body = self.api.tamper(self.command, self.path, code, body)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -584,7 +617,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         def send(event: dict) -> None:
-            data = json.dumps(event).encode() + b"\n"
+            data = json.dumps(event).encode()
+            if self.api.tamper is not None:
+                data = self.api.tamper("WATCH", self.path, 200, data)[1]
+            data += b"\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 

@@ -42,7 +42,8 @@ def test_cache_key_changes_with_every_shaping_input():
     key = base.cache_key(cluster)
     shaping = {"cluster": "dev", "issuer": "oidc", "ttl": 600, "key": "p256",
                "server": "https://b", "certificate_authority": "/ca.pem",
-               "bootstrap_token_file": "/t", "bootstrap_kubeconfig": "/k",
+               "signer_ca": "/signer.pem", "bootstrap_token_file": "/t",
+               "bootstrap_kubeconfig": "/k",
                "bootstrap_context": "c", "bootstrap": "oidc", "subject_cn": "bob",
                "subject_o": ("g",),
                "oidc_issuer_url": "https://idp", "oidc_client_id": "c",

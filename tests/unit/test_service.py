@@ -1,26 +1,17 @@
+import os
+
 import pytest
 
 from cred_helper.cache.entry import Entry
-from cred_helper.errors import ServerError
+from cred_helper.cache.filestore import FileStore
+from cred_helper.errors import CacheError, CredHelperError, ServerError
 from cred_helper.issuers.issued import Issued
-from cred_helper.service import ISSUE, REISSUE_REJECTED, SERVE, Request, decide, obtain
+from cred_helper.service import Request, obtain
 
 
 def _entry(issued_at=0.0, not_after=1800.0):
     return Entry(key="k", profile="p", issuer="csr", issued_at=issued_at, not_after=not_after,
-                 ttl=1800, serial="s", status={})
-
-
-def test_decisions():
-    assert decide(None, 0, False) == ISSUE
-    assert decide(_entry(), 100, False) == SERVE
-    assert decide(_entry(), 1600, False) == ISSUE  # stale: renew
-    assert decide(_entry(), 1750, False) == ISSUE  # expired
-    # The same kubectl process asks again: its credential was rejected (401).
-    assert decide(_entry(), 100, True) == REISSUE_REJECTED
-    # ...but not more than once a minute per entry.
-    assert decide(_entry(), 30, True) == SERVE
-    assert decide(_entry(), 1600, True) == REISSUE_REJECTED
+                 ttl=1800, serial="s", status={"token": "old"})
 
 
 class _MemoryStore:
@@ -42,50 +33,131 @@ class _MemoryStore:
         return list(self.items.values())
 
 
-def _request(tmp_path, **kw):
-    import os
+class _FullDisk(_MemoryStore):
+    def save(self, entry):
+        raise CacheError("cannot write /c/k.json: No space left on device")
 
+
+def _request(tmp_path, **kw):
     os.chmod(tmp_path, 0o700)
     fields = {"parent": "1\t2\t/bin/kubectl", **kw}
     return Request(key="k", profile="p", issuer="csr", ttl=1800, cache_dir=str(tmp_path),
                    lock_timeout=5, **fields)
 
 
-def _issued(not_after):
-    return Issued(status={"token": "new"}, not_after=not_after, identity={}, source="csr-x",
+def _issued(not_after, token="new"):
+    return Issued(status={"token": token}, not_after=not_after, identity={}, source="csr-x",
                   server="https://k")
 
 
+class _Issuer:
+    def __init__(self, result):
+        self.result = result
+        self.calls: list[bool] = []
+
+    def __call__(self, renewing: bool) -> Issued:
+        self.calls.append(renewing)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
 def test_obtain_issues_once_then_serves(tmp_path):
-    store, calls = _MemoryStore(), []
-
-    def issue():
-        calls.append(1)
-        return _issued(2000.0)
-
+    store, issue = _MemoryStore(), _Issuer(_issued(2000.0))
     first = obtain(_request(tmp_path), store, issue, lambda: 100.0, print)
     again = obtain(_request(tmp_path, parent="9\t9\t/bin/kubectl"), store, issue,
                    lambda: 200.0, print)
-    assert first == again and len(calls) == 1
+    assert first == again and issue.calls == [False]
 
 
-def test_stale_credential_is_kept_when_renewal_fails(tmp_path):
+def test_refresh_failure_serves_the_still_valid_credential_with_one_warning(tmp_path):
     store, warnings = _MemoryStore(), []
     store.save(_entry(issued_at=0.0, not_after=1800.0))
-
-    def failing():
-        raise ServerError("cannot reach the API server at https://k")
-
-    got = obtain(_request(tmp_path), store, failing, lambda: 1600.0, warnings.append)
-    assert got.serial == "s" and "could not renew" in warnings[0]
-    with pytest.raises(ServerError):  # expired: nothing to fall back on
-        obtain(_request(tmp_path), store, failing, lambda: 1750.0, warnings.append)
+    issue = _Issuer(ServerError("cannot reach the API server at https://k"))
+    got = obtain(_request(tmp_path), store, issue, lambda: 1600.0, warnings.append)
+    assert got.serial == "s" and got.status == {"token": "old"}
+    assert issue.calls == [True], "the issuer is told this is a renewal"
+    assert len(warnings) == 1 and "could not renew" in warnings[0]
+    assert "cannot reach the API server" in warnings[0]
 
 
-def test_rejected_credential_is_replaced(tmp_path):
+def test_any_credhelper_error_while_renewing_falls_back(tmp_path):
+    """The CSR issuer gives up on a CSR nobody approved yet with its own error kind."""
+
+    class StillPending(CredHelperError):
+        pass
+
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    got = obtain(_request(tmp_path), store, _Issuer(StillPending("csr-x is pending")),
+                 lambda: 1600.0, warnings.append)
+    assert got.serial == "s" and len(warnings) == 1
+
+
+def test_expired_and_failing_is_an_error(tmp_path):
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    issue = _Issuer(ServerError("cannot reach the API server at https://k"))
+    with pytest.raises(ServerError):
+        obtain(_request(tmp_path), store, issue, lambda: 1750.0, warnings.append)
+    assert issue.calls == [False] and warnings == []
+
+
+def test_a_refresh_that_returns_an_expired_credential_is_an_error(tmp_path):
+    store = _MemoryStore()
+    with pytest.raises(CredHelperError, match="already expired"):
+        obtain(_request(tmp_path), store, _Issuer(_issued(99.0)), lambda: 100.0, print)
+    assert store.items == {}
+
+
+def test_a_short_lived_credential_is_still_a_credential(tmp_path):
+    store = _MemoryStore()
+    got = obtain(_request(tmp_path), store, _Issuer(_issued(160.0)), lambda: 100.0, print)
+    assert got.not_after == 160.0 and store.items["k"] == got
+    # ... and is reused by the next kubectl for the first half of its minute
+    issue = _Issuer(_issued(999.0))
+    again = obtain(_request(tmp_path, parent="9"), store, issue, lambda: 120.0, print)
+    assert again == got and issue.calls == []
+
+
+def test_full_disk_returns_the_credential_with_one_warning(tmp_path):
+    warnings = []
+    got = obtain(_request(tmp_path), _FullDisk(), _Issuer(_issued(2000.0)), lambda: 100.0,
+                 warnings.append)
+    assert got.status == {"token": "new"}
+    assert len(warnings) == 1
+    assert "could not keep" in warnings[0] and "No space left on device" in warnings[0]
+
+
+def test_save_oserror_names_the_path(tmp_path, monkeypatch):
+    store, warnings = FileStore(str(tmp_path), print), []
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "k.json"))
+
+    monkeypatch.setattr("cred_helper.cache.filestore.write_private", full)
+    got = obtain(_request(tmp_path), store, _Issuer(_issued(2000.0)), lambda: 100.0,
+                 warnings.append)
+    assert got.status == {"token": "new"} and len(warnings) == 1
+    assert str(tmp_path / "k.json") in warnings[0] and "No space left" in warnings[0]
+
+
+def test_rejected_credential_is_replaced_without_fallback(tmp_path):
     store = _MemoryStore()
     req = _request(tmp_path)
-    first = obtain(req, store, lambda: _issued(2000.0), lambda: 100.0, print)
+    first = obtain(req, store, _Issuer(_issued(2000.0)), lambda: 100.0, print)
     # The same parent asks again two minutes later: the server rejected the credential.
-    second = obtain(req, store, lambda: _issued(2100.0), lambda: 220.0, print)
+    issue = _Issuer(_issued(2100.0))
+    second = obtain(req, store, issue, lambda: 220.0, print)
     assert second.serial != first.serial and second.not_after == 2100.0
+    assert issue.calls == [False], "a rejected credential is nothing to fall back on"
+
+
+def test_login_twice_from_one_shell_serves_the_cached_one(tmp_path):
+    store = _MemoryStore()
+    req = _request(tmp_path, command="login")
+    first = obtain(req, store, _Issuer(_issued(2000.0)), lambda: 100.0, print)
+    issue = _Issuer(_issued(2100.0))
+    second = obtain(req, store, issue, lambda: 220.0, print)
+    assert second == first and issue.calls == []
+    assert not (tmp_path / "k.served").exists(), "login is not kubectl: nothing to remember"

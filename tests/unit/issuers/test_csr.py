@@ -1,23 +1,19 @@
 import base64
-import datetime
 
 import pytest
 from cryptography import x509
 
-from cred_helper.errors import BadCertificate
 from cred_helper.issuers.csr import (
     build_request,
-    check_certificate,
     csr_name,
     csr_object,
+    csr_shape_problem,
     csr_state,
+    parse_timestamp,
     usages_for,
     visible_groups,
 )
 from cred_helper.keys import software
-from tests.support.pki import CA, pem
-
-NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
 def test_request_names_the_user_and_groups():
@@ -46,7 +42,9 @@ def test_name_is_a_dns_subdomain():
 def test_states():
     assert csr_state({}) == ("pending", "")
     approved = {"status": {"conditions": [{"type": "Approved", "status": "True"}]}}
-    assert csr_state(approved) == ("pending", "")
+    assert csr_state(approved) == ("approved", "")
+    not_yet = {"status": {"conditions": [{"type": "Approved", "status": "False"}]}}
+    assert csr_state(not_yet) == ("pending", "")
     denied = {"status": {"conditions": [{"type": "Denied", "reason": "R", "message": "m"}]}}
     assert csr_state(denied) == ("denied", "R: m")
     issued = {"status": {"certificate": base64.b64encode(b"PEM").decode()}}
@@ -57,22 +55,33 @@ def test_system_groups_are_left_out():
     assert visible_groups(["system:authenticated", "oncall", "system:masters"]) == ["oncall"]
 
 
-def _cert(ca, key, start, end, client=True):
-    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "alice")])
-    return pem(ca.issue(subject, key.public_key(), start, end, client=client)).decode()
+GOOD = {"metadata": {"name": "n", "resourceVersion": "3", "creationTimestamp":
+                     "2026-01-01T00:00:00Z"},
+        "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "R"}],
+                   "certificate": "UEVN"}}
 
 
-def test_certificate_checks():
-    ca, key = CA(), software.generate("ed25519")
-    good = _cert(ca, key, NOW - datetime.timedelta(minutes=5), NOW + datetime.timedelta(minutes=30))
-    assert check_certificate(good, key, NOW.timestamp()).subject
-    with pytest.raises(BadCertificate, match="another key"):
-        check_certificate(good, software.generate("ed25519"), NOW.timestamp())
-    server = _cert(ca, key, NOW, NOW + datetime.timedelta(minutes=30), client=False)
-    with pytest.raises(BadCertificate, match="client authentication"):
-        check_certificate(server, key, NOW.timestamp())
-    expired = _cert(ca, key, NOW - datetime.timedelta(hours=2), NOW - datetime.timedelta(hours=1))
-    with pytest.raises(BadCertificate, match="expired"):
-        check_certificate(expired, key, NOW.timestamp())
-    with pytest.raises(BadCertificate, match="not a PEM"):
-        check_certificate("garbage", key, NOW.timestamp())
+@pytest.mark.parametrize("bad, problem", [
+    ([], "a list instead of an object"),
+    ({"metadata": []}, "metadata is not an object"),
+    ({"metadata": {"name": 5}}, "metadata.name is not a string"),
+    ({"metadata": {"name": "n", "resourceVersion": 7}}, "metadata.resourceVersion"),
+    ({"metadata": {"name": "n"}, "status": "Approved"}, "status is not an object"),
+    ({"metadata": {"name": "n"}, "status": {"conditions": {}}}, "conditions is not a list"),
+    ({"metadata": {"name": "n"}, "status": {"conditions": ["Approved"]}}, "not an object"),
+    ({"metadata": {"name": "n"}, "status": {"conditions": [{"type": 1}]}}, "type"),
+    ({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Approved",
+                                                              "reason": []}]}}, "reason"),
+    ({"metadata": {"name": "n"}, "status": {"certificate": 12}}, "certificate"),
+])
+def test_csr_shapes(bad, problem):
+    assert csr_shape_problem(GOOD) is None
+    assert csr_shape_problem({"metadata": {"name": "n"}, "status": None}) is None
+    assert problem in csr_shape_problem(bad)
+
+
+def test_creation_timestamps():
+    assert parse_timestamp("1970-01-01T00:01:00Z") == 60
+    assert parse_timestamp("yesterday") is None
+    assert parse_timestamp(5) is None
+    assert parse_timestamp("2026-01-01T00:00:00") is None  # no zone: not RFC 3339

@@ -42,7 +42,7 @@ def test_file_must_be_private(tmp_path):
     path.chmod(0o600)
     assert read_pin(f"file:{path}", False, "t", {}, _never) == "1234"
     path.chmod(0o644)
-    with pytest.raises(CredHelperError, match="readable by others"):
+    with pytest.raises(CredHelperError, match="open to group or others"):
         read_pin(f"file:{path}", False, "t", {}, _never)
     with pytest.raises(CredHelperError, match="No such file"):
         read_pin(f"file:{tmp_path / 'nope'}", False, "t", {}, _never)

@@ -1,0 +1,131 @@
+"""The certificate signing request still pending for one cache entry: `<key>.pending`, 0600.
+
+After an approval timeout (or a kill) the next run takes this CSR up again instead of making
+another, so approvers see one request per person and the name they were told stays the one
+that counts. It holds the CSR's private key (PKCS#8 PEM), so it lives only in the private cache
+directory and goes as soon as the CSR is issued, denied or gone, or 24 hours after its
+creationTimestamp, when Kubernetes removes pending CSRs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CacheError
+from .private import UnsafePath, check_dir, read_private, write_private
+
+FORMAT = 1
+LIFETIME = 24 * 3600  # Kubernetes' csrcleaner removes pending CSRs after 24 hours
+
+
+@dataclass(frozen=True)
+class PendingCsr:
+    name: str
+    key_pem: bytes
+    common_name: str
+    groups: tuple[str, ...]
+    ttl: int
+    key_kind: str
+    created: float  # local clock when the CSR was sent
+    created_server: float | None = None  # its creationTimestamp, when the server gave one
+
+    def matches(self, common_name: str, groups: list[str] | tuple[str, ...], ttl: int,
+                key_kind: str) -> bool:
+        return (self.common_name, sorted(self.groups), self.ttl, self.key_kind) == (
+            common_name, sorted(groups), ttl, key_kind)
+
+    def expired(self, now: float) -> bool:
+        born = self.created_server if self.created_server is not None else self.created
+        return now >= born + LIFETIME
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "format": FORMAT, "name": self.name, "key": self.key_pem.decode("ascii"),
+            "commonName": self.common_name, "groups": list(self.groups), "ttl": self.ttl,
+            "keyKind": self.key_kind, "created": self.created,
+            "createdServer": self.created_server,
+        }).encode()
+
+
+def parse(data: bytes) -> PendingCsr | None:
+    """The record in `data`, or None for anything damaged or of another format."""
+    try:
+        doc: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return None
+    strings = ("name", "key", "commonName", "keyKind")
+    if not all(isinstance(doc.get(k), str) and doc[k] for k in strings):
+        return None
+    groups, ttl = doc.get("groups"), doc.get("ttl")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+        return None
+    created, server = doc.get("created"), doc.get("createdServer")
+    if not _finite(created) or not (server is None or _finite(server)):
+        return None
+    try:
+        key = doc["key"].encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    return PendingCsr(doc["name"], key, doc["commonName"], tuple(groups), ttl,
+                      doc["keyKind"], float(created),
+                      None if server is None else float(server))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+class PendingStore:
+    """One entry's pending CSR in the cache directory."""
+
+    def __init__(self, cache_dir: str, key: str) -> None:
+        self.dir = cache_dir
+        self.path = os.path.join(cache_dir, f"{key}.pending")
+
+    def load(self, now: float) -> PendingCsr | None:
+        """The pending CSR, or None (a damaged or expired record is removed)."""
+        try:
+            data = read_private(self.path)
+        except FileNotFoundError:
+            return None
+        except UnsafePath as exc:
+            raise CacheError(f"refusing to use the pending CSR record: {exc}",
+                             f"remove {exc.path}") from None
+        except OSError as exc:
+            raise CacheError(f"cannot read {self.path}: {exc.strerror}") from None
+        found = parse(data)
+        if found is None or found.expired(now):
+            self.drop()
+            return None
+        return found
+
+    def save(self, pending: PendingCsr) -> None:
+        """Raises OSError or CacheError when it cannot be kept (the caller goes on without)."""
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        try:
+            check_dir(self.dir)
+        except UnsafePath as exc:
+            raise CacheError(f"refusing to use the cache: {exc}") from None
+        write_private(self.path, pending.to_json())
+
+    def drop(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass  # a read-only cache: the record expires on its own after 24 hours
+
+
+def pending_store(cache: str, cache_dir: str, key: str) -> PendingStore | None:
+    """Where an entry's pending CSR is kept; None with `--cache none` (nothing is written)."""
+    return None if cache == "none" else PendingStore(cache_dir, key)

@@ -1,0 +1,334 @@
+"""Seeded hostile inputs, an in-process runner, and the checks every fuzz case must pass.
+
+Each case runs `cred_helper.__main__.main` in this process (a subprocess per case would cost
+the suite ten minutes; the same `main` runs either way, and a subprocess sample in the suite
+checks the real process too). An exception that escapes, or an "unexpected ..." error line
+(which is what the CLI prints where a traceback would otherwise be), counts as a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import datetime
+import io
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .harness import SECRET_MARKERS
+
+BASE_SEED = int(os.environ.get("FUZZ_SEED", "9009"))
+CASE_TIMEOUT = 30  # seconds: far beyond any honest case; a hang is a finding, not a wait
+
+# ---- hostile values --------------------------------------------------------------------------
+
+STRINGS = [
+    "", " ", "\n", "\0", "a\0b", "\r\nX-Injected: 1", "é", "日本語", "\ud800", "💥",
+    "x" * 70, "x" * 5000, "-1", "0", "1e309", "NaN", "true", "null", "[]", "{}", "%00", "%zz",
+    "../../etc/passwd", "/etc/passwd", "/dev/null", "/", "~", "~nobody/x", "$HOME",
+    "https://", "https://127.0.0.1:99999", "https://127.0.0.1:-1", "https://[::1", "https://a b",
+    "https://127.0.0.1\n", "http://127.0.0.1:1", "https://user:pw@127.0.0.1:1/x", "ftp://x",
+    "https://127.0.0.1:1/", "unix:///var/run/x.sock", "pkcs11:token=x", "env:", "file:", "cmd:",
+    "cmd:/bin/false", "30m", "1h30m", "0s", "-5m", "99999999999999999999h", "1e3",
+    "client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1", "ExecCredential",
+    "system:masters", "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t", "not base64!!", "QUJD",
+]
+NUMBERS: list[Any] = [0, -1, 1, 2**31, 2**63, 10**400, -(10**400), 0.5, -0.0, 1e308,
+                      float("nan"), float("inf"), float("-inf"), True, False]
+
+
+def hostile_value(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if roll < 0.35:
+        return rng.choice(STRINGS)
+    if roll < 0.6:
+        return rng.choice(NUMBERS)
+    if roll < 0.68:
+        return None
+    if depth > 2 or roll < 0.8:
+        return [hostile_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(STRINGS[:20]) or "k": hostile_value(rng, depth + 1)
+            for _ in range(rng.randint(0, 3))}
+
+
+def _paths(doc: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, (*prefix, i))
+
+
+def mutate_doc(doc: Any, rng: random.Random, mutations: int = 1) -> Any:
+    """A deep copy of `doc` with a few nodes replaced, deleted, retyped or added."""
+    doc = copy.deepcopy(doc)
+    for _ in range(mutations):
+        paths = list(_paths(doc))
+        path = rng.choice(paths)
+        op = rng.choice(("replace", "replace", "delete", "wrap", "add", "nest"))
+        if not path:
+            if op in ("replace", "wrap"):
+                doc = hostile_value(rng) if op == "replace" else [doc]
+            continue
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        last = path[-1]
+        if op == "delete":
+            del parent[last]
+        elif op == "wrap":
+            parent[last] = [parent[last]]
+        elif op == "nest":
+            parent[last] = {"x": parent[last]}
+        elif op == "add" and isinstance(parent[last], dict):
+            parent[last][rng.choice(STRINGS[:25]) or "k"] = hostile_value(rng)
+        else:
+            parent[last] = hostile_value(rng)
+    return doc
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    """Bit flips, truncation, insertion or duplication: what a torn or damaged file holds."""
+    if not data:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+    data = bytearray(data)
+    op = rng.choice(("flip", "flip", "truncate", "insert", "duplicate", "zero"))
+    if op == "flip":
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    elif op == "truncate":
+        del data[rng.randrange(len(data)):]
+    elif op == "insert":
+        at = rng.randrange(len(data) + 1)
+        data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    elif op == "duplicate":
+        a = rng.randrange(len(data))
+        data[a:a] = data[a:a + rng.randint(1, 64)]
+    else:
+        a = rng.randrange(len(data))
+        data[a:a + rng.randint(1, 32)] = b"\0" * min(32, len(data) - a)
+    return bytes(data)
+
+
+def json_text(doc: Any) -> str:
+    """JSON as a hostile writer would produce it: NaN and Infinity allowed."""
+    return json.dumps(doc, allow_nan=True)
+
+
+def deep_nesting(depth: int, rng: random.Random) -> str:
+    return "[" * depth + "]" * depth if rng.random() < 0.5 else '{"a":' * depth + "1" + \
+        "}" * depth
+
+
+# ---- running cred-helper in this process ----------------------------------------------------
+
+class CaseTimeout(BaseException):
+    """Raised in the main thread when a case hangs (a BaseException, so the CLI's catch-all
+    does not turn it into an error line)."""
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    escaped: str = ""  # an exception that got out of main(), as text
+
+
+_fake_ppid = itertools.count(4_000_000)
+
+
+@contextlib.contextmanager
+def _process_state(env: dict[str, str]) -> Iterator[None]:
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    real_getppid = os.getppid
+    fake = next(_fake_ppid)  # each case is a different kubectl process (the 401 rule)
+    os.environ.clear()
+    os.environ.update(env)
+    os.getppid = lambda: fake  # type: ignore[assignment]
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        os.getppid = real_getppid  # type: ignore[assignment]
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise CaseTimeout
+
+
+def run_case(argv: list[str], env: dict[str, str]) -> Outcome:
+    from cred_helper.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    escaped = ""
+    code = -1
+    with _process_state(env):
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(""), out, err
+        try:
+            code = main(list(argv))
+        except CaseTimeout:
+            escaped = f"hung for more than {CASE_TIMEOUT}s"
+        except BaseException as exc:  # what escapes is the finding
+            escaped = f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved
+    return Outcome(code, out.getvalue(), err.getvalue(), escaped)
+
+
+# ---- what every case must show -----------------------------------------------------------------
+
+@dataclass
+class Tally:
+    """Inputs run, and the findings: tracebacks, secrets shown, bad credentials printed."""
+
+    name: str
+    inputs: int = 0
+    succeeded: int = 0
+    failures: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {
+        "traceback": 0, "secret": 0, "bad credential": 0, "shape": 0})
+
+    def finding(self, kind: str, case: str, detail: str) -> None:
+        self.counts[kind] += 1
+        self.failures.append(f"[{kind}] {case}: {detail[:400]}")
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"fuzz {self.name}: {self.inputs} inputs, {self.succeeded} credentials, "
+                f"{c['traceback']} tracebacks, {c['secret']} secrets shown, "
+                f"{c['bad credential']} bad credentials, {c['shape']} malformed outcomes")
+
+    def assert_clean(self) -> None:
+        print(self.summary())
+        assert not self.failures, self.summary() + "\n" + "\n".join(self.failures[:15])
+
+
+def check_outcome(tally: Tally, case: str, result: Outcome, secrets: tuple[str, ...],
+                  credential_ok: Callable[[dict], str | None]) -> None:
+    """No traceback; no secret on stderr; stdout empty or exactly one good ExecCredential;
+    exit 0 with a credential, else 1 (2 for usage) with one error line and an optional hint."""
+    tally.inputs += 1
+    streams = result.stderr
+    if result.escaped or "Traceback" in streams or "cred-helper: error: unexpected " in streams:
+        tally.finding("traceback", case, result.escaped or streams)
+        return
+    for secret in (*SECRET_MARKERS, *secrets):
+        if secret and secret in streams:
+            tally.finding("secret", case, f"{secret[:6]}... on stderr")
+            return
+    if result.code == 0:
+        problem = _credential_problem(result.stdout, credential_ok)
+        if problem:
+            tally.finding("bad credential", case, problem)
+        else:
+            tally.succeeded += 1
+        return
+    if result.stdout:
+        tally.finding("bad credential", case, f"exit {result.code} with stdout")
+        return
+    lines = [ln for ln in result.stderr.splitlines()
+             if not ln.startswith(("cred-helper: warning:", "cred-helper: waiting"))]
+    if result.code not in (1, 2) or not lines or not lines[0].startswith(
+            "cred-helper: error: ") or len(lines) > 2 or (
+            len(lines) == 2 and not lines[1].startswith("hint: ")):
+        tally.finding("shape", case, f"exit {result.code}: {result.stderr!r}")
+
+
+def _credential_problem(stdout: str, credential_ok: Callable[[dict], str | None]) -> str | None:
+    if not stdout.endswith("\n") or stdout.count("\n") != 1:
+        return "stdout is not one line"
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return "stdout is not JSON"
+    if not isinstance(doc, dict) or doc.get("kind") != "ExecCredential" or doc.get(
+            "apiVersion") not in ("client.authentication.k8s.io/v1",
+                                  "client.authentication.k8s.io/v1beta1"):
+        return "not an ExecCredential"
+    status = doc.get("status")
+    if not isinstance(status, dict):
+        return "no status"
+    try:
+        end = datetime.datetime.strptime(status["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, TypeError, ValueError):
+        return "no valid expirationTimestamp"
+    if end.replace(tzinfo=datetime.timezone.utc) <= datetime.datetime.now(datetime.timezone.utc):
+        return "expirationTimestamp in the past"
+    return credential_ok(status)
+
+
+def certificate_checker(ca_cert: x509.Certificate, username: str | None = None,
+                        groups: set[str] | None = None) -> Callable[[dict], str | None]:
+    """A printed certificate must be the cluster CA's, for the printed key, and (where the
+    case cannot change the subject) for this person."""
+
+    def check(status: dict) -> str | None:
+        try:
+            cert = x509.load_pem_x509_certificate(status["clientCertificateData"].encode())
+            key = load_pem_private_key(status["clientKeyData"].encode(), None)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return "certificate or key does not parse"
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, Exception):  # InvalidSignature is an Exception
+            return "certificate not signed by the cluster CA"
+        if cert.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
+            return "certificate is for another key"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            return "certificate not valid now"
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            return "no extended key usage"
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+            return "not a client certificate"
+        cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        orgs = {a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)}
+        if username is not None and (cns != [username] or not orgs <= (groups or set())):
+            return f"certificate names {cns} {sorted(orgs)}"
+        return None
+
+    return check
+
+
+def _spki() -> tuple:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+
+
+_SPKI = _spki()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def seeds(category: int, count: int) -> list[tuple[int, random.Random]]:
+    """(seed, generator) per case, so a failure names the seed that reproduces it."""
+    return [(s, random.Random(s)) for s in
+            (BASE_SEED * 100_000 + category * 10_000 + i for i in range(count))]

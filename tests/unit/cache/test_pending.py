@@ -1,0 +1,77 @@
+import json
+import os
+import stat
+
+import pytest
+
+from cred_helper.cache.pending import LIFETIME, PendingCsr, PendingStore, parse, pending_store
+from cred_helper.errors import CacheError
+
+RECORD = PendingCsr("cred-helper-alice-1", b"-----BEGIN PRIVATE KEY-----\n...", "alice",
+                    ("oncall", "sre"), 1800, "ed25519", 1000.0, 990.0)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return PendingStore(str(tmp_path / "cache"), "k" * 64)
+
+
+def test_round_trip_in_a_private_file(store):
+    store.save(RECORD)
+    assert store.load(2000.0) == RECORD
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+    assert store.path.endswith("k" * 64 + ".pending")
+
+
+def test_dropped_24_hours_after_the_csr_was_created(store):
+    store.save(RECORD)
+    assert store.load(990.0 + LIFETIME - 1) == RECORD
+    assert store.load(990.0 + LIFETIME) is None  # counted from creationTimestamp
+    assert not os.path.exists(store.path)
+    local_only = PendingCsr(*[getattr(RECORD, f) for f in
+                              ("name", "key_pem", "common_name", "groups", "ttl", "key_kind",
+                               "created")])
+    store.save(local_only)
+    assert store.load(1000.0 + LIFETIME - 1) == local_only
+    assert store.load(1000.0 + LIFETIME) is None
+
+
+def test_matches_only_the_same_request():
+    assert RECORD.matches("alice", ["sre", "oncall"], 1800, "ed25519")
+    assert not RECORD.matches("bob", ["oncall", "sre"], 1800, "ed25519")
+    assert not RECORD.matches("alice", ["oncall"], 1800, "ed25519")
+    assert not RECORD.matches("alice", ["oncall", "sre"], 3600, "ed25519")
+    assert not RECORD.matches("alice", ["oncall", "sre"], 1800, "p256")
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"{", b"[]", b'{"format": 2}',
+    json.dumps({**json.loads(RECORD.to_json()), "ttl": "1800"}).encode(),
+    json.dumps({**json.loads(RECORD.to_json()), "created": float("nan")}).encode(),
+    json.dumps({**json.loads(RECORD.to_json()), "groups": "oncall"}).encode(),
+    json.dumps({**json.loads(RECORD.to_json()), "name": ""}).encode(),
+])
+def test_damaged_records_are_dropped(store, data):
+    assert parse(data) is None
+    store.save(RECORD)
+    with open(store.path, "wb") as fh:
+        fh.write(data)
+    assert store.load(1000.0) is None
+    assert not os.path.exists(store.path)
+
+
+def test_an_open_record_is_refused(store):
+    store.save(RECORD)
+    os.chmod(store.path, 0o644)
+    with pytest.raises(CacheError, match="group/others"):
+        store.load(1000.0)
+
+
+def test_drop_and_none_cache(store, tmp_path):
+    store.drop()  # nothing there: fine
+    store.save(RECORD)
+    store.drop()
+    assert store.load(1000.0) is None
+    assert pending_store("none", str(tmp_path), "k") is None
+    assert isinstance(pending_store("file", str(tmp_path), "k"), PendingStore)

@@ -329,6 +329,9 @@ class Client:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._managers: dict[str | None, urllib3.PoolManager] = {}
+        if tls_server_name and not _host_name_ok(tls_server_name):
+            raise peer.fail(f"the tls-server-name {tls_server_name[:100]!r} is not a host name",
+                            "fix tls-server-name on the kubeconfig cluster")
         if self.proxy.fixed:  # a bad proxy-url is an error before anything is sent
             _parse_proxy(self.proxy.fixed, "proxy-url", peer.error, PROXY_SCHEMES)
 
@@ -434,6 +437,13 @@ def check_header(value: str, what: str, peer: Peer) -> str:
                         "check the token or secret file for stray "
                         "characters") from None
     return value
+
+
+def _host_name_ok(name: str) -> bool:
+    """A name OpenSSL can send as SNI and check: ASCII letters, digits, dots, dashes (or an
+    IP address), nothing that would turn into a TypeError deep inside ssl."""
+    return 0 < len(name) <= 253 and name.isascii() and all(
+        c.isalnum() or c in ".-_:" for c in name)
 
 
 def _short(peer_name: str) -> str:

@@ -188,8 +188,9 @@ def validate_id_token(token: str, jwks: dict, issuer: str, client_id: str, now: 
         raise OIDCError("the ID token's signature does not verify") from None
     except jwt.InvalidTokenError as exc:
         raise OIDCError(f"the ID token is invalid: {exc}") from None
-    times = [claims.get(name) for name in ("exp", "iat", "nbf")]
-    if not all(t is None or _finite_number(t) for t in times):
+    # exp and iat are required (PyJWT saw them); nbf, when present, is held to the same rule.
+    if not all(_finite_number(claims[name]) for name in ("exp", "iat", "nbf")
+               if name in claims):
         raise OIDCError("the ID token's times are not numbers")
     if claims["exp"] <= now - MAX_SKEW:
         raise OIDCError("the ID token has expired",
@@ -457,8 +458,14 @@ def _json_object(resp: net.Response) -> dict | None:
 
 
 def _finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    """A JSON number that is a real time or duration: not a bool, NaN, infinity, nor an integer
+    too large for a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e15
+    except OverflowError:
+        return False
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -165,3 +165,12 @@ def test_a_key_that_is_not_the_certificates_is_one_error():
     with pytest.raises(ServerError, match="cannot be loaded"):
         net.load_client_cert(net.exact_trust(ca.cert_pem, PEER, "t"), cert, other_key, PEER,
                              "the kubeconfig")
+
+
+@pytest.mark.parametrize("name", ["\x00", "a b", "k8s\n", "bücher.example", "*.example.com", ""])
+def test_an_unusable_tls_server_name_is_one_error(name):
+    if not name:  # empty means "not set": the URL's host is checked
+        net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)
+        return
+    with pytest.raises(ServerError, match="tls-server-name"):
+        net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)

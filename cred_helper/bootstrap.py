@@ -23,6 +23,7 @@ class KubeconfigTarget:
     server: str
     ca_pem: bytes
     tls_server_name: str
+    proxy_url: str = ""
 
 
 def read_token(path: str, flag: str) -> BearerAuth:
@@ -34,7 +35,9 @@ def read_token(path: str, flag: str) -> BearerAuth:
     return BearerAuth(token, source=f"the token in {path}")
 
 
-def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
+def from_kubeconfig(path: str, context_name: str, spill_dir: str = "") -> KubeconfigTarget:
+    """The user and cluster of a context. `spill_dir`: where a client key may sit for a moment
+    on systems without memfd (the cache directory; never $TMPDIR)."""
     flag = "--bootstrap-kubeconfig"
     doc = kubeconfig.load(path, flag, secret=True)
     where = f"{flag} {path}"
@@ -49,13 +52,14 @@ def from_kubeconfig(path: str, context_name: str) -> KubeconfigTarget:
                                "cluster") or {}
     base = os.path.dirname(os.path.abspath(path))
     source = f"user {user_name!r} of {path}"
-    auth = _user_auth(user, base, source, where)
+    auth = _user_auth(user, base, source, where, spill_dir)
     ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
     return KubeconfigTarget(auth, kubeconfig.text(cluster, "server", where), ca,
-                            kubeconfig.text(cluster, "tls-server-name", where))
+                            kubeconfig.text(cluster, "tls-server-name", where),
+                            kubeconfig.text(cluster, "proxy-url", where))
 
 
-def _user_auth(user: dict, base: str, source: str, where: str) -> Auth:
+def _user_auth(user: dict, base: str, source: str, where: str, spill_dir: str) -> Auth:
     token = kubeconfig.text(user, "token", where).strip()
     if token:
         return BearerAuth(token, source=source)
@@ -66,7 +70,7 @@ def _user_auth(user: dict, base: str, source: str, where: str) -> Auth:
     cert = kubeconfig.data_or_file(user, "client-certificate", base, flag)
     key = kubeconfig.data_or_file(user, "client-key", base, flag, secret=True)
     if cert and key:
-        return ClientCertAuth(cert, key, source=source)
+        return ClientCertAuth(cert, key, source=source, spill_dir=spill_dir)
     if user.get("exec") or user.get("auth-provider"):
         raise UsageError(f"{source} authenticates with a plugin, which cannot bootstrap CSRs",
                          "use a user with a token or client certificate, or a token file")
@@ -84,7 +88,8 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
             raise UsageError("--bootstrap oidc is not available here")
         auth: Auth = None  # logged in below, once the rest is known to be right
     elif settings.bootstrap_kubeconfig:
-        target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context)
+        target = from_kubeconfig(settings.bootstrap_kubeconfig, settings.bootstrap_context,
+                                 settings.cache_dir)
         auth = target.auth
     elif settings.bootstrap_token_file:
         auth = read_token(settings.bootstrap_token_file, "--bootstrap-token-file")
@@ -109,10 +114,17 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
         ca, name = target.ca_pem, target.tls_server_name
     else:
         ca, name = b"", ""
+    # A kubeconfig cluster's proxy-url goes with its server; another server: the environment.
+    if cluster and server == cluster.server:
+        proxy = cluster.proxy_url
+    elif target and server == target.server:
+        proxy = target.proxy_url
+    else:
+        proxy = ""
     if not ca and cluster and cluster.insecure_skip_tls_verify:
         raise UsageError("the kubeconfig cluster sets insecure-skip-tls-verify, and "
                          "cred-helper always verifies TLS",
                          "pass --certificate-authority with the API server's CA")
     if oidc_login is not None and settings.bootstrap == "oidc":
         auth = oidc_login()
-    return Endpoint(server, ca, name), auth
+    return Endpoint(server, ca, name, proxy), auth

@@ -99,6 +99,8 @@ def _credential_options(fn):
         click.option("--oidc-client-auth",
                      metavar="none|client-secret|client-secret-post|private-key-jwt",
                      help="Client authentication.  [default: from the secret/key given]"),
+        click.option("--oidc-certificate-authority", metavar="FILE",
+                     help="CA bundle for the OpenID provider.  [default: the OS trust store]"),
         click.option("--oidc-client-key", metavar="FILE|pkcs11:URI",
                      help="Private key signing private_key_jwt assertions: a PEM file, or a "
                           "key on a PKCS#11 token (YubiKey) named by an RFC 7512 URI."),

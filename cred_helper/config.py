@@ -18,6 +18,7 @@ from .durations import format_duration, parse_duration
 from .errors import UsageError
 from .execinfo import ClusterInfo
 from .paths import default_cache_dir, default_config_file
+from .urls import check_issuer_url
 
 CSR_MIN_TTL = 600
 MAX_CONFIG = 1 << 20  # a profile file is a few hundred bytes; /dev/zero is not one
@@ -49,6 +50,7 @@ PROFILE_KEYS = {
     "oidc-client-auth": "--oidc-client-auth",
     "oidc-client-key": "--oidc-client-key",
     "oidc-use-access-token": "--oidc-use-access-token",
+    "oidc-certificate-authority": "--oidc-certificate-authority",
     "no-browser": "--no-browser",
     "pkcs11-module": "--pkcs11-module",
     "pin-source": "--pin-source",
@@ -89,6 +91,7 @@ class Settings:
     oidc_client_auth: str = "none"
     oidc_client_key: str = ""
     oidc_use_access_token: bool = False
+    oidc_certificate_authority: str = ""
     no_browser: bool = False
     pkcs11_module: str = ""
     pin_source: str = "prompt"
@@ -250,6 +253,7 @@ def _oidc(src: _Source, issuer: str, bootstrap: bool) -> dict[str, Any]:
         "oidc_grant": _choice(src, "oidc-grant", OIDC_GRANTS, "auto"),
         "oidc_client_key": _text(src, "oidc-client-key"),
         "oidc_use_access_token": _flag(src, "oidc-use-access-token"),
+        "oidc_certificate_authority": _path(src, "oidc-certificate-authority"),
     }
     key = settings["oidc_client_key"]
     if key and not key.startswith("pkcs11:"):
@@ -263,8 +267,6 @@ def _oidc(src: _Source, issuer: str, bootstrap: bool) -> dict[str, Any]:
             if not settings[name.replace("-", "_")]:
                 raise UsageError(f"{needer} needs --{name}",
                                  f"pass --{name}, or set {name} in the profile")
-        from .issuers.oidc import check_issuer_url
-
         check_issuer_url(settings["oidc_issuer_url"])
         if settings["oidc_client_auth"] == "private-key-jwt" and not key:
             raise UsageError("--oidc-client-auth private-key-jwt needs --oidc-client-key")

@@ -20,6 +20,7 @@ class ClusterInfo:
     tls_server_name: str = ""
     ca_data: bytes = b""
     insecure_skip_tls_verify: bool = False
+    proxy_url: str = ""  # every request to this cluster goes through it, as kubectl's do
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def _parse_cluster(doc: object) -> ClusterInfo:
     name = doc.get("tls-server-name", "")
     ca_b64 = doc.get("certificate-authority-data", "")
     insecure = doc.get("insecure-skip-tls-verify", False)
-    if not all(isinstance(v, str) for v in (server, name, ca_b64)) or not isinstance(
+    proxy_url = doc.get("proxy-url", "")
+    if not all(isinstance(v, str) for v in (server, name, ca_b64, proxy_url)) or not isinstance(
         insecure, bool
     ):
         raise TypeError("unexpected field types")
@@ -89,4 +91,4 @@ def _parse_cluster(doc: object) -> ClusterInfo:
         ca_data = base64.b64decode(ca_b64, validate=True) if ca_b64 else b""
     except ValueError as exc:
         raise ValueError("certificate-authority-data is not base64") from exc
-    return ClusterInfo(server, name, ca_data, insecure)
+    return ClusterInfo(server, name, ca_data, insecure, proxy_url)

@@ -93,4 +93,6 @@ def cluster_info(path: str, context_name: str) -> ClusterInfo:
         tls_server_name=cluster.get("tls-server-name", ""),
         ca_data=data_or_file(cluster, "certificate-authority", base, "--kubeconfig"),
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
+        proxy_url=text(cluster, "proxy-url", f"--kubeconfig {path}"),
     )
+

@@ -109,8 +109,6 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
                  console: Console, secrets: SecretStore):
     import functools
 
-    import requests
-
     from .browser import can_open, open_url
     from .cache.discovery import DiscoveryCache
     from .cache.secrets import client_secret
@@ -146,7 +144,8 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
                              "unencrypted PEM private key") from None
     cache = None if settings.cache == "none" else DiscoveryCache(settings.cache_dir, warn)
     provider = oidc.OIDCProvider(settings.oidc_issuer_url, settings.oidc_client_id, auth,
-                                 requests.Session(), cache=cache)
+                                 oidc.http_client(settings.oidc_certificate_authority),
+                                 cache=cache)
     browser = None
     if not settings.no_browser and can_open(os.environ):
         browser = functools.partial(open_url, env=os.environ)

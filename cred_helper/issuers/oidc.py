@@ -1,28 +1,31 @@
 """OpenID Connect: discovery, the provider's keys, grants, client authentication, and the
 checks an ID token must pass before it is cached or printed.
 
-HTTP goes through a `requests.Session` passed in; time comes from a clock passed in. TLS is
-verified (requests' default, never turned off); plain http is accepted only for loopback
-issuers, where a local provider runs.
+HTTP goes through the network edge (`net.Client`, built by `http_client`) passed in; time
+comes from a clock passed in. The provider is trusted through --oidc-certificate-authority, else
+the OS store; plain http is accepted only for loopback issuers, where a local provider runs.
+Every answer is checked by shape: a wrong type is one OIDCError naming the provider.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode
 
 import jwt
-import requests
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from .. import net
 from ..config import Settings
 from ..errors import CredHelperError, UsageError
+from ..urls import check_issuer_url, parse, provider_url_ok
 from .issued import Issued
 
 if TYPE_CHECKING:
@@ -37,11 +40,33 @@ ASSERTION_LIFETIME = 60
 # How long a person has to finish a browser or device login; issuance holds the entry's lock
 # meanwhile, so other kubectl processes wait this long (plus a margin) before giving up.
 LOGIN_TIMEOUT = 900
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_POLL_INTERVAL = 60
+
+__all__ = ["check_issuer_url"]  # re-exported: it lives in urls.py, which config.py imports
 
 
 class OIDCError(CredHelperError):
     """The provider refused, or answered something we must not use."""
+
+
+PROVIDER = net.Peer(
+    "the OpenID provider", OIDCError,
+    tls_hint="pass --oidc-certificate-authority with the provider's CA bundle (or set "
+             "SSL_CERT_FILE); REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE are not read",
+    reach_hint="check --oidc-issuer-url and your network",
+)
+
+
+def http_client(ca_file: str = "", environ: Mapping[str, str] | None = None) -> net.Client:
+    """The provider's connection: its own CA when given, else the OS trust store; proxies
+    from the environment only (HTTPS_PROXY, NO_PROXY), as kubelogin."""
+    ca = b""
+    if ca_file:
+        from ..kubeconfig import read_file
+
+        ca = read_file(ca_file, "CA bundle", "--oidc-certificate-authority")
+    return net.Client(PROVIDER, net.provider_trust(ca, PROVIDER, ca_file), net.Proxy(
+        environ=environ))
 
 
 @dataclass(frozen=True)
@@ -163,8 +188,9 @@ def validate_id_token(token: str, jwks: dict, issuer: str, client_id: str, now: 
         raise OIDCError("the ID token's signature does not verify") from None
     except jwt.InvalidTokenError as exc:
         raise OIDCError(f"the ID token is invalid: {exc}") from None
-    times = [claims.get(name) for name in ("exp", "iat", "nbf")]
-    if not all(isinstance(t, (int, float)) or t is None for t in times):
+    # exp and iat are required (PyJWT saw them); nbf, when present, is held to the same rule.
+    if not all(_finite_number(claims[name]) for name in ("exp", "iat", "nbf")
+               if name in claims):
         raise OIDCError("the ID token's times are not numbers")
     if claims["exp"] <= now - MAX_SKEW:
         raise OIDCError("the ID token has expired",
@@ -190,7 +216,8 @@ class UnknownKey(OIDCError):
 def _find_key(jwks: dict, kid: str | None, alg: str) -> Any:
     try:
         keys = jwt.PyJWKSet.from_dict(jwks).keys
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, AttributeError):
+        # AttributeError too: PyJWT reads fields of keys whose members have the wrong types.
         raise OIDCError("the provider's JWKS has no usable keys") from None
     matches = [k for k in keys if k.public_key_use in (None, "sig")
                and (kid is None or k.key_id == kid)]
@@ -204,14 +231,6 @@ def _find_key(jwks: dict, kid: str | None, alg: str) -> Any:
 
 # ---- the provider --------------------------------------------------------------------------
 
-def check_issuer_url(url: str, flag: str = "--oidc-issuer-url") -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-        return url.rstrip("/")
-    raise UsageError(f"{flag}: {url!r} is not an https:// URL",
-                     "OpenID providers are reached over verified TLS (http only on loopback)")
-
-
 class ProviderCache(Protocol):
     def load(self, issuer: str, now: float) -> tuple[dict, dict] | None: ...
 
@@ -219,25 +238,35 @@ class ProviderCache(Protocol):
 
 
 def parse_metadata(doc: dict, issuer_url: str) -> ProviderMetadata:
+    """The endpoints of a discovery document, each a string that passes the issuer's scheme
+    rule (https; http on loopback only): a document must not send credentials elsewhere."""
     if doc.get("issuer") != issuer_url:
-        raise OIDCError(f"the discovery document names issuer {doc.get('issuer')!r}, "
-                        f"not {issuer_url!r}",
+        shown = doc.get("issuer")
+        shown = shown[:200] if isinstance(shown, str) else shown if shown is None else "?"
+        raise OIDCError(f"the discovery document of {issuer_url} names issuer {shown!r}",
                         "set --oidc-issuer-url to exactly the provider's issuer")
-    try:
-        meta = ProviderMetadata(
-            issuer=doc["issuer"], token_endpoint=doc["token_endpoint"], jwks_uri=doc["jwks_uri"],
-            authorization_endpoint=doc.get("authorization_endpoint", ""),
-            device_authorization_endpoint=doc.get("device_authorization_endpoint", ""))
-    except KeyError as exc:
-        raise OIDCError(f"the discovery document has no {exc.args[0]}") from None
-    if not all(isinstance(v, str) for v in vars(meta).values()):
-        raise OIDCError("the discovery document's endpoints are not strings")
-    return meta
+    fields = {}
+    for name in ("token_endpoint", "jwks_uri", "authorization_endpoint",
+                 "device_authorization_endpoint"):
+        value = doc.get(name, "")
+        required = name in ("token_endpoint", "jwks_uri")
+        if value in ("", None) and not required:
+            fields[name] = ""
+            continue
+        if value in ("", None):
+            raise OIDCError(f"the discovery document of {issuer_url} has no {name}")
+        if not isinstance(value, str):
+            raise OIDCError(f"the discovery document of {issuer_url}: {name} is not a string")
+        if not provider_url_ok(value):
+            raise OIDCError(f"the discovery document of {issuer_url}: {name} is not an "
+                            "https:// URL (http only on loopback)")
+        fields[name] = value
+    return ProviderMetadata(issuer=issuer_url, **fields)
 
 
 class OIDCProvider:
     def __init__(self, issuer_url: str, client_id: str, auth: ClientAuth,
-                 http: requests.Session, clock: Callable[[], float] = time.time,
+                 http: net.Client, clock: Callable[[], float] = time.time,
                  cache: ProviderCache | None = None) -> None:
         self.issuer_url = check_issuer_url(issuer_url)
         self.client_id = client_id
@@ -249,19 +278,19 @@ class OIDCProvider:
         self._metadata: ProviderMetadata | None = None
         self._jwks: dict | None = None
 
+    @property
+    def origin(self) -> str:
+        return parse(self.issuer_url, "OpenID issuer").origin
+
     def _get_json(self, url: str, what: str) -> dict:
-        try:
-            resp = self.http.get(url, timeout=30, headers={"Accept": "application/json"})
-        except requests.exceptions.SSLError:
-            raise OIDCError(f"TLS verification of the OpenID provider at {url} failed") from None
-        except requests.exceptions.RequestException:
-            raise OIDCError(f"cannot reach the OpenID provider at {url}",
-                            "check --oidc-issuer-url and your network") from None
+        resp = self.http.request("GET", url, headers={"Accept": "application/json"})
         if resp.status_code != 200:
-            raise OIDCError(f"the OpenID provider answered {resp.status_code} for its {what}")
+            raise OIDCError(f"the OpenID provider at {self.origin} answered "
+                            f"{resp.status_code} for its {what}")
         doc = _json_object(resp)
         if doc is None:
-            raise OIDCError(f"the OpenID provider's {what} is not a JSON object")
+            raise OIDCError(f"the OpenID provider at {self.origin}: its {what} is not a JSON "
+                            "object")
         return doc
 
     @property
@@ -279,7 +308,12 @@ class OIDCProvider:
     def jwks(self, refetch: bool = False) -> dict:
         meta = self.metadata
         if self._jwks is None or refetch:
-            self._jwks = self._get_json(meta.jwks_uri, "JWKS")
+            jwks = self._get_json(meta.jwks_uri, "JWKS")
+            keys = jwks.get("keys")
+            if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+                raise OIDCError(f"the OpenID provider at {self.origin}: its JWKS has no list "
+                                "of keys")
+            self._jwks = jwks
             if self.cache is not None and self._discovery is not None:
                 self.cache.save(self.issuer_url, self._discovery, self._jwks, self.clock())
         return self._jwks
@@ -297,29 +331,42 @@ class OIDCProvider:
     def _post(self, url: str, data: dict[str, str], authenticate: bool = True) -> dict:
         basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
             else None
-        try:
-            resp = self.http.post(url, data=data, auth=basic, timeout=30,
-                                  headers={"Accept": "application/json"})
-        except requests.exceptions.RequestException:
-            raise OIDCError(f"cannot reach the OpenID provider at {url}",
-                            "check your network, then try again") from None
+        headers = {"Accept": "application/json",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        if basic is not None:
+            # RFC 6749 §2.3.1: each part form-encoded, then Base64 of UTF-8.
+            pair = f"{quote_plus(basic[0], safe='')}:{quote_plus(basic[1], safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        resp = self.http.request("POST", url, headers=headers, body=urlencode(data).encode())
         doc = _json_object(resp)
         if doc is None:
-            raise OIDCError(f"the OpenID provider sent a malformed response ({resp.status_code})")
+            raise OIDCError(f"the OpenID provider at {self.origin} sent a malformed response "
+                            f"({resp.status_code})")
         if resp.status_code >= 400 or "error" in doc:
-            raise ProviderRefused(str(doc.get("error", resp.status_code)),
-                                  str(doc.get("error_description", "")))
+            error, description = doc.get("error"), doc.get("error_description")
+            raise ProviderRefused(_one_line(error) if isinstance(error, str) and error
+                                  else str(resp.status_code),
+                                  _one_line(description) if isinstance(description, str)
+                                  else "", self.origin)
         return doc
 
     def token(self, data: dict[str, str]) -> TokenResponse:
         doc = self._post(self.metadata.token_endpoint, data)
         token = doc.get("access_token")
         if not isinstance(token, str) or not token:
-            raise OIDCError("the provider's token response has no access_token")
+            raise OIDCError(f"the token response of the OpenID provider at {self.origin} has "
+                            "no access_token")
         expires_in = doc.get("expires_in")
+        if expires_in is not None and not (_finite_number(expires_in) and expires_in > 0):
+            raise OIDCError(f"the token response of the OpenID provider at {self.origin} has "
+                            "an expires_in that is not a positive number")
+        for name in ("id_token", "refresh_token", "scope"):
+            if doc.get(name) is not None and not isinstance(doc[name], str):
+                raise OIDCError(f"the token response of the OpenID provider at {self.origin}: "
+                                f"{name} is not a string")
         return TokenResponse(
             access_token=token,
-            expires_in=int(expires_in) if isinstance(expires_in, (int, float)) else None,
+            expires_in=int(expires_in) if expires_in is not None else None,
             id_token=doc.get("id_token") or "", refresh_token=doc.get("refresh_token") or "",
             scope=doc.get("scope") or "")
 
@@ -355,14 +402,24 @@ class OIDCProvider:
             raise OIDCError("the provider does not offer the device authorization grant",
                             "use --oidc-grant authcode")
         doc = self._post(endpoint, {"scope": " ".join(scopes)})
-        try:
-            return DeviceAuthorization(
-                device_code=doc["device_code"], user_code=doc["user_code"],
-                verification_uri=doc["verification_uri"],
-                verification_uri_complete=doc.get("verification_uri_complete", ""),
-                expires_in=int(doc.get("expires_in", 600)), interval=int(doc.get("interval", 5)))
-        except (KeyError, TypeError, ValueError):
-            raise OIDCError("the provider's device authorization response is malformed") from None
+        bad = f"the device authorization answer of the OpenID provider at {self.origin}"
+        for name in ("device_code", "user_code", "verification_uri"):
+            if not isinstance(doc.get(name), str) or not doc[name]:
+                raise OIDCError(f"{bad} has no {name}")
+        for name in ("verification_uri", "verification_uri_complete"):
+            if doc.get(name) and not provider_url_ok(doc[name]):
+                raise OIDCError(f"{bad}: {name} is not an https:// URL")
+        expires_in, interval = doc.get("expires_in", 600), doc.get("interval", 5)
+        if not (_finite_number(expires_in) and expires_in > 0 and _finite_number(interval)
+                and interval >= 0):
+            raise OIDCError(f"{bad}: expires_in or interval is not a positive number")
+        if not isinstance(doc.get("verification_uri_complete", ""), str):
+            raise OIDCError(f"{bad}: verification_uri_complete is not a string")
+        return DeviceAuthorization(
+            device_code=doc["device_code"], user_code=_one_line(doc["user_code"]),
+            verification_uri=doc["verification_uri"],
+            verification_uri_complete=doc.get("verification_uri_complete", ""),
+            expires_in=int(expires_in), interval=int(min(interval, MAX_POLL_INTERVAL)))
 
     def poll_device(self, device: DeviceAuthorization,
                     sleep: Callable[[float], None] = time.sleep) -> TokenResponse:
@@ -392,7 +449,7 @@ class OIDCProvider:
                                 "run `cred-helper login` again")
 
 
-def _json_object(resp: requests.Response) -> dict | None:
+def _json_object(resp: net.Response) -> dict | None:
     try:
         doc = resp.json()
     except ValueError:
@@ -400,10 +457,27 @@ def _json_object(resp: requests.Response) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _finite_number(value: object) -> bool:
+    """A JSON number that is a real time or duration: not a bool, NaN, infinity, nor an integer
+    too large for a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e15
+    except OverflowError:
+        return False
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A provider's words for one error line: no newlines, no endless text."""
+    return " ".join(text.split())[:limit]
+
+
 class ProviderRefused(OIDCError):
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, origin: str = "") -> None:
         detail = f"{error}: {description}" if description else error
-        super().__init__(f"the OpenID provider refused the request: {detail}")
+        where = f" at {origin}" if origin else ""
+        super().__init__(f"the OpenID provider{where} refused the request: {detail}")
         self.error = error
 
 
@@ -508,9 +582,11 @@ class OIDCIssuer:
         if tokens.refresh_token:
             self.refresh_tokens.save(self.key, tokens.refresh_token)
         username = claims.get("email") or claims.get("sub") or self.s.oidc_client_id
-        identity = {"username": str(username), "sub": claims.get("sub", ""),
-                    "email": claims.get("email", ""),
-                    "groups": [g for g in claims.get("groups") or [] if isinstance(g, str)]}
+        groups = claims.get("groups")
+        identity = {"username": str(username), "sub": str(claims.get("sub", "")),
+                    "email": str(claims.get("email", "")),
+                    "groups": [g for g in groups if isinstance(g, str)]
+                    if isinstance(groups, list) else []}
         return Issued(status={"token": credential}, not_after=min(end, issued_at + self.s.ttl),
                       identity=identity, source=self.provider.issuer_url,
                       server=self.provider.issuer_url)

@@ -8,7 +8,6 @@ import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cred_helper.issuers.oidc import (
@@ -18,6 +17,7 @@ from cred_helper.issuers.oidc import (
     OIDCProvider,
     PrivateKeyJWTAuth,
     ProviderRefused,
+    http_client,
     pkce_pair,
 )
 from tests.support.oidc_provider import CLIENT_KEYS, REDIRECT, ScriptedBrowser, provider_clients
@@ -36,7 +36,7 @@ def provider():
 
 def _client(provider, client_id="public", auth=None, issuer=None) -> OIDCProvider:
     return OIDCProvider(issuer or provider.issuer, client_id, auth or NoClientAuth(),
-                        requests.Session())
+                        http_client())
 
 
 def test_device_grant_then_refresh_with_rotation(provider):
@@ -114,7 +114,7 @@ def test_issuer_must_match_the_discovery_document(provider):
 
 
 def test_provider_down():
-    client = OIDCProvider("http://127.0.0.1:9", "public", NoClientAuth(), requests.Session())
+    client = OIDCProvider("http://127.0.0.1:9", "public", NoClientAuth(), http_client())
     with pytest.raises(OIDCError, match="cannot reach the OpenID provider"):
         _ = client.metadata
 
@@ -123,4 +123,4 @@ def test_plain_http_only_on_loopback():
     from cred_helper.errors import UsageError
 
     with pytest.raises(UsageError, match="not an https:// URL"):
-        OIDCProvider("http://idp.example.com", "c", NoClientAuth(), requests.Session())
+        OIDCProvider("http://idp.example.com", "c", NoClientAuth(), http_client())

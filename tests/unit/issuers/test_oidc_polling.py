@@ -26,7 +26,7 @@ class _Session:
     def __init__(self, script: list[_Answer]) -> None:
         self.script = script
 
-    def post(self, url, **kw) -> _Answer:
+    def request(self, method, url, **kw) -> _Answer:
         return self.script.pop(0)
 
 

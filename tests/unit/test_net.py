@@ -1,0 +1,176 @@
+"""The network edge's pure rules: which proxy a request takes, which header values may be sent,
+what trust a context holds."""
+
+import os
+import ssl
+
+import pytest
+
+from cred_helper import net
+from cred_helper.errors import ServerError
+from cred_helper.urls import parse
+from tests.support.pki import CA
+
+PEER = net.Peer("the API server", ServerError, tls_hint="pass --certificate-authority")
+ENV = {"HTTPS_PROXY": "http://proxy.corp:3128", "HTTP_PROXY": "http://plain.corp:8080"}
+
+
+def _proxy(url: str, env: dict) -> str | None:
+    return net.proxy_from_env(parse(url, "test"), env)
+
+
+@pytest.mark.parametrize(("url", "env", "proxy"), [
+    # the scheme picks the variable; no ALL_PROXY
+    ("https://k8s.example.com", ENV, "http://proxy.corp:3128"),
+    ("http://idp.example.com", ENV, "http://plain.corp:8080"),
+    ("https://k8s.example.com", {"HTTP_PROXY": "http://plain.corp:8080"}, None),
+    ("https://k8s.example.com", {"ALL_PROXY": "socks5://all.corp:1080"}, None),
+    ("https://k8s.example.com", {"https_proxy": "http://lower.corp:1"}, "http://lower.corp:1"),
+    ("https://k8s.example.com", {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://l:1"},
+     "http://upper:1"),
+    ("https://k8s.example.com", {"HTTPS_PROXY": "proxy.corp:3128"}, "http://proxy.corp:3128"),
+    ("https://k8s.example.com", {"HTTPS_PROXY": "socks5://s.corp:1080"}, "socks5://s.corp:1080"),
+    # loopback is never proxied, NO_PROXY or not
+    ("https://127.0.0.1:6443", ENV, None),
+    ("https://127.3.4.5:6443", ENV, None),
+    ("https://localhost:6443", ENV, None),
+    ("https://[::1]:6443", ENV, None),
+    # NO_PROXY: names and their subdomains
+    ("https://k8s.example.com", {**ENV, "NO_PROXY": "example.com"}, None),
+    ("https://example.com", {**ENV, "NO_PROXY": "example.com"}, None),
+    ("https://notexample.com", {**ENV, "NO_PROXY": "example.com"}, "http://proxy.corp:3128"),
+    ("https://k8s.example.com", {**ENV, "no_proxy": "example.com"}, None),
+    # .name and *.name: subdomains only
+    ("https://k8s.example.com", {**ENV, "NO_PROXY": ".example.com"}, None),
+    ("https://example.com", {**ENV, "NO_PROXY": ".example.com"}, "http://proxy.corp:3128"),
+    ("https://k8s.example.com", {**ENV, "NO_PROXY": "*.example.com"}, None),
+    ("https://example.com", {**ENV, "NO_PROXY": "*.example.com"}, "http://proxy.corp:3128"),
+    # case, spaces, empty entries
+    ("https://K8S.Example.COM", {**ENV, "NO_PROXY": " , other.org ,EXAMPLE.com "}, None),
+    # *
+    ("https://anything.example", {**ENV, "NO_PROXY": "*"}, None),
+    ("https://anything.example", {**ENV, "NO_PROXY": "a.org,*"}, None),
+    # IPs and CIDRs
+    ("https://10.1.2.3:6443", {**ENV, "NO_PROXY": "10.0.0.0/8"}, None),
+    ("https://11.1.2.3:6443", {**ENV, "NO_PROXY": "10.0.0.0/8"}, "http://proxy.corp:3128"),
+    ("https://10.1.2.3:6443", {**ENV, "NO_PROXY": "10.1.2.3"}, None),
+    ("https://10.1.2.4:6443", {**ENV, "NO_PROXY": "10.1.2.3"}, "http://proxy.corp:3128"),
+    ("https://[fd00::5]:6443", {**ENV, "NO_PROXY": "fd00::/8"}, None),
+    ("https://[fd00::5]:6443", {**ENV, "NO_PROXY": "fd00::5"}, None),
+    ("https://[fd00::5]:6443", {**ENV, "NO_PROXY": "[fd00::5]:6443"}, None),
+    ("https://10.1.2.3", {**ENV, "NO_PROXY": "not-a-cidr/99,10.1.2.3"}, None),
+    # an IP entry never matches a name, nor a name an IP
+    ("https://k8s.example.com", {**ENV, "NO_PROXY": "10.0.0.0/8,10.1.2.3"},
+     "http://proxy.corp:3128"),
+    # ports
+    ("https://k8s.example.com:6443", {**ENV, "NO_PROXY": "example.com:6443"}, None),
+    ("https://k8s.example.com:443", {**ENV, "NO_PROXY": "example.com:6443"},
+     "http://proxy.corp:3128"),
+    ("https://k8s.example.com", {**ENV, "NO_PROXY": "example.com:443"}, None),
+    ("https://10.1.2.3:6443", {**ENV, "NO_PROXY": "10.1.2.3:443"}, "http://proxy.corp:3128"),
+])
+def test_environment_proxy_rule(url, env, proxy):
+    assert _proxy(url, env) == proxy
+
+
+def test_a_fixed_proxy_url_takes_every_request_loopback_included():
+    rule = net.Proxy(fixed="http://proxy.corp:3128", environ={"NO_PROXY": "*"})
+    for url in ("https://127.0.0.1:6443", "https://k8s.example.com", "http://localhost"):
+        assert rule.for_url(parse(url, "t")) == "http://proxy.corp:3128"
+    assert net.Proxy(environ={}).for_url(parse("https://k8s.example.com", "t")) is None
+
+
+@pytest.mark.parametrize("proxy", ["ftp://p:21", "http://p:99999", "http://", "socks4://p:1080",
+                                   "http://p a:1"])
+def test_a_bad_proxy_url_is_one_error(proxy):
+    with pytest.raises(ServerError, match="proxy"):
+        net.Client(PEER, net.os_trust_without_env(), net.Proxy(fixed=proxy))
+
+
+@pytest.mark.parametrize("value", ["tok\r\nX-Evil: 1", "tok\n", "tok\x00", "tok\x7f",
+                                   "tök€n", "😀"])
+def test_header_values_that_cannot_be_sent(value):
+    with pytest.raises(ServerError) as info:
+        net.check_header(value, "token", PEER)
+    assert value not in info.value.message
+
+
+def test_latin1_header_values_pass():
+    assert net.check_header("abc.DEF-_~+/=", "token", PEER) == "abc.DEF-_~+/="
+
+
+def test_exact_trust_holds_the_given_ca_and_nothing_else(monkeypatch, tmp_path):
+    impostor = CA("impostor")
+    bundle = tmp_path / "impostor.pem"
+    bundle.write_bytes(impostor.cert_pem)
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    ca = CA("cluster")
+    ctx = net.exact_trust(ca.cert_pem, PEER, "test")
+    subjects = [dict(x[0] for x in c["subject"])["commonName"] for c in ctx.get_ca_certs()]
+    assert subjects == ["cluster"]
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_os_trust_for_a_cluster_ignores_the_ca_variables(monkeypatch, tmp_path):
+    bundle = tmp_path / "impostor.pem"
+    bundle.write_bytes(CA("impostor").cert_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    ctx = net.os_trust_without_env()
+    subjects = [dict(x[0] for x in c["subject"]).get("commonName") for c in ctx.get_ca_certs()]
+    assert "impostor" not in subjects
+
+
+@pytest.mark.parametrize("data", [b"not a certificate", b"-----BEGIN CERTIFICATE-----\n\x00",
+                                  b"\xff\xfe", b"-----BEGIN CERTIFICATE-----\nAAAA\n"
+                                  b"-----END CERTIFICATE-----\n"])
+def test_bad_ca_data_is_one_error(data):
+    with pytest.raises(ServerError, match="certificate authority data from the kubeconfig"):
+        net.exact_trust(data, PEER, "the kubeconfig")
+
+
+def test_client_key_is_loaded_without_a_file_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    ca = CA()
+    cert, key = ca.client_cert("alice", [])
+    ctx = net.exact_trust(ca.cert_pem, PEER, "test")
+    net.load_client_cert(ctx, cert, key, PEER, "test", spill_dir=str(tmp_path / "spill"))
+    assert os.listdir(tmp_path) == []  # neither $TMPDIR nor the spill directory was used
+
+
+def test_client_key_fallback_file_is_private_and_removed(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "memfd_create")
+    ca = CA()
+    cert, key = ca.client_cert("alice", [])
+    modes = []
+    real = ssl.SSLContext.load_cert_chain
+
+    def spy(self, certfile, *a, **kw):
+        modes.append(os.stat(certfile).st_mode & 0o777)
+        return real(self, certfile, *a, **kw)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
+    spill = tmp_path / "cache"
+    net.load_client_cert(net.exact_trust(ca.cert_pem, PEER, "t"), cert, key, PEER, "t",
+                         spill_dir=str(spill))
+    assert modes == [0o600] and os.listdir(spill) == []
+
+
+def test_a_key_that_is_not_the_certificates_is_one_error():
+    ca = CA()
+    cert, _ = ca.client_cert("alice", [])
+    _, other_key = ca.client_cert("bob", [])
+    with pytest.raises(ServerError, match="cannot be loaded"):
+        net.load_client_cert(net.exact_trust(ca.cert_pem, PEER, "t"), cert, other_key, PEER,
+                             "the kubeconfig")
+
+
+@pytest.mark.parametrize("name", ["\x00", "a b", "k8s\n", "bücher.example", "*.example.com", ""])
+def test_an_unusable_tls_server_name_is_one_error(name):
+    if not name:  # empty means "not set": the URL's host is checked
+        net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)
+        return
+    with pytest.raises(ServerError, match="tls-server-name"):
+        net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)

@@ -236,16 +236,20 @@ def find_private_key(session: Any, uri: uris.Pkcs11URI, token_name: str) -> Any:
     matches = list(session.get_objects(template))
     if len(matches) == 1:
         return matches[0]
-    everything = [describe_key(k) for k in session.get_objects(
-        {Attribute.CLASS: ObjectClass.PRIVATE_KEY})]
-    there = ", ".join(everything) or "none"
+    there = _describe_keys(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
     if not matches:
         raise TokenError(f"no private key matching {uri.describe_object()} on {token_name}; "
                          f"private keys there: {there}",
                          "fix object= or id= in the URI (see `cred-helper keys list --login`)")
     raise TokenError(f"{len(matches)} private keys match {uri.describe_object()} on "
-                     f"{token_name}: {', '.join(describe_key(k) for k in matches)}",
+                     f"{token_name}: {_describe_keys(matches)}",
                      "add id= (or object=) to the URI to name one")
+
+
+def _describe_keys(keys: Any) -> str:
+    # Tokens list objects in no fixed order; people (and tests) read them by id.
+    ordered = sorted(keys, key=lambda k: (bytes(k.id), k.label))
+    return ", ".join(describe_key(k) for k in ordered) or "none"
 
 
 def describe_key(key: Any) -> str:

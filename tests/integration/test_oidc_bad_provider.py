@@ -5,65 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.harness import one_error
-
-KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-class _Stub(ThreadingHTTPServer):
-    answers: dict[str, tuple[int, str, str]]
-    seen: list[tuple[str, str, str]]  # (path, Authorization header, form body)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Stub
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.server.seen.append((self.path, self.headers.get("Authorization", ""),
-                                 self.rfile.read(length).decode()))
-        code, kind, body = self.server.answers.get(self.path.split("?")[0],
-                                                   (404, "text/plain", "no"))
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args) -> None:
-        pass
+from tests.support.oidc_stub import id_token as _id_token
+from tests.support.oidc_stub import stub_provider
 
 
 @pytest.fixture
 def stub():
-    server = _Stub(("127.0.0.1", 0), _Handler)
-    server.seen = []
-    issuer = f"http://127.0.0.1:{server.server_address[1]}"
-    server.answers = {"/.well-known/openid-configuration": (200, "application/json", json.dumps(
-        {"issuer": issuer, "token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks"})),
-        "/jwks": (200, "application/json", json.dumps({"keys": [
-            jwt.algorithms.ECAlgorithm.to_jwk(KEY.public_key(), as_dict=True) | {"kid": "k1"}]}))}
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.issuer = issuer  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-
-
-def _id_token(issuer: str, **claims) -> str:
-    now = int(time.time())
-    base = {"iss": issuer, "aud": "svc", "sub": "robot", "iat": now, "exp": now + 1800}
-    return jwt.encode(base | claims, KEY, algorithm="ES256", headers={"kid": "k1"})
+    with stub_provider() as server:
+        server.good_answers()
+        yield server
 
 
 def _run(sandbox, stub, *extra):

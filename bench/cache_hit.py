@@ -56,6 +56,7 @@ def main() -> None:
             auto_approve=lambda csr: True) as server:
         token_file = Path(tmp, "token")
         token_file.write_text("bench-token\n")
+        token_file.chmod(0o600)  # a secret file must be private, as ssh wants of keys
         info = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                 "spec": {"interactive": False, "cluster": server.cluster_entry()}}
         env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp,

@@ -51,4 +51,9 @@ class DiscoveryCache:
              now: float) -> None:
         ensure_private_dir(self.dir)
         record = {"issuer": issuer, "fetched_at": now, "discovery": discovery, "jwks": jwks}
-        write_private(self._path(issuer), json.dumps(record).encode())
+        try:
+            write_private(self._path(issuer), json.dumps(record).encode())
+        except OSError:
+            # A full or read-only disk: the copy only saves requests. The next run fetches
+            # again, and the credential's own save says what went wrong.
+            pass

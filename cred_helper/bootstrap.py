@@ -35,7 +35,7 @@ def read_token(path: str, flag: str) -> BearerAuth:
     return BearerAuth(token, source=f"the token in {path}")
 
 
-def from_kubeconfig(path: str, context_name: str, spill_dir: str = "") -> KubeconfigTarget:
+def from_kubeconfig(path: str, context_name: str, spill_dir: str) -> KubeconfigTarget:
     """The user and cluster of a context. `spill_dir`: where a client key may sit for a moment
     on systems without memfd (the cache directory; never $TMPDIR)."""
     flag = "--bootstrap-kubeconfig"

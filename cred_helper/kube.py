@@ -42,7 +42,9 @@ class ClientCertAuth:
     cert_pem: bytes = field(repr=False)
     key_pem: bytes = field(repr=False)
     source: str = ""
-    spill_dir: str = ""  # where the key may be put for a moment where memfd is missing
+    # Where the key may sit for a moment where memfd is missing: the cache directory, never
+    # $TMPDIR (see net.load_client_cert).
+    spill_dir: str = field(default="")
 
 
 Auth = BearerAuth | ClientCertAuth | None

@@ -21,7 +21,6 @@ import json
 import os
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +118,7 @@ def _base_context() -> ssl.SSLContext:
 
 
 def load_client_cert(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, peer: Peer,
-                     source: str, spill_dir: str = "") -> None:
+                     source: str, spill_dir: str) -> None:
     """Give `ctx` a client certificate. ssl reads keys only from a path: on Linux an anonymous
     memory file (`memfd`), so the key never touches a disk; elsewhere a 0600 file in
     `spill_dir` (the cache directory), removed as soon as it is loaded."""
@@ -133,9 +132,14 @@ def load_client_cert(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, peer:
             finally:
                 os.close(fd)
         else:
-            if spill_dir:
-                os.makedirs(spill_dir, mode=0o700, exist_ok=True)
-            fd, path = tempfile.mkstemp(prefix=".client-", dir=spill_dir or None)  # 0600
+            from .cache.private import temp_path  # the cache's sweep removes it after a kill
+
+            if not spill_dir:  # never $TMPDIR: only the cache directory is swept and private
+                raise peer.fail(f"no cache directory to load the client key from {source}",
+                                "pass --cache-dir")
+            os.makedirs(spill_dir, mode=0o700, exist_ok=True)
+            path = temp_path(spill_dir)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 try:
                     _write_all(fd, blob)

@@ -161,6 +161,12 @@ def _write_named(tmp: str, data: bytes) -> None:
         os.close(fd)
 
 
+def temp_path(directory: str) -> str:
+    """A name for a short-lived file of this process: named so that sweep_stale removes it
+    once this process is gone, whatever killed it."""
+    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
+
+
 def write_private(path: str, data: bytes) -> None:
     """Atomically replace `path`: temporary file, fsync, rename, so readers never see half.
 
@@ -170,7 +176,7 @@ def write_private(path: str, data: bytes) -> None:
     """
     directory = os.path.dirname(path) or "."
     sweep_stale(directory, time.time())
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
+    tmp = temp_path(directory)
     try:
         _write_named(tmp, data)
         os.replace(tmp, path)

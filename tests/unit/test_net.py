@@ -158,13 +158,27 @@ def test_client_key_fallback_file_is_private_and_removed(tmp_path, monkeypatch):
     assert modes == [0o600] and os.listdir(spill) == []
 
 
-def test_a_key_that_is_not_the_certificates_is_one_error():
+def test_a_key_that_is_not_the_certificates_is_one_error(tmp_path):
     ca = CA()
     cert, _ = ca.client_cert("alice", [])
     _, other_key = ca.client_cert("bob", [])
     with pytest.raises(ServerError, match="cannot be loaded"):
         net.load_client_cert(net.exact_trust(ca.cert_pem, PEER, "t"), cert, other_key, PEER,
-                             "the kubeconfig")
+                             "the kubeconfig", str(tmp_path))
+
+
+def test_the_fallback_file_is_one_the_cache_sweep_removes_after_a_kill(tmp_path, monkeypatch):
+    from cred_helper.cache.private import TMP_PREFIX
+
+    monkeypatch.delattr(os, "memfd_create")
+    ca = CA()
+    cert, key = ca.client_cert("alice", [])
+    seen = []
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain",
+                        lambda self, certfile, *a, **kw: seen.append(os.path.basename(certfile)))
+    net.load_client_cert(net.exact_trust(ca.cert_pem, PEER, "t"), cert, key, PEER, "t",
+                         str(tmp_path))
+    assert seen[0].startswith(f"{TMP_PREFIX}{os.getpid()}-")
 
 
 @pytest.mark.parametrize("name", ["\x00", "a b", "k8s\n", "bücher.example", "*.example.com", ""])

@@ -34,7 +34,7 @@ class DiscoveryCache:
             return None
         except UnsafePath as exc:
             raise unsafe(exc) from None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: absurd nesting
             self.warn(f"ignoring the unreadable provider cache {path}")
             return None
         if not (isinstance(record, dict) and record.get("issuer") == issuer

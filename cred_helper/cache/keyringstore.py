@@ -53,7 +53,7 @@ class KeyringStore:
         text = self._call(self._keyring.get_password, INDEX)
         try:
             keys = json.loads(text) if text else []
-        except ValueError:
+        except (ValueError, RecursionError):  # damaged: the entries are found again on save
             keys = []
         return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
 

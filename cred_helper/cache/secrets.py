@@ -82,6 +82,9 @@ class RefreshTokens:
             return None
         except UnsafePath as exc:
             raise unsafe(exc) from None
+        except UnicodeDecodeError:  # damaged: no provider issued that; log in again instead
+            self._remove_file(key)
+            return None
 
     def save(self, key: str, secret: str) -> str:
         """Store `secret`; returns where ("keyring", the file's path, or "" if nowhere)."""

@@ -11,6 +11,7 @@ A failure names its seed; `FUZZ_SEED=N` changes the whole run's seeds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -207,6 +208,11 @@ class CacheFiles:
 
 
 def damage(files: CacheFiles, rng: random.Random) -> None:
+    if rng.random() < 0.25:  # the entry's neighbours: its served log, a pending CSR record
+        key = files.entry.name[:-len(".json")]
+        junk = rng.choice([b"", b"\xff\xfe", deep_nesting(5000, rng).encode(),
+                           mutate_bytes(b'{"format": 1, "name": "x"}', rng)])
+        _private(files.dir / f"{key}.{rng.choice(['served', 'pending'])}", junk)
     roll = rng.random()
     target = files.entry if rng.random() < 0.75 else files.alias
     data = files.pristine[target]
@@ -397,9 +403,16 @@ def test_provider_answers(fuzz_box):
     with stub_provider() as stub:
         argv = ["--issuer=oidc", f"--oidc-issuer-url={stub.issuer}",
                 f"--oidc-client-id={CLIENT_ID}", f"--oidc-client-secret-file={secret}",
-                "--oidc-grant=client-credentials", "--cache=none"]
+                "--oidc-grant=client-credentials"]
+        kept = fuzz_box.cache_dir / (hashlib.sha256(stub.issuer.encode()).hexdigest()
+                                     + ".provider")
         for seed, rng in seeds(6, 100):
             provider_answers(stub, rng)
+            shutil.rmtree(fuzz_box.cache_dir, ignore_errors=True)
+            if rng.random() < 0.3:  # a damaged copy of the provider's documents, kept a day
+                fuzz_box.cache_dir.mkdir(mode=0o700, parents=True)
+                _private(kept, rng.choice([deep_nesting(5000, rng), "\xff", "[]",
+                                           json_text(hostile_value(rng))]))
             check_outcome(tally, f"seed {seed}", run_case(argv, dict(fuzz_box.env)),
                           (SECRET,), _token_checker(stub.issuer))
     tally.assert_clean()

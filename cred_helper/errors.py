@@ -37,6 +37,10 @@ class ServerError(CredHelperError):
     """The API server refused a request, or could not be reached."""
 
 
+class BadShape(ServerError):
+    """The API server's JSON is not shaped as the Kubernetes API says."""
+
+
 class CSRDenied(CredHelperError):
     """The certificate signing request was denied or failed."""
 

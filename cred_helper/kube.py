@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from . import net
-from .errors import ServerError
+from .errors import BadShape, ServerError
 
 USER_AGENT = net.USER_AGENT
 API_SERVER = net.Peer(
@@ -122,8 +122,7 @@ class KubeClient:
             if not (isinstance(event, dict) and isinstance(event.get("type"), str)
                     and isinstance(event.get("object"), dict)):
                 resp.close()
-                raise ServerError(f"the API server at {resp.origin} sent a malformed watch "
-                                  "event")
+                raise BadShape(f"the API server at {resp.origin} sent a malformed watch event")
             yield event
 
 

@@ -20,7 +20,7 @@ from .cache.entry import Entry
 from .cache.lock import exclusive
 from .cache.served import record_served, was_served
 from .cache.store import Store
-from .errors import CacheError, CredHelperError
+from .errors import CredHelperError
 from .issuers.issued import Issued
 
 # issue(renewing): renewing is True when a still-valid credential is there to fall back on, so
@@ -101,10 +101,8 @@ def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
     )
     try:
         store.save(entry)
-    except CacheError as exc:
+    except CredHelperError as exc:  # a full disk, a locked keyring, its index lock held
         keeper.lost(exc.message)
-    except OSError as exc:  # until every store says CacheError with its path
-        keeper.lost(describe(exc, req.cache_dir))
     _record(req, entry)
     return entry
 
@@ -116,12 +114,6 @@ def _record(req: Request, entry: Entry) -> None:
         record_served(req.cache_dir, req.key, entry.serial, req.parent)
     except OSError:
         pass  # a full or read-only disk: the 401 rule loses its memory, the user nothing
-
-
-def describe(exc: OSError, where: str | None = None) -> str:
-    """"PATH: reason" (a failed write names no file: then the directory written to)."""
-    where = exc.filename or where
-    return f"{where + ': ' if where else ''}{exc.strerror or type(exc).__name__}"
 
 
 class Keeper:

@@ -26,7 +26,14 @@ from cryptography.x509.oid import NameOID
 from ..cache.pending import PendingStore
 from ..config import Settings
 from ..durations import format_duration
-from ..errors import ApprovalTimeout, CredHelperError, CSRDenied, ServerError, StillPending
+from ..errors import (
+    ApprovalTimeout,
+    BadShape,
+    CredHelperError,
+    CSRDenied,
+    ServerError,
+    StillPending,
+)
 from ..keys import software
 from ..kube import KubeClient
 from . import certcheck
@@ -39,10 +46,6 @@ REASON_ANNOTATION = "cred-helper/reason"
 POLL_INTERVAL = 2.0
 QUIET_PERIOD = 1.0
 RENEW_WAIT = 2.5  # a renewal waits for an approver that answers at once, never for a person
-
-
-class BadShape(ServerError):
-    """The API server's JSON is not shaped as the Kubernetes API says."""
 
 
 # ---- pure pieces ---------------------------------------------------------------------------
@@ -398,10 +401,7 @@ class CsrIssuer:
         params = {"fieldSelector": f"metadata.name={name}"}
         if version:
             params["resourceVersion"] = version
-        for event in self.client.watch(CSR_PATH, params, left):
-            if not isinstance(event, dict) or not isinstance(event.get("type"), str) \
-                    or not isinstance(event.get("object"), dict):
-                raise self._bad_shape("a watch event", "not {type, object}")
+        for event in self.client.watch(CSR_PATH, params, left):  # shaped {type, object}
             kind, changed = event["type"], event["object"]
             if kind == "DELETED":
                 raise CSRDenied(f"certificate signing request {name} was deleted",

@@ -24,6 +24,7 @@ class KubeconfigTarget:
     ca_pem: bytes
     tls_server_name: str
     proxy_url: str = ""
+    insecure_skip_tls_verify: bool = False
 
 
 def read_token(path: str, flag: str) -> BearerAuth:
@@ -54,9 +55,12 @@ def from_kubeconfig(path: str, context_name: str, spill_dir: str) -> KubeconfigT
     source = f"user {user_name!r} of {path}"
     auth = _user_auth(user, base, source, where, spill_dir)
     ca = kubeconfig.data_or_file(cluster, "certificate-authority", base, flag)
+    insecure = cluster.get("insecure-skip-tls-verify", False)
+    if not isinstance(insecure, bool):
+        raise UsageError(f"{where}: insecure-skip-tls-verify is not true or false")
     return KubeconfigTarget(auth, kubeconfig.text(cluster, "server", where), ca,
                             kubeconfig.text(cluster, "tls-server-name", where),
-                            kubeconfig.text(cluster, "proxy-url", where))
+                            kubeconfig.text(cluster, "proxy-url", where), insecure)
 
 
 def _user_auth(user: dict, base: str, source: str, where: str, spill_dir: str) -> Auth:
@@ -114,14 +118,15 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
         ca, name = target.ca_pem, target.tls_server_name
     else:
         ca, name = b"", ""
-    # A kubeconfig cluster's proxy-url goes with its server; another server: the environment.
+    # A kubeconfig cluster's proxy-url and insecure-skip-tls-verify go with its server; for
+    # another server: the environment's proxy, and nothing to skip.
     if cluster and server == cluster.server:
-        proxy = cluster.proxy_url
+        proxy, insecure = cluster.proxy_url, cluster.insecure_skip_tls_verify
     elif target and server == target.server:
-        proxy = target.proxy_url
+        proxy, insecure = target.proxy_url, target.insecure_skip_tls_verify
     else:
-        proxy = ""
-    if not ca and cluster and cluster.insecure_skip_tls_verify:
+        proxy, insecure = "", False
+    if not ca and insecure:
         raise UsageError("the kubeconfig cluster sets insecure-skip-tls-verify, and "
                          "cred-helper always verifies TLS",
                          "pass --certificate-authority with the API server's CA")

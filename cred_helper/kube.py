@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 from . import net
 from .errors import BadShape, ServerError
 
-USER_AGENT = net.USER_AGENT
 API_SERVER = net.Peer(
     "the API server", ServerError,
     tls_hint="pass --certificate-authority, or set certificate-authority-data on the "

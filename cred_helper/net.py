@@ -33,6 +33,15 @@ from .errors import CredHelperError
 from .urls import URL, is_loopback, parse
 
 USER_AGENT = f"cred-helper/{__version__}"
+# Where distributions keep the OS trust store, for an OpenSSL built with paths that do not
+# exist here (as Go's crypto/x509 looks for them).
+CA_BUNDLE_FILES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # CentOS, RHEL 7
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
 MAX_BODY = 4 << 20  # an API object or a provider's JSON answer is kilobytes
 MAX_LINE = 4 << 20  # one watch event: a CSR with its certificate is a few kilobytes
 CONNECT_TIMEOUT = 10.0
@@ -89,9 +98,7 @@ def os_trust_without_env() -> ssl.SSLContext:
     if cafile or capath:
         ctx.load_verify_locations(cafile=cafile, capath=capath)
         return ctx
-    from truststore._openssl import _CA_FILE_CANDIDATES  # the distributions' bundle files
-
-    for candidate in _CA_FILE_CANDIDATES:
+    for candidate in CA_BUNDLE_FILES:
         if os.path.isfile(candidate):
             ctx.load_verify_locations(cafile=candidate)
             break

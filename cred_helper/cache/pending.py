@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CacheError
@@ -25,7 +25,7 @@ LIFETIME = 24 * 3600  # Kubernetes' csrcleaner removes pending CSRs after 24 hou
 @dataclass(frozen=True)
 class PendingCsr:
     name: str
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)
     common_name: str
     groups: tuple[str, ...]
     ttl: int

@@ -42,7 +42,6 @@ ASSERTION_LIFETIME = 60
 LOGIN_TIMEOUT = 900
 MAX_POLL_INTERVAL = 60
 
-__all__ = ["check_issuer_url"]  # re-exported: it lives in urls.py, which config.py imports
 
 
 class OIDCError(CredHelperError):

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from tests.support.harness import assert_no_secrets, one_error
 
@@ -205,6 +206,21 @@ def test_insecure_cluster_without_a_ca_is_refused(sandbox):
     info["spec"]["cluster"]["insecure-skip-tls-verify"] = True
     line = _fails(sandbox, *sandbox.base_args(), exec_info=info, code=2)
     assert "always verifies TLS" in line
+
+
+def test_insecure_bootstrap_kubeconfig_without_a_ca_sends_no_credential(sandbox):
+    from tests.support.apiserver import write_kubeconfig
+
+    path = sandbox.root / "boot.kubeconfig"
+    write_kubeconfig(str(path), sandbox.server, {"token": sandbox.token})
+    doc = yaml.safe_load(path.read_text())
+    cluster = doc["clusters"][0]["cluster"]
+    del cluster["certificate-authority-data"]
+    cluster["insecure-skip-tls-verify"] = True
+    path.write_text(yaml.safe_dump(doc))
+    line = _fails(sandbox, "--issuer=csr", f"--bootstrap-kubeconfig={path}", code=2)
+    assert "always verifies TLS" in line
+    assert sandbox.server.requests == []
 
 
 def test_without_watch_permission_it_polls(sandbox):

@@ -59,12 +59,18 @@ def expiration_timestamp(now: float, issued_at: float, not_after: float) -> floa
     return max(not_after - shave(issued_at, not_after), now)
 
 
+def run_by_kubectl(command: str) -> bool:
+    """Only `get` is run by kubectl, so only its runs are remembered for the 401 rule:
+    `login` twice from one shell is a person asking twice, not a rejection."""
+    return command == "get"
+
+
 def rejected(command: str, served_to_parent: bool, now: float, issued_at: float) -> bool:
     """The 401 rule: the same kubectl process (same parent identity) asks again for the
-    credential it was already served, so the API server rejected it. Only `get` is run by
-    kubectl: `login` twice from one shell is a person asking twice, not a rejection. At most
-    once per REISSUE_INTERVAL per entry, counted from the entry's issuance."""
-    return command == "get" and served_to_parent and now - issued_at >= REISSUE_INTERVAL
+    credential it was already served, so the API server rejected it. At most once per
+    REISSUE_INTERVAL per entry, counted from the entry's issuance."""
+    return run_by_kubectl(command) and served_to_parent and \
+        now - issued_at >= REISSUE_INTERVAL
 
 
 # What to do with what the cache holds.
@@ -84,7 +90,7 @@ def decide(command: str, now: float, issued_at: float | None, not_after: float |
         return ISSUE
     if rejected(command, served_to_parent, now, issued_at):
         return REISSUE_REJECTED
-    if state == REFRESH and not (command == "get" and served_to_parent):
+    if state == REFRESH and not (run_by_kubectl(command) and served_to_parent):
         return RENEW
     # FRESH; or asked again by the same kubectl within a minute of issuance: serving the
     # same credential again beats a re-issue loop.

@@ -77,7 +77,7 @@ def _consult(req: Request, store: Store,
         return None, policy.ISSUE
     if req.force:
         return entry, policy.ISSUE
-    served = req.command == "get" and bool(req.cache_dir) and \
+    served = bool(req.cache_dir) and \
         was_served(req.cache_dir, req.key, entry.serial, req.parent)
     action = policy.decide(req.command, clock(), entry.issued_at, entry.not_after, served)
     if action == policy.SERVE and not served:
@@ -108,7 +108,7 @@ def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
 
 
 def _record(req: Request, entry: Entry) -> None:
-    if req.cache_dir is None or req.command != "get":
+    if req.cache_dir is None or not policy.run_by_kubectl(req.command):
         return
     try:
         record_served(req.cache_dir, req.key, entry.serial, req.parent)

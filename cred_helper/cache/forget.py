@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import CacheError, CredHelperError
+from ..fastkey import parse_alias
 from .private import UnsafePath, check_dir, read_private
 from .store import SecretStore, Store
 
@@ -96,11 +97,13 @@ def _kind(cache_dir: str, name: str, keys: set[str], everything: bool) -> str | 
     if m := _KEYED.match(name):
         return m.group(2) if m.group(1) in keys else None
     if name.endswith(".alias"):
+        if everything:
+            return "alias"
         try:
-            target = read_private(os.path.join(cache_dir, name)).split(b"\n", 1)[0].decode()
-        except (OSError, UnsafePath, UnicodeDecodeError):
-            return "alias" if everything else None
-        return "alias" if everything or target in keys else None
+            alias = parse_alias(read_private(os.path.join(cache_dir, name)))
+        except (OSError, UnsafePath):
+            return None
+        return "alias" if alias is not None and alias[0] in keys else None
     if everything and _SHARED.match(name):
         return "shared"
     return None

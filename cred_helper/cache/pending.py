@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CacheError
-from .private import UnsafePath, check_dir, read_private, write_private
+from .filestore import ensure_private_dir
+from .private import UnsafePath, read_private, write_private
 
 FORMAT = 1
 LIFETIME = 24 * 3600  # Kubernetes' csrcleaner removes pending CSRs after 24 hours
@@ -101,7 +102,8 @@ class PendingStore:
             raise CacheError(f"refusing to use the pending CSR record: {exc}",
                              f"remove {exc.path}") from None
         except OSError as exc:
-            raise CacheError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise CacheError(f"cannot read {self.path}: {exc.strerror or type(exc).__name__}") \
+                from None
         found = parse(data)
         if found is None or found.expired(now):
             self.drop()
@@ -110,11 +112,7 @@ class PendingStore:
 
     def save(self, pending: PendingCsr) -> None:
         """Raises OSError or CacheError when it cannot be kept (the caller goes on without)."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        try:
-            check_dir(self.dir)
-        except UnsafePath as exc:
-            raise CacheError(f"refusing to use the cache: {exc}") from None
+        ensure_private_dir(self.dir)
         write_private(self.path, pending.to_json())
 
     def drop(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .durations import format_duration, parse_duration
-from .errors import UsageError
+from .errors import UsageError, os_reason
 from .execinfo import ClusterInfo
 from .paths import default_cache_dir, default_config_file
 from .urls import check_issuer_url
@@ -129,7 +129,7 @@ def load_config_file(path: str, named: bool) -> dict[str, Any]:
             ) from None
         return {}
     except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read config file {path}: {os_reason(exc)}") from None
     if len(data) > MAX_CONFIG:
         raise UsageError(f"config file {path} is larger than 1 MiB",
                          "name the profile file, not something else")

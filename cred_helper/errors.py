@@ -56,3 +56,8 @@ class BadCertificate(CredHelperError):
 class StillPending(CredHelperError):
     """A renewal's certificate signing request is not approved yet (the cached certificate is
     still valid, so the caller serves it and a later run collects the new one)."""
+
+
+def os_reason(exc: BaseException) -> str:
+    """What went wrong, as the OS says it ("No space left on device"); never None."""
+    return getattr(exc, "strerror", None) or type(exc).__name__

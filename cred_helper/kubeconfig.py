@@ -6,7 +6,7 @@ import base64
 import os
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, os_reason
 from .execinfo import ClusterInfo
 
 # No CA bundle or kubeconfig comes near this; a larger "file" is a mistake (or /dev/zero).
@@ -61,7 +61,7 @@ def read_file(path: str, what: str, flag: str, secret: bool = False) -> bytes:
         with open(path, "rb") as fh:
             data = fh.read(MAX_FILE + 1)
     except OSError as exc:
-        raise UsageError(f"{flag}: cannot read {what} {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag}: cannot read {what} {path}: {os_reason(exc)}") from None
     if len(data) > MAX_FILE:
         raise UsageError(f"{flag}: {what} {path} is larger than {MAX_FILE >> 20} MiB")
     return data

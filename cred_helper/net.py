@@ -29,7 +29,7 @@ import urllib3
 from urllib3 import exceptions as u3
 
 from . import __version__
-from .errors import CredHelperError
+from .errors import CredHelperError, os_reason
 from .urls import URL, is_loopback, parse
 
 USER_AGENT = f"cred-helper/{__version__}"
@@ -160,7 +160,7 @@ def load_client_cert(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, peer:
                         "check that the certificate and key are PEM and belong together") \
             from None
     except OSError as exc:
-        raise peer.fail(f"cannot load the client key from {source}: {exc.strerror}") from None
+        raise peer.fail(f"cannot load the client key from {source}: {os_reason(exc)}") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

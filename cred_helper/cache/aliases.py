@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
+from ..errors import os_reason
 from ..fastkey import alias_bytes, alias_path
 from .private import write_private
 
@@ -30,6 +31,5 @@ class FastPathAliases:
             write_private(path, alias_bytes(key, api_version))
         except (OSError, ValueError) as exc:
             if getattr(exc, "errno", None) not in _DISK_ERRORS:
-                reason = getattr(exc, "strerror", None) or "not writable"
-                self.warn(f"could not write the cache shortcut {path}: {reason} "
+                self.warn(f"could not write the cache shortcut {path}: {os_reason(exc)} "
                           "(every run takes the slower way until it is fixed)")

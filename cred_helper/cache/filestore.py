@@ -6,7 +6,7 @@ import glob
 import os
 from collections.abc import Callable
 
-from ..errors import CacheError
+from ..errors import CacheError, os_reason
 from ..fastkey import parse_alias
 from .entry import CorruptEntry, Entry
 from .private import UnsafePath, WrongKind, check_dir, read_private, write_private
@@ -22,8 +22,7 @@ def unsafe(exc: UnsafePath) -> CacheError:
 
 def not_saved(path: str, exc: OSError) -> CacheError:
     """A write that failed (full or read-only disk, no permission), named by path and reason."""
-    reason = exc.strerror or exc.__class__.__name__
-    return CacheError(f"cannot save to the cache: {path}: {reason}",
+    return CacheError(f"cannot save to the cache: {path}: {os_reason(exc)}",
                       "free space or fix permissions there, or choose another --cache-dir")
 
 
@@ -35,7 +34,7 @@ def ensure_private_dir(path: str) -> None:
     except UnsafePath as exc:
         raise unsafe(exc) from None
     except OSError as exc:
-        raise CacheError(f"cannot create cache directory {path}: {exc.strerror}",
+        raise CacheError(f"cannot create cache directory {path}: {os_reason(exc)}",
                          "choose another --cache-dir") from None
 
 
@@ -73,7 +72,7 @@ class FileStore:
         except UnsafePath as exc:
             raise unsafe(exc) from None
         except (CorruptEntry, OSError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            why = os_reason(exc) if isinstance(exc, OSError) else exc
             self.warn(f"discarding unreadable cache entry {path}: {why}")
             self._discard(path)
             return None
@@ -94,9 +93,9 @@ class FileStore:
                 os.rmdir(path)
             except OSError as exc:
                 raise CacheError(f"{path} is a directory, not a cache entry, and cannot be "
-                                 f"removed: {exc.strerror}", f"remove {path}") from None
+                                 f"removed: {os_reason(exc)}", f"remove {path}") from None
         except OSError as exc:
-            raise CacheError(f"cannot remove the damaged cache entry {path}: {exc.strerror}",
+            raise CacheError(f"cannot remove the damaged cache entry {path}: {os_reason(exc)}",
                              f"remove {path}") from None
 
     def save(self, entry: Entry) -> None:

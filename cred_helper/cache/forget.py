@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import CacheError, CredHelperError
+from ..errors import CacheError, CredHelperError, os_reason
 from ..fastkey import parse_alias
 from .private import UnsafePath, check_dir, read_private
 from .store import SecretStore, Store
@@ -117,5 +117,5 @@ def _unlink(path: str) -> bool:
     except IsADirectoryError:
         return False  # not a file cred-helper made
     except OSError as exc:
-        raise CacheError(f"cannot remove {path}: {exc.strerror or type(exc).__name__}") from None
+        raise CacheError(f"cannot remove {path}: {os_reason(exc)}") from None
     return True

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import CacheError, CredHelperError
+from ..errors import CacheError, CredHelperError, os_reason
 from .filestore import ensure_private_dir
 
 
@@ -27,7 +27,7 @@ def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
     except OSError as exc:
         # Nothing is issued yet, and nothing could be kept: say so before anyone logs in.
         raise CacheError(
-            f"cannot create the lock file {path}: {exc.strerror or type(exc).__name__}",
+            f"cannot create the lock file {path}: {os_reason(exc)}",
             "free space on that disk or make the directory writable, or choose another "
             "--cache-dir (or --cache none)",
         ) from None

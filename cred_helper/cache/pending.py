@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CacheError
+from ..errors import CacheError, os_reason
 from .filestore import ensure_private_dir
 from .private import UnsafePath, read_private, write_private
 
@@ -102,7 +102,7 @@ class PendingStore:
             raise CacheError(f"refusing to use the pending CSR record: {exc}",
                              f"remove {exc.path}") from None
         except OSError as exc:
-            raise CacheError(f"cannot read {self.path}: {exc.strerror or type(exc).__name__}") \
+            raise CacheError(f"cannot read {self.path}: {os_reason(exc)}") \
                 from None
         found = parse(data)
         if found is None or found.expired(now):

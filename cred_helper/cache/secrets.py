@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..errors import CredHelperError
+from ..errors import CredHelperError, os_reason
 from .filestore import ensure_private_dir, unsafe
 from .private import UnsafePath, read_private, write_private
 from .store import SecretStore
@@ -102,7 +102,7 @@ class RefreshTokens:
         except OSError as exc:  # a full or read-only disk
             if self.lost is None:
                 raise
-            self.lost(f"{self._file(key)}: {exc.strerror or type(exc).__name__}")
+            self.lost(f"{self._file(key)}: {os_reason(exc)}")
             return ""
         return self._file(key)
 

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 from collections.abc import Callable, Mapping
 
-from ..errors import CredHelperError, UsageError
+from ..errors import CredHelperError, UsageError, os_reason
 
 KINDS = ("prompt", "env:", "file:", "cmd:")
 
@@ -52,7 +52,7 @@ def _read_pin_file(path: str) -> str:
     try:
         data = read_secret(path, "PIN file", "--pin-source")
     except OSError as exc:
-        raise CredHelperError(f"--pin-source file:{path}: {exc.strerror}") from None
+        raise CredHelperError(f"--pin-source file:{path}: {os_reason(exc)}") from None
     return data.decode("utf-8", "replace").split("\n", 1)[0]
 
 

@@ -57,7 +57,9 @@ def unseal(data: bytes) -> bytes:
     return body
 
 
-def _is_time(value: object) -> bool:
+def is_time(value: object) -> bool:
+    """A number of seconds since the epoch that a sane file holds: not a bool, NaN, infinite
+    or absurd."""
     return type(value) in (int, float) and 0 <= value <= MAX_TIME  # type: ignore[operator]
 
 
@@ -79,7 +81,7 @@ def check(doc: Any) -> None:
     if not _is_str(doc.get("serial"), empty=False):
         raise Damaged("no serial")
     issued_at, not_after, ttl = doc.get("issued_at"), doc.get("not_after"), doc.get("ttl")
-    if not (_is_time(issued_at) and _is_time(not_after)):
+    if not (is_time(issued_at) and is_time(not_after)):
         raise Damaged("issued_at or not_after is not a finite time")
     if not issued_at <= not_after <= issued_at + MAX_LIFETIME:
         raise Damaged("not_after is before issued_at or absurdly far after it")

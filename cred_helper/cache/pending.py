@@ -10,12 +10,12 @@ creationTimestamp, when Kubernetes removes pending CSRs.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CacheError, os_reason
+from .entrydoc import is_time
 from .filestore import ensure_private_dir
 from .private import UnsafePath, read_private, write_private
 
@@ -69,7 +69,7 @@ def parse(data: bytes) -> PendingCsr | None:
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
         return None
     created, server = doc.get("created"), doc.get("createdServer")
-    if not _finite(created) or not (server is None or _finite(server)):
+    if not is_time(created) or not (server is None or is_time(server)):
         return None
     try:
         key = doc["key"].encode("ascii")
@@ -78,11 +78,6 @@ def parse(data: bytes) -> PendingCsr | None:
     return PendingCsr(doc["name"], key, doc["commonName"], tuple(groups), ttl,
                       doc["keyKind"], float(created),
                       None if server is None else float(server))
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value)
 
 
 class PendingStore:

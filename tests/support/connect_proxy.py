@@ -13,7 +13,8 @@ from __future__ import annotations
 import select
 import socket
 import socketserver
-import threading
+
+from .tcp import serve
 
 
 class ConnectProxy:
@@ -28,21 +29,7 @@ class ConnectProxy:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> ConnectProxy:
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                outer._handle(self)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request, client_address) -> None:
-                pass
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(self._handle)
         return self
 
     def stop(self) -> None:

@@ -19,13 +19,13 @@ import socketserver
 import ssl
 import struct
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pki import CA
+from .tcp import serve
 
 
 @dataclass
@@ -190,21 +190,7 @@ class HostileServer:
             key.write_bytes(key_pem)
             self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._ctx.load_cert_chain(str(chain), str(key))
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                outer._handle(self)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request, client_address) -> None:
-                pass  # misbehaving is the point; clients hanging up is expected
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(self._handle)
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,208 @@
+"""A throwaway real control plane on loopback: etcd, kube-apiserver and kube-controller-manager
+(CSR signing and cleaning only), built by tests/controlplane/build.py.
+
+kube-apiserver trusts one test CA for clients, and serves with a certificate from it;
+kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates with that CA
+(as kubeadm does). Static tokens name an admin (`system:masters`) and the bootstrap identity.
+Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from .pki import CA, key_pem
+
+ADMIN = ("admin", ["system:masters"])
+BOOTSTRAP = ("alice@example.com", ["oncall", "sre", "oncall-bootstrap"])
+
+REQUESTER_RBAC = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: cred-helper-requester}
+rules:
+- apiGroups: ["certificates.k8s.io"]
+  resources: ["certificatesigningrequests"]
+  verbs: ["create", "get", "list", "watch"]
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["selfsubjectreviews"]
+  verbs: ["create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: cred-helper-requester}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cred-helper-requester}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: oncall-bootstrap}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _private(path: Path, data: bytes | str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+class ControlPlane:
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = Path(bin_dir)
+        self.dir = Path(tempfile.mkdtemp(prefix="controlplane-"))
+        self.ca = CA("cred-helper-test-cluster-ca")
+        self.admin_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+        self.bootstrap_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubectl_path(self) -> str:
+        return str(self.bin / "kubectl")
+
+    def cluster_entry(self) -> dict:
+        return {"server": self.url,
+                "certificate-authority-data": base64.b64encode(self.ca.cert_pem).decode()}
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> ControlPlane:
+        try:
+            self._start_etcd()
+            self._start_apiserver()
+            self._wait_ready(self.url + "/readyz", timeout=120)
+            self._start_controller_manager()
+            self.kubectl("apply", "-f", "-", stdin=REQUESTER_RBAC)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self.procs.pop(name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self, name: str, args: list[str]) -> None:
+        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115  (the process keeps it)
+        self.procs[name] = subprocess.Popen([str(self.bin / name), *args], stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def log(self, name: str) -> str:
+        return (self.dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def _start_etcd(self) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        self._run("etcd", [
+            "--name=default", f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+            "--log-level=warn", "--quota-backend-bytes=268435456"])
+
+    def _start_apiserver(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        d = self.dir
+        cert, key = self.ca.server_cert()
+        _private(d / "serving.crt", cert + self.ca.cert_pem)
+        _private(d / "serving.key", key)
+        _private(d / "ca.crt", self.ca.cert_pem)
+        _private(d / "ca.key", key_pem(self.ca.key))
+        sa = rsa.generate_private_key(65537, 2048)
+        _private(d / "sa.key", key_pem(sa))
+        _private(d / "tokens.csv", "".join(
+            f'{token},{user},{user},"{",".join(groups)}"\n' for token, (user, groups) in
+            ((self.admin_token, ADMIN), (self.bootstrap_token, BOOTSTRAP))))
+        self._run("kube-apiserver", [
+            f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+            f"--tls-cert-file={d / 'serving.crt'}", f"--tls-private-key-file={d / 'serving.key'}",
+            f"--client-ca-file={d / 'ca.crt'}", f"--token-auth-file={d / 'tokens.csv'}",
+            "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={d / 'sa.key'}",
+            f"--service-account-signing-key-file={d / 'sa.key'}",
+            "--endpoint-reconciler-type=none", f"--cert-dir={d / 'certs'}"])
+
+    def _start_controller_manager(self) -> None:
+        d = self.dir
+        kubeconfig = self.write_kubeconfig(d / "kcm.kubeconfig", {"token": self.admin_token})
+        self._run("kube-controller-manager", [
+            f"--kubeconfig={kubeconfig}", "--controllers=csrsigning,csrcleaner",
+            f"--cluster-signing-kube-apiserver-client-cert-file={d / 'ca.crt'}",
+            f"--cluster-signing-kube-apiserver-client-key-file={d / 'ca.key'}",
+            "--leader-elect=false", "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}", f"--cert-dir={d / 'kcm-certs'}"])
+
+    def _wait_ready(self, url: str, timeout: float) -> None:
+        ctx = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        deadline = time.monotonic() + timeout
+        request = urllib.request.Request(url, headers={
+            "Authorization": f"Bearer {self.admin_token}"})
+        while True:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({proc.returncode}):\n{self.log(name)}")
+            try:
+                with urllib.request.urlopen(request, context=ctx, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kube-apiserver not ready:\n{self.log('kube-apiserver')}")
+            time.sleep(0.2)
+
+    # ---- helpers for tests -----------------------------------------------------------------
+
+    def write_kubeconfig(self, path: Path, user: dict) -> Path:
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": "real",
+               "clusters": [{"name": "real", "cluster": self.cluster_entry()}],
+               "users": [{"name": "real", "user": user}],
+               "contexts": [{"name": "real", "context": {"cluster": "real", "user": "real"}}]}
+        return _private(Path(path), yaml.safe_dump(doc))
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        admin = self.dir / "admin.kubeconfig"
+        if not admin.exists():
+            self.write_kubeconfig(admin, {"token": self.admin_token})
+        done = subprocess.run([self.kubectl_path, f"--kubeconfig={admin}", *args],
+                              input=stdin, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr}")
+        return done.stdout

@@ -206,3 +206,35 @@ class ControlPlane:
         if done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr}")
         return done.stdout
+
+
+def main() -> None:
+    """Run a control plane for `scripts/demo --real`: write its files to --state, serve until
+    stopped. The binaries come from tests/controlplane/build.py (built once per machine)."""
+    import argparse
+    import signal
+    import sys
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--state", required=True)
+    args = parser.parse_args()
+    build = Path(__file__).resolve().parents[1] / "controlplane" / "build.py"
+    done = subprocess.run([sys.executable, str(build)], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr)
+    state = Path(args.state)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with ControlPlane(Path(done.stdout.strip())) as plane:
+        (state / "ca.crt").write_bytes(plane.ca.cert_pem)
+        _private(state / "bootstrap.token", plane.bootstrap_token + "\n")
+        plane.write_kubeconfig(state / "admin.kubeconfig", {"token": plane.admin_token})
+        (state / "kubectl").write_text(plane.kubectl_path + "\n")
+        (state / "url").write_text(plane.url + "\n")
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

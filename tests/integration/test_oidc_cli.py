@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from tests.support.oidc_provider import (
     CLIENT_KEYS,
     OIDCProvider,
     ScriptedBrowser,
+    device_login,
     provider_clients,
 )
 
@@ -51,18 +51,8 @@ def _nothing_cached(sandbox):
 
 def _login(sandbox, provider, *extra):
     """`cred-helper login`, approving the device code it prints through the provider's pages."""
-    proc = subprocess.Popen(as_kubectl_would(CRED_HELPER, "login", *_args(provider, *extra)),
-                            env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert proc.stderr is not None
-    first = proc.stderr.readline()
-    assert "to log in, open http://127.0.0.1" in first, first
-    url = first.split("open ", 1)[1].split(" and confirm", 1)[0]
-    threading.Thread(target=lambda: ScriptedBrowser("alice").approve(url)).start()
-    out, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 0, first + rest
-    assert out == ""
-    return first + rest
+    return device_login(as_kubectl_would(CRED_HELPER, "login", *_args(provider, *extra)),
+                        sandbox.env)
 
 
 def test_device_login_then_cached_then_silent_refresh(sandbox, provider):

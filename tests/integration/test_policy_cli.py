@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
@@ -17,7 +16,11 @@ import pytest
 from cred_helper.cache.entrydoc import unseal
 from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry, one_error
 from tests.support.keyring_session import secret_service
-from tests.support.oidc_provider import OIDCProvider, ScriptedBrowser, provider_clients
+from tests.support.oidc_provider import (
+    OIDCProvider,
+    device_login,
+    provider_clients,
+)
 
 needs_node = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
 
@@ -102,16 +105,7 @@ def test_read_only_disk_is_one_error_before_issuance(sandbox, small_disk):
 
 
 def _device_login(env, args) -> str:
-    proc = subprocess.Popen(as_kubectl_would(CRED_HELPER, "login", *args), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    first = proc.stderr.readline()
-    assert "to log in, open http://127.0.0.1" in first, first
-    url = first.split("open ", 1)[1].split(" and confirm", 1)[0]
-    threading.Thread(target=lambda: ScriptedBrowser("alice").approve(url)).start()
-    _, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 0, first + rest
-    return first + rest
+    return device_login(as_kubectl_would(CRED_HELPER, "login", *args), env)
 
 
 LIST_ITEMS = textwrap.dedent("""

@@ -182,3 +182,19 @@ class ScriptedBrowser:
             response = self.session.post(urljoin(response.url, form["action"]), data=fields,
                                          allow_redirects=False)
         raise RuntimeError("the provider's pages did not finish")
+
+
+def device_login(argv: list[str], env: dict[str, str], person: str = "alice") -> str:
+    """Run `argv` (a `cred-helper login` with the device grant) and approve the code it prints
+    through the provider's own pages; returns its stderr. stdout must stay empty."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "to log in, open http://127.0.0.1" in first, first
+    url = first.split("open ", 1)[1].split(" and confirm", 1)[0]
+    threading.Thread(target=lambda: ScriptedBrowser(person).approve(url)).start()
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, first + rest
+    assert out == ""
+    return first + rest

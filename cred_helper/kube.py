@@ -144,7 +144,15 @@ def _json_body(resp: net.Response) -> dict:
 
 
 def status_error(resp: net.Response, auth: Auth) -> ServerError:
-    """A Kubernetes `Status` error as one line and a hint."""
+    """A Kubernetes `Status` error as one line and a hint, carrying the HTTP status."""
+    error = _status_error(resp, auth)
+    error.status = resp.status_code
+    # Overloaded or restarting: kube-apiserver answers 429 (with Retry-After) or 5xx.
+    error.transient = resp.status_code == 429 or resp.status_code >= 500
+    return error
+
+
+def _status_error(resp: net.Response, auth: Auth) -> ServerError:
     try:
         doc = resp.json()
     except ValueError:

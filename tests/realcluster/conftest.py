@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.controlplane import ControlPlane
+from tests.support.harness import Sandbox
 
 BUILD = Path(__file__).resolve().parents[1] / "controlplane" / "build.py"
 
 
 @pytest.fixture(scope="session")
-def control_plane():
+def control_plane_bin() -> Path:
+    """The directory of the built binaries (built on first use, then cached per machine)."""
     if shutil.which("go") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Go is missing: CI must run the real control-plane tests")
@@ -27,5 +29,30 @@ def control_plane():
     if done.returncode != 0:
         pytest.fail(f"building the control plane failed:\n{done.stderr[-3000:]}")
     sys.stderr.write(done.stderr)
-    with ControlPlane(Path(done.stdout.strip())) as plane:
+    return Path(done.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def control_plane(control_plane_bin):
+    with ControlPlane(control_plane_bin) as plane:
         yield plane
+
+
+@pytest.fixture
+def own_plane(control_plane_bin):
+    """A control plane of its own, with a client CA apart from the serving one, for tests
+    that restart or rotate it."""
+    with ControlPlane(control_plane_bin, separate_client_ca=True) as plane:
+        yield plane
+
+
+@pytest.fixture
+def box(tmp_path, control_plane) -> Sandbox:
+    os.chmod(tmp_path, 0o700)
+    sandbox = Sandbox(tmp_path, control_plane, control_plane.bootstrap_token)  # type: ignore[arg-type]
+    sandbox.token_file.write_text(control_plane.bootstrap_token + "\n")
+    sandbox.token_file.chmod(0o600)
+    sandbox.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                   "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                   "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return sandbox

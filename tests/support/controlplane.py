@@ -3,13 +3,16 @@
 
 kube-apiserver trusts one test CA for clients, and serves with a certificate from it;
 kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates with that CA
-(as kubeadm does). Static tokens name an admin (`system:masters`) and the bootstrap identity.
+(as kubeadm does; `separate_client_ca` gives clients and the signer a CA of their own, which
+`rotate_client_ca` replaces). Static tokens name an admin (`system:masters`) and the bootstrap
+identity. The audit log records every request of the people the tests play (`audit_events`).
 Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -48,6 +51,18 @@ subjects:
 """
 
 
+# Metadata for the people the tests play, nothing for the control plane's own traffic.
+AUDIT_POLICY = f"""
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["{BOOTSTRAP[0]}"]
+- level: None
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,10 +77,13 @@ def _private(path: Path, data: bytes | str) -> Path:
 
 
 class ControlPlane:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, separate_client_ca: bool = False) -> None:
         self.bin = Path(bin_dir)
         self.dir = Path(tempfile.mkdtemp(prefix="controlplane-"))
         self.ca = CA("cred-helper-test-cluster-ca")
+        # Trusted for client certificates, and the CSR signer's: the cluster CA unless apart.
+        self.client_ca = CA("cred-helper-test-client-ca") if separate_client_ca else self.ca
+        self.args: dict[str, list[str]] = {}
         self.admin_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         self.bootstrap_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         self.port = free_port()
@@ -115,8 +133,47 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def restart(self, name: str) -> None:
+        """Stop one component and start it again as it was (an upgrade, a crash)."""
+        proc = self.procs.pop(name)
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._run(name, self.args[name])
+        if name == "kube-apiserver":
+            self._wait_ready(self.url + "/readyz", timeout=120)
+
+    def rotate_client_ca(self) -> CA:
+        """A new client CA and signer: certificates from the old one stop being accepted."""
+        assert self.client_ca is not self.ca, "start with separate_client_ca=True"
+        self.client_ca = CA("cred-helper-test-client-ca-rotated")
+        self._write_client_ca()
+        self.restart("kube-apiserver")
+        self.restart("kube-controller-manager")
+        return self.client_ca
+
+    def _write_client_ca(self) -> None:
+        _private(self.dir / "client-ca.crt", self.client_ca.cert_pem)
+        _private(self.dir / "client-ca.key", key_pem(self.client_ca.key))
+
+    def audit_events(self, user_agent_prefix: str = "") -> list[dict]:
+        """The bootstrap user's requests, one event per request in the order they came (a
+        watch is logged when it starts and again when it ends), optionally only those whose
+        User-Agent starts with a prefix."""
+        path = self.dir / "audit.log"
+        requests: dict[str, dict] = {}
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("userAgent", "").startswith(user_agent_prefix):
+                requests.setdefault(event["auditID"], event)
+        return list(requests.values())
+
     def _run(self, name: str, args: list[str]) -> None:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115  (the process keeps it)
+        self.args[name] = args
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115  (the process keeps it)
         self.procs[name] = subprocess.Popen([str(self.bin / name), *args], stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -141,8 +198,8 @@ class ControlPlane:
         cert, key = self.ca.server_cert()
         _private(d / "serving.crt", cert + self.ca.cert_pem)
         _private(d / "serving.key", key)
-        _private(d / "ca.crt", self.ca.cert_pem)
-        _private(d / "ca.key", key_pem(self.ca.key))
+        self._write_client_ca()
+        (d / "audit-policy.yaml").write_text(AUDIT_POLICY)
         sa = rsa.generate_private_key(65537, 2048)
         _private(d / "sa.key", key_pem(sa))
         _private(d / "tokens.csv", "".join(
@@ -152,7 +209,9 @@ class ControlPlane:
             f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
             f"--tls-cert-file={d / 'serving.crt'}", f"--tls-private-key-file={d / 'serving.key'}",
-            f"--client-ca-file={d / 'ca.crt'}", f"--token-auth-file={d / 'tokens.csv'}",
+            f"--client-ca-file={d / 'client-ca.crt'}", f"--token-auth-file={d / 'tokens.csv'}",
+            f"--audit-policy-file={d / 'audit-policy.yaml'}",
+            f"--audit-log-path={d / 'audit.log'}", "--audit-log-mode=blocking",
             "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={d / 'sa.key'}",
@@ -164,8 +223,8 @@ class ControlPlane:
         kubeconfig = self.write_kubeconfig(d / "kcm.kubeconfig", {"token": self.admin_token})
         self._run("kube-controller-manager", [
             f"--kubeconfig={kubeconfig}", "--controllers=csrsigning,csrcleaner",
-            f"--cluster-signing-kube-apiserver-client-cert-file={d / 'ca.crt'}",
-            f"--cluster-signing-kube-apiserver-client-key-file={d / 'ca.key'}",
+            f"--cluster-signing-kube-apiserver-client-cert-file={d / 'client-ca.crt'}",
+            f"--cluster-signing-kube-apiserver-client-key-file={d / 'client-ca.key'}",
             "--leader-elect=false", "--bind-address=127.0.0.1",
             f"--secure-port={free_port()}", f"--cert-dir={d / 'kcm-certs'}"])
 

@@ -17,7 +17,10 @@ would say nothing.
 What is compared: the client-credentials grant issues no ID token, so both give kubectl the
 access token (`--oidc-use-access-token`), which the provider makes a JWT for one audience
 (kubelogin decodes the token it prints as a JWT for its expiry). Same client (`confidential`,
-HTTP basic auth), same scope (`openid`), plain http on loopback (both accept it there).
+HTTP basic auth, the secret from a file for cred-helper, from a flag for kubelogin, which has no
+other way), plain http on loopback (both accept it there). kubelogin always asks for the scope
+`openid`; cred-helper drops `openid` from a client-credentials request (no ID token comes of
+it), so its token lacks the `scope` claim; nothing else differs.
 
 Without Go or the module proxy, kubelogin cannot be built: the script says so in one line and
 prints cred-helper's figures alone.

@@ -71,10 +71,14 @@ def _private_jwk(key, kid: str) -> dict:
 
 class OIDCProvider:
     def __init__(self, clients: list[dict], lifetime: int = 1800,
-                 device_code_lifetime: int = 600) -> None:
+                 device_code_lifetime: int = 600,
+                 access_token_audience: str | None = None) -> None:
+        """`access_token_audience`: issue access tokens as JWTs for that audience (by default
+        oidc-provider's are opaque), for tools that print them as a JWT (kubelogin)."""
         self.clients = clients
         self.lifetime = lifetime
         self.device_code_lifetime = device_code_lifetime
+        self.access_token_audience = access_token_audience
         self.port = _free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.grants: list[str] = []  # grant_type of each successful token request
@@ -90,7 +94,8 @@ class OIDCProvider:
         ]}
         config = {"port": self.port, "clients": self.clients, "accounts": ACCOUNTS,
                   "jwks": signing, "lifetime": self.lifetime,
-                  "deviceCodeLifetime": self.device_code_lifetime}
+                  "deviceCodeLifetime": self.device_code_lifetime,
+                  "accessTokenAudience": self.access_token_audience}
         path = os.path.join(self._tmp, "config.json")
         Path(path).write_text(json.dumps(config))
         self._proc = subprocess.Popen(["node", str(HERE / "server.mjs"), path],

@@ -2,10 +2,27 @@
 // the Python fixture writes (clients, accounts, lifetimes). Prints one line
 // `READY {"issuer": ...}` on stdout once it listens; everything else goes to stderr.
 import { readFileSync } from 'node:fs';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const lifetime = config.lifetime ?? 1800;
+
+// Opt-in (`accessTokenAudience` in the config): access tokens are JWTs for that audience, as
+// API servers accept them, instead of oidc-provider's opaque ones. Every token request gets the
+// one resource server, so a client need not send `resource` (kubelogin decodes the access token
+// it prints as a JWT, and cannot use an opaque one).
+function jwtAccessTokens(audience) {
+  return {
+    enabled: true,
+    defaultResource: () => audience,
+    useGrantedResource: () => true,
+    getResourceServerInfo: (ctx, resource) => {
+      if (resource !== audience) throw new errors.InvalidTarget();
+      return { audience, scope: 'openid email groups', accessTokenFormat: 'jwt',
+               accessTokenTTL: lifetime, jwt: { sign: { alg: 'RS256' } } };
+    },
+  };
+}
 
 const provider = new Provider(`http://127.0.0.1:${config.port}`, {
   clients: config.clients,
@@ -27,6 +44,7 @@ const provider = new Provider(`http://127.0.0.1:${config.port}`, {
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
+    ...(config.accessTokenAudience && { resourceIndicators: jwtAccessTokens(config.accessTokenAudience) }),
   },
   ttl: {
     AccessToken: lifetime,

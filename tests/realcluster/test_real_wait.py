@@ -1,6 +1,7 @@
 """The approval wait against the real kube-apiserver: one watch from create's resourceVersion
-(three round trips in all), a watch that outlives an API-server restart, and a certificate
-the server stops trusting after its client CA and signer are rotated."""
+(three round trips in all), a watch that outlives an API-server restart, a signer that is
+down, and a certificate the server stops trusting after its client CA and signer are
+rotated."""
 
 from __future__ import annotations
 
@@ -103,3 +104,26 @@ def test_a_certificate_from_a_rotated_signer_is_replaced_after_the_401(box, own_
     assert json.loads(after.stdout)["status"]["userInfo"]["username"] == "alice@example.com"
     assert not pending_csrs(own_plane)
     assert len(csr_names(own_plane)) == 2  # the first certificate, and its one replacement
+
+
+def test_approved_but_not_signed_says_so(box, own_plane):
+    """With kube-controller-manager stopped, an approved CSR gets no certificate: the message
+    names the signer, not the approver."""
+    signer = plane_box(box, own_plane)
+    own_plane.halt("kube-controller-manager")
+    kubeconfig = box.kubeconfig(box.base_args(f"--signer-ca={signer}",
+                                              "--approval-timeout=20s"))
+    done, csr = run_approving(box, own_plane, kubeconfig, "get", "--raw", "/version")
+    assert done.returncode != 0
+    assert f"{csr['metadata']['name']} was approved, but not signed within 20s" in done.stderr
+    assert "ask a cluster administrator" in done.stderr
+
+    own_plane.resume("kube-controller-manager")  # the signer is back: the next run collects it
+    deadline = time.monotonic() + 60
+    while not json.loads(own_plane.kubectl("get", "csr", csr["metadata"]["name"], "-o",
+                                           "json"))["status"].get("certificate"):
+        assert time.monotonic() < deadline, "kcm did not sign after it came back"
+        time.sleep(0.5)
+    again = box.kubectl(own_plane.kubectl_path, kubeconfig, "get", "--raw", "/version")
+    assert again.returncode == 0, again.stderr
+    assert csr_names(own_plane) == {csr["metadata"]["name"]}

@@ -133,8 +133,8 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def restart(self, name: str) -> None:
-        """Stop one component and start it again as it was (an upgrade, a crash)."""
+    def halt(self, name: str) -> None:
+        """Stop one component (a crash, an upgrade's first half)."""
         proc = self.procs.pop(name)
         proc.terminate()
         try:
@@ -142,9 +142,16 @@ class ControlPlane:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def resume(self, name: str) -> None:
+        """Start a halted component again as it was."""
         self._run(name, self.args[name])
         if name == "kube-apiserver":
             self._wait_ready(self.url + "/readyz", timeout=120)
+
+    def restart(self, name: str) -> None:
+        self.halt(name)
+        self.resume(name)
 
     def rotate_client_ca(self) -> CA:
         """A new client CA and signer: certificates from the old one stop being accepted."""

@@ -76,7 +76,6 @@ class Follow:
         self.shape = shape
         self.clock = clock
         self.sleep = sleep
-        self.requests = 0  # watches and GETs made, for tests and the benchmark
 
     def until(self, obj: dict[str, Any], deadline: float) -> dict[str, Any]:
         """The CSR once decided, or as last seen when `deadline` passes. Raises CSRDenied when
@@ -84,41 +83,44 @@ class Follow:
         version = _version(obj)
         stale = not version  # no version to watch from: read the CSR first
         watching = True
-        failures = 0
+        quiet = 0  # tries in a row that brought no news: each waits longer before the next
+
+        def pause() -> None:
+            nonlocal quiet
+            quiet += 1
+            self.sleep(min(backoff(quiet), max(0.0, deadline - self.clock())))
+
         while not decided(obj):
             left = deadline - self.clock()
             if left <= 0:
                 return obj
             try:
-                if stale or not watching:
-                    if not watching and not stale:
-                        self.sleep(min(POLL_INTERVAL, left))
+                if stale:
                     obj = self._get()
                     version, stale = _version(obj), False
+                elif not watching:
+                    self.sleep(min(POLL_INTERVAL, left))
+                    obj = self._get()
+                    quiet = 0
                 else:
-                    obj, version, stale, events = self._watch(obj, version, left)
-                    if events:
-                        failures = 0
-                        continue
-                    failures += 1  # a stream that ended with nothing: do not spin
-                    self.sleep(min(backoff(failures), max(0.0, deadline - self.clock())))
-                    continue
-                failures = 0
+                    obj, version, stale, news = self._watch(obj, version, left)
+                    if news:
+                        quiet = 0
+                    else:
+                        pause()  # a stream that ended with nothing, or 410: do not spin
             except ServerError as error:
-                if error.status == 410:  # our version is gone: read afresh, watch from there
-                    stale = True
-                    continue
-                if watching and not stale and error.status in NO_WATCH:
+                if error.status == 410 and watching and not stale:
+                    stale = True  # our version was compacted away: read afresh, then watch
+                    pause()
+                elif error.status in NO_WATCH and watching and not stale:
                     watching = False  # no watch permission or support: poll instead
-                    continue
-                if not error.transient:
+                elif error.transient:
+                    pause()
+                else:
                     raise
-                failures += 1
-                self.sleep(min(backoff(failures), max(0.0, deadline - self.clock())))
         return obj
 
     def _get(self) -> dict[str, Any]:
-        self.requests += 1
         try:
             return self.shape(self.client.get(f"{CSR_PATH}/{self.name}"))
         except ServerError as error:
@@ -127,30 +129,31 @@ class Follow:
             raise
 
     def _watch(self, obj: dict[str, Any], version: str, left: float
-               ) -> tuple[dict[str, Any], str, bool, int]:
-        """Follow one watch stream: (object, version, stale, events seen)."""
+               ) -> tuple[dict[str, Any], str, bool, bool]:
+        """Follow one watch stream: (object, version, stale, whether it brought news)."""
         params = {"fieldSelector": f"metadata.name={self.name}", "resourceVersion": version,
                   "allowWatchBookmarks": "true"}
-        self.requests += 1
-        events = 0
+        news = False
         for event in self.client.watch(CSR_PATH, params, left):  # shaped {type, object}
             kind, changed = event["type"], event["object"]
-            events += 1
-            if kind == "DELETED":
-                raise self._deleted()
             if kind == "ERROR":
                 # A Status. 410 Gone (Expired): our version was compacted away, read afresh.
-                # Anything else counts as a stream that ended with nothing (backoff).
-                gone = changed.get("code") == 410
-                return obj, version, gone, events if gone else events - 1
+                # Anything else ends this stream like a break.
+                return obj, version, changed.get("code") == 410, news
             if kind == "BOOKMARK":
-                version = _version(changed) or version
-            elif kind in ("ADDED", "MODIFIED"):
-                obj = self.shape(changed)
-                version = _version(obj)
-                if decided(obj):
-                    return obj, version, False, events
-        return obj, version, False, events
+                version, news = _version(changed) or version, True
+                continue
+            if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                continue
+            changed = self.shape(changed)
+            if changed["metadata"]["name"] != self.name:
+                continue  # not ours: a server that ignored the field selector
+            if kind == "DELETED":
+                raise self._deleted()
+            obj, version, news = changed, _version(changed), True
+            if decided(obj):
+                break
+        return obj, version, False, news
 
     def _deleted(self) -> CSRDenied:
         return CSRDenied(f"certificate signing request {self.name} was deleted",

@@ -107,7 +107,12 @@ def test_410_gone_reads_the_csr_afresh_and_watches_from_there():
     assert decided(follow(script).until(csr("1"), deadline=300))
     assert [(k, p.get("resourceVersion")) for k, p in script.calls] == [
         ("watch", "1"), ("get", None), ("watch", "50"), ("get", None), ("watch", "51")]
-    assert script.slept == []
+    assert script.slept == [backoff(1), backoff(2)]  # a server that keeps saying 410: slower
+
+
+def test_a_get_answering_410_is_an_error_not_a_loop():
+    with pytest.raises(ServerError):
+        follow(Script(refused(410), refused(410))).until(csr("1"), deadline=300)
 
 
 def test_only_the_deadline_ends_a_wait_on_a_server_that_is_gone():
@@ -128,6 +133,10 @@ def test_refusals_that_will_not_pass_end_the_wait(error):
 def test_a_deleted_csr_ends_the_wait():
     with pytest.raises(CSRDenied, match="was deleted"):
         follow(Script([{"type": "DELETED", "object": csr("2")}])).until(csr("1"), 300)
+    other = dict(csr("2", "Denied"), metadata={"name": "other", "resourceVersion": "2"})
+    with pytest.raises(CSRDenied, match="was deleted"):  # another CSR's news is not ours
+        follow(Script([{"type": "MODIFIED", "object": other},
+                       {"type": "DELETED", "object": csr("3")}])).until(csr("1"), 300)
     with pytest.raises(CSRDenied, match="was deleted"):
         follow(Script([{"type": "ERROR", "object": {"code": 410}}], refused(404))
                ).until(csr("1"), 300)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -147,6 +148,7 @@ class OIDCProvider:
         if self._proc:
             self._proc.terminate()
             self._proc.wait(10)
+        shutil.rmtree(self._tmp, ignore_errors=True)  # signing and TLS keys
 
     def __enter__(self) -> OIDCProvider:
         return self.start()

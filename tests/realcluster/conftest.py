@@ -1,6 +1,10 @@
 """The real control plane (issue 10): built once per machine into a version-keyed cache by
 tests/controlplane/build.py, started once per session. Without Go the tier is skipped with
-one line saying why; under CI=true a missing Go is a failure."""
+one line saying why; under CI=true a missing Go is a failure.
+
+The session's OpenID provider (the real oidc-provider, over https with a test CA) starts first,
+so that the one session plane's kube-apiserver trusts it through its structured authentication
+configuration. Without Node.js the plane starts without it and only the OIDC tests skip."""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, OidcSettings
 from tests.support.harness import Sandbox
+from tests.support.oidc_provider import OIDCProvider, provider_clients
 
 BUILD = Path(__file__).resolve().parents[1] / "controlplane" / "build.py"
+
+
+OIDC_CLIENT = "public"  # the audience kube-apiserver accepts
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +41,19 @@ def control_plane_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def control_plane(control_plane_bin):
-    with ControlPlane(control_plane_bin) as plane:
+def oidc_provider():
+    if shutil.which("node") is None:
+        yield None
+        return
+    with OIDCProvider(provider_clients(), https=True) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def control_plane(control_plane_bin, oidc_provider):
+    oidc = OidcSettings(oidc_provider.issuer, oidc_provider.ca_pem, OIDC_CLIENT) \
+        if oidc_provider else None
+    with ControlPlane(control_plane_bin, oidc=oidc) as plane:
         yield plane
 
 

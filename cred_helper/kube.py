@@ -34,6 +34,8 @@ class Endpoint:
 class BearerAuth:
     token: str = field(repr=False)
     source: str = ""
+    # What to check when the API server answers 401; empty: the bootstrap token's hint.
+    refused_hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def _status_error(resp: net.Response, auth: Auth) -> ServerError:
     if resp.status_code == 401:
         return ServerError(f"the API server at {resp.origin} did not accept {who} "
                            "(401 Unauthorized)",
-                           "check that the bootstrap token or certificate is current")
+                           getattr(auth, "refused_hint", "")
+                           or "check that the bootstrap token or certificate is current")
     if resp.status_code == 403:
         return ServerError(f"forbidden: {message}",
                            "the bootstrap identity needs RBAC to create and watch "

@@ -91,8 +91,12 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                 # entry's key, so later certificates need no person.
                 issued = _oidc_issuer(settings, key, exec_info.interactive, held, console,
                                       secrets).issue()
-                return BearerAuth(issued.status["token"],
-                                  source=f"the OIDC login of {issued.identity['username']}")
+                return BearerAuth(
+                    issued.status["token"],
+                    source=f"the OIDC login of {issued.identity['username']}",
+                    refused_hint="the API server must trust this provider's tokens: check its "
+                                 "JWT authenticator (issuer URL, audience = --oidc-client-id, "
+                                 "CA, claim rules such as a verified email); its log says why")
 
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
             csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say,

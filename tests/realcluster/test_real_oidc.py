@@ -193,6 +193,8 @@ def test_a_token_for_another_audience_is_refused(box, plane, oidc_provider):
     error = one_error(said.split("\n", 1)[1])  # after the device-code line
     assert error == (f"cred-helper: error: the API server at {plane.url} did not accept the "
                      "OIDC login of alice@example.com (401 Unauthorized)")
+    assert "JWT authenticator (issuer URL, audience = --oidc-client-id" in said
+    assert "bootstrap token" not in said
     assert len(json.loads(plane.kubectl("get", "csr", "-o", "json"))["items"]) == before
 
 

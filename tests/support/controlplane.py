@@ -250,6 +250,7 @@ class ControlPlane:
         cert, key = self.ca.server_cert()
         _private(d / "serving.crt", cert + self.ca.cert_pem)
         _private(d / "serving.key", key)
+        (d / "ca.crt").write_bytes(self.ca.cert_pem)  # the cluster CA, for tests' clients
         self._write_client_ca()
         (d / "audit-policy.yaml").write_text(AUDIT_POLICY)
         sa = rsa.generate_private_key(65537, 2048)

@@ -40,3 +40,16 @@ def kubectl() -> str:
     if found is None:
         pytest.fail("no kubectl found: .ci/run installs one (set $KUBECTL to choose)")
     return found
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line that says whether the real control plane ran: a quiet (-q) CI log would not
+    show it otherwise."""
+    outcomes: dict[str, int] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if "realcluster" in getattr(report, "keywords", {}):
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if outcomes:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items())
+        terminalreporter.write_line(f"real control plane (tests/realcluster): {counts}")

@@ -115,6 +115,20 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port and etcd, as an upgrade
+        does. Its watch cache starts afresh from etcd's current revision, so a watch from an
+        older resourceVersion is then answered `410 Gone` (Expired)."""
+        proc = self.procs.pop("kube-apiserver")
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._start_apiserver()
+        self._wait_ready(self.url + "/readyz", timeout=120)
+
     def _run(self, name: str, args: list[str]) -> None:
         log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115  (the process keeps it)
         self.procs[name] = subprocess.Popen([str(self.bin / name), *args], stdout=log,

@@ -275,6 +275,31 @@ def _selects(selector: list[tuple[str, str, str]], obj: dict) -> bool:
                for label, op, value in selector)
 
 
+# The attribute types Go's pkix.Name keeps, in the order ToRDNSequence writes them.
+_GO_NAME_ORDER = (NameOID.COUNTRY_NAME, NameOID.STATE_OR_PROVINCE_NAME, NameOID.LOCALITY_NAME,
+                  NameOID.STREET_ADDRESS, NameOID.POSTAL_CODE, NameOID.ORGANIZATION_NAME,
+                  NameOID.ORGANIZATIONAL_UNIT_NAME)
+
+
+def go_subject(name: x509.Name) -> x509.Name:
+    """A request's subject as kcm's signer writes it into the certificate: Go parses it into
+    a pkix.Name and writes that back, so every value of one type (all the O= groups) shares
+    one multi-valued RDN, types come in Go's order, CN and serialNumber keep one value (the
+    last) and other attribute types are dropped."""
+    rdns = []
+    for oid in _GO_NAME_ORDER:
+        values = name.get_attributes_for_oid(oid)
+        if values:
+            rdns.append(x509.RelativeDistinguishedName(
+                [x509.NameAttribute(oid, str(v.value)) for v in values]))
+    for oid in (NameOID.COMMON_NAME, NameOID.SERIAL_NUMBER):
+        values = name.get_attributes_for_oid(oid)
+        if values:
+            rdns.append(x509.RelativeDistinguishedName(
+                [x509.NameAttribute(oid, str(values[-1].value))]))
+    return x509.Name(rdns)
+
+
 def _client_usage_problem(usages: list[str]) -> str | None:
     """kcm's kube-apiserver-client signer: the first usage it does not allow, or a missing
     client auth, fails the CSR (pkg/controller/certificates/signer)."""
@@ -467,10 +492,10 @@ class LocalAPIServer:
             bad = self.signer
             if bad.ignore_expiration:
                 seconds = 24 * 3600
-            subject = request.subject
+            subject = go_subject(request.subject)
             if bad.add_groups:
-                subject = x509.Name([*subject, *(x509.NameAttribute(
-                    NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)])
+                subject = go_subject(x509.Name([*request.subject, *(x509.NameAttribute(
+                    NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)]))
             public_key = request.public_key()
             if bad.other_key:
                 from cryptography.hazmat.primitives.asymmetric import ec

@@ -194,6 +194,10 @@ class Run:
         self.names[real] = f"<{tag}>"
         return real
 
+    def delete_all(self) -> None:
+        for name in self.names:
+            self.server.call("DELETE", f"{CSRS}/{name}", who="admin")
+
     def text(self, value: str) -> str:
         for real, placeholder in self.names.items():
             value = value.replace(real, placeholder)
@@ -632,10 +636,14 @@ def servers(control_plane):
 @pytest.mark.parametrize("sequence", SEQUENCES, ids=lambda s: s.__name__)
 def test_the_local_server_answers_as_kube_apiserver_does(servers, sequence):
     real, local = servers
-    with ThreadPoolExecutor(2) as pool:  # side by side: the timed watches overlap
-        from_real = pool.submit(sequence, Run(real))
-        from_local = pool.submit(sequence, Run(local))
-        expected, got = from_real.result(), from_local.result()
+    runs = Run(real), Run(local)
+    try:
+        with ThreadPoolExecutor(2) as pool:  # side by side: the timed watches overlap
+            from_real, from_local = (pool.submit(sequence, run) for run in runs)
+            expected, got = from_real.result(), from_local.result()
+    finally:
+        for run in runs:  # the control plane is shared: leave no CSR for other tests to find
+            run.delete_all()
     for step, (want, have) in enumerate(zip(expected, got, strict=True)):
         if have != want:
             diff = difflib.unified_diff(

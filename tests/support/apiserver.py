@@ -1,30 +1,42 @@
 """A loopback HTTPS server that follows the Kubernetes API for what cred-helper uses.
 
-What it does, as kube-apiserver does it:
+tests/realcluster/test_local_agrees.py holds it to kube-apiserver v1.37.2: the same request
+sequences against both, compared on status codes, `Status` reasons, messages and causes, and
+the fields cred-helper reads. What it does, as kube-apiserver does it:
 - TLS on 127.0.0.1 with a generated CA; authentication by client certificate issued by that CA
   (CN -> user, O -> groups; expired, not-yet-valid or revoked -> 401 `Status`, like a CA
   rotation would), by bearer token from a table, or by an OIDC ID token from a trusted
   provider (`OIDCAuthenticator`, as kube-apiserver's `--oidc-*` flags: signature against the
-  provider's JWKS, iss, aud, exp; username and groups from claims); no credential -> 401.
+  provider's JWKS, iss, aud, exp; username and groups from claims). A credential it does not
+  accept -> 401; none at all -> `system:anonymous`, refused with 403 (only `/version` is
+  public).
+- Authorization shaped like RBAC with the real fixture's roles: an authenticated user may
+  review itself and create, get, list and watch CSRs; approving takes `system:masters` or a
+  name in `approvers`; deleting, `/status` and reading subresources take `system:masters`.
+  `csr_creators` and `watch_allowed` take create or watch away to test a 403.
 - `/version`, `/api`, `/apis` and the group discovery documents kubectl reads.
 - SelfSubjectReview (`authentication.k8s.io/v1`), as `kubectl auth whoami` uses it.
-- The CSR API (`certificates.k8s.io/v1`): create (validation of the PKCS#10 request, its
-  signature and `expirationSeconds >= 600`; `spec.username/groups` set from the requester),
-  get, list, watch (with `fieldSelector=metadata.name=`, `resourceVersion`, `timeoutSeconds`),
-  delete, `/approval` and `/status` updates, in JSON or in the protobuf kubectl 1.32 sends.
-- The `kubernetes.io/kube-apiserver-client` signer: after approval, a certificate with the
-  request's subject, client-auth usage, NotBefore backdated 5 minutes and NotAfter =
-  now + expirationSeconds; usages outside client auth / digital signature / key encipherment
-  make the CSR Failed.
+- The CSR API (`certificates.k8s.io/v1`): create (the request's PEM and signature, usages,
+  signerName and `expirationSeconds >= 600` validated together into one 422 with its causes;
+  `spec.username/groups` set from the requester), get, list and watch with field selectors on
+  `metadata.name` and `spec.signerName`, `resourceVersion` (a watch from one older than the
+  history kept gets an ERROR event `410 Expired`; `forget_history()` does what a restart does
+  to the real watch cache), `timeoutSeconds` and `allowWatchBookmarks`; delete; `/approval`
+  and `/status` updates, in JSON or in the protobuf kubectl 1.32 sends. `Status` answers carry
+  `details`, and every answer an `Audit-Id`.
+- The `kubernetes.io/kube-apiserver-client` signer as kcm's: after approval, a certificate
+  with the request's subject (written back as Go writes a pkix.Name), client-auth usage, key
+  usage only as requested, NotBefore backdated 5 minutes and NotAfter = now +
+  expirationSeconds, never past the CA's own; a usage outside client auth / digital
+  signature / key encipherment, or no client auth, makes the CSR Failed.
 - An optional auto-approver (a policy function), acting like an approving controller.
 
-What it does not do: RBAC (any authenticated user may create, read and watch CSRs and review
-itself; approval needs `system:masters` or a name in `approvers`; `csr_creators` can limit
-creation to test a 403), namespaces and every other resource, protobuf responses (it answers
+What it does not do: namespaces and every other resource, protobuf responses (it answers
 JSON, which kubectl accepts), HTTP/2, aggregated discovery, admission, CSR garbage collection,
-field selectors other than metadata.name, list pagination, and persistence across restarts.
-Unknown client-certificate CAs fail the TLS handshake rather than answering 401 (Python's ssl
-cannot defer that check); revocation by serial stands in for a rotated CA in tests.
+list pagination, the real server's "too large resource version" wait, and persistence across
+restarts. Unknown client-certificate CAs fail the TLS handshake rather than answering 401
+(Python's ssl cannot defer that check); revocation by serial stands in for a rotated CA in
+tests.
 """
 
 from __future__ import annotations

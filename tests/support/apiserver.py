@@ -33,10 +33,9 @@ the fields cred-helper reads. What it does, as kube-apiserver does it:
 
 What it does not do: namespaces and every other resource, protobuf responses (it answers
 JSON, which kubectl accepts), HTTP/2, aggregated discovery, admission, CSR garbage collection,
-list pagination, the real server's "too large resource version" wait, and persistence across
-restarts. Unknown client-certificate CAs fail the TLS handshake rather than answering 401
-(Python's ssl cannot defer that check); revocation by serial stands in for a rotated CA in
-tests.
+list pagination, and persistence across restarts. Unknown client-certificate CAs fail the TLS
+handshake rather than answering 401 (Python's ssl cannot defer that check); revocation by
+serial stands in for a rotated CA in tests.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 class CredHelperError(Exception):
     exit_code = 1
+    # A failure that may pass by itself (a peer restarting: refused, reset, timed out, 503),
+    # so that a long wait may try again instead of ending.
+    transient = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -35,6 +38,8 @@ class CacheError(CredHelperError):
 
 class ServerError(CredHelperError):
     """The API server refused a request, or could not be reached."""
+
+    status: int | None = None  # the HTTP status of a refusal; None: there was no answer
 
 
 class BadShape(ServerError):

@@ -34,6 +34,8 @@ class Endpoint:
 class BearerAuth:
     token: str = field(repr=False)
     source: str = ""
+    # What to check when the API server answers 401; empty: the bootstrap token's hint.
+    refused_hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,15 @@ def _json_body(resp: net.Response) -> dict:
 
 
 def status_error(resp: net.Response, auth: Auth) -> ServerError:
-    """A Kubernetes `Status` error as one line and a hint."""
+    """A Kubernetes `Status` error as one line and a hint, carrying the HTTP status."""
+    error = _status_error(resp, auth)
+    error.status = resp.status_code
+    # Overloaded or restarting: kube-apiserver answers 429 (with Retry-After) or 5xx.
+    error.transient = resp.status_code == 429 or resp.status_code >= 500
+    return error
+
+
+def _status_error(resp: net.Response, auth: Auth) -> ServerError:
     try:
         doc = resp.json()
     except ValueError:
@@ -158,7 +168,8 @@ def status_error(resp: net.Response, auth: Auth) -> ServerError:
     if resp.status_code == 401:
         return ServerError(f"the API server at {resp.origin} did not accept {who} "
                            "(401 Unauthorized)",
-                           "check that the bootstrap token or certificate is current")
+                           getattr(auth, "refused_hint", "")
+                           or "check that the bootstrap token or certificate is current")
     if resp.status_code == 403:
         return ServerError(f"forbidden: {message}",
                            "the bootstrap identity needs RBAC to create and watch "

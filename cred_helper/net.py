@@ -426,13 +426,16 @@ class Client:
         # NewConnectionError subclasses ConnectTimeoutError: a refused connection is no timeout.
         if isinstance(exc, (u3.ConnectTimeoutError, u3.ReadTimeoutError, TimeoutError)) and \
                 not isinstance(exc, u3.NewConnectionError):
-            return self.peer.fail(f"{name} at {origin} did not answer in time",
-                                  self.peer.reach_hint)
-        if isinstance(exc, u3.ProxyError):
+            error = self.peer.fail(f"{name} at {origin} did not answer in time",
+                                   self.peer.reach_hint)
+        elif isinstance(exc, u3.ProxyError):
             return self.peer.fail(f"cannot reach {name} at {origin} through the proxy: "
                                   f"{_reason(exc)}", "check the proxy settings")
-        return self.peer.fail(f"cannot reach {name} at {origin}: {_reason(exc)}",
-                              self.peer.reach_hint)
+        else:
+            error = self.peer.fail(f"cannot reach {name} at {origin}: {_reason(exc)}",
+                                   self.peer.reach_hint)
+        error.transient = True  # refused, reset, cut short, timed out: a peer restarting
+        return error
 
 
 def check_header(value: str, what: str, peer: Peer) -> str:

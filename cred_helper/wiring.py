@@ -91,8 +91,12 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                 # entry's key, so later certificates need no person.
                 issued = _oidc_issuer(settings, key, exec_info.interactive, held, console,
                                       secrets).issue()
-                return BearerAuth(issued.status["token"],
-                                  source=f"the OIDC login of {issued.identity['username']}")
+                return BearerAuth(
+                    issued.status["token"],
+                    source=f"the OIDC login of {issued.identity['username']}",
+                    refused_hint="the API server must trust this provider's tokens: check its "
+                                 "JWT authenticator (issuer URL, audience = --oidc-client-id, "
+                                 "CA, claim rules such as a verified email); its log says why")
 
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
             csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say,
@@ -149,6 +153,12 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     browser = None
     if not settings.no_browser and can_open(os.environ):
         browser = functools.partial(open_url, env=os.environ)
+    if settings.oidc_grant == "client-credentials":
+        from .cache.secrets import NoSecrets
+
+        # The grant issues no refresh token (RFC 6749 4.4.3): skip the OS keyring, whose
+        # backend search alone costs about 0.1 s of every login.
+        secrets = NoSecrets()
     return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say, browser)
 
 

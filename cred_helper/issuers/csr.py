@@ -14,6 +14,7 @@ import base64
 import datetime
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,13 +38,12 @@ from ..errors import (
 from ..keys import software
 from ..kube import KubeClient
 from . import certcheck
+from .approval import CSR_PATH, Follow, csr_state
 from .issued import Issued
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
-CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 REASON_ANNOTATION = "cred-helper/reason"
-POLL_INTERVAL = 2.0
 QUIET_PERIOD = 1.0
 RENEW_WAIT = 2.5  # a renewal waits for an approver that answers at once, never for a person
 
@@ -97,28 +97,6 @@ def csr_object(name: str, request_pem: str, ttl: int, usages: list[str],
     }
 
 
-def csr_state(obj: dict[str, Any]) -> tuple[str, str]:
-    """("issued", cert PEM), ("denied"/"failed", why), ("approved", "") when approved but not
-    signed yet, or ("pending", ""). `obj` has passed csr_shape_problem."""
-    status = obj.get("status") or {}
-    approved = False
-    for cond in status.get("conditions") or []:
-        kind = cond.get("type")
-        if cond.get("status", "True") != "True":
-            continue
-        if kind in ("Denied", "Failed"):
-            why = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
-            return kind.lower(), why or "no reason given"
-        approved = approved or kind == "Approved"
-    cert = status.get("certificate")
-    if cert:
-        try:
-            return "issued", base64.b64decode(cert, validate=True).decode("ascii")
-        except (ValueError, UnicodeDecodeError):
-            return "failed", "the signer's certificate is not base64 PEM"
-    return ("approved", "") if approved else ("pending", "")
-
-
 def _is_str(value: Any, optional: bool = True) -> bool:
     return isinstance(value, str) or (optional and value is None)
 
@@ -170,19 +148,37 @@ def parse_timestamp(text: Any) -> float | None:
     return when.timestamp()
 
 
+def later(delay: float, call: Callable[[], None]) -> Callable[[], None]:
+    """Run `call` after `delay` seconds on a timer thread; the returned cancel also waits for
+    a call already running, so that nothing is said after the wait ends."""
+    timer = threading.Timer(delay, call)
+    timer.daemon = True
+    timer.start()
+
+    def cancel() -> None:
+        timer.cancel()
+        timer.join()
+
+    return cancel
+
+
 # ---- the issuer ----------------------------------------------------------------------------
 
 class CsrIssuer:
     def __init__(self, settings: Settings, client: KubeClient, say: Callable[[str], None],
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
-                 pending: PendingStore | None = None) -> None:
+                 pending: PendingStore | None = None,
+                 remind: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None
+                 ) -> None:
         self.settings = settings
         self.client = client
         self.say = say
         self.clock = clock
         self.sleep = sleep
         self.pending = pending  # None: nothing is kept (--cache none)
+        # Runs a call after a delay while the wait blocks on a watch; returns its cancel.
+        self.remind = remind or later
         self._kept = False  # whether this run's CSR is on record for the next run
 
     @property
@@ -340,40 +336,30 @@ class CsrIssuer:
         StillPending otherwise. The wait counts from `start`, when the CSR was sent."""
         limit = RENEW_WAIT if renewing else self.settings.approval_timeout
         deadline = start + limit
-        told = renewing  # a renewal never asks a person: the cached certificate still works
-        can_watch = True
-        while True:
-            state, detail = csr_state(obj)
-            if state == "issued":
-                return detail
-            if state in ("denied", "failed"):
-                raise CSRDenied(f"certificate signing request {name} was {state}: {detail}",
-                                "ask an approver why, then run the command again")
-            now = self.clock()
-            left = deadline - now
-            if left <= 0:
-                raise self._timed_out(name, state == "approved", limit, renewing)
-            # An auto-approver answers within a moment; only a person needs to be asked.
-            if not told and now - start >= QUIET_PERIOD:
-                self.say(f"waiting up to {format_duration(round(left))} for approval of "
-                         f"certificate signing request {name}; an approver can run: "
-                         f"kubectl certificate approve {name}")
-                told = True
-            window = left if told else min(left, max(QUIET_PERIOD - (now - start), 0.1))
-            if can_watch:
-                before = obj["metadata"].get("resourceVersion")
-                try:
-                    obj = self._watch_change(name, obj, window)
-                except BadShape:
-                    raise
-                except ServerError:
-                    can_watch = False  # no watch permission or support: poll instead
-                if can_watch and obj["metadata"].get("resourceVersion") != before:
-                    continue
-                if can_watch and window >= 1:
-                    continue  # the watch itself waited
-            self.sleep(max(0.0, min(POLL_INTERVAL, window, deadline - self.clock())))
-            obj = self._csr(self.client.get(f"{CSR_PATH}/{name}"))
+
+        def ask() -> None:
+            left = max(0, round(deadline - self.clock()))
+            self.say(f"waiting up to {format_duration(left)} for approval of certificate "
+                     f"signing request {name}; an approver can run: "
+                     f"kubectl certificate approve {name}")
+
+        # An auto-approver answers within a moment; only a person needs to be asked. A renewal
+        # never asks: the cached certificate still works.
+        cancel = None if renewing or csr_state(obj)[0] == "issued" else \
+            self.remind(max(0.0, start + QUIET_PERIOD - self.clock()), ask)
+        follow = Follow(self.client, name, self._csr, self.clock, self.sleep)
+        try:
+            obj = follow.until(obj, deadline)
+        finally:
+            if cancel is not None:
+                cancel()
+        state, detail = csr_state(obj)
+        if state == "issued":
+            return detail
+        if state in ("denied", "failed"):
+            raise CSRDenied(f"certificate signing request {name} was {state}: {detail}",
+                            "ask an approver why, then run the command again")
+        raise self._timed_out(name, state == "approved", limit, renewing)
 
     def _timed_out(self, name: str, approved: bool, limit: float,
                    renewing: bool) -> CredHelperError:
@@ -394,25 +380,6 @@ class CsrIssuer:
             f"{format_duration(limit)}",
             f"ask an approver to run `kubectl certificate approve {name}`; "
             f"{self._next_run(name)} once it is approved (or raise --approval-timeout)")
-
-    def _watch_change(self, name: str, obj: dict[str, Any], left: float) -> dict[str, Any]:
-        """The CSR after its next change, or as it is when the watch ends."""
-        version = obj["metadata"].get("resourceVersion") or ""
-        params = {"fieldSelector": f"metadata.name={name}"}
-        if version:
-            params["resourceVersion"] = version
-        for event in self.client.watch(CSR_PATH, params, left):  # shaped {type, object}
-            kind, changed = event["type"], event["object"]
-            if kind == "DELETED":
-                raise CSRDenied(f"certificate signing request {name} was deleted",
-                                "run the command again to make a new request")
-            if kind == "ERROR":
-                break  # e.g. 410 Gone: our resourceVersion is too old; read afresh
-            if kind in ("ADDED", "MODIFIED"):
-                changed = self._csr(changed)
-                if changed["metadata"].get("resourceVersion") != version:
-                    return changed
-        return self._csr(self.client.get(f"{CSR_PATH}/{name}"))
 
 
 def _request_spki(obj: dict[str, Any]) -> bytes:

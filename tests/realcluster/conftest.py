@@ -1,6 +1,10 @@
 """The real control plane (issue 10): built once per machine into a version-keyed cache by
 tests/controlplane/build.py, started once per session. Without Go the tier is skipped with
-one line saying why; under CI=true a missing Go is a failure."""
+one line saying why; under CI=true a missing Go is a failure.
+
+The session's OpenID provider (the real oidc-provider, over https with a test CA) starts first,
+so that the one session plane's kube-apiserver trusts it through its structured authentication
+configuration. Without Node.js the plane starts without it and only the OIDC tests skip."""
 
 from __future__ import annotations
 
@@ -12,13 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, OidcSettings
+from tests.support.harness import Sandbox
+from tests.support.oidc_provider import OIDCProvider, provider_clients
 
 BUILD = Path(__file__).resolve().parents[1] / "controlplane" / "build.py"
 
 
+OIDC_CLIENT = "public"  # the audience kube-apiserver accepts
+
+
 @pytest.fixture(scope="session")
-def control_plane():
+def control_plane_bin() -> Path:
+    """The directory of the built binaries (built on first use, then cached per machine)."""
     if shutil.which("go") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Go is missing: CI must run the real control-plane tests")
@@ -27,5 +37,41 @@ def control_plane():
     if done.returncode != 0:
         pytest.fail(f"building the control plane failed:\n{done.stderr[-3000:]}")
     sys.stderr.write(done.stderr)
-    with ControlPlane(Path(done.stdout.strip())) as plane:
+    return Path(done.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    if shutil.which("node") is None:
+        yield None
+        return
+    with OIDCProvider(provider_clients(), https=True) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def control_plane(control_plane_bin, oidc_provider):
+    oidc = OidcSettings(oidc_provider.issuer, oidc_provider.ca_pem, OIDC_CLIENT) \
+        if oidc_provider else None
+    with ControlPlane(control_plane_bin, oidc=oidc) as plane:
         yield plane
+
+
+@pytest.fixture
+def own_plane(control_plane_bin):
+    """A control plane of its own, with a client CA apart from the serving one, for tests
+    that restart or rotate it."""
+    with ControlPlane(control_plane_bin, separate_client_ca=True) as plane:
+        yield plane
+
+
+@pytest.fixture
+def box(tmp_path, control_plane) -> Sandbox:
+    os.chmod(tmp_path, 0o700)
+    sandbox = Sandbox(tmp_path, control_plane, control_plane.bootstrap_token)  # type: ignore[arg-type]
+    sandbox.token_file.write_text(control_plane.bootstrap_token + "\n")
+    sandbox.token_file.chmod(0o600)
+    sandbox.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                   "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                   "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return sandbox

@@ -123,7 +123,8 @@ class Watch:
 class Server:
     label: str
     url: str
-    ca: x509.Certificate
+    ca: x509.Certificate  # the serving certificate's
+    signer: x509.Certificate  # the CSR signer's
     tokens: dict[str, str]  # "admin", "bootstrap", "bad" -> bearer token
     forget: Callable[[], None]  # make the server forget its watch history
 
@@ -271,9 +272,9 @@ class Run:
             return found.critical, found.value
 
         key_usage = ext(x509.KeyUsage)
-        capped = cert.not_valid_after_utc == self.server.ca.not_valid_after_utc
+        capped = cert.not_valid_after_utc == self.server.signer.not_valid_after_utc
         try:
-            cert.verify_directly_issued_by(self.server.ca)
+            cert.verify_directly_issued_by(self.server.signer)
             chains = True
         except (ValueError, TypeError):
             chains = False
@@ -626,9 +627,13 @@ def servers(control_plane):
     local = LocalAPIServer(tokens={control_plane.admin_token: ADMIN,
                                    control_plane.bootstrap_token: BOOTSTRAP}).start()
     try:
-        yield (Server("real", control_plane.url, control_plane.ca.cert, tokens,
-                      control_plane.restart_apiserver),
-               Server("local", local.url, local.ca.cert, tokens, local.forget_history))
+        # A kube-apiserver restart is what empties the real watch cache. It leaves the session
+        # plane as it was (same flags, same etcd), ready again before the next test.
+        yield (Server("real", control_plane.url, control_plane.ca.cert,
+                      control_plane.client_ca.cert, tokens,
+                      lambda: control_plane.restart("kube-apiserver")),
+               Server("local", local.url, local.ca.cert, local.ca.cert, tokens,
+                      local.forget_history))
     finally:
         local.stop()
 

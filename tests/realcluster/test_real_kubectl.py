@@ -12,21 +12,7 @@ import time
 import pytest
 from cryptography import x509
 
-from tests.support.harness import Sandbox
-
 pytestmark = pytest.mark.realcluster
-
-
-@pytest.fixture
-def box(tmp_path, control_plane) -> Sandbox:
-    os.chmod(tmp_path, 0o700)
-    sandbox = Sandbox(tmp_path, control_plane, control_plane.bootstrap_token)  # type: ignore[arg-type]
-    sandbox.token_file.write_text(control_plane.bootstrap_token + "\n")
-    sandbox.token_file.chmod(0o600)
-    sandbox.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-                   "XDG_CACHE_HOME": str(tmp_path / "cache"),
-                   "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    return sandbox
 
 
 def pending_csrs(plane) -> list[dict]:

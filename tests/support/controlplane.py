@@ -3,13 +3,22 @@
 
 kube-apiserver trusts one test CA for clients, and serves with a certificate from it;
 kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates with that CA
-(as kubeadm does). Static tokens name an admin (`system:masters`) and the bootstrap identity.
+(as kubeadm does; `separate_client_ca` gives clients and the signer a CA of their own, which
+`rotate_client_ca` replaces). Static tokens name an admin (`system:masters`) and the bootstrap
+identity. The audit log records every request of the people the tests play (`audit_events`).
 Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
+
+With `oidc=OidcSettings(...)` kube-apiserver also trusts an OpenID provider through the
+structured authentication configuration (`--authentication-config`, apiserver.config.k8s.io/v1),
+beside the static tokens: one JWT authenticator whose issuer is the https provider, trusted
+through its CA alone, audience the client id, username from `email` and groups from `groups`
+with no prefix (see `authentication_config`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -18,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -48,6 +58,54 @@ subjects:
 """
 
 
+# Metadata for the people the tests play, nothing for the control plane's own traffic.
+AUDIT_POLICY = f"""
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["{BOOTSTRAP[0]}"]
+- level: None
+"""
+@dataclass(frozen=True)
+class OidcSettings:
+    """An OpenID provider for kube-apiserver's JWT authenticator: its https issuer URL (exactly
+    the discovery document's `issuer`), the PEM of the CA that signed its serving certificate,
+    and the client id that ID tokens must carry as their audience."""
+
+    issuer: str
+    ca_pem: bytes
+    client_id: str
+
+
+def authentication_config(oidc: OidcSettings) -> dict:
+    """The AuthenticationConfiguration for `oidc`.
+
+    Names are prefix-free (`prefix: ""` is how v1 says so; a `claim` without a prefix is
+    refused): the provider's alice is `alice@example.com` in groups `oncall` and `sre`, the same
+    names as the static bootstrap token's, so the on-call RBAC applies to her either way and a
+    certificate bootstrapped from her ID token names the person the provider vouched for. A
+    cluster whose other authenticators could issue the same names should set a prefix instead.
+
+    The username comes from `email`. With `claim: email` the authenticator itself refuses a
+    token whose `email_verified` is present and false; the claim rule also refuses one without
+    `email_verified`, as an unverified address must never become a Kubernetes name.
+    """
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AuthenticationConfiguration",
+        "jwt": [{
+            "issuer": {"url": oidc.issuer, "audiences": [oidc.client_id],
+                       "certificateAuthority": oidc.ca_pem.decode()},
+            "claimValidationRules": [{
+                "expression": "claims.?email_verified.orValue(false) == true",
+                "message": "the provider has not verified the email address"}],
+            "claimMappings": {"username": {"claim": "email", "prefix": ""},
+                              "groups": {"claim": "groups", "prefix": ""}},
+        }],
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,10 +120,15 @@ def _private(path: Path, data: bytes | str) -> Path:
 
 
 class ControlPlane:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, oidc: OidcSettings | None = None,
+                 separate_client_ca: bool = False) -> None:
         self.bin = Path(bin_dir)
+        self.oidc = oidc
         self.dir = Path(tempfile.mkdtemp(prefix="controlplane-"))
         self.ca = CA("cred-helper-test-cluster-ca")
+        # Trusted for client certificates, and the CSR signer's: the cluster CA unless apart.
+        self.client_ca = CA("cred-helper-test-client-ca") if separate_client_ca else self.ca
+        self.args: dict[str, list[str]] = {}
         self.admin_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         self.bootstrap_token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         self.port = free_port()
@@ -115,22 +178,54 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def restart_apiserver(self) -> None:
-        """Stop kube-apiserver and start it again on the same port and etcd, as an upgrade
-        does. Its watch cache starts afresh from etcd's current revision, so a watch from an
-        older resourceVersion is then answered `410 Gone` (Expired)."""
-        proc = self.procs.pop("kube-apiserver")
+    def halt(self, name: str) -> None:
+        """Stop one component (a crash, an upgrade's first half)."""
+        proc = self.procs.pop(name)
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        self._start_apiserver()
-        self._wait_ready(self.url + "/readyz", timeout=120)
+
+    def resume(self, name: str) -> None:
+        """Start a halted component again as it was."""
+        self._run(name, self.args[name])
+        if name == "kube-apiserver":
+            self._wait_ready(self.url + "/readyz", timeout=120)
+
+    def restart(self, name: str) -> None:
+        self.halt(name)
+        self.resume(name)
+
+    def rotate_client_ca(self) -> CA:
+        """A new client CA and signer: certificates from the old one stop being accepted."""
+        assert self.client_ca is not self.ca, "start with separate_client_ca=True"
+        self.client_ca = CA("cred-helper-test-client-ca-rotated")
+        self._write_client_ca()
+        self.restart("kube-apiserver")
+        self.restart("kube-controller-manager")
+        return self.client_ca
+
+    def _write_client_ca(self) -> None:
+        _private(self.dir / "client-ca.crt", self.client_ca.cert_pem)
+        _private(self.dir / "client-ca.key", key_pem(self.client_ca.key))
+
+    def audit_events(self, user_agent_prefix: str = "") -> list[dict]:
+        """The bootstrap user's requests, one event per request in the order they came (a
+        watch is logged when it starts and again when it ends), optionally only those whose
+        User-Agent starts with a prefix."""
+        path = self.dir / "audit.log"
+        requests: dict[str, dict] = {}
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("userAgent", "").startswith(user_agent_prefix):
+                requests.setdefault(event["auditID"], event)
+        return list(requests.values())
 
     def _run(self, name: str, args: list[str]) -> None:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115  (the process keeps it)
+        self.args[name] = args
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115  (the process keeps it)
         self.procs[name] = subprocess.Popen([str(self.bin / name), *args], stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -155,18 +250,25 @@ class ControlPlane:
         cert, key = self.ca.server_cert()
         _private(d / "serving.crt", cert + self.ca.cert_pem)
         _private(d / "serving.key", key)
-        _private(d / "ca.crt", self.ca.cert_pem)
-        _private(d / "ca.key", key_pem(self.ca.key))
+        (d / "ca.crt").write_bytes(self.ca.cert_pem)  # the cluster CA, for tests' clients
+        self._write_client_ca()
+        (d / "audit-policy.yaml").write_text(AUDIT_POLICY)
         sa = rsa.generate_private_key(65537, 2048)
         _private(d / "sa.key", key_pem(sa))
         _private(d / "tokens.csv", "".join(
             f'{token},{user},{user},"{",".join(groups)}"\n' for token, (user, groups) in
             ((self.admin_token, ADMIN), (self.bootstrap_token, BOOTSTRAP))))
+        authn = []
+        if self.oidc:
+            _private(d / "authn.yaml", yaml.safe_dump(authentication_config(self.oidc)))
+            authn = [f"--authentication-config={d / 'authn.yaml'}"]
         self._run("kube-apiserver", [
-            f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1",
+            *authn, f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
             f"--tls-cert-file={d / 'serving.crt'}", f"--tls-private-key-file={d / 'serving.key'}",
-            f"--client-ca-file={d / 'ca.crt'}", f"--token-auth-file={d / 'tokens.csv'}",
+            f"--client-ca-file={d / 'client-ca.crt'}", f"--token-auth-file={d / 'tokens.csv'}",
+            f"--audit-policy-file={d / 'audit-policy.yaml'}",
+            f"--audit-log-path={d / 'audit.log'}", "--audit-log-mode=blocking",
             "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={d / 'sa.key'}",
@@ -178,8 +280,8 @@ class ControlPlane:
         kubeconfig = self.write_kubeconfig(d / "kcm.kubeconfig", {"token": self.admin_token})
         self._run("kube-controller-manager", [
             f"--kubeconfig={kubeconfig}", "--controllers=csrsigning,csrcleaner",
-            f"--cluster-signing-kube-apiserver-client-cert-file={d / 'ca.crt'}",
-            f"--cluster-signing-kube-apiserver-client-key-file={d / 'ca.key'}",
+            f"--cluster-signing-kube-apiserver-client-cert-file={d / 'client-ca.crt'}",
+            f"--cluster-signing-kube-apiserver-client-key-file={d / 'client-ca.key'}",
             "--leader-elect=false", "--bind-address=127.0.0.1",
             f"--secure-port={free_port()}", f"--cert-dir={d / 'kcm-certs'}"])
 

@@ -1,10 +1,15 @@
 """The real OpenID provider (`oidc-provider` from npm, pinned in tests/support/oidc) on
-127.0.0.1, and a scripted browser that signs in and consents through its own pages."""
+127.0.0.1, and a scripted browser that signs in and consents through its own pages.
+
+`OIDCProvider(..., https=True)` serves it over HTTPS with a certificate from a CA of its own
+(`ca_pem`, `ca_file`): kube-apiserver's JWT authenticator takes only https issuers. The default
+stays plain http on loopback, which cred-helper accepts there."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,11 +22,15 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from .pki import CA
+
 HERE = Path(__file__).parent / "oidc"
 ACCOUNTS = {
     "alice": {"email": "alice@example.com", "email_verified": True,
               "groups": ["oncall", "sre"]},
     "bob": {"email": "bob@example.com", "email_verified": True, "groups": ["dev"]},
+    # An address the provider has not verified: kube-apiserver must not take it as a name.
+    "carol": {"email": "carol@example.com", "email_verified": False, "groups": ["oncall"]},
 }
 
 
@@ -71,17 +80,32 @@ def _private_jwk(key, kid: str) -> dict:
 
 class OIDCProvider:
     def __init__(self, clients: list[dict], lifetime: int = 1800,
-                 device_code_lifetime: int = 600) -> None:
+                 device_code_lifetime: int = 600,
+                 access_token_audience: str | None = None, https: bool = False) -> None:
+        """`access_token_audience`: issue access tokens as JWTs for that audience (by default
+        oidc-provider's are opaque), for tools that print them as a JWT (kubelogin)."""
         self.clients = clients
         self.lifetime = lifetime
         self.device_code_lifetime = device_code_lifetime
+        self.access_token_audience = access_token_audience
         self.port = _free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.issuer = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.grants: list[str] = []  # grant_type of each successful token request
         self.requests: list[str] = []  # "METHOD /path" of every request
         self.log: list[str] = []
         self._proc: subprocess.Popen | None = None
         self._tmp = tempfile.mkdtemp(prefix="oidc-provider-")
+        self.ca: CA | None = CA("cred-helper-test-oidc-ca") if https else None
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA that signed the https provider's certificate (None for http)."""
+        return self.ca.cert_pem if self.ca else None
+
+    @property
+    def ca_file(self) -> str | None:
+        """That CA as a PEM file, for --oidc-certificate-authority and the scripted browser."""
+        return os.path.join(self._tmp, "ca.crt") if self.ca else None
 
     def start(self) -> OIDCProvider:
         signing = {"keys": [
@@ -90,7 +114,17 @@ class OIDCProvider:
         ]}
         config = {"port": self.port, "clients": self.clients, "accounts": ACCOUNTS,
                   "jwks": signing, "lifetime": self.lifetime,
-                  "deviceCodeLifetime": self.device_code_lifetime}
+                  "deviceCodeLifetime": self.device_code_lifetime,
+                  "accessTokenAudience": self.access_token_audience}
+        if self.ca:
+            cert, key = self.ca.server_cert()  # SAN 127.0.0.1, serverAuth
+            tls = {"cert": os.path.join(self._tmp, "serving.crt"),
+                   "key": os.path.join(self._tmp, "serving.key")}
+            Path(tls["cert"]).write_bytes(cert)
+            Path(tls["key"]).write_bytes(key)
+            os.chmod(tls["key"], 0o600)
+            Path(self._tmp, "ca.crt").write_bytes(self.ca.cert_pem)
+            config["tls"] = tls
         path = os.path.join(self._tmp, "config.json")
         Path(path).write_text(json.dumps(config))
         self._proc = subprocess.Popen(["node", str(HERE / "server.mjs"), path],
@@ -119,6 +153,7 @@ class OIDCProvider:
         if self._proc:
             self._proc.terminate()
             self._proc.wait(10)
+        shutil.rmtree(self._tmp, ignore_errors=True)  # signing and TLS keys
 
     def __enter__(self) -> OIDCProvider:
         return self.start()
@@ -147,10 +182,17 @@ class ScriptedBrowser:
     """Signs in as `login` and consents, through the provider's own HTML pages; or, with
     `deny`, presses the pages' own Abort / Cancel."""
 
-    def __init__(self, login: str = "alice", deny: bool = False) -> None:
+    def __init__(self, login: str = "alice", deny: bool = False,
+                 ca_file: str | None = None) -> None:
         self.login = login
         self.deny = deny
         self.session = requests.Session()
+        if ca_file:  # an https provider with a test CA
+            self.session.verify = ca_file
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`
+            # (its long-standing environment merge); the provider is on loopback, so take
+            # nothing from the environment.
+            self.session.trust_env = False
 
     def approve(self, url: str, stop_at: str | None = None, steps: int = 12) -> str:
         """Follow pages from `url`; return the URL redirected to under `stop_at`, or the
@@ -184,17 +226,22 @@ class ScriptedBrowser:
         raise RuntimeError("the provider's pages did not finish")
 
 
-def device_login(argv: list[str], env: dict[str, str], person: str = "alice") -> str:
+def device_login(argv: list[str], env: dict[str, str], person: str = "alice",
+                 ca_file: str | None = None, timeout: float = 60, check: bool = True) -> str:
     """Run `argv` (a `cred-helper login` with the device grant) and approve the code it prints
-    through the provider's own pages; returns its stderr. stdout must stay empty."""
+    through the provider's own pages; returns its stderr. stdout must stay empty. `ca_file`:
+    the https provider's CA, for the scripted browser; `check=False` lets the login fail after
+    the person confirmed (the API server refusing the token), its stderr still returned."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert proc.stderr is not None
     first = proc.stderr.readline()
-    assert "to log in, open http://127.0.0.1" in first, first
+    assert "to log in, open http://127.0.0.1" in first \
+        or "to log in, open https://127.0.0.1" in first, first
     url = first.split("open ", 1)[1].split(" and confirm", 1)[0]
-    threading.Thread(target=lambda: ScriptedBrowser(person).approve(url)).start()
-    out, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 0, first + rest
+    threading.Thread(target=lambda: ScriptedBrowser(person, ca_file=ca_file).approve(url)
+                     ).start()
+    out, rest = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0 or not check, first + rest
     assert out == ""
     return first + rest

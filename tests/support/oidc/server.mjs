@@ -1,13 +1,33 @@
 // The OpenID provider the tests run: oidc-provider on 127.0.0.1, configured from a JSON file
-// the Python fixture writes (clients, accounts, lifetimes). Prints one line
+// the Python fixture writes (clients, accounts, lifetimes, and optionally `tls`: PEM files of a
+// serving certificate and key, for an https issuer as kube-apiserver requires). Prints one line
 // `READY {"issuer": ...}` on stdout once it listens; everything else goes to stderr.
 import { readFileSync } from 'node:fs';
-import Provider from 'oidc-provider';
+import { createServer } from 'node:https';
+import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const lifetime = config.lifetime ?? 1800;
+const scheme = config.tls ? 'https' : 'http';
 
-const provider = new Provider(`http://127.0.0.1:${config.port}`, {
+// Opt-in (`accessTokenAudience` in the config): access tokens are JWTs for that audience, as
+// API servers accept them, instead of oidc-provider's opaque ones. Every token request gets the
+// one resource server, so a client need not send `resource` (kubelogin decodes the access token
+// it prints as a JWT, and cannot use an opaque one).
+function jwtAccessTokens(audience) {
+  return {
+    enabled: true,
+    defaultResource: () => audience,
+    useGrantedResource: () => true,
+    getResourceServerInfo: (ctx, resource) => {
+      if (resource !== audience) throw new errors.InvalidTarget();
+      return { audience, scope: 'openid email groups', accessTokenFormat: 'jwt',
+               accessTokenTTL: lifetime, jwt: { sign: { alg: 'RS256' } } };
+    },
+  };
+}
+
+const provider = new Provider(`${scheme}://127.0.0.1:${config.port}`, {
   clients: config.clients,
   jwks: config.jwks,
   findAccount: (ctx, sub) => {
@@ -27,6 +47,7 @@ const provider = new Provider(`http://127.0.0.1:${config.port}`, {
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
+    ...(config.accessTokenAudience && { resourceIndicators: jwtAccessTokens(config.accessTokenAudience) }),
   },
   ttl: {
     AccessToken: lifetime,
@@ -60,7 +81,11 @@ provider.use(async (ctx, next) => {
 // The tests count token requests that succeeded, by grant type.
 provider.on('grant.success', (ctx) => console.error(`GRANT ${ctx.oidc.params.grant_type}`));
 
-const server = provider.listen(config.port, '127.0.0.1', () => {
-  process.stdout.write(`READY ${JSON.stringify({ issuer: provider.issuer })}\n`);
-});
+const ready = () => process.stdout.write(`READY ${JSON.stringify({ issuer: provider.issuer })}\n`);
+// Served by node's own https server: oidc-provider then sees a secure request (its cookies and
+// the issuer's scheme agree) with no proxy in front.
+const server = config.tls
+  ? createServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
+    provider.callback()).listen(config.port, '127.0.0.1', ready)
+  : provider.listen(config.port, '127.0.0.1', ready);
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

@@ -48,6 +48,12 @@ Differences found against kube-apiserver v1.37.2 (real / local before / done):
   own; a bad usage fails with "invalid usage for client certificate: <first bad usage>" or
   "missing required usage for client certificate: client auth" / KeyUsage always, ["..."]
   lists, no cap / as real.
+- /approval updates: Approved and Denied together, a repeated condition type, or an update
+  that removes an Approved (Denied, Failed) condition: 422 Invalid with one cause each
+  (FieldValueInvalid "must specify at most one of", FieldValueDuplicate on
+  `status.conditions[i].type`, FieldValueForbidden "updates may not remove a condition") /
+  other wording for the first, the other two accepted / as real. An update without a
+  resourceVersion is unconditional on both.
 - `Audit-Id` on every answer / none / added. Agreed already: watch streams are
   `Content-Type: application/json` (not `;stream=watch`) and chunked; events after approval
   are MODIFIED (Approved) then MODIFIED (certificate); Denied and DELETED events; 409
@@ -573,8 +579,16 @@ def approval_rules(run: Run) -> list:
     seen.append(run.answer(decide(run, name, who="bootstrap")))
     seen.append(run.answer(call("GET", f"{CSRS}/{name}/approval")))
     seen.append(run.answer(call("DELETE", f"{CSRS}/{name}")))
+    both = run.server.call("GET", f"{CSRS}/{name}", who="admin").json()
+    del both["metadata"]["resourceVersion"]  # an unconditional update
+    for conditions in (["Approved", "Denied"], ["Approved", "Approved"]):
+        both["status"]["conditions"] = [{"type": kind, "status": "True", "reason": "Test",
+                                         "message": "by the test"} for kind in conditions]
+        seen.append(run.answer(call("PUT", f"{CSRS}/{name}/approval", both, who="admin")))
     seen.append(run.answer(decide(run, name)))
     seen.append(run.answer(decide(run, name, resource_version=rv)))  # stale
+    both["status"]["conditions"] = []
+    seen.append(run.answer(call("PUT", f"{CSRS}/{name}/approval", both, who="admin")))
     missing = run.name("missing")
     seen.append(run.answer(call("PUT", f"{CSRS}/{missing}/approval", csr_body(missing),
                                 who="admin")))

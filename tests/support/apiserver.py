@@ -642,10 +642,22 @@ class LocalAPIServer:
                 cond["status"] = c.get("status") or "True"
                 conditions.append(cond)
             types = {c["type"] for c in conditions}
+            causes = [_cause("FieldValueDuplicate", f"status.conditions[{i}].type",
+                             f"Duplicate value: {_go_value(c['type'])}")
+                      for i, c in enumerate(conditions)
+                      if c["type"] in {d["type"] for d in conditions[:i]}]
             if {"Approved", "Denied"} <= types:
-                raise invalid(name, [_cause("FieldValueInvalid", "status.conditions",
-                                            "Approved and Denied conditions are mutually "
-                                            "exclusive")])
+                causes.append(_cause(
+                    "FieldValueInvalid", "status.conditions",
+                    'Invalid value: "{conditions[{\\"type\\": \\"Approved\\"}], '
+                    'conditions[{\\"type\\": \\"Denied\\"}]}": must specify at most one '
+                    'of: `conditions[{"type": "Approved"}]`, `conditions[{"type": "Denied"}]`'))
+            causes += [_cause("FieldValueForbidden", "status.conditions",
+                              f'Forbidden: updates may not remove a condition of type "{kind}"')
+                       for kind in ("Approved", "Denied", "Failed")
+                       if kind in had and kind not in types]
+            if causes:
+                raise invalid(name, causes)
             obj["status"]["conditions"] = conditions
             if subresource == "status" and new_status.get("certificate"):
                 obj["status"]["certificate"] = new_status["certificate"]

@@ -1,30 +1,41 @@
 """A loopback HTTPS server that follows the Kubernetes API for what cred-helper uses.
 
-What it does, as kube-apiserver does it:
+tests/realcluster/test_local_agrees.py holds it to kube-apiserver v1.37.2: the same request
+sequences against both, compared on status codes, `Status` reasons, messages and causes, and
+the fields cred-helper reads. What it does, as kube-apiserver does it:
 - TLS on 127.0.0.1 with a generated CA; authentication by client certificate issued by that CA
   (CN -> user, O -> groups; expired, not-yet-valid or revoked -> 401 `Status`, like a CA
   rotation would), by bearer token from a table, or by an OIDC ID token from a trusted
   provider (`OIDCAuthenticator`, as kube-apiserver's `--oidc-*` flags: signature against the
-  provider's JWKS, iss, aud, exp; username and groups from claims); no credential -> 401.
+  provider's JWKS, iss, aud, exp; username and groups from claims). A credential it does not
+  accept -> 401; none at all -> `system:anonymous`, refused with 403 (only `/version` is
+  public).
+- Authorization shaped like RBAC with the real fixture's roles: an authenticated user may
+  review itself and create, get, list and watch CSRs; approving takes `system:masters` or a
+  name in `approvers`; deleting, `/status` and reading subresources take `system:masters`.
+  `csr_creators` and `watch_allowed` take create or watch away to test a 403.
 - `/version`, `/api`, `/apis` and the group discovery documents kubectl reads.
 - SelfSubjectReview (`authentication.k8s.io/v1`), as `kubectl auth whoami` uses it.
-- The CSR API (`certificates.k8s.io/v1`): create (validation of the PKCS#10 request, its
-  signature and `expirationSeconds >= 600`; `spec.username/groups` set from the requester),
-  get, list, watch (with `fieldSelector=metadata.name=`, `resourceVersion`, `timeoutSeconds`),
-  delete, `/approval` and `/status` updates, in JSON or in the protobuf kubectl 1.32 sends.
-- The `kubernetes.io/kube-apiserver-client` signer: after approval, a certificate with the
-  request's subject, client-auth usage, NotBefore backdated 5 minutes and NotAfter =
-  now + expirationSeconds; usages outside client auth / digital signature / key encipherment
-  make the CSR Failed.
+- The CSR API (`certificates.k8s.io/v1`): create (the request's PEM and signature, usages,
+  signerName and `expirationSeconds >= 600` validated together into one 422 with its causes;
+  `spec.username/groups` set from the requester), get, list and watch with field selectors on
+  `metadata.name` and `spec.signerName`, `resourceVersion` (a watch from one older than the
+  history kept gets an ERROR event `410 Expired`; `forget_history()` does what a restart does
+  to the real watch cache), `timeoutSeconds` and `allowWatchBookmarks`; delete; `/approval`
+  and `/status` updates, in JSON or in the protobuf kubectl 1.32 sends. `Status` answers carry
+  `details`, and every answer an `Audit-Id`.
+- The `kubernetes.io/kube-apiserver-client` signer as kcm's: after approval, a certificate
+  with the request's subject (written back as Go writes a pkix.Name), client-auth usage, key
+  usage only as requested, NotBefore backdated 5 minutes and NotAfter = now +
+  expirationSeconds, never past the CA's own; a usage outside client auth / digital
+  signature / key encipherment, or no client auth, makes the CSR Failed.
 - An optional auto-approver (a policy function), acting like an approving controller.
 
-What it does not do: RBAC (any authenticated user may create, read and watch CSRs and review
-itself; approval needs `system:masters` or a name in `approvers`; `csr_creators` can limit
-creation to test a 403), namespaces and every other resource, protobuf responses (it answers
+What it does not do: namespaces and every other resource, protobuf responses (it answers
 JSON, which kubectl accepts), HTTP/2, aggregated discovery, admission, CSR garbage collection,
-field selectors other than metadata.name, list pagination, and persistence across restarts.
-Unknown client-certificate CAs fail the TLS handshake rather than answering 401 (Python's ssl
-cannot defer that check); revocation by serial stands in for a rotated CA in tests.
+list pagination, and persistence across restarts. Unknown client-certificate CAs fail the TLS
+handshake rather than answering 401 (Python's ssl cannot defer that check); revocation by
+serial stands in for a rotated CA in tests.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import signal
 import ssl
 import tempfile
@@ -64,9 +76,41 @@ def _rfc3339(ts: float | None = None) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    """A `Status` failure. `reason` "" leaves it out, as kube-apiserver does for a 500."""
+
+    def __init__(self, code: int, reason: str, message: str,
+                 details: dict | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+
+GROUP = "certificates.k8s.io"
+RESOURCE = "certificatesigningrequests"
+ANONYMOUS = ("system:anonymous", ["system:unauthenticated"])
+
+
+def _csr_details(name: str) -> dict:
+    return {"name": name, "group": GROUP, "kind": RESOURCE}
+
+
+def not_found(name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{RESOURCE}.{GROUP} "{name}" not found', _csr_details(name))
+
+
+def forbidden(user: str, verb: str, resource: str = RESOURCE, group: str = GROUP,
+              name: str = "") -> ApiError:
+    """RBAC's answer, word for word: the message names the verb, the (sub)resource and group."""
+    base = resource.split("/")[0]
+    what = f'{base}.{group} "{name}"' if name else f"{base}.{group}"
+    details = {"name": name, "group": group, "kind": base} if name else \
+        {"group": group, "kind": base}
+    return ApiError(403, "Forbidden", f'{what} is forbidden: User "{user}" cannot {verb} '
+                    f'resource "{resource}" in API group "{group}" at the cluster scope', details)
+
+
+def bad_resource_version(text: str) -> str:
+    return f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": ' \
+        'invalid syntax'
 
 
 class OIDCAuthenticator:
@@ -106,6 +150,201 @@ class OIDCAuthenticator:
         return user, [g for g in groups if isinstance(g, str)]
 
 
+KNOWN_USAGES = ("any", "cert sign", "client auth", "code signing", "content commitment",
+                "crl sign", "data encipherment", "decipher only", "digital signature",
+                "email protection", "encipher only", "ipsec end system", "ipsec tunnel",
+                "ipsec user", "key agreement", "key encipherment", "microsoft sgc",
+                "netscape sgc", "ocsp signing", "s/mime", "server auth", "signing",
+                "timestamping")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _go_value(value: object) -> str:
+    """A value as Go's field errors print it: strings quoted, nil as null."""
+    return "null" if value is None else json.dumps(value)
+
+
+def _cause(reason: str, field: str, message: str) -> dict:
+    return {"reason": reason, "message": message, "field": field}
+
+
+def _request_problem(request: str | None) -> str | None:
+    """What kube-apiserver says of spec.request, or None when it is a signed PKCS#10 PEM."""
+    try:
+        data = base64.b64decode(request or "")
+        if b"-----BEGIN CERTIFICATE REQUEST-----" not in data:
+            return "PEM block type must be CERTIFICATE REQUEST"
+        csr = x509.load_pem_x509_csr(data)
+    except ValueError:
+        return "PEM block type must be CERTIFICATE REQUEST"
+    if csr.is_signature_valid:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = csr.public_key()
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "x509: Ed25519 verification failure"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "x509: ECDSA verification failure"
+    return "crypto/rsa: verification error"
+
+
+def _signer_name_ok(signer: str) -> bool:
+    domain, _, path = signer.partition("/")
+    return bool(path) and "." in domain and len(domain) <= 253 and all(
+        _DNS_LABEL.fullmatch(label) for label in domain.split("."))
+
+
+def validate_csr(meta: dict, spec: dict) -> list[dict]:
+    """kube-apiserver's validation causes for a new CSR, in its order."""
+    causes = []
+    if not meta.get("name") and not meta.get("generateName"):
+        causes.append(_cause("FieldValueRequired", "metadata.name",
+                             "Required value: name or generateName is required"))
+    request = spec.get("request")
+    problem = _request_problem(request)
+    if problem:
+        causes.append(_cause("FieldValueInvalid", "spec.request",
+                             f"Invalid value: {_go_value(request)}: {problem}"))
+    usages = spec.get("usages") or []
+    if not usages:
+        causes.append(_cause("FieldValueRequired", "spec.usages", "Required value"))
+    seen: set[str] = set()
+    for i, usage in enumerate(usages):
+        if usage not in KNOWN_USAGES:
+            supported = ", ".join(f'"{u}"' for u in KNOWN_USAGES)
+            causes.append(_cause("FieldValueNotSupported", f"spec.usages[{i}]",
+                                 f"Unsupported value: {_go_value(usage)}: supported values: "
+                                 f"{supported}"))
+        elif usage in seen:
+            causes.append(_cause("FieldValueDuplicate", f"spec.usages[{i}]",
+                                 f"Duplicate value: {_go_value(usage)}"))
+        seen.add(usage)
+    signer = spec.get("signerName")
+    if not signer:
+        causes.append(_cause("FieldValueRequired", "spec.signerName", "Required value"))
+    elif not _signer_name_ok(signer):
+        causes.append(_cause("FieldValueInvalid", "spec.signerName",
+                             f"Invalid value: {_go_value(signer)}: must be a fully qualified "
+                             "domain and path of the form 'example.com/signer-name'"))
+    seconds = spec.get("expirationSeconds")
+    if seconds is not None and seconds < 600:
+        causes.append(_cause("FieldValueInvalid", "spec.expirationSeconds",
+                             f"Invalid value: {seconds}: may not specify a duration less than "
+                             "600 seconds (10 minutes)"))
+    return causes
+
+
+def invalid(name: str, causes: list[dict]) -> ApiError:
+    """422 Invalid as kube-apiserver words it: one cause inline, several in brackets."""
+    parts = [f"{c['field']}: {c['message']}" for c in causes]
+    text = parts[0] if len(parts) == 1 else f"[{', '.join(parts)}]"
+    details = {"group": GROUP, "kind": "CertificateSigningRequest", "causes": causes}
+    if name:
+        details = {"name": name, **details}
+    return ApiError(422, "Invalid", f'CertificateSigningRequest.{GROUP} "{name}" is invalid: '
+                    f"{text}", details)
+
+
+FIELD_LABELS = {"metadata.name": lambda o: o["metadata"]["name"],
+                "spec.signerName": lambda o: o["spec"].get("signerName", "")}
+BOOKMARK_BEFORE_END = 2.0  # seconds
+BOOKMARK_EVERY = 60.0
+
+
+def _bookmark(resource_version: int, initial_end: bool = False) -> dict:
+    """A BOOKMARK event as kube-apiserver sends it for CSRs: an empty object of the kind
+    with only the resourceVersion (and, after the initial events, their end annotation)."""
+    meta: dict = {"resourceVersion": str(resource_version)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return {"type": "BOOKMARK", "object": {
+        "kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
+        "metadata": meta, "spec": {"request": None, "signerName": ""}, "status": {}}}
+
+
+def parse_field_selector(text: str) -> list[tuple[str, str, str]]:
+    """`a=b,c!=d` as (label, operator, value) terms; 400 as kube-apiserver words it for a
+    term it cannot read or a field it does not index for CSRs."""
+    terms = []
+    for term in filter(None, text.split(",")):
+        for op in ("!=", "==", "="):
+            label, found, value = term.partition(op)
+            if found:
+                break
+        else:
+            raise ApiError(400, "BadRequest",
+                           f"invalid selector: '{text}'; can't understand '{term}'")
+        if label not in FIELD_LABELS:
+            raise ApiError(400, "BadRequest", f"field label not supported: {label}")
+        terms.append((label, "!=" if op == "!=" else "=", value))
+    return terms
+
+
+def _selects(selector: list[tuple[str, str, str]], obj: dict) -> bool:
+    return all((FIELD_LABELS[label](obj) == value) == (op == "=")
+               for label, op, value in selector)
+
+
+# The attribute types Go's pkix.Name keeps, in the order ToRDNSequence writes them.
+_GO_NAME_ORDER = (NameOID.COUNTRY_NAME, NameOID.STATE_OR_PROVINCE_NAME, NameOID.LOCALITY_NAME,
+                  NameOID.STREET_ADDRESS, NameOID.POSTAL_CODE, NameOID.ORGANIZATION_NAME,
+                  NameOID.ORGANIZATIONAL_UNIT_NAME)
+
+
+def go_subject(name: x509.Name) -> x509.Name:
+    """A request's subject as kcm's signer writes it into the certificate: Go parses it into
+    a pkix.Name and writes that back, so every value of one type (all the O= groups) shares
+    one multi-valued RDN, types come in Go's order, CN and serialNumber keep one value (the
+    last) and other attribute types are dropped."""
+    rdns = []
+    for oid in _GO_NAME_ORDER:
+        values = name.get_attributes_for_oid(oid)
+        if values:
+            rdns.append(x509.RelativeDistinguishedName(
+                [x509.NameAttribute(oid, str(v.value)) for v in values]))
+    for oid in (NameOID.COMMON_NAME, NameOID.SERIAL_NUMBER):
+        values = name.get_attributes_for_oid(oid)
+        if values:
+            rdns.append(x509.RelativeDistinguishedName(
+                [x509.NameAttribute(oid, str(values[-1].value))]))
+    return x509.Name(rdns)
+
+
+def _client_usage_problem(usages: list[str]) -> str | None:
+    """kcm's kube-apiserver-client signer: the first usage it does not allow, or a missing
+    client auth, fails the CSR (pkg/controller/certificates/signer)."""
+    for usage in usages:
+        if usage not in ALLOWED_USAGES:
+            return f"invalid usage for client certificate: {usage}"
+    if "client auth" not in usages:
+        return "missing required usage for client certificate: client auth"
+    return None
+
+
+def _issue(ca: CA, subject: x509.Name, public_key, start: datetime.datetime,
+           end: datetime.datetime, usages: list[str], client: bool = True) -> x509.Certificate:
+    """A certificate as kcm's signer makes it: key usage only for the requested digital
+    signature / key encipherment (none at all otherwise), extended key usage, not a CA, the
+    authority key id, and no subject key id."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.name)
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(end))
+    signs, enciphers = "digital signature" in usages, "key encipherment" in usages
+    if signs or enciphers:
+        builder = builder.add_extension(x509.KeyUsage(
+            signs, False, enciphers, False, False, False, False, False, False), critical=True)
+    eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca.key.public_key()), critical=False))
+    return builder.sign(ca.key, hashes.SHA256())
+
+
 @dataclass
 class Misbehaviour:
     """Ways the signer can get a certificate wrong, all off by default (tests only)."""
@@ -141,6 +380,7 @@ class LocalAPIServer:
         self.csr_creations = 0
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user)
         self._rv = 0
+        self._floor = 0  # the oldest resourceVersion a watch may start from (forget_history)
         self._events: list[tuple[int, str, dict]] = []  # (resourceVersion, type, object)
         self._cond = threading.Condition()
         self._stopping = False
@@ -250,11 +490,11 @@ class LocalAPIServer:
             spec = obj["spec"]
             if spec["signerName"] != SIGNER:
                 return
-            usages = set(spec.get("usages") or [])
-            if "client auth" not in usages or usages - ALLOWED_USAGES:
+            usages = list(spec.get("usages") or [])
+            problem = _client_usage_problem(usages)
+            if problem:
                 obj["status"]["conditions"].append(_condition(
-                    "Failed", "SignerValidationFailure",
-                    f"invalid usage for client certificate: {sorted(usages - ALLOWED_USAGES)}"))
+                    "Failed", "SignerValidationFailure", problem))
                 self._bump(obj, "MODIFIED")
                 return
             request = x509.load_pem_x509_csr(base64.b64decode(spec["request"]))
@@ -263,10 +503,10 @@ class LocalAPIServer:
             bad = self.signer
             if bad.ignore_expiration:
                 seconds = 24 * 3600
-            subject = request.subject
+            subject = go_subject(request.subject)
             if bad.add_groups:
-                subject = x509.Name([*subject, *(x509.NameAttribute(
-                    NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)])
+                subject = go_subject(x509.Name([*request.subject, *(x509.NameAttribute(
+                    NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)]))
             public_key = request.public_key()
             if bad.other_key:
                 from cryptography.hazmat.primitives.asymmetric import ec
@@ -274,9 +514,11 @@ class LocalAPIServer:
                 public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
             start = now - datetime.timedelta(minutes=5) + datetime.timedelta(
                 seconds=bad.not_before_offset)
-            cert = (bad.other_ca or self.ca).issue(
-                subject, public_key, start, now + datetime.timedelta(seconds=seconds),
-                client=not bad.no_client_auth)
+            ca = bad.other_ca or self.ca
+            # kcm never signs past its own CA certificate's end.
+            end = min(now + datetime.timedelta(seconds=seconds), ca.cert.not_valid_after_utc)
+            cert = _issue(ca, subject, public_key, start, end, usages,
+                          client=not bad.no_client_auth)
             obj["status"]["certificate"] = base64.b64encode(pem(cert)).decode()
             self._bump(obj, "MODIFIED")
 
@@ -304,37 +546,31 @@ class LocalAPIServer:
                 found = self.oidc.authenticate(token)
             if found:
                 return found[0], [*found[1], "system:authenticated"]
+        if not header:
+            # No credential at all: kube-apiserver's anonymous user (--anonymous-auth defaults
+            # to true), whom RBAC then refuses with 403, not 401.
+            return ANONYMOUS[0], list(ANONYMOUS[1])
         raise ApiError(401, "Unauthorized", "Unauthorized")
 
     # ---- API ---------------------------------------------------------------------------------
 
     def create_csr(self, body: dict, user: str, groups: list[str]) -> dict:
-        if self.csr_creators is not None and user not in self.csr_creators:
-            raise ApiError(403, "Forbidden",
-                           f'certificatesigningrequests.certificates.k8s.io is forbidden: User '
-                           f'"{user}" cannot create resource "certificatesigningrequests" in '
-                           f'API group "certificates.k8s.io" at the cluster scope')
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
-        name = meta.get("name") or (meta.get("generateName", "") + uuid.uuid4().hex[:5])
-        if not meta.get("name") and not meta.get("generateName"):
-            raise ApiError(422, "Invalid", "metadata.name: Required value")
-        try:
-            request = x509.load_pem_x509_csr(base64.b64decode(spec.get("request", "")))
-            if not request.is_signature_valid:
-                raise ValueError
-        except ValueError:
-            raise ApiError(422, "Invalid", f'CertificateSigningRequest.certificates.k8s.io '
-                           f'"{name}" is invalid: spec.request: Invalid value: []byte{...}: '
-                           'PEM block type must be CERTIFICATE REQUEST') from None
-        if not spec.get("signerName"):
-            raise ApiError(422, "Invalid", "spec.signerName: Required value")
-        seconds = spec.get("expirationSeconds")
-        if seconds is not None and seconds < 600:
-            raise ApiError(422, "Invalid", f'CertificateSigningRequest.certificates.k8s.io '
-                           f'"{name}" is invalid: spec.expirationSeconds: Invalid value: '
-                           f'{seconds}: may not specify a duration less than 600 seconds '
-                           '(10 minutes)')
+        request = spec.get("request")
+        if request is not None:
+            try:
+                base64.b64decode(request, validate=True)
+            except (ValueError, TypeError):
+                # Decoding []byte fails before validation: 400, not 422.
+                raise ApiError(400, "BadRequest", 'CertificateSigningRequest in version "v1" '
+                               'cannot be handled as a CertificateSigningRequest: illegal '
+                               'base64 data at input byte 0') from None
+        name = meta.get("name") or (meta.get("generateName", "") + uuid.uuid4().hex[:5]
+                                    if meta.get("generateName") else "")
+        causes = validate_csr(meta, spec)
+        if causes:
+            raise invalid(meta.get("name") or "", causes)
         obj = {
             "apiVersion": "certificates.k8s.io/v1",
             "kind": "CertificateSigningRequest",
@@ -346,8 +582,8 @@ class LocalAPIServer:
         }
         with self._cond:
             if name in self.csrs:
-                raise ApiError(409, "AlreadyExists", f'certificatesigningrequests.certificates.'
-                               f'k8s.io "{name}" already exists')
+                raise ApiError(409, "AlreadyExists", f'{RESOURCE}.{GROUP} "{name}" already '
+                               'exists', _csr_details(name))
             self.csrs[name] = obj
             self.csr_creations += 1
             self._bump(obj, "ADDED")
@@ -357,32 +593,48 @@ class LocalAPIServer:
                 name, "Approved", "AutoApproved", "approved by the local auto-approver")).start()
         return created
 
+    def authorize(self, user: str, groups: list[str], verb: str, resource: str = RESOURCE,
+                  name: str = "") -> None:
+        """A small stand-in for RBAC with the real fixture's roles: `system:masters` may do
+        anything; an authenticated user may review itself and create, get, list and watch
+        CSRs (the cred-helper-requester role); approving (and reading the approval
+        subresource) takes a name in `approvers`; deleting and /status take `system:masters`.
+        The anonymous user (no credential) may do none of it."""
+        if "system:masters" in groups:
+            return
+        if user == ANONYMOUS[0]:
+            raise forbidden(user, verb, resource, name=name)
+        if resource == RESOURCE and verb in ("get", "list", "watch", "create"):
+            if verb == "create" and self.csr_creators is not None \
+                    and user not in self.csr_creators:
+                raise forbidden(user, verb)
+            if verb == "watch" and not self.watch_allowed:
+                raise forbidden(user, verb)
+            return
+        if resource == f"{RESOURCE}/approval" and user in self.approvers:
+            return
+        raise forbidden(user, verb, resource, name=name)
+
     def get_csr(self, name: str) -> dict:
         with self._cond:
             if name not in self.csrs:
-                raise ApiError(404, "NotFound", f'certificatesigningrequests.certificates.k8s.io '
-                               f'"{name}" not found')
+                raise not_found(name)
             return json.loads(_public(self.csrs[name]))
 
     def update_conditions(self, name: str, body: dict, user: str, groups: list[str],
                           subresource: str) -> dict:
-        if subresource == "approval" and "system:masters" not in groups \
-                and user not in self.approvers:
-            raise ApiError(403, "Forbidden", f'User "{user}" cannot update resource '
-                           '"certificatesigningrequests/approval"')
         new_status = body.get("status") or {}
         approved_now = False
         with self._cond:
             obj = self.csrs.get(name)
             if obj is None:
-                raise ApiError(404, "NotFound", f'certificatesigningrequests.certificates.k8s.io '
-                               f'"{name}" not found')
+                raise not_found(name)
             sent_rv = (body.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != obj["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on '
-                               f'certificatesigningrequests.certificates.k8s.io "{name}": the '
-                               'object has been modified; please apply your changes to the '
-                               'latest version and try again')
+                               f'{RESOURCE}.{GROUP} "{name}": the object has been modified; '
+                               'please apply your changes to the latest version and try again',
+                               _csr_details(name))
             had = {c["type"] for c in obj["status"].get("conditions", [])}
             conditions = []
             for c in new_status.get("conditions") or []:
@@ -390,9 +642,22 @@ class LocalAPIServer:
                 cond["status"] = c.get("status") or "True"
                 conditions.append(cond)
             types = {c["type"] for c in conditions}
+            causes = [_cause("FieldValueDuplicate", f"status.conditions[{i}].type",
+                             f"Duplicate value: {_go_value(c['type'])}")
+                      for i, c in enumerate(conditions)
+                      if c["type"] in {d["type"] for d in conditions[:i]}]
             if {"Approved", "Denied"} <= types:
-                raise ApiError(422, "Invalid", "status.conditions: Approved and Denied "
-                               "conditions are mutually exclusive")
+                causes.append(_cause(
+                    "FieldValueInvalid", "status.conditions",
+                    'Invalid value: "{conditions[{\\"type\\": \\"Approved\\"}], '
+                    'conditions[{\\"type\\": \\"Denied\\"}]}": must specify at most one '
+                    'of: `conditions[{"type": "Approved"}]`, `conditions[{"type": "Denied"}]`'))
+            causes += [_cause("FieldValueForbidden", "status.conditions",
+                              f'Forbidden: updates may not remove a condition of type "{kind}"')
+                       for kind in ("Approved", "Denied", "Failed")
+                       if kind in had and kind not in types]
+            if causes:
+                raise invalid(name, causes)
             obj["status"]["conditions"] = conditions
             if subresource == "status" and new_status.get("certificate"):
                 obj["status"]["certificate"] = new_status["certificate"]
@@ -407,48 +672,85 @@ class LocalAPIServer:
         with self._cond:
             obj = self.csrs.pop(name, None)
             if obj is None:
-                raise ApiError(404, "NotFound", f'certificatesigningrequests.certificates.k8s.io '
-                               f'"{name}" not found')
+                raise not_found(name)
             self._bump(obj, "DELETED")
-        return {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {**_csr_details(name), "uid": obj["metadata"]["uid"]}}
 
-    def list_csrs(self, name: str | None) -> dict:
+    def list_csrs(self, selector: list[tuple[str, str, str]]) -> dict:
         with self._cond:
-            items = [json.loads(_public(o)) for n, o in self.csrs.items()
-                     if name is None or n == name]
+            items = [json.loads(_public(o)) for o in self.csrs.values() if _selects(selector, o)]
             return {"apiVersion": "certificates.k8s.io/v1",
                     "kind": "CertificateSigningRequestList",
                     "metadata": {"resourceVersion": str(self._rv)}, "items": items}
 
-    def watch(self, name: str | None, since: int | None, timeout: float, send) -> None:
-        deadline = time.time() + timeout
+    def forget_history(self) -> None:
+        """Drop the watch history, as a kube-apiserver restart empties its watch cache: a
+        watch from an older resourceVersion is then answered 410 Expired."""
+        with self._cond:
+            self._events.clear()
+            self._floor = self._rv
+
+    def watch(self, selector: list[tuple[str, str, str]], since: int | None, timeout: float,
+              send, bookmarks: bool = False) -> None:
+        """kube-apiserver's watch cache, for one client: from `since` (None: the current
+        state as ADDED events first), events that match `selector`, until `timeout`. A
+        `since` older than the history kept is one ERROR event (410 Expired), then the end.
+
+        With `bookmarks`, as the real cache does: after the initial ADDED events a BOOKMARK
+        annotated `k8s.io/initial-events-end`; then a BOOKMARK with the latest
+        resourceVersion (of any CSR, matching or not) every minute and about 2 s before the
+        timeout, each only when that resourceVersion is newer than the last one sent."""
+        start = time.time()
+        deadline = start + timeout
         with self._cond:
             if since is None:
-                # No resourceVersion: synthetic ADDED events for what exists, then changes.
-                backlog = [(self._rv, "ADDED", json.loads(_public(o)))
-                           for n, o in self.csrs.items() if name is None or n == name]
+                # No resourceVersion (or 0): synthetic ADDED events for what exists, then changes.
+                backlog = [{"type": "ADDED", "object": json.loads(_public(o))}
+                           for o in self.csrs.values() if _selects(selector, o)]
                 since = self._rv
+                if bookmarks:
+                    backlog.append(_bookmark(since, initial_end=True))
+            elif since < self._floor:
+                backlog = [{"type": "ERROR", "object": {
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": f"too old resource version: {since} ({self._floor})",
+                    "reason": "Expired", "code": 410}}]
+                since = None
             else:
                 backlog = []
-        for _, kind, obj in backlog:
-            send({"type": kind, "object": obj})
+        for event in backlog:
+            send(event)
+        if since is None:
+            return
+        sent = since  # the newest resourceVersion this client has been told about
+        next_bookmark = min(start + BOOKMARK_EVERY, deadline - BOOKMARK_BEFORE_END) \
+            if bookmarks else float("inf")
         while True:
+            bookmark = None
             with self._cond:
-                pending = [e for e in self._events if e[0] > since and
-                           (name is None or e[2]["metadata"]["name"] == name)]
-                if not pending:
-                    left = deadline - time.time()
-                    if left <= 0 or self._stopping:
+                pending = [e for e in self._events if e[0] > since and _selects(selector, e[2])]
+                now = time.time()
+                if not pending and now >= next_bookmark:
+                    if self._rv > sent:
+                        bookmark = self._rv
+                    after = min(now + BOOKMARK_EVERY, deadline - BOOKMARK_BEFORE_END)
+                    next_bookmark = after if after > now else float("inf")
+                elif not pending:
+                    if now >= deadline or self._stopping:
                         return
-                    self._cond.wait(min(left, 0.5))
+                    self._cond.wait(min(deadline - now, next_bookmark - now, 0.5))
                     continue
+            if bookmark is not None:
+                send(_bookmark(bookmark))
+                since = sent = bookmark
             for rv, kind, obj in pending:
                 send({"type": kind, "object": obj})
-                since = rv
+                since = sent = rv
 
     def self_review(self, user: str, groups: list[str]) -> dict:
         return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
+                "metadata": {"creationTimestamp": _rfc3339()},
                 "status": {"userInfo": {"username": user, "groups": groups}}}
 
     def discovery(self, path: str) -> dict | None:
@@ -541,22 +843,24 @@ class _Handler(BaseHTTPRequestHandler):
         if self.api.tamper is not None:
             code, body = self.api.tamper(self.command, self.path, code, body)
         self.send_response(code)
+        self.send_header("Audit-Id", str(uuid.uuid4()))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def _body(self) -> dict:
+    def _body(self, kind: str = "CertificateSigningRequest") -> dict:
         length = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(length) if length else b""
         if self.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
             return protobuf.decode_csr(data)
         try:
-            doc = json.loads(data or b"{}")
+            doc = json.loads(data)  # an empty body is an error too, as kube-apiserver has it
         except ValueError:
-            raise ApiError(400, "BadRequest", "the request body is not JSON") from None
+            doc = None
         if not isinstance(doc, dict):
-            raise ApiError(400, "BadRequest", "the request body is not an object")
+            raise ApiError(400, "BadRequest", f"the object provided is unrecognized (must be "
+                           f"of type {kind}): couldn't get version/kind; json parse error")
         return doc
 
     def _dispatch(self, method: str) -> None:
@@ -567,51 +871,68 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.requests.append((method, path, user))
             self._route(method, path, query, user, groups)
         except ApiError as exc:
-            self._send(exc.code, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                  "status": "Failure", "message": exc.message,
-                                  "reason": exc.reason, "code": exc.code})
+            doc = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": exc.message, "reason": exc.reason, "details": exc.details,
+                   "code": exc.code}
+            self._send(exc.code, {k: v for k, v in doc.items() if v or k == "metadata"})
 
     def _route(self, method: str, path: str, query: dict, user: str, groups: list[str]) -> None:
         api = self.api
+        allow = api.authorize
         if method == "GET" and (doc := api.discovery(path)) is not None:
+            if user == ANONYMOUS[0] and path != "/version":
+                # /version is public (system:public-info-viewer); discovery is not.
+                raise ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot get path '
+                               f'"{path}"', {})
             return self._send(200, doc)
         if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" and method == "POST":
-            self._body_bytes_drain()
+            if user == ANONYMOUS[0]:
+                raise forbidden(user, "create", "selfsubjectreviews", "authentication.k8s.io")
+            self._body("SelfSubjectReview")
             return self._send(201, api.self_review(user, groups))
+        rv = query.get("resourceVersion", [""])[0]
+        if rv and not rv.isdigit():
+            if path == CSR_BASE and method == "GET" and query.get("watch", [""])[0] \
+                    not in ("true", "1"):
+                raise ApiError(400, "BadRequest",
+                               f"invalid resource version: {bad_resource_version(rv)}")
+            raise ApiError(500, "", bad_resource_version(rv))
         if path == CSR_BASE:
             if method == "POST":
+                allow(user, groups, "create")
                 return self._send(201, api.create_csr(self._body(), user, groups))
             if method == "GET":
-                selector = query.get("fieldSelector", [""])[0]
-                name = selector.split("=", 1)[1] if selector.startswith("metadata.name=") else None
-                if query.get("watch", [""])[0] in ("true", "1"):
-                    if not api.watch_allowed:
-                        raise ApiError(403, "Forbidden", f'User "{user}" cannot watch resource '
-                                       '"certificatesigningrequests"')
-                    rv = query.get("resourceVersion", [""])[0]
+                watching = query.get("watch", [""])[0] in ("true", "1")
+                allow(user, groups, "watch" if watching else "list")
+                selector = parse_field_selector(query.get("fieldSelector", [""])[0])
+                if watching:
                     timeout = float(query.get("timeoutSeconds", ["1800"])[0])
-                    return self._watch(name, int(rv) if rv.isdigit() and rv != "0" else None,
-                                       timeout)
-                return self._send(200, api.list_csrs(name))
+                    bookmarks = query.get("allowWatchBookmarks", [""])[0] in ("true", "1")
+                    return self._watch(selector, int(rv) if rv and rv != "0" else None,
+                                       timeout, bookmarks)
+                return self._send(200, api.list_csrs(selector))
         if path.startswith(CSR_BASE + "/"):
             parts = path[len(CSR_BASE) + 1:].split("/")
             name, sub = parts[0], parts[1] if len(parts) > 1 else ""
+            resource = f"{RESOURCE}/{sub}" if sub else RESOURCE
             if method == "GET" and sub in ("", "approval", "status"):
+                allow(user, groups, "get", resource, name)
                 return self._send(200, api.get_csr(name))
             if method == "PUT" and sub in ("approval", "status"):
+                allow(user, groups, "update", resource, name)
                 return self._send(200, api.update_conditions(name, self._body(), user, groups,
                                                              sub))
             if method == "DELETE" and not sub:
+                allow(user, groups, "delete", resource, name)
                 return self._send(200, api.delete_csr(name))
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    def _body_bytes_drain(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-
-    def _watch(self, name: str | None, since: int | None, timeout: float) -> None:
+    def _watch(self, selector: list[tuple[str, str, str]], since: int | None, timeout: float,
+               bookmarks: bool) -> None:
+        # kube-apiserver answers a JSON watch as `application/json` (not `;stream=watch`),
+        # chunked, one event per line; errors after the headers are ERROR events.
         self.send_response(200)
+        self.send_header("Audit-Id", str(uuid.uuid4()))
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -625,7 +946,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         try:
-            self.api.watch(name, since, timeout, send)
+            self.api.watch(selector, since, timeout, send, bookmarks)
             self.wfile.write(b"0\r\n\r\n")
         except (ConnectionError, ssl.SSLError):
             self.close_connection = True

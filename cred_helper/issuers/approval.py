@@ -33,8 +33,7 @@ def backoff(tries: int) -> float:
 
 def csr_state(obj: dict[str, Any]) -> tuple[str, str]:
     """("issued", cert PEM), ("denied"/"failed", why), ("approved", "") when approved but not
-    signed yet, or ("pending", ""). `obj` has passed
-    csr.csr_shape_problem."""
+    signed yet, or ("pending", ""). `obj` has passed csr.csr_shape_problem."""
     status = obj.get("status") or {}
     approved = False
     for cond in status.get("conditions") or []:
@@ -52,7 +51,6 @@ def csr_state(obj: dict[str, Any]) -> tuple[str, str]:
         except (ValueError, UnicodeDecodeError):
             return "failed", "the signer's certificate is not base64 PEM"
     return ("approved", "") if approved else ("pending", "")
-
 
 
 def decided(obj: dict[str, Any]) -> bool:
@@ -76,6 +74,8 @@ class Follow:
         self.shape = shape
         self.clock = clock
         self.sleep = sleep
+        # The failure that stood when the wait ended, if the server was away at the end.
+        self.unreachable: ServerError | None = None
 
     def until(self, obj: dict[str, Any], deadline: float) -> dict[str, Any]:
         """The CSR once decided, or as last seen when `deadline` passes. Raises CSRDenied when
@@ -95,6 +95,7 @@ class Follow:
             if left <= 0:
                 return obj
             try:
+                self.unreachable = None
                 if stale:
                     obj = self._get()
                     version, stale = _version(obj), False
@@ -115,6 +116,7 @@ class Follow:
                 elif error.status in NO_WATCH and watching and not stale:
                     watching = False  # no watch permission or support: poll instead
                 elif error.transient:
+                    self.unreachable = error
                     pause()
                 else:
                     raise

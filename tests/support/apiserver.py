@@ -47,6 +47,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import tempfile
 import threading
@@ -384,6 +385,7 @@ class LocalAPIServer:
         self._events: list[tuple[int, str, dict]] = []  # (resourceVersion, type, object)
         self._cond = threading.Condition()
         self._stopping = False
+        self._connections: set[socket.socket] = set()  # open client connections, for stop()
         self._tmp = tempfile.mkdtemp(prefix="local-apiserver-")
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -419,6 +421,27 @@ class LocalAPIServer:
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
+        # A stopped kube-apiserver leaves no connection open: a kept-alive one would go on
+        # answering from its own thread.
+        with self._cond:
+            connections, self._connections = list(self._connections), set()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restart(self, down: float = 0.0) -> None:
+        """Go away for `down` seconds and come back on the same port, as kube-apiserver does
+        in an upgrade: open watches end, connections are refused meanwhile, and the watch
+        history starts afresh (an older resourceVersion is then 410 Expired)."""
+        port = self._httpd.server_address[1] if self._httpd else 0
+        self.stop()
+        time.sleep(down)
+        self.forget_history()
+        with self._cond:
+            self._stopping = False
+        self.start(port)
 
     def __enter__(self) -> LocalAPIServer:
         return self.start()
@@ -828,6 +851,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.request.settimeout(30)
         self.request = self.api._ssl.wrap_socket(self.request, server_side=True)
         super().setup()
+        with self.api._cond:
+            self.api._connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.api._cond:
+                self.api._connections.discard(self.connection)
 
     def handle(self) -> None:
         try:

@@ -88,8 +88,10 @@ def test_a_watch_that_ends_resumes_from_the_last_version_after_a_pause():
                     refused(503, transient=True),
                     [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}],
                     [{"type": "MODIFIED", "object": csr("10", "Approved", cert=True)}])
-    got = follow(script).until(csr("1"), deadline=300)
+    waiting = follow(script)
+    got = waiting.until(csr("1"), deadline=300)
     assert decided(got)
+    assert waiting.unreachable is None  # it came back
     versions = [p["resourceVersion"] for kind, p in script.calls]
     assert versions == ["1", "2", "2", "2", "2", "9"]
     # A stream that brought news is re-opened at once; backoff doubles while the server
@@ -117,8 +119,10 @@ def test_a_get_answering_410_is_an_error_not_a_loop():
 
 def test_only_the_deadline_ends_a_wait_on_a_server_that_is_gone():
     script = Script(*[refused(transient=True)] * 100)
-    got = follow(script).until(csr("1"), deadline=30)
+    waiting = follow(script)
+    got = waiting.until(csr("1"), deadline=30)
     assert got == csr("1")
+    assert waiting.unreachable is not None  # the wait ended on a server that was away
     assert script.now == pytest.approx(30)
     assert max(script.slept) == MAX_BACKOFF
 

@@ -112,10 +112,10 @@ def test_approved_but_not_signed_says_so(box, own_plane):
     signer = plane_box(box, own_plane)
     own_plane.halt("kube-controller-manager")
     kubeconfig = box.kubeconfig(box.base_args(f"--signer-ca={signer}",
-                                              "--approval-timeout=20s"))
+                                              "--approval-timeout=8s"))
     done, csr = run_approving(box, own_plane, kubeconfig, "get", "--raw", "/version")
     assert done.returncode != 0
-    assert f"{csr['metadata']['name']} was approved, but not signed within 20s" in done.stderr
+    assert f"{csr['metadata']['name']} was approved, but not signed within 8s" in done.stderr
     assert "ask a cluster administrator" in done.stderr
 
     own_plane.resume("kube-controller-manager")  # the signer is back: the next run collects it

@@ -161,7 +161,11 @@ class ControlPlane:
         return self
 
     def stop(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        # Clients before servers, whatever order restarts left: a kube-apiserver stopped
+        # while kcm still watches it waits out its grace period.
+        order = ["kube-controller-manager", "kube-apiserver", "etcd"]
+        for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
+            proc = self.procs.pop(name)
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -169,7 +173,6 @@ class ControlPlane:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            self.procs.pop(name)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> ControlPlane:
@@ -179,11 +182,13 @@ class ControlPlane:
         self.stop()
 
     def halt(self, name: str) -> None:
-        """Stop one component (a crash, an upgrade's first half)."""
+        """Stop one component (a crash, an upgrade's first half). kube-apiserver closes its
+        listener at once on SIGTERM, then lingers with watches open for half a minute before
+        it exits: after a few seconds it is killed, which clients cannot tell apart."""
         proc = self.procs.pop(name)
         proc.terminate()
         try:
-            proc.wait(30)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

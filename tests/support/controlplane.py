@@ -165,14 +165,7 @@ class ControlPlane:
         # while kcm still watches it waits out its grace period.
         order = ["kube-controller-manager", "kube-apiserver", "etcd"]
         for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
-            proc = self.procs.pop(name)
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            self.halt(name)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> ControlPlane:
@@ -186,6 +179,8 @@ class ControlPlane:
         listener at once on SIGTERM, then lingers with watches open for half a minute before
         it exits: after a few seconds it is killed, which clients cannot tell apart."""
         proc = self.procs.pop(name)
+        if proc.poll() is not None:
+            return
         proc.terminate()
         try:
             proc.wait(3)

@@ -382,6 +382,44 @@ def keys_public(uri: str, fmt: str, login: bool, pkcs11_module: str | None,
     click.echo(render(public, fmt, f"{info.label}/{parsed.object or ''}".rstrip("/")), nl=False)
 
 
+@cli.group()
+def approver() -> None:
+    """The access broker: approve client-certificate requests by a reviewed policy."""
+
+
+@approver.command("run")
+@click.option("--policy", "policy", required=True, metavar="FILE",
+              help="The policy file (re-read when it changes; a bad reload keeps the last "
+                   "good one).")
+@click.option("--kubeconfig", metavar="FILE",
+              help="Run outside the cluster with this kubeconfig.  [default: in cluster when "
+                   "KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config]")
+@click.option("--context", "context_name", metavar="NAME",
+              help="The kubeconfig context.  [default: its current-context]")
+@click.option("--lease-name", metavar="NAME",
+              help="Elect a leader on this coordination.k8s.io Lease, so that one of several "
+                   "replicas acts.  [default: no election]")
+@click.option("--lease-namespace", metavar="NS",
+              help="The Lease's namespace.  [default: the pod's, else default]")
+@click.option("--identity", metavar="ID",
+              help="This replica's name in the Lease.  [default: $POD_NAME or the host name]")
+@click.option("--lease-duration", type=click.FloatRange(min=2), default=15.0,
+              show_default=True, metavar="SECONDS",
+              help="How long a leader that stopped renewing keeps the Lease.")
+@click.option("--once", is_flag=True,
+              help="Decide the CSRs pending now, then exit (no watch).")
+def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
+                 lease_name: str | None, lease_namespace: str | None, identity: str | None,
+                 lease_duration: float, once: bool) -> int:
+    """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
+    each pending one for a person, by the policy. One JSON line per decision on stdout."""
+    from .broker.main import Options, run_approver
+
+    return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
+                                lease_namespace=lease_namespace, lease_name=lease_name,
+                                identity=identity, lease_duration=lease_duration, once=once))
+
+
 def run(args: list[str]) -> int:
     """Run the CLI; every failure becomes one line plus a hint on stderr, never a traceback."""
     try:

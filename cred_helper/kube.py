@@ -8,7 +8,8 @@ way to switch verification off.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -48,7 +49,37 @@ class ClientCertAuth:
     spill_dir: str = field(default="")
 
 
-Auth = BearerAuth | ClientCertAuth | None
+class TokenFileAuth:
+    """A bearer token read from a file that is replaced while we run (a pod's projected service
+    account token rotates hourly): read again once a minute, as client-go does, and at once
+    after a 401."""
+
+    def __init__(self, path: str, source: str = "", refused_hint: str = "",
+                 clock: Callable[[], float] = time.monotonic, period: float = 60.0) -> None:
+        self.path = path
+        self.source = source or f"the token in {path}"
+        self.refused_hint = refused_hint
+        self._clock = clock
+        self._period = period
+        self._token = ""
+        self._read_at: float | None = None
+
+    def token(self, fresh: bool = False) -> str:
+        now = self._clock()
+        if fresh or self._read_at is None or now - self._read_at >= self._period:
+            from .kubeconfig import read_file
+
+            data = read_file(self.path, "service account token", "the token file")
+            try:
+                token = data.decode("ascii").strip()
+            except UnicodeDecodeError:
+                token = ""
+            self._token = net.check_header(token, self.source, API_SERVER)
+            self._read_at = now
+        return self._token
+
+
+Auth = BearerAuth | ClientCertAuth | TokenFileAuth | None
 
 Response = net.Response
 
@@ -91,6 +122,8 @@ class KubeClient:
                 params: dict | None = None, stream: bool = False,
                 timeout: float | tuple[float, float] | None = None) -> net.Response:
         headers = dict(self._headers)
+        if isinstance(self.auth, TokenFileAuth):
+            headers["Authorization"] = f"Bearer {self.auth.token()}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -98,6 +131,12 @@ class KubeClient:
         read = timeout[1] if isinstance(timeout, tuple) else timeout
         resp = self._http.request(method, self.url(path, params), headers=headers, body=data,
                                   read_timeout=read, stream=stream)
+        if resp.status_code == 401 and isinstance(self.auth, TokenFileAuth):
+            # The file may have been rotated since we read it: once more with what it holds.
+            resp.close()
+            headers["Authorization"] = f"Bearer {self.auth.token(fresh=True)}"
+            resp = self._http.request(method, self.url(path, params), headers=headers,
+                                      body=data, read_timeout=read, stream=stream)
         if resp.status_code >= 400:
             if stream:
                 resp.content = _read_small(resp)
@@ -109,6 +148,9 @@ class KubeClient:
 
     def post(self, path: str, body: dict) -> dict:
         return _json_body(self.request("POST", path, body=body))
+
+    def put(self, path: str, body: dict) -> dict:
+        return _json_body(self.request("PUT", path, body=body))
 
     def watch(self, path: str, params: dict, timeout: float) -> Iterator[dict]:
         """Watch events until the server ends the stream (it is told to after `timeout`).

@@ -1,0 +1,152 @@
+"""`cred-helper approver run`: the wiring of the approver's parts. The judge is the policy slice's
+facts + attestation + policy; the loop (run.py) and the Lease (leader.py) only see a `judge`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CredHelperError, UsageError, os_reason
+from ..kube import KubeClient
+from .run import Approver, Judge
+from .verdict import DENY, Decision
+
+
+@dataclass(frozen=True)
+class Options:
+    policy: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    lease_namespace: str | None = None
+    lease_name: str | None = None
+    identity: str | None = None
+    lease_duration: float = 15.0
+    once: bool = False
+
+
+def policy_judge(policy: Any, wall: Callable[[], float]) -> Judge:
+    """judge(obj) for a loaded Policy: read the CSR's facts (an unreadable CSR is denied, it
+    could never be approved), verify its attestation only where the matching rule looks at it,
+    and let the policy decide."""
+    from .attestation import verify
+    from .facts import FactsError, csr_facts
+    from .verdict import NO_PROOF
+
+    def judge(obj: dict) -> tuple[Decision, Any, Any]:
+        try:
+            facts = csr_facts(obj)
+        except FactsError as exc:
+            return Decision(DENY, "", f"the request cannot be read: {exc}"), NO_PROOF, None
+        attestation = NO_PROOF
+        if policy.needs_attestation(facts):
+            attestation = verify(facts, policy.attestation, wall())
+        return policy.decide(facts, attestation), attestation, facts
+
+    return judge
+
+
+def policy_file_loader(path: str, wall: Callable[[], float]) -> Callable[[], Judge]:
+    """load() for Reloading: the judge of the policy file, parsed again only when the file
+    changed (a ConfigMap update swaps a symlink: a new inode)."""
+    from .policy import load_policy_file
+
+    last: dict[str, Any] = {}
+
+    def load() -> Judge:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise UsageError(f"--policy: cannot read {path}: {os_reason(exc)}") from None
+        signature = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if last.get("signature") != signature:
+            last["judge"] = policy_judge(load_policy_file(path), wall)
+            last["signature"] = signature
+        return last["judge"]
+
+    return load
+
+
+def connect(options: Options, env: dict[str, str]) -> Callable[[], KubeClient]:
+    from . import connect as where
+
+    if options.kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
+        endpoint, auth = where.from_kubeconfig(
+            options.kubeconfig or where.default_kubeconfig(env), options.context)
+    else:
+        endpoint, auth = where.in_cluster(env)
+    return lambda: KubeClient(endpoint, auth, timeout=30)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stop()
+
+
+def run_approver(options: Options, load: Callable[[], Judge] | None = None,
+                 env: dict[str, str] | None = None) -> int:
+    env = dict(os.environ) if env is None else env
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def warn(line: str) -> None:
+        sys.stderr.write(f"cred-helper approver: {line}\n")
+        sys.stderr.flush()
+
+    load = load or policy_file_loader(options.policy, time.time)
+    make_client = connect(options, env)
+    identity = options.identity or env.get("POD_NAME") or socket.gethostname()
+    elector = None
+    if options.lease_name:
+        from .leader import Elector, LeaseLock, Timing
+
+        namespace = options.lease_namespace or _own_namespace() or "default"
+        if options.lease_duration < 2:
+            raise UsageError("--lease-duration must be at least 2 seconds")
+        lock = LeaseLock(make_client(), namespace, options.lease_name, identity,
+                         Timing.for_duration(options.lease_duration), time.monotonic,
+                         time.time)
+        elector = Elector(lock, warn)
+    approver = Approver(make_client(), load, out=out, warn=warn, clock=time.monotonic,
+                        sleep=time.sleep, identity=identity,
+                        leading=elector.leading if elector else (lambda: True))
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        if elector:
+            elector.start()
+        if options.once:
+            if elector:
+                deadline = time.monotonic() + options.lease_duration * 2
+                while not elector.leading() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not elector.leading():
+                    raise CredHelperError(f"lease {options.lease_name} is held by another "
+                                          "approver", "it acts; nothing to do here")
+            approver.run_once()
+        else:
+            approver.run()
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if elector:
+            elector.stop()
+    return 0
+
+
+def _own_namespace() -> str:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
+            return fh.read(256).strip()
+    except OSError:
+        return ""

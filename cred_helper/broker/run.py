@@ -1,0 +1,356 @@
+"""The approver's loop: list, then watch, the CSRs for the kube-apiserver-client signer, and
+decide each pending one once.
+
+For each pending CSR it reads the CSR afresh (GET), asks the judge, and approves or denies it
+through the `approval` subresource with the `resourceVersion` it judged. A 409 Conflict means the
+CSR changed under us (another approver, a person): read it again and judge again; one that
+someone else decided meanwhile is left alone. So two approvers racing decide each CSR once, and a
+restarted one finds decided CSRs decided.
+
+A `manual` CSR is left for a person, and announced once by an Event whose name is derived from
+the CSR's uid: creating it a second time (after a restart, or by the other replica) is refused
+with 409 AlreadyExists, which is how we know it was said. Every decision is one JSON line on
+stdout and an Event in `default` (a CSR is cluster-scoped) whose involved object carries the
+CSR's uid, so `kubectl describe csr` lists it.
+
+The policy comes from `load()`, called before each judgment: a reload that fails keeps the last
+good judge and says so once on stderr. Leadership (leader.py) is asked before every write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import CredHelperError, ServerError
+from ..issuers.approval import backoff
+from ..issuers.csr import csr_shape_problem
+from ..kube import KubeClient
+from .verdict import APPROVE, DENY, MANUAL, Attestation, Decision
+
+SIGNER = "kubernetes.io/kube-apiserver-client"
+CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+EVENTS_PATH = "/api/v1/namespaces/default/events"
+COMPONENT = "cred-helper-approver"
+WATCH_SECONDS = 300.0  # one watch stream at most; then a new one from the last version
+RESYNC_SECONDS = 600.0  # a full list this often, so a reloaded policy sees old pending CSRs
+MAX_TEXT = 1000  # condition and Event messages carry attacker-chosen text: bounded
+MAX_CONFLICTS = 5  # re-reads after a 409 before leaving the CSR to the next pass
+
+# judge(csr object) -> (decision, attestation, facts or None when the CSR could not be read)
+Judge = Callable[[dict], tuple[Decision, Attestation, Any]]
+
+
+def utc_now(now: float) -> str:
+    return datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def shape_problem(obj: Any) -> str | None:
+    """What is wrong with a CSR object for the approver, or None."""
+    problem = csr_shape_problem(obj)
+    if problem:
+        return problem
+    if not isinstance(obj["metadata"].get("uid"), str) or not obj["metadata"]["uid"]:
+        return "metadata.uid is not a string"
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return "spec is not an object"
+    if not isinstance(spec.get("signerName"), str):
+        return "spec.signerName is not a string"
+    return None
+
+
+def pending(obj: dict) -> bool:
+    """Ours (the client signer) and not yet approved, denied, failed or issued."""
+    if obj["spec"]["signerName"] != SIGNER:
+        return False
+    status = obj.get("status") or {}
+    if status.get("certificate"):
+        return False
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in ("Approved", "Denied", "Failed") \
+                and cond.get("status", "True") == "True":
+            return False
+    return True
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 3] + "..."
+
+
+def condition_reason(decision: Decision) -> str:
+    """The condition's machine-readable reason, naming the rule (CamelCase-ish, bounded)."""
+    rule = "".join(c if c.isalnum() or c in "-_." else "_" for c in decision.rule)[:100]
+    return f"CredHelperRule.{rule}" if rule else "CredHelperNoRule"
+
+
+class Reloading:
+    """The last good result of `load()`. The first load must work (a bad policy is refused at
+    start); a later failure keeps the last good one and says so once until the next success."""
+
+    def __init__(self, load: Callable[[], Judge], warn: Callable[[str], None]) -> None:
+        self._load = load
+        self._warn = warn
+        self._value = load()
+        self._failed = ""
+
+    def get(self) -> Judge:
+        try:
+            value = self._load()
+        except CredHelperError as exc:
+            self._failing(exc.message)
+        except Exception as exc:  # a hostile file must not stop the approver
+            self._failing(f"unexpected {type(exc).__name__}")
+        else:
+            if self._failed:
+                self._warn("policy reloaded")
+            self._value, self._failed = value, ""
+        return self._value
+
+    def _failing(self, why: str) -> None:
+        if why != self._failed:
+            self._warn(f"policy reload failed, keeping the last good policy: {why}")
+        self._failed = why
+
+
+class Approver:
+    """Decides the pending client-certificate CSRs of one cluster. `out` gets the JSON decision
+    lines, `warn` one-line notes for the operator; `leading()` says whether we may act now."""
+
+    def __init__(self, client: KubeClient, load: Callable[[], Judge], *,
+                 out: Callable[[str], None], warn: Callable[[str], None],
+                 clock: Callable[[], float], sleep: Callable[[float], None],
+                 identity: str = COMPONENT, leading: Callable[[], bool] = lambda: True,
+                 wall: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.client = client
+        self.judges = Reloading(load, warn)
+        self.out = out
+        self.warn = warn
+        self.clock = clock
+        self.sleep = sleep
+        self.wall = wall or time.time
+        self.identity = identity
+        self.leading = leading
+        self.decided = 0  # decisions this process made (approve, deny, manual announced)
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        """One pass over the CSRs pending now."""
+        items, _ = self._list()
+        for obj in items:
+            if not self.leading():
+                return
+            self.handle(obj)
+
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        """List and watch until `until()`; breaks are retried with backoff, never the end."""
+        tries = 0
+        while not until():
+            if not self.leading():
+                self.sleep(0.2)
+                continue
+            try:
+                items, version = self._list()
+                for obj in items:
+                    if not self.leading():
+                        break
+                    self.handle(obj)
+                listed = self.clock()
+                while not until() and self.leading() \
+                        and self.clock() - listed < RESYNC_SECONDS:
+                    version, gone, news = self._watch(version, until)
+                    if news:
+                        tries = 0
+                    if gone:
+                        break  # 410 or an ERROR event: list afresh
+                    if not news:
+                        tries += 1
+                        self.sleep(backoff(tries))
+            except ServerError as error:
+                if not (error.transient or error.status in (409, 410)):
+                    raise
+                tries += 1
+                self.warn(f"{error.message}; trying again")
+                self.sleep(backoff(tries))
+
+    def _list(self) -> tuple[list[dict], str]:
+        items: list[dict] = []
+        params = {"fieldSelector": f"spec.signerName={SIGNER}", "limit": "500"}
+        while True:
+            doc = self.client.get(CSR_PATH, params)
+            meta = doc.get("metadata")
+            got = doc.get("items")
+            if not isinstance(meta, dict) or not isinstance(got, list):
+                raise ServerError("the API server sent a CSR list without items or metadata")
+            items += [obj for obj in got if shape_problem(obj) is None]
+            more = meta.get("continue")
+            if not (isinstance(more, str) and more):
+                version = meta.get("resourceVersion")
+                return items, version if isinstance(version, str) else ""
+            params = {**params, "continue": more}
+
+    def _watch(self, version: str, until: Callable[[], bool]) -> tuple[str, bool, bool]:
+        """Follow one stream: (last version, whether to list afresh, whether it brought news)."""
+        params = {"fieldSelector": f"spec.signerName={SIGNER}", "allowWatchBookmarks": "true"}
+        if version:
+            params["resourceVersion"] = version
+        news = False
+        for event in self.client.watch(CSR_PATH, params, WATCH_SECONDS):
+            kind, obj = event["type"], event["object"]
+            if kind == "ERROR":
+                return version, True, news  # a Status: 410 Gone or worse; list afresh
+            meta = obj.get("metadata")
+            seen = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            version, news = (seen if isinstance(seen, str) and seen else version), True
+            if kind in ("ADDED", "MODIFIED") and shape_problem(obj) is None and pending(obj):
+                if not self.leading():
+                    return version, True, news  # lost the lease: list again once we lead
+                self.handle(obj)
+            if until():
+                break
+        return version, False, news
+
+    # ---- one CSR ----------------------------------------------------------------------------
+
+    def handle(self, seen: dict) -> None:
+        """Decide one CSR seen pending: read, judge, act; again after a conflict."""
+        name = seen["metadata"]["name"]
+        for _ in range(MAX_CONFLICTS):
+            obj = self._read(name)
+            if obj is None or not pending(obj):
+                return  # gone, or decided by someone else
+            try:
+                decision, attestation, facts = self.judges.get()(obj)
+            except Exception as exc:  # never approve what we could not judge
+                self.warn(f"csr {name}: cannot judge it ({type(exc).__name__}); left pending")
+                return
+            if decision.action not in (APPROVE, DENY, MANUAL):
+                self.warn(f"csr {name}: the policy answered {decision.action!r}; left pending")
+                return
+            if not self.leading():
+                return
+            if decision.action == MANUAL:
+                self._announce_manual(obj, decision, attestation, facts)
+                return
+            try:
+                self._approval(obj, decision)
+            except ServerError as error:
+                if error.status == 409:
+                    continue  # changed under us: read again, judge again
+                if error.status == 404:
+                    return
+                if error.transient:
+                    raise
+                self.warn(f"csr {name}: {decision.action} refused: {error.message}")
+                return
+            self._report(obj, decision, attestation, facts)
+            return
+        self.warn(f"csr {name}: changed {MAX_CONFLICTS} times while being decided; "
+                  "left for the next pass")
+
+    def _read(self, name: str) -> dict | None:
+        try:
+            obj = self.client.get(f"{CSR_PATH}/{quote(name, safe='')}")
+        except ServerError as error:
+            if error.status == 404:
+                return None
+            raise
+        problem = shape_problem(obj)
+        if problem:
+            self.warn(f"csr {name}: the API server sent a malformed CSR ({problem}); skipped")
+            return None
+        return obj
+
+    def _approval(self, obj: dict, decision: Decision) -> None:
+        """Approve or deny through the approval subresource, at the version judged."""
+        body = json.loads(json.dumps(obj))  # a copy: the judged object, plus one condition
+        body.setdefault("apiVersion", "certificates.k8s.io/v1")
+        body.setdefault("kind", "CertificateSigningRequest")
+        status = body.get("status") or {}
+        conditions = list(status.get("conditions") or [])
+        now = utc_now(self.wall())
+        conditions.append({
+            "type": "Approved" if decision.action == APPROVE else "Denied",
+            "status": "True", "reason": condition_reason(decision),
+            "message": _clip(decision.reason), "lastUpdateTime": now,
+            "lastTransitionTime": now})
+        body["status"] = {**status, "conditions": conditions}
+        name = obj["metadata"]["name"]
+        self.client.put(f"{CSR_PATH}/{quote(name, safe='')}/approval", body)
+
+    def _announce_manual(self, obj: dict, decision: Decision, attestation: Attestation,
+                         facts: Any) -> None:
+        if self._event(obj, decision, "manual"):
+            self._report(obj, decision, attestation, facts)
+
+    def _report(self, obj: dict, decision: Decision, attestation: Attestation,
+                facts: Any) -> None:
+        if decision.action != MANUAL:
+            self._event(obj, decision, decision.action)
+        self.decided += 1
+        self.out(json.dumps(decision_line(obj, decision, attestation, facts, self.wall()),
+                            sort_keys=True))
+
+    def _event(self, obj: dict, decision: Decision, what: str) -> bool:
+        """Create the Event for this decision; False when it exists already (said before)."""
+        meta = obj["metadata"]
+        now = utc_now(self.wall())
+        reason = {APPROVE: "Approved", DENY: "Denied"}.get(what, "ManualApprovalRequired")
+        message = _clip(f"{what} by rule {decision.rule or '(none)'}: {decision.reason}")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            # One name per CSR and outcome: a second create is refused, so it is said once.
+            "metadata": {"name": f"csr-{meta['uid']}.{what}", "namespace": "default",
+                         "labels": {"app.kubernetes.io/name": COMPONENT}},
+            "involvedObject": {"apiVersion": "certificates.k8s.io/v1",
+                               "kind": "CertificateSigningRequest", "name": meta["name"],
+                               "uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+            "reason": reason, "message": message,
+            "type": "Normal" if what == APPROVE else "Warning",
+            "source": {"component": COMPONENT},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            self.client.post(EVENTS_PATH, event)
+        except ServerError as error:
+            if error.status == 409:
+                return False
+            if error.transient:
+                raise
+            # The decision stands without its Event; say why once here.
+            self.warn(f"csr {meta['name']}: could not record the Event: {error.message}")
+        return True
+
+
+def decision_line(obj: dict, decision: Decision, attestation: Attestation, facts: Any,
+                  now: float) -> dict:
+    """The JSON line for one decision: from the facts when the CSR could be read, else from
+    the object's spec (shape-checked here: it is the requester's own text)."""
+    spec = obj.get("spec") or {}
+    if facts is not None:
+        requester = {"username": facts.username, "groups": list(facts.groups)}
+        subject = {"commonName": facts.common_name,
+                   "organizations": list(facts.organizations)}
+    else:
+        user = spec.get("username")
+        groups = spec.get("groups")
+        requester = {"username": user if isinstance(user, str) else "",
+                     "groups": [g for g in groups if isinstance(g, str)]
+                     if isinstance(groups, list) else []}
+        subject = None
+    return {
+        "time": utc_now(now), "csr": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
+        "requester": requester, "subject": subject, "rule": decision.rule,
+        "decision": decision.action, "reason": decision.reason,
+        "attestation": {"mode": attestation.mode, "ok": attestation.ok,
+                        "reason": attestation.reason, "user": attestation.user,
+                        "serial": attestation.serial},
+    }

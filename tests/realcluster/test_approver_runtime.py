@@ -74,11 +74,12 @@ def events_for(plane, uid: str) -> list[dict]:
 class Proc:
     """One approver process (python -m tests.support.approver_proc) with its output in files."""
 
-    def __init__(self, tmp: Path, plane, prefix: str, *extra: str, tag: str = "a") -> None:
+    def __init__(self, tmp: Path, plane, prefix: str, *extra: str, tag: str = "a",
+                 token: str = "") -> None:
         self.out = tmp / f"{tag}-{uuid.uuid4().hex[:6]}.out"
         self.err = self.out.with_suffix(".err")
-        kubeconfig = plane.write_kubeconfig(tmp / "approver.kubeconfig",
-                                            {"token": plane.admin_token})
+        kubeconfig = plane.write_kubeconfig(tmp / f"{tag}.kubeconfig",
+                                            {"token": token or plane.admin_token})
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(

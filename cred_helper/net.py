@@ -321,8 +321,14 @@ class Response:
             self.close()
 
     def close(self) -> None:
+        if self._raw.closed:
+            self._raw.release_conn()
+            self._raw.close()
+            return
+        # A stream left before its end (a watch we stopped following): the connection still
+        # carries the rest of it, so it must not go back to the pool for the next request.
+        self._raw.close()  # closes the connection too; the pool opens a new one
         self._raw.release_conn()
-        self._raw.close()
 
 
 # ---- the client -----------------------------------------------------------------------------

@@ -56,3 +56,12 @@ def test_kubelogin_bench_without_go_prints_cred_helper_alone(tmp_path):
     out = _kubelogin_bench({**os.environ, "PATH": path, "XDG_CACHE_HOME": str(tmp_path)})
     assert "kubelogin          skipped: v1.36.3 cannot be built here (Go is not installed)" in out
     assert "(cred-helper / kubelogin)" not in out and "kubelogin        median" not in out, out
+
+
+def test_approval_bench_prints_p50_and_p99():
+    """Against the real control plane where Go can build it; else the script says it skipped."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "approval.py"), "--runs", "5"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.lower()
+    assert ("p50" in out and "p99" in out) or "skipped" in out, done.stdout

@@ -94,7 +94,7 @@ def _request(spec: dict[str, Any]) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(pem)
         signed = csr.is_signature_valid
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as error:
         raise FactsError(f"spec.request is not a readable PKCS#10 request ({_short(error)})") \
             from None
     if not signed:

@@ -46,6 +46,7 @@ PIN_POLICIES = ("never", "once", "always")
 TOUCH_POLICIES = ("never", "always", "cached")
 ANY_GROUP = "*"
 DEFAULT_MAX_AGE = 300
+MAX_DEPTH = 16  # the schema nests 5 deep
 _RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -237,6 +238,10 @@ def _attestation_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple
 
 _SCALAR_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
                 "tag:yaml.org,2002:null", "tag:yaml.org,2002:float"}
+
+
+# libyaml where PyYAML was built with it (ten times quicker), the same marks either way.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line(node: yaml.Node | None) -> int:
@@ -496,18 +501,24 @@ def load_policy(text: str, source: str, base_dir: str | None = None,
     """The policy in `text` (named `source` in errors); PolicyError for anything amiss. Root
     files named by relative paths are read from `base_dir`."""
     try:
-        # Aliases would let a small file expand into a huge tree; a policy has no need of them.
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        # Aliases would let a small file expand into a huge tree, and deep nesting would take
+        # the composer (which recurses) a long time to refuse: a policy needs neither.
+        depth = 0
+        for event in yaml.parse(text, Loader=_LOADER):
             if isinstance(event, yaml.AliasEvent):
                 raise PolicyError(source, _line_of(event), "", "aliases (*name) are not allowed")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise PolicyError(source, _line_of(event), "", "is nested too deeply")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         problem = getattr(error, "problem", None) or "is not YAML"
         raise PolicyError(source, mark.line + 1 if mark else 0, "", f"not YAML: {problem}") \
             from None
-    except RecursionError:
-        raise PolicyError(source, 0, "", "is nested too deeply") from None
     if root is None:
         raise PolicyError(source, 0, "", "is empty")
     return _Reader(source, base_dir, read_file).policy(root)

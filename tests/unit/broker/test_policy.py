@@ -437,3 +437,20 @@ def test_damaged_policies_raise_only_policy_error(seed):
         else:
             outcomes["read"] += 1
     assert outcomes["refused"] > 50, outcomes
+
+
+def test_the_readme_example_is_a_valid_policy():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    section = readme[readme.index("### The policy file"):]
+    example = section[section.index("```yaml") + len("```yaml"):]
+    example = example[:example.index("```")].replace("3f9a...", "3f" * 32)
+    policy = load_policy(example, "README.md")
+    assert [(r.name, r.action) for r in policy.rules] == [
+        ("no-bots", DENY), ("oncall", APPROVE), ("break-glass", MANUAL)]
+    oncall = facts(username="alice@example.com", groups=("oncall",), orgs=("oncall",))
+    attested = _with(ATTESTED, user="alice@example.com")
+    assert policy.decide(oncall, attested).action == APPROVE
+    sre = facts(username="root", groups=("sre", "system:masters"), orgs=("system:masters",))
+    assert policy.decide(sre, NO_PROOF).action == MANUAL

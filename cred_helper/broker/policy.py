@@ -1,0 +1,540 @@
+"""The broker's policy: a reviewed YAML file that says whose client-certificate requests are
+approved, which are left for a person, and which are denied.
+
+Rules are tried in order on the requester (`spec.username`, `spec.groups`); the first rule that
+matches decides, and does not fall through: a request that fails one of its checks is denied,
+with the check and the values in the reason. No rule matching leaves the CSR to `default`.
+The file is read whole and checked whole: anything it does not understand (a YAML error, an
+unknown field, a value out of range) is a PolicyError naming the source, line and field, and no
+part of it is used. The schema is in the README ("The policy file").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ..durations import parse_duration
+from ..errors import CredHelperError
+from ..issuers.csr import REASON_ANNOTATION, SIGNER
+from .facts import CsrFacts
+from .verdict import (
+    APPROVE,
+    DENY,
+    MANUAL,
+    Attestation,
+    AttestationConfig,
+    Decision,
+    RegistryEntry,
+)
+from .yubico import YUBICO_PIV_ROOTS
+
+KEY_TYPES = ("ed25519", "p256", "p384", "rsa")
+DEFAULT_KEY_TYPES = ("ed25519", "p256", "rsa")
+RSA_MIN_BITS = 2048
+REQUIRED_USAGE = "client auth"
+OPTIONAL_USAGES = ("digital signature",)
+ATTESTATION_MODES = ("required", "registry-key", "none")
+PIN_POLICIES = ("never", "once", "always")
+TOUCH_POLICIES = ("never", "always", "cached")
+ANY_GROUP = "*"
+DEFAULT_MAX_AGE = 300
+MAX_DEPTH = 16  # the schema nests 5 deep
+_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class PolicyError(CredHelperError):
+    """A policy file that cannot be used; nothing of it is applied."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, line: int, where: str, problem: str) -> None:
+        place = f"{source}:{line}" if line else source
+        text = f"{place}: {where}: {problem}" if where else f"{place}: {problem}"
+        super().__init__(f"policy {text}",
+                         "fix the policy file; it was not applied (see README, The policy file)")
+        self.source, self.line, self.field, self.problem = source, line, where, problem
+
+
+# ---- the policy, once read -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    action: str  # APPROVE, MANUAL or DENY: what to do with a request that passes every check
+    users: frozenset[str]
+    groups: frozenset[str]
+    subject_groups: frozenset[str]  # the O's a certificate may carry; ANY_GROUP: any held one
+    max_expiration: int | None
+    max_expiration_text: str  # as written, for reasons
+    key_types: frozenset[str]
+    require_reason: bool
+    attestation: str  # "required", "registry-key" or "none"
+    pin_policies: frozenset[str]  # empty: any (or none stated)
+    touch_policies: frozenset[str]
+    line: int = 0
+
+    def matches(self, username: str, groups: tuple[str, ...]) -> bool:
+        return username in self.users or not self.groups.isdisjoint(groups)
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    default: str  # MANUAL or DENY, for a requester no rule matches
+    rules: tuple[Rule, ...]
+    attestation: AttestationConfig
+
+    def rule_for(self, facts: CsrFacts) -> Rule | None:
+        for rule in self.rules:
+            if rule.matches(facts.username, facts.groups):
+                return rule
+        return None
+
+    def needs_attestation(self, facts: CsrFacts) -> bool:
+        """Whether `decide` needs this CSR's proof verified: the matching rule looks at
+        attestation, or the CSR carries a proof (a failing proof is a deny under any rule).
+        Nothing needs verifying for a rule that denies outright."""
+        rule = self.rule_for(facts)
+        if rule is not None and rule.action == DENY:
+            return False
+        return facts.proof is not None or (rule is not None and rule.attestation != "none")
+
+    def decide(self, facts: CsrFacts, attestation: Attestation) -> Decision:
+        rule = self.rule_for(facts)
+        name = rule.name if rule else ""
+        who = f"requester {facts.username!r}"
+        if facts.signer != SIGNER:
+            # The runtime watches this signer only; anything else is not ours to approve or deny.
+            return Decision(MANUAL, name, f"signer {facts.signer!r} is not {SIGNER}: not this "
+                            "broker's to decide", {"check": "signer"})
+        prefix = f"rule {name}" if rule else "no rule"
+        if attestation.mode != "none" and not attestation.ok:
+            return Decision(DENY, name, f"{prefix}: the attestation proof fails: "
+                            f"{attestation.reason}", {"check": "proof"})
+        if rule is None:
+            groups = ", ".join(facts.groups) or "none"
+            return Decision(self.default, "", f"no rule matches {who} (groups: {groups}); the "
+                            f"policy's default is {self.default}", {"check": "no-rule"})
+        if rule.action == DENY:
+            return Decision(DENY, name, f"rule {name}: denies every request it matches ({who})",
+                            {"check": "rule-denies"})
+        failure = _first_failure(rule, facts, attestation)
+        if failure is not None:
+            check, text = failure
+            return Decision(DENY, name, f"rule {name}: {text}", {"check": check})
+        if rule.action == MANUAL:
+            return Decision(MANUAL, name, f"rule {name}: every check passed; this rule leaves "
+                            f"the request for a person ({who})", {"check": "manual"})
+        return Decision(APPROVE, name, f"rule {name}: every check passed ({who}, "
+                        f"{_attested_text(attestation)})", {"check": "passed"})
+
+
+def _attested_text(attestation: Attestation) -> str:
+    if attestation.mode == "none":
+        return "no attestation"
+    return f"{attestation.mode}: {attestation.reason}"
+
+
+def _first_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple[str, str] | None:
+    """The first check the request fails, as (check name, reason with the values), or None."""
+    for check in (_subject_failure, _key_failure, _usage_failure, _expiration_failure,
+                  _reason_failure, _attestation_failure):
+        failure = check(rule, facts, att)
+        if failure is not None:
+            return failure
+    return None
+
+
+def _subject_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, str] | None:
+    if facts.extra_subject:
+        return "subject", (f"subject {facts.subject!r} holds more than one CN and O's")
+    if facts.alt_names:
+        return "subject", f"the request asks for alternative names {', '.join(facts.alt_names)}"
+    if facts.common_name != facts.username:
+        return "subject", (f"CN {facts.common_name!r} is not the requester "
+                           f"{facts.username!r}")
+    for org in facts.organizations:
+        if org not in facts.groups:
+            return "subject", f"O {org!r} is a group the requester {facts.username!r} does " \
+                "not hold"
+        if org.startswith("system:") and org not in rule.subject_groups:
+            return "subject", f"O {org!r} is a system: group, and the rule does not name it"
+        if org not in rule.subject_groups and ANY_GROUP not in rule.subject_groups:
+            allowed = ", ".join(sorted(rule.subject_groups)) or "none"
+            return "subject", f"O {org!r} is not among the rule's subject-groups ({allowed})"
+    return None
+
+
+def _key_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, str] | None:
+    if facts.key_type not in rule.key_types:
+        allowed = ", ".join(t for t in KEY_TYPES if t in rule.key_types)
+        return "key-type", f"key type {facts.key_type} is not allowed ({allowed})"
+    if facts.key_type == "rsa" and facts.key_bits < RSA_MIN_BITS:
+        return "key-type", f"RSA key of {facts.key_bits} bits is under {RSA_MIN_BITS}"
+    return None
+
+
+def _usage_failure(_: Rule, facts: CsrFacts, __: Attestation) -> tuple[str, str] | None:
+    if REQUIRED_USAGE not in facts.usages:
+        return "usages", f"usages ({', '.join(facts.usages) or 'none'}) lack {REQUIRED_USAGE!r}"
+    for usage in facts.usages:
+        if usage != REQUIRED_USAGE and usage not in OPTIONAL_USAGES:
+            return "usages", (f"usage {usage!r} is not allowed (only {REQUIRED_USAGE!r} and "
+                              f"{OPTIONAL_USAGES[0]!r})")
+    return None
+
+
+def _expiration_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, str] | None:
+    if rule.max_expiration is None:
+        return None
+    if facts.expiration_seconds is None:
+        return "expiration", (f"expirationSeconds is not set, and the rule's maximum is "
+                              f"{rule.max_expiration_text}")
+    if facts.expiration_seconds > rule.max_expiration:
+        return "expiration", (f"expirationSeconds {facts.expiration_seconds} exceeds "
+                              f"{rule.max_expiration_text}")
+    return None
+
+
+def _reason_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, str] | None:
+    if rule.require_reason and not facts.annotations.get(REASON_ANNOTATION, "").strip():
+        return "reason", (f"the {REASON_ANNOTATION} annotation is missing or empty "
+                          "(cred-helper --reason writes it)")
+    return None
+
+
+def _attestation_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple[str, str] | None:
+    if rule.attestation == "none":
+        return None
+    modes = ("attested",) if rule.attestation == "required" else ("attested", "registry-key")
+    if att.mode not in modes or not att.ok:
+        wanted = "a hardware attestation" if rule.attestation == "required" else \
+            "a hardware attestation or a registered key"
+        return "attestation", f"the rule wants {wanted}; got {att.mode}: {att.reason}"
+    if att.user != facts.username:
+        owner = repr(att.user) if att.user else "nobody in the registry"
+        return "attestation", f"the key belongs to {owner}, not the requester {facts.username!r}"
+    if rule.pin_policies and att.pin_policy not in rule.pin_policies:
+        stated = att.pin_policy or "not stated"
+        return "attestation", (f"PIN policy {stated} is not allowed "
+                               f"({', '.join(sorted(rule.pin_policies))})")
+    if rule.touch_policies and att.touch_policy not in rule.touch_policies:
+        stated = att.touch_policy or "not stated"
+        return "attestation", (f"touch policy {stated} is not allowed "
+                               f"({', '.join(sorted(rule.touch_policies))})")
+    return None
+
+
+# ---- reading the file ----------------------------------------------------------------------
+
+_SCALAR_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
+                "tag:yaml.org,2002:null", "tag:yaml.org,2002:float"}
+
+
+# libyaml where PyYAML was built with it (ten times quicker), the same marks either way.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+class _Reader:
+    """Walks the composed YAML tree, so that every complaint can name its line."""
+
+    def __init__(self, source: str, base_dir: str | None,
+                 read_file: Callable[[str], bytes]) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.read_file = read_file
+
+    def fail(self, node: yaml.Node | None, where: str, problem: str) -> PolicyError:
+        return PolicyError(self.source, _line(node), where, problem)
+
+    def mapping(self, node: yaml.Node, where: str, known: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where or "(top level)", "is not a mapping")
+        if node.tag != "tag:yaml.org,2002:map":
+            raise self.fail(node, where or "(top level)", f"tag {node.tag} is not allowed")
+        found: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node, where)
+            if not isinstance(key, str):
+                raise self.fail(key_node, where or "(top level)", f"key {key!r} is not a string")
+            field = f"{where}.{key}" if where else key
+            if key not in known:
+                raise self.fail(key_node, where or "(top level)",
+                                f"unknown field {key!r} (known: {', '.join(known)})")
+            if key in found:
+                raise self.fail(key_node, field, "appears twice")
+            found[key] = value_node
+        for key in required:
+            if key not in found:
+                field = f"{where}.{key}" if where else key
+                raise self.fail(node, field, "is required")
+        return found
+
+    def scalar(self, node: yaml.Node, where: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, where, "is not a single value")
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(node, where, f"tag {node.tag} is not allowed")
+        try:
+            return yaml.SafeLoader("").construct_object(node)
+        except (yaml.YAMLError, ValueError) as error:
+            raise self.fail(node, where, f"cannot be read ({' '.join(str(error).split())})") \
+                from None
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        value = self.scalar(node, where)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(node, where, "must be a non-empty string")
+        if any(ch < " " and ch != "\n" for ch in value):
+            raise self.fail(node, where, "holds control characters")
+        return value
+
+    def choice(self, node: yaml.Node, where: str, choices: tuple[str, ...]) -> str:
+        value = self.scalar(node, where)
+        if value not in choices:
+            raise self.fail(node, where, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def boolean(self, node: yaml.Node, where: str) -> bool:
+        value = self.scalar(node, where)
+        if not isinstance(value, bool):
+            raise self.fail(node, where, f"{value!r} is not true or false")
+        return value
+
+    def duration(self, node: yaml.Node, where: str) -> tuple[int, str]:
+        value = self.scalar(node, where)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(node, where, f"{value!r} is not a duration (1800, 30m, 1h30m)")
+        if isinstance(value, int):
+            seconds, text = value, f"{value}s"
+        else:
+            try:
+                seconds, text = parse_duration(value), value.strip()
+            except ValueError:
+                raise self.fail(node, where, f"{value!r} is not a duration (1800, 30m, 1h30m)") \
+                    from None
+        if seconds <= 0:
+            raise self.fail(node, where, f"{value!r} is not a positive duration")
+        return seconds, text
+
+    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, where, "is not a list")
+        if node.tag != "tag:yaml.org,2002:seq":
+            raise self.fail(node, where, f"tag {node.tag} is not allowed")
+        return list(node.value)
+
+    def strings(self, node: yaml.Node, where: str, choices: tuple[str, ...] = ()) -> list[str]:
+        values = []
+        for i, item in enumerate(self.sequence(node, where)):
+            value = self.choice(item, f"{where}[{i}]", choices) if choices else \
+                self.string(item, f"{where}[{i}]")
+            if value in values:
+                raise self.fail(item, f"{where}[{i}]", f"{value!r} is listed twice")
+            values.append(value)
+        return values
+
+    # -- the sections --
+
+    def policy(self, root: yaml.Node) -> Policy:
+        top = self.mapping(root, "", ("default", "attestation", "rules"), ("rules",))
+        default = MANUAL
+        if "default" in top:
+            default = self.choice(top["default"], "default", (MANUAL, DENY))
+        config = self.attestation(top.get("attestation"))
+        rules: list[Rule] = []
+        names: dict[str, int] = {}
+        for i, node in enumerate(self.sequence(top["rules"], "rules")):
+            rule = self.rule(node, f"rules[{i}]")
+            if rule.name in names:
+                raise self.fail(node, f"rules[{i}].name", f"{rule.name!r} is already the name "
+                                f"of the rule on line {names[rule.name]}")
+            names[rule.name] = rule.line
+            rules.append(rule)
+        return Policy(self.source, default, tuple(rules), config)
+
+    def rule(self, node: yaml.Node, where: str) -> Rule:
+        fields = self.mapping(node, where, (
+            "name", "match", "action", "subject-groups", "max-expiration", "key-types",
+            "require-reason", "attestation", "pin-policies", "touch-policies"),
+            ("name", "match", "action"))
+        name = self.string(fields["name"], f"{where}.name")
+        if not _RULE_NAME.match(name):
+            raise self.fail(fields["name"], f"{where}.name", f"{name!r} is not a rule name "
+                            "(letters, digits, . _ : -; at most 63)")
+        action = self.choice(fields["action"], f"{where}.action", (APPROVE, MANUAL, DENY))
+        match = self.mapping(fields["match"], f"{where}.match", ("users", "groups"))
+        users = self.strings(match["users"], f"{where}.match.users") if "users" in match else []
+        groups = self.strings(match["groups"], f"{where}.match.groups") \
+            if "groups" in match else []
+        if not users and not groups:
+            raise self.fail(fields["match"], f"{where}.match", "names no users and no groups "
+                            "(to match everyone: groups: [system:authenticated])")
+        subject_groups = self.strings(fields["subject-groups"], f"{where}.subject-groups") \
+            if "subject-groups" in fields else []
+        max_expiration, max_text = None, ""
+        if "max-expiration" in fields:
+            max_expiration, max_text = self.duration(fields["max-expiration"],
+                                                     f"{where}.max-expiration")
+        elif action == APPROVE:
+            raise self.fail(node, f"{where}.max-expiration", "is required in a rule that "
+                            "approves")
+        key_types = self.strings(fields["key-types"], f"{where}.key-types", KEY_TYPES) \
+            if "key-types" in fields else list(DEFAULT_KEY_TYPES)
+        if not key_types:
+            raise self.fail(fields["key-types"], f"{where}.key-types", "allows no key type")
+        require_reason = self.boolean(fields["require-reason"], f"{where}.require-reason") \
+            if "require-reason" in fields else False
+        if "attestation" in fields:
+            attestation = self.choice(fields["attestation"], f"{where}.attestation",
+                                      ATTESTATION_MODES)
+        elif action == APPROVE:
+            raise self.fail(node, f"{where}.attestation", "is required in a rule that approves "
+                            f"({', '.join(ATTESTATION_MODES)})")
+        else:
+            attestation = "none"
+        pins = self.strings(fields["pin-policies"], f"{where}.pin-policies", PIN_POLICIES) \
+            if "pin-policies" in fields else []
+        touches = self.strings(fields["touch-policies"], f"{where}.touch-policies",
+                               TOUCH_POLICIES) if "touch-policies" in fields else []
+        if (pins or touches) and attestation != "required":
+            field = "pin-policies" if pins else "touch-policies"
+            raise self.fail(fields[field], f"{where}.{field}", "only an attestation can state "
+                            "these: set attestation: required")
+        return Rule(name=name, action=action, users=frozenset(users), groups=frozenset(groups),
+                    subject_groups=frozenset(subject_groups), max_expiration=max_expiration,
+                    max_expiration_text=max_text, key_types=frozenset(key_types),
+                    require_reason=require_reason, attestation=attestation,
+                    pin_policies=frozenset(pins), touch_policies=frozenset(touches),
+                    line=_line(node))
+
+    def attestation(self, node: yaml.Node | None) -> AttestationConfig:
+        if node is None:
+            return AttestationConfig(roots_pem=YUBICO_PIV_ROOTS, max_age=DEFAULT_MAX_AGE)
+        fields = self.mapping(node, "attestation", ("roots", "registry", "max-age"))
+        roots: list[bytes] = list(YUBICO_PIV_ROOTS)
+        if "roots" in fields:
+            items = self.sequence(fields["roots"], "attestation.roots")
+            if not items:
+                raise self.fail(fields["roots"], "attestation.roots", "is empty (leave it out "
+                                "for Yubico's PIV roots)")
+            roots = []
+            for i, item in enumerate(items):
+                roots += self.root(item, f"attestation.roots[{i}]")
+        max_age = DEFAULT_MAX_AGE
+        if "max-age" in fields:
+            max_age, _ = self.duration(fields["max-age"], "attestation.max-age")
+        registry = self.registry(fields["registry"]) if "registry" in fields else ()
+        return AttestationConfig(roots_pem=tuple(roots), registry=registry, max_age=max_age)
+
+    def root(self, node: yaml.Node, where: str) -> list[bytes]:
+        text = self.string(node, where)
+        if "-----BEGIN" in text:
+            data = text.encode()
+        else:
+            path = Path(text)
+            if not path.is_absolute() and self.base_dir is not None:
+                path = Path(self.base_dir) / path
+            try:
+                data = self.read_file(str(path))
+            except OSError as error:
+                raise self.fail(node, where, f"cannot read {str(path)!r} "
+                                f"({error.strerror or type(error).__name__})") from None
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise self.fail(node, where, "is not PEM certificates (nor a file of them)") from None
+        return [cert.public_bytes(Encoding.PEM) for cert in certs]
+
+    def registry(self, node: yaml.Node) -> tuple[RegistryEntry, ...]:
+        entries: list[RegistryEntry] = []
+        owners: dict[tuple[str, Any], str] = {}
+        for i, item in enumerate(self.sequence(node, "attestation.registry")):
+            where = f"attestation.registry[{i}]"
+            fields = self.mapping(item, where, ("user", "key-sha256", "serial"), ("user",))
+            user = self.string(fields["user"], f"{where}.user")
+            if ("key-sha256" in fields) == ("serial" in fields):
+                raise self.fail(item, where, "names exactly one of key-sha256 or serial")
+            if "key-sha256" in fields:
+                raw = self.string(fields["key-sha256"], f"{where}.key-sha256")
+                digest = raw.replace(":", "").strip().lower()
+                if not _HEX64.match(digest):
+                    raise self.fail(fields["key-sha256"], f"{where}.key-sha256",
+                                    "is not a SHA-256 in hex (64 digits)")
+                entry, key = RegistryEntry(user=user, key_sha256=digest), ("key", digest)
+                value_node = fields["key-sha256"]
+            else:
+                serial = self.scalar(fields["serial"], f"{where}.serial")
+                if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0:
+                    raise self.fail(fields["serial"], f"{where}.serial",
+                                    f"{serial!r} is not a positive device serial number")
+                entry, key = RegistryEntry(user=user, serial=serial), ("serial", serial)
+                value_node = fields["serial"]
+            if key in owners:
+                raise self.fail(value_node, where, f"this {key[0]} is already registered to "
+                                f"{owners[key]!r}")
+            owners[key] = user
+            entries.append(entry)
+        return tuple(entries)
+
+
+def _read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def load_policy(text: str, source: str, base_dir: str | None = None,
+                read_file: Callable[[str], bytes] = _read_bytes) -> Policy:
+    """The policy in `text` (named `source` in errors); PolicyError for anything amiss. Root
+    files named by relative paths are read from `base_dir`."""
+    try:
+        # Aliases would let a small file expand into a huge tree, and deep nesting would take
+        # the composer (which recurses) a long time to refuse: a policy needs neither.
+        depth = 0
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                raise PolicyError(source, _line_of(event), "", "aliases (*name) are not allowed")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise PolicyError(source, _line_of(event), "", "is nested too deeply")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        root = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        problem = getattr(error, "problem", None) or "is not YAML"
+        raise PolicyError(source, mark.line + 1 if mark else 0, "", f"not YAML: {problem}") \
+            from None
+    if root is None:
+        raise PolicyError(source, 0, "", "is empty")
+    return _Reader(source, base_dir, read_file).policy(root)
+
+
+def _line_of(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark else 0
+
+
+def load_policy_file(path: str) -> Policy:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise PolicyError(path, 0, "", f"cannot be read ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(path, 0, "", "is not UTF-8") from None
+    return load_policy(text, path, base_dir=str(Path(path).parent))

@@ -1,0 +1,72 @@
+"""Real CSRs and CSR objects for the broker's unit tests, made with cryptography."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from cred_helper.broker.verdict import PROOF_OID
+from cred_helper.issuers.csr import REASON_ANNOTATION, SIGNER
+
+
+@functools.cache
+def key(kind: str):
+    """One key per kind for the whole run (RSA generation is slow)."""
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "p521":
+        return ec.generate_private_key(ec.SECP521R1())
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(65537, int(kind[3:]))
+    raise ValueError(kind)
+
+
+def request_pem(kind: str = "ed25519", cn: str | None = "alice", orgs: tuple[str, ...] = (),
+                extra: tuple[x509.NameAttribute, ...] = (), proof: bytes | None = None,
+                sans: tuple[str, ...] = ()) -> bytes:
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn is not None else []
+    names += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    names += list(extra)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names))
+    if proof is not None:
+        builder = builder.add_extension(x509.UnrecognizedExtension(PROOF_OID, proof),
+                                        critical=False)
+    if sans:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
+    private = key(kind)
+    algorithm = None if kind == "ed25519" else hashes.SHA256()
+    return builder.sign(private, algorithm).public_bytes(Encoding.PEM)
+
+
+def csr_object(pem: bytes | None = None, *, username: str = "alice",
+               groups: tuple[str, ...] = ("oncall", "system:authenticated"),
+               usages: tuple[str, ...] = ("client auth",), expiration: int | None = 1800,
+               reason: str | None = "incident 42", signer: str = SIGNER,
+               status: dict | None = None, name: str = "csr-1") -> dict[str, Any]:
+    pem = pem if pem is not None else request_pem()
+    meta: dict[str, Any] = {"name": name, "uid": "uid-1", "resourceVersion": "7",
+                            "creationTimestamp": "2026-01-01T00:00:00Z"}
+    if reason is not None:
+        meta["annotations"] = {REASON_ANNOTATION: reason}
+    spec: dict[str, Any] = {"request": base64.b64encode(pem).decode(), "signerName": signer,
+                            "usages": list(usages), "username": username, "groups": list(groups),
+                            "uid": "user-uid"}
+    if expiration is not None:
+        spec["expirationSeconds"] = expiration
+    obj: dict[str, Any] = {"apiVersion": "certificates.k8s.io/v1",
+                           "kind": "CertificateSigningRequest", "metadata": meta, "spec": spec}
+    if status is not None:
+        obj["status"] = status
+    return obj

@@ -1,0 +1,244 @@
+"""csr_facts: real CSRs read right, and hostile CSR objects meet FactsError, never anything else."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import random
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
+
+from cred_helper.broker.facts import CsrFacts, FactsError, csr_facts
+
+from .build import csr_object, key, request_pem
+
+
+@pytest.mark.parametrize(("kind", "key_type", "bits"), [
+    ("ed25519", "ed25519", 256), ("p256", "p256", 256), ("p384", "p384", 384),
+    ("p521", "other", 521), ("rsa1024", "rsa", 1024), ("rsa2048", "rsa", 2048)])
+def test_key_type_size_and_fingerprint(kind, key_type, bits):
+    facts = csr_facts(csr_object(request_pem(kind)))
+    spki = key(kind).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert (facts.key_type, facts.key_bits) == (key_type, bits)
+    assert facts.key_sha256 == hashlib.sha256(spki).hexdigest()
+
+
+def test_reads_every_field():
+    obj = csr_object(request_pem(orgs=("oncall", "sre"), proof=b"\x01proof"),
+                     groups=("oncall", "sre"), usages=("digital signature", "client auth"),
+                     expiration=900, reason="incident 7")
+    facts = csr_facts(obj)
+    assert isinstance(facts, CsrFacts)
+    assert (facts.name, facts.uid, facts.resource_version) == ("csr-1", "uid-1", "7")
+    assert (facts.username, facts.groups, facts.requester_uid) == ("alice", ("oncall", "sre"),
+                                                                  "user-uid")
+    assert facts.signer == "kubernetes.io/kube-apiserver-client"
+    assert (facts.common_name, facts.organizations, facts.extra_subject) == (
+        "alice", ("oncall", "sre"), False)
+    assert facts.usages == ("digital signature", "client auth")
+    assert facts.expiration_seconds == 900
+    assert facts.annotations == {"cred-helper/reason": "incident 7"}
+    assert facts.proof == b"\x01proof"
+    assert facts.alt_names == ()
+    assert facts.state == "pending"
+    assert isinstance(facts.request, x509.CertificateSigningRequest)
+
+
+def test_absent_optional_fields():
+    facts = csr_facts(csr_object(expiration=None, reason=None))
+    assert facts.expiration_seconds is None
+    assert facts.annotations == {}
+    assert facts.proof is None
+
+
+@pytest.mark.parametrize(("cn", "orgs", "extra", "want_cn", "want_extra"), [
+    ("alice", ("a",), (), "alice", False),
+    (None, ("a",), (), "", False),  # no CN: the policy says why it is wrong
+    ("alice", (), (x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ou"),), "alice", True),
+    ("alice", (), (x509.NameAttribute(NameOID.COMMON_NAME, "bob"),), "alice", True),
+    ("alice", (), (x509.NameAttribute(NameOID.EMAIL_ADDRESS, "a@example.com"),), "alice", True),
+])
+def test_subject(cn, orgs, extra, want_cn, want_extra):
+    facts = csr_facts(csr_object(request_pem(cn=cn, orgs=orgs, extra=extra)))
+    assert (facts.common_name, facts.extra_subject) == (want_cn, want_extra)
+
+
+def test_multi_valued_rdn_is_extra():
+    rdn = x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "o")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([rdn])).sign(
+        key("ed25519"), None)
+    facts = csr_facts(csr_object(csr.public_bytes(Encoding.PEM)))
+    assert facts.extra_subject
+
+
+def test_alt_names():
+    facts = csr_facts(csr_object(request_pem(sans=("evil.example.com",))))
+    assert facts.alt_names == ("evil.example.com",)
+
+
+@pytest.mark.parametrize(("status", "state"), [
+    (None, "pending"),
+    ({}, "pending"),
+    ({"conditions": [{"type": "Approved", "status": "True"}]}, "approved"),
+    ({"conditions": [{"type": "Denied", "status": "True", "reason": "no"}]}, "denied"),
+    ({"conditions": [{"type": "Failed", "status": "True"}]}, "failed"),
+    ({"conditions": [{"type": "Approved", "status": "False"}]}, "pending"),
+    ({"conditions": [{"type": "Approved", "status": "True"}],
+      "certificate": base64.b64encode(b"-----BEGIN CERTIFICATE-----").decode()}, "issued"),
+])
+def test_state(status, state):
+    assert csr_facts(csr_object(status=status)).state == state
+
+
+def _tampered_signature() -> bytes:
+    csr = x509.load_pem_x509_csr(request_pem("p256"))
+    der = bytearray(csr.public_bytes(Encoding.DER))
+    # The ECDSA signature's last byte is the last byte of the DER: flip it.
+    der[-1] ^= 0x01
+    b64 = base64.encodebytes(bytes(der))
+    return b"-----BEGIN CERTIFICATE REQUEST-----\n" + b64 + b"-----END CERTIFICATE REQUEST-----\n"
+
+
+def _swapped_subject() -> bytes:
+    """alice's CSR with the CN turned into 'alicf' after signing: the signature breaks."""
+    pem = request_pem("ed25519", cn="alice")
+    der = x509.load_pem_x509_csr(pem).public_bytes(Encoding.DER).replace(b"alice", b"alicf")
+    return (b"-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(der)
+            + b"-----END CERTIFICATE REQUEST-----\n")
+
+
+def _bad_version() -> bytes:
+    """A CSR whose version is 66 (cryptography raises InvalidVersion, not ValueError)."""
+    der = x509.load_pem_x509_csr(request_pem("ed25519")).public_bytes(Encoding.DER)
+    der = der.replace(b"\x02\x01\x00", b"\x02\x01\x42", 1)
+    return (b"-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(der)
+            + b"-----END CERTIFICATE REQUEST-----\n")
+
+
+def _two_blocks() -> bytes:
+    return request_pem("ed25519") + request_pem("p256")
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda o: o["spec"].update(request=base64.b64encode(_tampered_signature()).decode()),
+     "signature"),
+    (lambda o: o["spec"].update(request=base64.b64encode(_swapped_subject()).decode()),
+     "signature"),
+    (lambda o: o["spec"].update(request=base64.b64encode(_bad_version()).decode()),
+     "PKCS#10"),
+    (lambda o: o["spec"].update(request=base64.b64encode(_two_blocks()).decode()),
+     "exactly one PEM"),
+    (lambda o: o["spec"].update(request="not base64!"), "not base64"),
+    (lambda o: o["spec"].update(request=base64.b64encode(b"hello").decode()), "PEM"),
+    (lambda o: o["spec"].update(request=base64.b64encode(
+        b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+    ).decode()), "PKCS#10"),
+    (lambda o: o["spec"].pop("request"), "spec.request"),
+    (lambda o: o["spec"].update(username=5), "spec.username"),
+    (lambda o: o["spec"].update(username=""), "spec.username"),
+    (lambda o: o["spec"].update(groups="oncall"), "spec.groups"),
+    (lambda o: o["spec"].update(groups=[1]), "spec.groups"),
+    (lambda o: o["spec"].update(usages={"client auth": 1}), "spec.usages"),
+    (lambda o: o["spec"].update(expirationSeconds="1800"), "expirationSeconds"),
+    (lambda o: o["spec"].update(expirationSeconds=True), "expirationSeconds"),
+    (lambda o: o["spec"].update(expirationSeconds=1800.0), "expirationSeconds"),
+    (lambda o: o["spec"].update(signerName=None), "signerName"),
+    (lambda o: o["metadata"].update(annotations={"cred-helper/reason": 5}), "annotations"),
+    (lambda o: o["metadata"].update(annotations=["x"]), "annotations"),
+    (lambda o: o["metadata"].update(uid=7), "metadata.uid"),
+    (lambda o: o["metadata"].pop("name"), "metadata.name"),
+    (lambda o: o.update(spec=[]), "spec"),
+    (lambda o: o.update(status="Approved"), "status"),
+])
+def test_unreadable_objects(mutate, reason):
+    obj = csr_object()
+    mutate(obj)
+    with pytest.raises(FactsError) as caught:
+        csr_facts(obj)
+    assert reason in caught.value.reason
+    assert "\n" not in caught.value.reason
+
+
+def _random_value(rng: random.Random, depth: int = 0):
+    choice = rng.randrange(9 if depth < 3 else 6)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rng.choice([True, False, 0, -1, 2**70, 1.5])
+    if choice == 2:
+        return rng.randbytes(rng.randrange(40)).decode("latin-1")
+    if choice == 3:
+        return base64.b64encode(rng.randbytes(rng.randrange(300))).decode()
+    if choice == 4:
+        return rng.choice(["", "client auth", "\x00", "-----BEGIN CERTIFICATE REQUEST-----"])
+    if choice == 5:
+        return 1800
+    if choice == 6:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(["type", "status", "name", "x"]): _random_value(rng, depth + 1)
+            for _ in range(rng.randrange(4))}
+
+
+def _paths(obj, prefix=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield (*prefix, k)
+            yield from _paths(v, (*prefix, k))
+
+
+def _corrupt_der(rng: random.Random, der: bytes) -> bytes:
+    data = bytearray(der)
+    for _ in range(rng.randrange(1, 4)):
+        action = rng.randrange(3)
+        if action == 0 and data:
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        elif action == 1:
+            del data[rng.randrange(len(data)):][:rng.randrange(1, 20)]
+        else:
+            data[rng.randrange(len(data)):rng.randrange(len(data))] = rng.randbytes(5)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_hostile_objects_raise_only_facts_error(seed):
+    rng = random.Random(seed)
+    base = csr_object(request_pem("p256", orgs=("oncall",), proof=b"p" * 50),
+                      status={"conditions": [{"type": "Approved", "status": "True"}]})
+    der = x509.load_pem_x509_csr(base64.b64decode(base["spec"]["request"])).public_bytes(
+        Encoding.DER)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(150):
+        obj = copy.deepcopy(base)
+        kind = rng.randrange(4)
+        if kind == 0:  # a field anywhere replaced by a value of a random shape
+            path = rng.choice(list(_paths(obj)))
+            target = obj
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = _random_value(rng)
+        elif kind == 1:  # the request's DER damaged
+            damaged = _corrupt_der(rng, der)
+            pem = (b"-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(damaged)
+                   + b"-----END CERTIFICATE REQUEST-----\n")
+            obj["spec"]["request"] = base64.b64encode(pem).decode()
+        elif kind == 2:  # random bytes as the request
+            obj["spec"]["request"] = base64.b64encode(rng.randbytes(rng.randrange(600))).decode()
+        else:  # the whole object replaced
+            obj = _random_value(rng)
+        try:
+            facts = csr_facts(obj)
+        except FactsError as error:
+            assert error.reason and "\n" not in error.reason
+            outcomes["refused"] += 1
+        else:
+            json.dumps(facts.annotations)  # what was read has the promised shapes
+            assert isinstance(facts.username, str) and facts.username
+            assert all(isinstance(g, str) for g in facts.groups)
+            outcomes["read"] += 1
+    assert outcomes["refused"] > 50 and outcomes["read"] > 0, outcomes

@@ -454,3 +454,15 @@ def test_the_readme_example_is_a_valid_policy():
     assert policy.decide(oncall, attested).action == APPROVE
     sre = facts(username="root", groups=("sre", "system:masters"), orgs=("system:masters",))
     assert policy.decide(sre, NO_PROOF).action == MANUAL
+
+
+def test_the_packaged_configmap_policy_loads():
+    """packaging/kubernetes ships an example policy: it must be one the broker accepts."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[3]
+    doc = yaml.safe_load((root / "packaging/kubernetes/policy-configmap.yaml").read_text())
+    policy = load_policy(doc["data"]["policy.yaml"], "policy-configmap.yaml")
+    assert [rule.name for rule in policy.rules] == ["oncall", "break-glass"]

@@ -235,7 +235,11 @@ def _check_chain(certs: tuple[bytes, ...], token_key: Any, config: AttestationCo
         "device attestation certificate" if i == 1 else f"certificate {i + 1}"
         for i in range(1, len(certs))]
     chain = [_load_cert(der, names[i]) for i, der in enumerate(certs)]
-    if spki(chain[0].public_key()) != spki(token_key):
+    try:
+        attested = spki(chain[0].public_key())
+    except (ValueError, UnsupportedAlgorithm):
+        raise Failed("the proof's attestation certificate holds an unreadable key") from None
+    if attested != spki(token_key):
         raise Failed("the attestation certificate attests another key than the one that "
                      "signed the proof")
     for i, cert in enumerate(chain):

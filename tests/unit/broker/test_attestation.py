@@ -347,3 +347,10 @@ def test_the_proof_rides_in_the_csr_as_a_non_critical_extension():
         x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "oncall")])
     assert len(extension.value.value) < 2048
+
+
+def test_the_proof_oid_is_one_go_can_parse():
+    # kube-apiserver parses CSRs with Go's encoding/asn1, which refuses arcs above 31 bits
+    # (a 2.25.<128-bit UUID> OID made every CSR a 422): tests/realcluster checks the server.
+    arcs = [int(a) for a in PROOF_OID.dotted_string.split(".")]
+    assert all(a < 1 << 31 for a in arcs)

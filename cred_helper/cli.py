@@ -109,6 +109,10 @@ def _credential_options(fn):
         click.option("--no-browser", is_flag=True, default=None,
                      help="Never open a browser: print the login URL (authcode), and make "
                           "auto choose the device grant."),
+        click.option("--attest-with", metavar="pkcs11:URI",
+                     help="Hardware key that signs a proof into each CSR (with its "
+                          "attestation certificates, where the token holds them), for an "
+                          "approver that checks it.  [env: CRED_HELPER_ATTEST_WITH]"),
         *_token_options(),
         click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors."),
     ]

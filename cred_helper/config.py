@@ -54,13 +54,15 @@ PROFILE_KEYS = {
     "no-browser": "--no-browser",
     "pkcs11-module": "--pkcs11-module",
     "pin-source": "--pin-source",
+    "attest-with": "--attest-with",
 }
 OIDC_GRANTS = ("auto", "authcode", "device", "client-credentials")
 OIDC_CLIENT_AUTH = ("none", "client-secret", "client-secret-post", "private-key-jwt")
 BOOTSTRAPS = ("token", "kubeconfig", "oidc")
 DEFAULT_SCOPES = ("openid", "offline_access")
 ENV_VARS = {"cluster": "CRED_HELPER_CLUSTER", "config": "CRED_HELPER_CONFIG",
-            "cache-dir": "CRED_HELPER_CACHE_DIR", "pkcs11-module": "CRED_HELPER_PKCS11_MODULE"}
+            "cache-dir": "CRED_HELPER_CACHE_DIR", "pkcs11-module": "CRED_HELPER_PKCS11_MODULE",
+            "attest-with": "CRED_HELPER_ATTEST_WITH"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Settings:
     no_browser: bool = False
     pkcs11_module: str = ""
     pin_source: str = "prompt"
+    attest_with: str = ""  # a pkcs11: URI whose key signs a proof into each CSR
 
     def cache_key(self, cluster: ClusterInfo | None) -> str:
         """A digest of everything that shapes the credential (and nothing that does not)."""
@@ -102,6 +105,8 @@ class Settings:
         for incidental in ("config_file", "cache", "cache_dir", "approval_timeout", "reason",
                            "no_browser", "pkcs11_module", "pin_source"):
             del shaping[incidental]
+        if not self.attest_with:
+            del shaping["attest_with"]  # so that keys made before the option stay the same
         # What of spec.cluster shapes the credential: where it is issued and whom we trust.
         shaping["spec.cluster"] = cluster and {
             "server": cluster.server,
@@ -216,6 +221,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         no_browser=_flag(src, "no-browser"),
         pkcs11_module=_path(src, "pkcs11-module"),
         pin_source=_pin_source(src),
+        attest_with=_attest_with(src, issuer),
         **_oidc(src, issuer, bootstrap == "oidc"),
     )
     if settings.server and not settings.server.startswith("https://"):
@@ -350,6 +356,24 @@ def _pin_source(src: _Source) -> str:
     if not isinstance(value, str):
         raise UsageError(f"{where}: expected a string")
     return check_source(value, where)
+
+
+def _attest_with(src: _Source, issuer: str) -> str:
+    found = src.get("attest-with")
+    if found is None:
+        return ""
+    value, where = found
+    if not isinstance(value, str) or not value.startswith("pkcs11:"):
+        raise UsageError(f"{where}: expected a pkcs11: URI naming a key on a token",
+                         "e.g. --attest-with 'pkcs11:token=YubiKey%20PIV%20%2312345678;"
+                         "id=%01' (see `cred-helper keys list --login`)")
+    if issuer != "csr":
+        raise UsageError(f"{where}: attestation goes into certificate signing requests, and "
+                         f"--issuer {issuer} makes none", "use --issuer csr, or drop it")
+    from .keys.uri import parse
+
+    parse(value)  # a malformed URI fails here, before anything is asked of the token
+    return value
 
 
 def _duration(src: _Source, key: str, default: int) -> int:

@@ -99,9 +99,16 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                                  "CA, claim rules such as a verified email); its log says why")
 
             endpoint, auth = bootstrap.resolve(settings, exec_info.cluster, oidc_login)
+            prove = None
+            if settings.attest_with:
+                from .keys.attest import Prover
+
+                prove = Prover(settings.attest_with, settings.pkcs11_module,
+                               settings.pin_source, exec_info.interactive, os.environ,
+                               console.ask_pin, say, held, time.time)
             csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say,
                                    pending=pending_store(settings.cache, settings.cache_dir,
-                                                         key))
+                                                         key), prove=prove)
             # Renewing, a CSR nobody approves within moments gives up (StillPending) and the
             # still-valid certificate is served; the next run collects the new one.
             return csr_issuer.issue(renewing=renewing)

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 
 from cryptography.x509 import ObjectIdentifier
 
-# A private OID without registration: 2.25 is the UUID arc (ITU-T X.667).
-PROOF_OID = ObjectIdentifier("2.25.227214894767476954186590546745165069497")
+# A private OID without registration, in the UUID arc 2.25 (ITU-T X.667). Every arc must fit
+# in 31 bits: Go's encoding/asn1 (which kube-apiserver parses CSRs with) refuses larger ones
+# ("base 128 integer too large", a 422 on create; tried on kube-apiserver 1.37), so a full
+# 128-bit UUID cannot be used: this is the top 31 bits of one.
+PROOF_OID = ObjectIdentifier("2.25.1433927580")
 
 APPROVE, DENY, MANUAL = "approve", "deny", "manual"
 

@@ -60,12 +60,24 @@ def visible_groups(groups: list[str]) -> list[str]:
     return [g for g in groups if not g.startswith("system:")]
 
 
-def build_request(key, common_name: str, groups: list[str]) -> str:
+def subject_name(common_name: str, groups: list[str]) -> x509.Name:
     names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
     names += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    return x509.Name(names)
+
+
+def build_request(key, common_name: str, groups: list[str], proof: bytes | None = None) -> str:
+    """The PEM request; `proof` (--attest-with) rides in it as a non-critical requested
+    extension, which kube-apiserver keeps byte for byte and kcm does not copy."""
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(
-        key, algorithm)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        subject_name(common_name, groups))
+    if proof is not None:
+        from ..broker.verdict import PROOF_OID
+
+        builder = builder.add_extension(x509.UnrecognizedExtension(PROOF_OID, proof),
+                                        critical=False)
+    csr = builder.sign(key, algorithm)
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return csr.public_bytes(Encoding.PEM).decode()
@@ -169,8 +181,8 @@ class CsrIssuer:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
                  pending: PendingStore | None = None,
-                 remind: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None
-                 ) -> None:
+                 remind: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
+                 prove: Callable[[Any, x509.Name], bytes] | None = None) -> None:
         self.settings = settings
         self.client = client
         self.say = say
@@ -180,6 +192,8 @@ class CsrIssuer:
         # Runs a call after a delay while the wait blocks on a watch; returns its cancel.
         self.remind = remind or later
         self._kept = False  # whether this run's CSR is on record for the next run
+        # --attest-with: (CSR key, subject) -> the hardware key's proof for the request
+        self.prove = prove
 
     @property
     def server(self) -> str:
@@ -235,7 +249,9 @@ class CsrIssuer:
         taken = self._take_up(common_name, groups)
         if taken is None:
             key = software.generate(s.key)
-            request = build_request(key, common_name, groups)
+            proof = None if self.prove is None else self.prove(
+                key.public_key(), subject_name(common_name, groups))
+            request = build_request(key, common_name, groups, proof)
             anchor = self.clock()
             name = csr_name(common_name, anchor, secrets.token_hex(3))
             obj = self._csr(self.client.post(CSR_PATH, csr_object(name, request, s.ttl,

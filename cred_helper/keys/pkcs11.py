@@ -78,8 +78,24 @@ def load(path: str) -> Any:
         lib = pkcs11.lib(path)
     except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error) as exc:
         raise TokenError(f"{path} cannot be loaded as a PKCS#11 module ({exc})") from None
+    clear_openssl_errors()
     _loaded[path] = lib
     return lib
+
+
+def clear_openssl_errors() -> None:
+    """Empty this thread's OpenSSL error queue. SoftHSM2 (on OpenSSL 3) leaves "no such
+    engine" there when it initialises; Python's ssl then reads it as the failure of the next
+    TLS handshake in the thread (tried: a CSR's watch after --attest-with failed so). Best
+    effort: the libcrypto searched is the one Python's ssl module uses."""
+    import ctypes
+
+    try:
+        import _ssl
+
+        ctypes.CDLL(_ssl.__file__).ERR_clear_error()
+    except (ImportError, OSError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)

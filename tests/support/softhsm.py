@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -57,6 +58,30 @@ class SoftHSM:
                         "--pin", USER_PIN, "--so-pin", SO_PIN], env={**os.environ, **self.env},
                        check=True, capture_output=True)
         return label
+
+    def import_certificate(self, token: str, der: bytes, label: str, cka_id: bytes) -> None:
+        """Store an X.509 certificate object on a token, as ykcs11 shows a YubiKey's PIV
+        certificates (its attestations among them). In a child process: SoftHSM reads
+        SOFTHSM2_CONF once per process."""
+        script = (
+            "import sys, pkcs11\n"
+            "from cryptography import x509\n"
+            "from pkcs11 import Attribute, ObjectClass, CertificateType\n"
+            "module, token, pin, label, cka_id = sys.argv[1:6]\n"
+            "der = sys.stdin.buffer.read()\n"
+            "subject = x509.load_der_x509_certificate(der).subject.public_bytes()\n"
+            "t = pkcs11.lib(module).get_token(token_label=token)\n"
+            "with t.open(rw=True, user_pin=pin) as s:\n"
+            "    s.create_object({Attribute.CLASS: ObjectClass.CERTIFICATE,\n"
+            "        Attribute.CERTIFICATE_TYPE: CertificateType.X_509, Attribute.TOKEN: True,\n"
+            "        Attribute.PRIVATE: False, Attribute.LABEL: label,\n"
+            "        Attribute.ID: bytes.fromhex(cka_id), Attribute.VALUE: der,\n"
+            "        Attribute.SUBJECT: subject})\n")
+        done = subprocess.run([sys.executable, "-c", script, MODULE, token, USER_PIN, label,
+                               cka_id.hex()], input=der, env={**os.environ, **self.env},
+                              capture_output=True)
+        if done.returncode:
+            raise RuntimeError(done.stderr.decode(errors="replace").strip().splitlines()[-1])
 
     def add_token_flags(self, label: str, flags: int) -> None:
         """Set flags in a token's stored state, for states SoftHSM never reaches by itself

@@ -50,7 +50,8 @@ def test_cache_key_changes_with_every_shaping_input():
                "oidc_client_secret_file": "/s", "oidc_scopes": ("openid",),
                "oidc_grant": "device", "oidc_client_auth": "client-secret",
                "oidc_client_key": "/k", "oidc_use_access_token": True,
-               "oidc_certificate_authority": "/idp-ca.pem"}
+               "oidc_certificate_authority": "/idp-ca.pem",
+               "attest_with": "pkcs11:token=t;object=k"}
     assert set(shaping) | {"config_file", "cache", "cache_dir", "approval_timeout",
                            "reason", "no_browser", "pkcs11_module", "pin_source"} == \
         {f.name for f in dataclasses.fields(Settings)}

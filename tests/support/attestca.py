@@ -1,21 +1,19 @@
 """A test PIV attestation CA, shaped as Yubico's: a root, a "device f9" certificate under it,
 and slot attestation certificates under that carrying Yubico's extensions (firmware, serial,
-PIN/touch policy, form factor under 1.3.6.1.4.1.41482.3). Also a stand-in for the policy
-slice's CsrFacts, built from a CSR object as the broker reads it."""
+PIN/touch policy, form factor under 1.3.6.1.4.1.41482.3). Also the broker's facts of a CSR,
+read as the broker reads them."""
 
 from __future__ import annotations
 
 import base64
 import datetime
-import hashlib
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cred_helper.broker.verdict import PROOF_OID
+from cred_helper.broker.facts import CsrFacts, csr_facts
 
 ARC = "1.3.6.1.4.1.41482.3"
 PIN = {"never": 1, "once": 2, "always": 3}
@@ -91,27 +89,16 @@ class AttestationCA:
         return der(self.attest(public_key, **kw)), der(self.device)
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What attestation.verify reads of the policy slice's CsrFacts."""
-
-    proof: bytes | None
-    request: x509.CertificateSigningRequest
-    key_sha256: str
-    username: str
-
-
-def facts_of(csr: x509.CertificateSigningRequest, username: str) -> Facts:
-    try:
-        proof = csr.extensions.get_extension_for_oid(PROOF_OID).value.value
-    except x509.ExtensionNotFound:
-        proof = None
-    spki = csr.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    return Facts(proof, csr, hashlib.sha256(spki).hexdigest(), username)
+def facts_of(csr: x509.CertificateSigningRequest, username: str) -> CsrFacts:
+    """The broker's facts of a CSR that `username` sent (through the policy slice's reader)."""
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    return csr_facts({"metadata": {"name": "csr-1", "uid": "uid-1", "resourceVersion": "1"},
+                      "spec": {"request": base64.b64encode(pem).decode(),
+                               "signerName": "kubernetes.io/kube-apiserver-client",
+                               "usages": ["client auth"], "username": username,
+                               "groups": ["system:authenticated"]}})
 
 
-def facts_of_object(obj: dict) -> Facts:
+def facts_of_object(obj: dict) -> CsrFacts:
     """From a CertificateSigningRequest object as the API server returns it."""
-    pem = base64.b64decode(obj["spec"]["request"])
-    return facts_of(x509.load_pem_x509_csr(pem), obj["spec"]["username"])
+    return csr_facts(obj)

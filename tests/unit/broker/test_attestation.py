@@ -9,6 +9,7 @@ import json
 import os
 import random
 import time
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
@@ -18,10 +19,11 @@ from cryptography.x509.oid import NameOID
 
 from cred_helper.broker import proof as wire
 from cred_helper.broker.attestation import key_sha256, spki, verify
+from cred_helper.broker.facts import CsrFacts
 from cred_helper.broker.verdict import NO_PROOF, PROOF_OID, AttestationConfig, RegistryEntry
 from cred_helper.issuers.csr import build_request, subject_name
 from cred_helper.keys.attest import make_proof
-from tests.support.attestca import AttestationCA, Facts, facts_of
+from tests.support.attestca import AttestationCA, facts_of
 
 NOW = float(int(time.time()))  # proofs carry whole seconds
 CA = AttestationCA()
@@ -42,7 +44,7 @@ def _csr(proof: bytes | None, key=None, cn: str = "alice", groups=("oncall",)):
 
 
 def _request(token, certs=(), cn="alice", groups=("oncall",), when=NOW, csr_key=None,
-             proof_subject=None, user="alice") -> Facts:
+             proof_subject=None, user="alice") -> CsrFacts:
     """A CSR as the plugin makes it (the proof inside), read as the broker would."""
     csr_key = csr_key or ed25519.Ed25519PrivateKey.generate()
     proof = make_proof(token, tuple(certs), csr_key.public_key(),
@@ -129,7 +131,7 @@ def _tamper_payload(token):
     payload["time"] += 1
     doc["payload"] = base64.b64encode(json.dumps(payload, sort_keys=True,
                                                  separators=(",", ":")).encode()).decode()
-    return Facts(json.dumps(doc).encode(), facts.request, facts.key_sha256, "alice")
+    return replace(facts, proof=json.dumps(doc).encode())
 
 
 def _tamper_signature(token):
@@ -138,7 +140,7 @@ def _tamper_signature(token):
     sig = bytearray(base64.b64decode(doc["sig"]))
     sig[-1] ^= 1
     doc["sig"] = base64.b64encode(bytes(sig)).decode()
-    return Facts(json.dumps(doc).encode(), facts.request, facts.key_sha256, "alice")
+    return replace(facts, proof=json.dumps(doc).encode())
 
 
 def _other_device(token):
@@ -231,7 +233,7 @@ def test_the_algorithm_must_fit_the_key():
     facts = _request(token)
     doc = json.loads(facts.proof)
     doc["alg"] = "EdDSA"
-    forged = Facts(json.dumps(doc).encode(), facts.request, facts.key_sha256, "alice")
+    forged = replace(facts, proof=json.dumps(doc).encode())
     got = verify(forged, _config(token), NOW)
     assert not got.ok and got.reason == "the proof's algorithm EdDSA does not fit its token key"
 
@@ -255,9 +257,9 @@ def test_unknown_pin_policies_stay_visible_and_match_nothing():
 
 # ---- hostile bytes ---------------------------------------------------------------------------
 
-def _garbage_facts(proof: bytes) -> Facts:
+def _garbage_facts(proof: bytes) -> CsrFacts:
     key = ed25519.Ed25519PrivateKey.generate()
-    return Facts(proof, _csr(None, key), key_sha256(spki(key.public_key())), "alice")
+    return replace(facts_of(_csr(None, key), "alice"), proof=proof)
 
 
 def _b64(data: bytes) -> str:
@@ -330,7 +332,7 @@ def test_random_mutations_never_crash():
         data = bytearray(facts.proof)
         for _ in range(rng.randint(1, 8)):
             data[rng.randrange(len(data))] = rng.randrange(256)
-        got = verify(Facts(bytes(data), facts.request, facts.key_sha256, "alice"), config, NOW)
+        got = verify(replace(facts, proof=bytes(data)), config, NOW)
         assert isinstance(got.reason, str)
     for _ in range(100):
         got = verify(_garbage_facts(os.urandom(rng.randint(0, 3000))), config, NOW)

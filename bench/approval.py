@@ -1,7 +1,7 @@
 """Approval latency: a CSR created → its Approved condition seen, over N CSRs (100 by default),
-with `cred-helper approver run`'s loop (a test judge that approves by the CSR's name, so that
-the figure is the runtime's: watch, re-read, judge, approval, Event) running as a process of its
-own against the real control plane (tests/controlplane/build.py, built once per machine).
+with `cred-helper approver run` and a real policy file (the CSR read and its signature checked,
+the rule's checks, the approval and its Event) running as a process of its own against the real
+control plane (tests/controlplane/build.py, built once per machine).
 
     .venv/bin/python bench/approval.py [--runs N]
 
@@ -12,7 +12,6 @@ approval shows; CSRs go one at a time so that each figure is one CSR's. Prints p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,19 @@ from tests.realcluster.test_approver_runtime import admin_client, create_csr  # 
 from tests.support.controlplane import ControlPlane  # noqa: E402
 
 CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+CRED_HELPER = str(Path(sys.executable).parent / "cred-helper")
+# The admin's CSRs (tests/realcluster/test_approver_runtime.create_csr: CN admin, P-256, 600 s).
+POLICY = """\
+default: manual
+rules:
+  - name: bench
+    match: {users: [admin]}
+    action: approve
+    subject-groups: []
+    max-expiration: 10m
+    key-types: [p256]
+    attestation: none
+"""
 
 
 def approved(obj: dict) -> bool:
@@ -65,10 +77,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ControlPlane(Path(built.stdout.strip())) as plane:
         kubeconfig = plane.write_kubeconfig(Path(tmp, "kubeconfig"),
                                             {"token": plane.admin_token})
+        policy = Path(tmp, "policy.yaml")
+        policy.write_text(POLICY)
         approver = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.approver_proc", "--prefix", prefix,
-             "--kubeconfig", str(kubeconfig)], cwd=ROOT, stdout=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL)
+            [CRED_HELPER, "approver", "run", f"--policy={policy}", f"--kubeconfig={kubeconfig}"],
+            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         try:
             client = admin_client(plane)
             one(client, f"{prefix}approve-warmup")  # the approver has listed and watches

@@ -104,6 +104,7 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         sys.stderr.flush()
 
     load = load or policy_file_loader(options.policy, time.time)
+    load()  # a policy that does not parse is refused here, at start, before anything is done
     make_client = connect(options, env)
     identity = options.identity or env.get("POD_NAME") or socket.gethostname()
     elector = None

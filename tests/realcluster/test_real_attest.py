@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cred_helper.broker.attestation import verify
 from cred_helper.broker.verdict import PROOF_OID, AttestationConfig, RegistryEntry
-from tests.realcluster.test_real_kubectl import pending_csrs
+from tests.realcluster.test_real_kubectl import csr_names, pending_csrs
 from tests.support.attestca import AttestationCA, facts_of_object
 from tests.support.harness import CRED_HELPER, as_kubectl_would
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
@@ -45,6 +45,7 @@ def test_the_proof_survives_the_real_api_server_and_kcm_signs_the_csr(box, contr
     hsm.import_certificate("ci", device, "X.509 Certificate for PIV Attestation", b"\x19")
 
     env["KUBERNETES_EXEC_INFO"] = json.dumps(box.exec_info())
+    before = csr_names(control_plane)
     proc = subprocess.Popen(as_kubectl_would(
         CRED_HELPER, "get", *box.base_args("--cache=none", f"--attest-with={URI}",
                                            "--pin-source=env:PIN", f"--pkcs11-module={MODULE}")),
@@ -53,7 +54,7 @@ def test_the_proof_survives_the_real_api_server_and_kcm_signs_the_csr(box, contr
     deadline = time.monotonic() + 60
     found: list[dict] = []
     while not found and time.monotonic() < deadline and proc.poll() is None:
-        found = pending_csrs(control_plane)
+        found = pending_csrs(control_plane, before)
         time.sleep(0.2)
     assert found, proc.communicate()[1][-300:]
     (csr,) = found

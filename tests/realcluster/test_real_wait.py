@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.realcluster.test_real_kubectl import pending_csrs, run_approving
+from tests.realcluster.test_real_kubectl import csr_names, pending_csrs, run_approving
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import edit_entry
 
 pytestmark = pytest.mark.realcluster
-
-def csr_names(plane) -> set[str]:
-    return {c["metadata"]["name"] for c in
-            json.loads(plane.kubectl("get", "csr", "-o", "json"))["items"]}
-
 
 def test_issuance_takes_three_round_trips(box, control_plane):
     """SelfSubjectReview, create, and one watch that sees the approval and the signature."""

@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import kubeconfig
+from . import kubeconfig, profilewrite
 from . import kubeconfigwrite as kw
-from . import profilewrite
 from .errors import CredHelperError, ServerError, UsageError, os_reason
 from .execinfo import ClusterInfo
 

@@ -98,7 +98,7 @@ def test_foreign_entries_and_unknown_fields_are_kept(sandbox):
         assert doc[key] == FOREIGN[key]
     for section in ("clusters", "users", "contexts"):
         assert FOREIGN[section][0] in doc[section]
-        assert [e["name"] for e in doc[section]][0] == "other"
+        assert doc[section][0]["name"] == "other"
 
 
 def test_kubeconfig_list_new_entries_go_to_the_first_existing_file(sandbox, kubectl):

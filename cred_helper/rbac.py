@@ -63,17 +63,25 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 def api_objects(team: Team) -> str:
     """Every API object, as one multi-document YAML stream for `kubectl apply -f -`."""
+    namespaces, rest = api_parts(team)
+    return namespaces + "---\n" + rest
+
+
+def api_parts(team: Team) -> tuple[str, str]:
+    """(the Namespace, everything else): a server-side dry run of a Role fails while its
+    namespace does not exist, so `--apply` makes the namespace first."""
     group = check_group(team.group, "--group")
     bootstrap = check_group(team.bootstrap_group or group, "--bootstrap-group")
     if not team.namespaces:
         raise UsageError("--print-rbac needs at least one --namespace")
-    parts = [f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {APPROVER_NAMESPACE}\n",
-             _fill(read(REQUESTER), {"BOOTSTRAP_GROUP": bootstrap}),
+    approver_ns = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {APPROVER_NAMESPACE}\n"
+    parts = [_fill(read(REQUESTER), {"BOOTSTRAP_GROUP": bootstrap}),
              read(APPROVER)]
     for namespace in dict.fromkeys(team.namespaces):  # in order, once each
         parts.append(_fill(read(DEBUG), {"NAMESPACE": check_namespace(namespace),
                                          "GROUP": group}))
-    return "---\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
+    return approver_ns, "---\n".join(part if part.endswith("\n") else part + "\n"
+                                    for part in parts)
 
 
 def audit_policy() -> str:

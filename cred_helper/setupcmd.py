@@ -333,23 +333,32 @@ def print_rbac(opts: RbacOptions, say: Callable[[str], None], out: Callable[[str
         say(rbac.audit_howto(path))
         return
     context = [f"--context={opts.kubectl_context}"] if opts.kubectl_context else []
-    for step, extra in (("server-side dry run", ["--dry-run=server"]), ("apply", [])):
-        try:
-            done = run([opts.kubectl, *context, "apply", *extra, "-f", "-"], input=manifests,
-                       capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CredHelperError(f"cannot run {opts.kubectl}: {os_reason(exc)}",
-                                  "put kubectl on PATH, or pass --kubectl PATH") from None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
-            raise CredHelperError(f"kubectl apply ({step}) failed: {last}",
-                                  "nothing was applied" if extra else
-                                  "the dry run passed; rerun after fixing (apply is "
-                                  "idempotent)")
-        if not extra:
-            for line in done.stdout.splitlines():
-                say(line)
+    # The approver's Namespace first (its Roles' dry run needs it), then the rest: each
+    # through a server-side dry run before it is applied.
+    for part in rbac.api_parts(rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group)):
+        for extra in (["--dry-run=server"], []):
+            _kubectl_apply(opts.kubectl, context, extra, part, run, say)
     say(rbac.audit_howto(path))
+
+
+def _kubectl_apply(kubectl: str, context: list[str], extra: list[str], manifests: str,
+                   run: Callable[..., subprocess.CompletedProcess],
+                   say: Callable[[str], None]) -> None:
+    step = "server-side dry run" if extra else "apply"
+    try:
+        done = run([kubectl, *context, "apply", *extra, "-f", "-"], input=manifests,
+                   capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CredHelperError(f"cannot run {kubectl}: {os_reason(exc)}",
+                              "put kubectl on PATH, or pass --kubectl PATH") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
+        raise CredHelperError(f"kubectl apply ({step}) failed: {last}",
+                              "these objects were not applied" if extra else
+                              "the dry run passed; fix it and run again (apply is idempotent)")
+    if not extra:
+        for line in done.stdout.splitlines():
+            say(line)
 
 
 def _write_audit_policy(path: str, policy: str) -> None:

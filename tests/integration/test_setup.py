@@ -199,3 +199,18 @@ def test_profile_file_keeps_other_profiles_and_comments(sandbox):
     assert text.startswith('# mine\n[clusters.other]\nissuer = "oidc"  # keep\n')
     assert text.endswith('\n\n[clusters.z]\nissuer = "csr"\n')
     assert f'bootstrap-token-file = "{sandbox.token_file}"' in text
+
+
+@pytest.mark.parametrize("text", ["users: 5\n", "- a\n- b\n", "{{{{\n", "users: [1, {name: 2}]\n"])
+def test_a_hostile_kubeconfig_is_one_error_and_left_alone(sandbox, text):
+    config = sandbox.root / ".kube" / "config"
+    config.parent.mkdir()
+    config.write_text(text)
+    done = setup(sandbox, *base(sandbox), "--no-verify")
+    if text.startswith("users: [1"):  # odd items are kept as they are, ours appended
+        assert done.returncode == 0, done.stderr
+        assert yaml.safe_load(config.read_text())["users"][:2] == [1, {"name": 2}]
+        return
+    assert done.returncode == 2
+    one_error(done.stderr)
+    assert config.read_text() == text and not backups(config)

@@ -424,6 +424,11 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                                 identity=identity, lease_duration=lease_duration, once=once))
 
 
+from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices merge apart)
+
+cli.add_command(setup)
+
+
 def run(args: list[str]) -> int:
     """Run the CLI; every failure becomes one line plus a hint on stderr, never a traceback."""
     try:

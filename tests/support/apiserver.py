@@ -653,6 +653,26 @@ class LocalAPIServer:
             return
         raise forbidden(user, verb, resource, name=name)
 
+    def self_access_review(self, body: dict, user: str, groups: list[str]) -> dict:
+        """A SelfSubjectAccessReview answered by `authorize` (CSR resources only; anything
+        else is not allowed, as RBAC without a rule for it)."""
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        attrs = spec.get("resourceAttributes") if isinstance(spec, dict) else None
+        attrs = attrs if isinstance(attrs, dict) else {}
+        allowed = False
+        if attrs.get("group") == GROUP and user != ANONYMOUS[0]:
+            resource = attrs.get("resource", "")
+            if attrs.get("subresource"):
+                resource = f"{resource}/{attrs['subresource']}"
+            try:
+                self.authorize(user, groups, str(attrs.get("verb", "")), str(resource),
+                               str(attrs.get("name", "")))
+                allowed = True
+            except ApiError:
+                pass
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "metadata": {}, "spec": spec, "status": {"allowed": allowed}}
+
     def get_csr(self, name: str) -> dict:
         with self._cond:
             if name not in self.csrs:
@@ -937,6 +957,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise forbidden(user, "create", "selfsubjectreviews", "authentication.k8s.io")
             self._body("SelfSubjectReview")
             return self._send(201, api.self_review(user, groups))
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and \
+                method == "POST":
+            return self._send(201, api.self_access_review(self._body("SelfSubjectAccessReview"),
+                                                          user, groups))
         rv = query.get("resourceVersion", [""])[0]
         if rv and not rv.isdigit():
             if path == CSR_BASE and method == "GET" and query.get("watch", [""])[0] \

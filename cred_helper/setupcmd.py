@@ -1,0 +1,381 @@
+"""`cred-helper setup`: the profile, the kubeconfig cluster, user and context, then one check
+with the bootstrap identity (SelfSubjectReview and a SelfSubjectAccessReview for creating
+CSRs: never a CSR, which would wait for a person). `--print-rbac`: the team's manifests.
+
+The decisions are in profilewrite.py, kubeconfigwrite.py and rbac.py; this module reads the
+files, asks them, writes, and reports on stderr (`say`), never printing a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import kubeconfig, profilewrite
+from . import kubeconfigwrite as kw
+from .errors import CredHelperError, ServerError, UsageError, os_reason
+from .execinfo import ClusterInfo
+
+EXEC_API = "client.authentication.k8s.io/v1"
+OUR_COMMANDS = ("cred-helper", "kubectl-cred_helper")
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+# profile keys setup writes from its own options, in the order they are written
+PROFILE_OPTIONS = ("issuer", "ttl", "bootstrap", "bootstrap-token-file", "bootstrap-kubeconfig",
+                   "bootstrap-context", "subject-cn", "oidc-issuer-url", "oidc-client-id",
+                   "oidc-client-secret-file", "oidc-scope", "oidc-grant", "oidc-client-auth",
+                   "oidc-client-key", "oidc-certificate-authority", "oidc-use-access-token")
+PATH_KEYS = ("bootstrap-token-file", "bootstrap-kubeconfig", "oidc-client-secret-file",
+             "oidc-certificate-authority")
+
+
+@dataclass(frozen=True)
+class SetupOptions:
+    cluster: str
+    profile: dict[str, Any]  # profile key -> value (None / () where not given)
+    config: str | None = None
+    server: str | None = None
+    certificate_authority: str | None = None
+    from_context: str | None = None
+    kubeconfig: str | None = None
+    context_name: str | None = None
+    command: str = "cred-helper"
+    overwrite: bool = False
+    print_only: bool = False
+    verify: bool = True
+
+
+@dataclass
+class Outcome:
+    notes: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+
+
+def profile_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile to write: the options given, paths made absolute (the profile is read from
+    anywhere), in a fixed order so that the same options write the same text."""
+    profile: dict[str, Any] = {}
+    for key in PROFILE_OPTIONS:
+        value = given.get(key)
+        if value in (None, (), ""):
+            continue
+        if key in PATH_KEYS or (key == "oidc-client-key" and not value.startswith("pkcs11:")):
+            value = os.path.abspath(os.path.expanduser(value))
+        profile[key] = list(value) if isinstance(value, tuple) else value
+    if "issuer" not in profile:
+        raise UsageError("setup needs --issuer csr or --issuer oidc")
+    return profile
+
+
+def check_profile(name: str, text: str, env: Mapping[str, str]):
+    """Settings as `get --cluster=NAME` will resolve them from this profile file text: every
+    check the plugin makes, before anything is written."""
+    from . import config
+
+    with tempfile.TemporaryDirectory(prefix="cred-helper-setup-") as tmp:
+        path = os.path.join(tmp, "config.toml")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        quiet = {k: v for k, v in env.items() if not k.startswith("CRED_HELPER_")}
+        return config.resolve({"cluster": name, "config": path}, quiet)
+
+
+def _exec_entry(opts: SetupOptions, config_file: str) -> dict[str, Any]:
+    args = [f"--cluster={opts.cluster}"]
+    if opts.config:
+        args.append(f"--config={config_file}")
+    return {"apiVersion": EXEC_API, "command": opts.command, "args": args,
+            "provideClusterInfo": True, "interactiveMode": "IfAvailable"}
+
+
+def _is_ours(item: dict | None, section: str, user_name: str) -> bool:
+    if not isinstance(item, dict):
+        return False
+    body = item.get(kw.SECTIONS[section])
+    if not isinstance(body, dict):
+        return False
+    if section == "users":
+        exec_entry = body.get("exec")
+        command = exec_entry.get("command") if isinstance(exec_entry, dict) else None
+        return isinstance(command, str) and os.path.basename(command) in OUR_COMMANDS
+    if section == "contexts":
+        return body.get("user") == user_name
+    return False
+
+
+def _cluster_from_context(files: list[kw.KubeFile], name: str
+                          ) -> tuple[str, dict[str, Any], ClusterInfo]:
+    """(cluster name, extra context fields, spec.cluster) of an existing context."""
+    found = kw.find(files, "contexts", name)
+    if found is None:
+        paths = ", ".join(kf.path for kf in files)
+        raise UsageError(f"--from-context: no context {name!r} in {paths}",
+                         "kubectl config get-contexts lists them")
+    context = found[1].get("context")
+    if not isinstance(context, dict) or not isinstance(context.get("cluster"), str):
+        raise UsageError(f"--from-context: context {name!r} names no cluster")
+    cluster_name = context["cluster"]
+    where = kw.find(files, "clusters", cluster_name)
+    if where is None:
+        raise UsageError(f"--from-context: context {name!r} names cluster {cluster_name!r}, "
+                         "which no kubeconfig file defines")
+    kf, item = where
+    cluster = item.get("cluster")
+    if not isinstance(cluster, dict):
+        raise UsageError(f"{kf.path}: cluster {cluster_name!r} is not a mapping")
+    flag = f"--from-context {name}"
+    base = os.path.dirname(kf.path)
+    insecure = cluster.get("insecure-skip-tls-verify", False)
+    info = ClusterInfo(
+        server=kubeconfig.text(cluster, "server", flag),
+        tls_server_name=kubeconfig.text(cluster, "tls-server-name", flag),
+        ca_data=kubeconfig.data_or_file(cluster, "certificate-authority", base, flag),
+        insecure_skip_tls_verify=insecure if isinstance(insecure, bool) else False,
+        proxy_url=kubeconfig.text(cluster, "proxy-url", flag))
+    extra = {k: context[k] for k in ("namespace",) if isinstance(context.get(k), str)}
+    return cluster_name, extra, info
+
+
+def _new_cluster(opts: SetupOptions) -> tuple[dict[str, Any], ClusterInfo]:
+    server = opts.server or ""
+    if not server.startswith("https://"):
+        raise UsageError(f"--server: {server!r} is not an https:// URL",
+                         "cred-helper only talks to API servers over verified TLS")
+    if not opts.certificate_authority:
+        raise UsageError("--server needs --certificate-authority",
+                         "name the API server's CA bundle (kubectl needs it too)")
+    ca = kubeconfig.read_file(os.path.expanduser(opts.certificate_authority), "CA bundle",
+                              "--certificate-authority")
+    if b"-----BEGIN CERTIFICATE-----" not in ca:
+        raise UsageError(f"--certificate-authority: {opts.certificate_authority} holds no "
+                         "PEM certificate")
+    body = {"server": server, "certificate-authority-data": base64.b64encode(ca).decode()}
+    return body, ClusterInfo(server=server, ca_data=ca)
+
+
+def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], None],
+              out: Callable[[str], None], now: float | None = None) -> Outcome:
+    from .paths import default_config_file
+
+    if bool(opts.server) == bool(opts.from_context):
+        raise UsageError("setup needs a cluster: --server URL --certificate-authority FILE, "
+                         "or --from-context NAME", "choose one")
+    outcome = Outcome()
+    # 1. the profile
+    config_file = os.path.abspath(os.path.expanduser(
+        opts.config or env.get("CRED_HELPER_CONFIG") or default_config_file(env)))
+    try:
+        with open(config_file, encoding="utf-8") as fh:
+            old_profile_text = fh.read(1 << 20)
+    except FileNotFoundError:
+        old_profile_text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read config file {config_file}: {os_reason(exc)}") from None
+    profile = profile_values(opts.profile)
+    new_profile_text = profilewrite.updated_text(old_profile_text, config_file, opts.cluster,
+                                                 profile)
+    settings = check_profile(opts.cluster, new_profile_text or old_profile_text, env)
+
+    # 2. the kubeconfig entries
+    paths, default_path = kw.file_list(opts.kubeconfig, env)
+    files = kw.load_files(paths)
+    user_name = f"cred-helper-{opts.cluster}"
+    context_name = opts.context_name or opts.cluster
+    entries = []
+    if opts.from_context:
+        cluster_name, extra, cluster = _cluster_from_context(files, opts.from_context)
+    else:
+        cluster_name, extra = opts.cluster, {}
+        body, cluster = _new_cluster(opts)
+        entries.append(kw.Entry("clusters", cluster_name, body, ours=False))
+    for section, name, body in (
+            ("users", user_name, {"exec": _exec_entry(opts, config_file)}),
+            ("contexts", context_name, {"cluster": cluster_name, "user": user_name, **extra})):
+        found = kw.find(files, section, name)
+        ours = opts.overwrite or found is None or _is_ours(found[1], section, user_name)
+        entries.append(kw.Entry(section, name, body, ours=ours))
+    if opts.overwrite:
+        entries = [kw.Entry(e.section, e.name, e.body, ours=True) for e in entries]
+    plan = kw.plan(files, default_path, entries)
+
+    # 3. write (or show)
+    if opts.print_only:
+        if new_profile_text is not None:
+            out(f"# {config_file}\n{profilewrite.table(opts.cluster, profile)}")
+        for path, doc in plan.changed.items():
+            out(f"# {path}\n{kw.render(doc)}")
+        if new_profile_text is None and not plan.changed:
+            say("nothing to change: the profile and kubeconfig entries are already set")
+        return outcome
+    if new_profile_text is not None:
+        backup = _write_profile(config_file, new_profile_text, bool(old_profile_text), now)
+        outcome.written.append(config_file)
+        outcome.backups += [backup] if backup else []
+        say(f"wrote profile [clusters.{opts.cluster}] to {config_file}")
+    for path, doc in plan.changed.items():
+        backup = kw.write(path, kw.render(doc), now)
+        outcome.written.append(path)
+        outcome.backups += [backup] if backup else []
+    for note in plan.notes:
+        say(note)
+    for backup in outcome.backups:
+        say(f"backed up the previous file as {backup}")
+    if not outcome.written:
+        say("nothing to change: the profile and kubeconfig entries are already set")
+    _warn_command(opts.command, env, say)
+
+    # 4. prove it
+    if opts.verify:
+        verify(settings, cluster, say)
+    say(f"done: kubectl --context {context_name} get pods"
+        + ("" if opts.verify else " (not checked: --no-verify)"))
+    return outcome
+
+
+def _write_profile(path: str, text: str, existed: bool, now: float | None) -> str | None:
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {os.path.dirname(path)}: {os_reason(exc)}") from None
+    return kw.write(path, text, now) if existed or text else None
+
+
+def _warn_command(command: str, env: Mapping[str, str], say: Callable[[str], None]) -> None:
+    import shutil
+
+    if os.path.isabs(command):
+        found = os.access(command, os.X_OK)
+    else:
+        found = shutil.which(command, path=env.get("PATH")) is not None
+    if not found:
+        say(f"note: {command} is not on PATH, and kubectl runs it by that name: put it on PATH "
+            "(pipx does), or run setup again with --command /full/path/to/cred-helper")
+
+
+def verify(settings, cluster: ClusterInfo, say: Callable[[str], None]) -> None:
+    """SelfSubjectReview and a SelfSubjectAccessReview for creating CSRs, as the bootstrap
+    identity. An OIDC login would need a person here: that is left to `login`."""
+    if settings.issuer == "oidc" or settings.bootstrap == "oidc":
+        say(f"not checked here: an OIDC login proves it; run `cred-helper login --cluster "
+            f"{settings.cluster}`")
+        return
+    from . import bootstrap
+    from .kube import KubeClient
+
+    endpoint, auth = bootstrap.resolve(settings, cluster)
+    client = KubeClient(endpoint, auth)
+    review = client.post(SSR_PATH, {"apiVersion": "authentication.k8s.io/v1",
+                                    "kind": "SelfSubjectReview"})
+    username, groups = _user_info(review, endpoint.server)
+    access = client.post(SSAR_PATH, {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"group": "certificates.k8s.io",
+                                        "resource": "certificatesigningrequests",
+                                        "verb": "create"}}})
+    status = access.get("status")
+    allowed = status.get("allowed") if isinstance(status, dict) else None
+    if not isinstance(allowed, bool):
+        raise ServerError(f"the API server at {endpoint.server} sent a SelfSubjectAccessReview "
+                          "of the wrong shape (no status.allowed)")
+    if not allowed:
+        group = next((g for g in groups if not g.startswith("system:")), "GROUP")
+        raise CredHelperError(
+            f"the setup is written, but the bootstrap identity {username} may not create "
+            "certificate signing requests",
+            f"an admin can grant it: cred-helper setup --print-rbac --bootstrap-group {group} "
+            "--apply")
+    shown = ", ".join(groups) or "no groups"
+    say(f"checked: the bootstrap identity is {username} ({shown}) and may create certificate "
+        "signing requests")
+
+
+def _user_info(review: dict, server: str) -> tuple[str, list[str]]:
+    status = review.get("status")
+    info = status.get("userInfo") if isinstance(status, dict) else None
+    username = info.get("username") if isinstance(info, dict) else None
+    groups = info.get("groups", []) if isinstance(info, dict) else None
+    if not isinstance(username, str) or not isinstance(groups, list) or \
+            not all(isinstance(g, str) for g in groups):
+        raise ServerError(f"the API server at {server} sent a SelfSubjectReview of the wrong "
+                          "shape (no status.userInfo username and groups)")
+    return username, groups
+
+
+# ---- --print-rbac ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RbacOptions:
+    group: str = "oncall"
+    namespaces: tuple[str, ...] = ("debug",)
+    bootstrap_group: str = ""
+    audit_policy: str = "cred-helper-audit-policy.yaml"
+    apply: bool = False
+    kubectl: str = "kubectl"
+    kubectl_context: str | None = None
+
+
+def print_rbac(opts: RbacOptions, say: Callable[[str], None], out: Callable[[str], None],
+               run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    from . import rbac
+
+    manifests = rbac.api_objects(rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group))
+    policy = rbac.audit_policy()
+    path = os.path.abspath(os.path.expanduser(opts.audit_policy))
+    _write_audit_policy(path, policy)
+    if not opts.apply:
+        out(manifests)
+        say(rbac.audit_howto(path))
+        return
+    context = [f"--context={opts.kubectl_context}"] if opts.kubectl_context else []
+    # The approver's Namespace first (its Roles' dry run needs it), then the rest: each
+    # through a server-side dry run before it is applied.
+    for part in rbac.api_parts(rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group)):
+        for extra in (["--dry-run=server"], []):
+            _kubectl_apply(opts.kubectl, context, extra, part, run, say)
+    say(rbac.audit_howto(path))
+
+
+def _kubectl_apply(kubectl: str, context: list[str], extra: list[str], manifests: str,
+                   run: Callable[..., subprocess.CompletedProcess],
+                   say: Callable[[str], None]) -> None:
+    step = "server-side dry run" if extra else "apply"
+    try:
+        done = run([kubectl, *context, "apply", *extra, "-f", "-"], input=manifests,
+                   capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CredHelperError(f"cannot run {kubectl}: {os_reason(exc)}",
+                              "put kubectl on PATH, or pass --kubectl PATH") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
+        raise CredHelperError(f"kubectl apply ({step}) failed: {last}",
+                              "these objects were not applied" if extra else
+                              "the dry run passed; fix it and run again (apply is idempotent)")
+    if not extra:
+        for line in done.stdout.splitlines():
+            say(line)
+
+
+def _write_audit_policy(path: str, policy: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read(1 << 20) == policy:
+                return
+        exists = True
+    except FileNotFoundError:
+        exists = False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--audit-policy: cannot read {path}: {os_reason(exc)}") from None
+    if exists:
+        raise UsageError(f"--audit-policy: {path} exists and differs from the audit policy",
+                         "name another file with --audit-policy FILE")
+    try:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(policy)
+    except OSError as exc:
+        raise UsageError(f"--audit-policy: cannot write {path}: {os_reason(exc)}") from None

@@ -1,0 +1,53 @@
+"""The manifests' one copy: packaging's generated copy matches, names cannot inject YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cred_helper import rbac
+from cred_helper.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_packaging_rbac_is_the_generated_copy():
+    assert (ROOT / "packaging" / "kubernetes" / "rbac.yaml").read_text() == \
+        rbac.packaging_copy(), "run: python -m cred_helper.rbac"
+
+
+def test_api_objects_carry_the_names_given():
+    docs = list(yaml.safe_load_all(rbac.api_objects(rbac.Team("sre: x", ("a", "b"), "boot"))))
+    kinds = [(d["kind"], d["metadata"].get("namespace", "")) for d in docs]
+    assert ("Role", "a") in kinds and ("RoleBinding", "b") in kinds
+    bindings = {d["metadata"]["name"] + d["metadata"].get("namespace", ""): d["subjects"]
+                for d in docs if d["kind"].endswith("Binding")}
+    assert bindings["cred-helper-requester"][0]["name"] == "boot"
+    assert bindings["cred-helper-oncall-debuga"][0]["name"] == "sre: x"
+    assert all(d["kind"] != "Policy" for d in docs)  # the audit policy is not applied
+
+
+@pytest.mark.parametrize("group", ["", "a\nkind: ClusterRole", " x"])
+def test_bad_group_names_are_refused(group):
+    with pytest.raises(UsageError):
+        rbac.api_objects(rbac.Team(group))
+
+
+@pytest.mark.parametrize("ns", ["", "Debug", "a_b", 'x"\ny', "a" * 64])
+def test_bad_namespaces_are_refused(ns):
+    with pytest.raises(UsageError):
+        rbac.api_objects(rbac.Team("oncall", (ns,)))
+
+
+def test_audit_policy_levels():
+    policy = yaml.safe_load(rbac.audit_policy())
+    assert policy["kind"] == "Policy"
+    full = policy["rules"][0]
+    assert full["level"] == "RequestResponse"
+    assert set(full["resources"][0]["resources"]) == {"pods/exec", "pods/attach",
+                                                      "pods/portforward"}
+    meta = {r["resources"][0]["resources"][0]: r["level"] for r in policy["rules"][1:]}
+    assert meta == {"pods/ephemeralcontainers": "Metadata",
+                    "certificatesigningrequests/approval": "Metadata"}

@@ -73,6 +73,8 @@ class _DefaultGet(click.Group):
     """`cred-helper --cluster=prod` means `cred-helper get --cluster=prod`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:  # shell completion: complete command names, not get's
+            return super().parse_args(ctx, args)
         if not args and _stdin_is_tty() and "KUBERNETES_EXEC_INFO" not in os.environ:
             # A person typed the bare command: kubectl never runs it so (it always passes a
             # profile or flags), so say how to use it instead of failing on a missing issuer.

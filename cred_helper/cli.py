@@ -26,6 +26,13 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def _stdout_is_tty() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (ValueError, OSError):
+        return False
+
+
 def _stdin_is_tty() -> bool:
     try:
         return sys.stdin is not None and sys.stdin.isatty()
@@ -33,10 +40,46 @@ def _stdin_is_tty() -> bool:
         return False
 
 
+SHORT_USAGE = """\
+Usage: cred-helper [get] --cluster NAME   print a credential (kubectl runs this from its
+                                         kubeconfig exec entry)
+       cred-helper login --cluster NAME   log in now, in a terminal
+       cred-helper doctor --cluster NAME  check a set-up, one line per check
+       cred-helper status | logout | keys | completion
+Profiles live in $XDG_CONFIG_HOME/cred-helper/config.toml. More: cred-helper --help
+"""
+
+
+def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Profile names from the profile file, for shell completion of --cluster."""
+    from .config import profile_names
+    from .paths import default_config_file
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    path = (ctx.params.get("config") or os.environ.get("CRED_HELPER_CONFIG")
+            or default_config_file(os.environ))
+    try:
+        with open(os.path.expanduser(path), "rb") as fh:
+            doc = tomllib.loads(fh.read(1 << 20).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []  # completion never complains: nothing to offer
+    return [name for name in profile_names(doc) if name.startswith(incomplete)]
+
+
 class _DefaultGet(click.Group):
     """`cred-helper --cluster=prod` means `cred-helper get --cluster=prod`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:  # shell completion: complete command names, not get's
+            return super().parse_args(ctx, args)
+        if not args and _stdin_is_tty() and "KUBERNETES_EXEC_INFO" not in os.environ:
+            # A person typed the bare command: kubectl never runs it so (it always passes a
+            # profile or flags), so say how to use it instead of failing on a missing issuer.
+            sys.stderr.write(SHORT_USAGE)
+            ctx.exit(2)
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
                                                                          "--version")):
             args = ["get", *args]
@@ -45,7 +88,7 @@ class _DefaultGet(click.Group):
 
 def _credential_options(fn):
     options = [
-        click.option("--cluster", metavar="NAME",
+        click.option("--cluster", metavar="NAME", shell_complete=complete_profiles,
                      help="Profile [clusters.NAME] to use.  [env: CRED_HELPER_CLUSTER]"),
         click.option("--config", metavar="FILE",
                      help="Profile file.  [env: CRED_HELPER_CONFIG; default: "
@@ -149,6 +192,12 @@ def cli() -> None:
 
     Run from a kubeconfig `exec` entry as `cred-helper --cluster=NAME --ttl=30m`; `get` is the
     default command.
+
+    \b
+    Examples:
+      cred-helper login --cluster prod      log in now
+      cred-helper doctor --cluster prod     find what is wrong with a set-up
+      cred-helper completion bash >> ~/.bashrc
     """
 
 
@@ -162,7 +211,12 @@ def _console():
 @_credential_options
 @click.pass_context
 def get(ctx: click.Context, **flags: Any) -> None:
-    """Print one ExecCredential on stdout (the kubeconfig exec entry point)."""
+    """Print one ExecCredential on stdout (the kubeconfig exec entry point).
+
+    \b
+    Example (as a kubeconfig user's exec entry runs it):
+      cred-helper --cluster=prod --ttl=30m
+    """
     from . import wiring
     from .execcred import render, rfc3339
     from .execinfo import parse_exec_info
@@ -177,6 +231,10 @@ def get(ctx: click.Context, **flags: Any) -> None:
     status = dict(entry.status)
     status["expirationTimestamp"] = rfc3339(
         expiration_timestamp(time.time(), entry.issued_at, entry.not_after))
+    if "clientKeyData" in status and "KUBERNETES_EXEC_INFO" not in os.environ \
+            and _stdout_is_tty():
+        warn("printing a private key (clientKeyData) to the terminal: `get` is for kubectl; "
+             "use `cred-helper login` to log in by hand")
     sys.stdout.write(render(exec_info.api_version, status))
     sys.stdout.flush()
     aliases = wiring.fast_path_aliases(settings, warn)
@@ -196,7 +254,15 @@ def get(ctx: click.Context, **flags: Any) -> None:
               help="kubeconfig context whose cluster kubectl will use this credential for.")
 def login(force: bool, kubeconfig: str | None, context_name: str | None,
           **flags: Any) -> None:
-    """Get a credential now and say who you are and until when (on stderr)."""
+    """Get a credential now and say who you are and until when (on stderr).
+
+    With --cluster alone, the kubeconfig context whose exec entry runs
+    `cred-helper --cluster=NAME` gives the API server and CA, as kubectl would.
+
+    \b
+    Example:
+      cred-helper login --cluster prod
+    """
     from .durations import expires_text
     from .execinfo import ExecInfo
 
@@ -207,6 +273,8 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
         path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or \
             os.path.expanduser("~/.kube/config")
         cluster = cluster_info(path, context_name)
+    else:
+        cluster = _cluster_of_profile(kubeconfig, flags)
     from .wiring import obtain
 
     _, entry = obtain(flags, ExecInfo(interactive=True, cluster=cluster), _console(), "login",
@@ -216,13 +284,34 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
         f"{expires_text(entry.not_after, time.time())}")
 
 
+def _cluster_of_profile(kubeconfig: str | None, flags: dict[str, Any]):
+    """spec.cluster of the kubeconfig context that runs `cred-helper --cluster=NAME`, so that
+    `login --cluster NAME` needs no --context, and caches what kubectl's `get` will look for."""
+    from .execentry import cluster_info, find, kubeconfig_paths, load_all
+
+    profile = flags.get("cluster") or os.environ.get("CRED_HELPER_CLUSTER")
+    if not profile:
+        return None
+    entries = find(load_all(kubeconfig_paths(os.environ, kubeconfig)), profile)
+    for entry in entries:
+        if entry.context:
+            return cluster_info(entry)
+    return None
+
+
 @cli.command()
-@click.option("--cluster", metavar="NAME", help="Only this profile.")
+@click.option("--cluster", metavar="NAME", help="Only this profile.",
+              shell_complete=complete_profiles)
 @click.option("--cache-dir", metavar="DIR", help="Cache directory.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               help="Output format.")
 def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
-    """Show cached credentials: profile, issuer, identity, expires in."""
+    """Show cached credentials: profile, issuer, identity, expires in.
+
+    \b
+    Example:
+      cred-helper status --cluster prod -o json
+    """
     import json
 
     from .durations import format_duration
@@ -262,12 +351,18 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
 
 
 @cli.command()
-@click.option("--cluster", metavar="NAME", help="Forget this profile's credentials.")
+@click.option("--cluster", metavar="NAME", help="Forget this profile's credentials.",
+              shell_complete=complete_profiles)
 @click.option("--all", "everything", is_flag=True,
               help="Forget everything cred-helper keeps, for every profile.")
 @click.option("--cache-dir", metavar="DIR", help="Cache directory.")
 def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None:
-    """Forget cached credentials and refresh tokens, in files and the OS keyring."""
+    """Forget cached credentials and refresh tokens, in files and the OS keyring.
+
+    \b
+    Example:
+      cred-helper logout --cluster prod
+    """
     from . import wiring
 
     cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
@@ -280,7 +375,12 @@ def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None
 
 @cli.group()
 def keys() -> None:
-    """PKCS#11 keys: list tokens and keys, generate a non-exportable key, print a public key."""
+    """PKCS#11 keys: list tokens and keys, generate a non-exportable key, print a public key.
+
+    \b
+    Example:
+      cred-helper keys list --pkcs11-module /usr/lib/softhsm/libsofthsm2.so
+    """
 
 
 def _token_flags(fn):
@@ -301,7 +401,12 @@ def _token_session(uri_text: str, module: str, pin_source: str | None, login: bo
 @click.option("--login", is_flag=True, help="Log in, to see private keys too.")
 @_token_flags
 def keys_list(uri: str, login: bool, pkcs11_module: str | None, pin_source: str | None) -> None:
-    """Tokens, and the keys on the token URI names (label, id, type, extractable)."""
+    """Tokens, and the keys on the token URI names (label, id, type, extractable).
+
+    \b
+    Example:
+      cred-helper keys list 'pkcs11:token=YubiKey%20PIV%20%2312345678' --login
+    """
     from .keys import pkcs11
     from .keys import uri as uris
     from .keys.manage import list_keys
@@ -351,7 +456,12 @@ def keys_generate(uri: str, kind: str, pkcs11_module: str | None,
                   pin_source: str | None) -> None:
     """Generate a key pair on the token URI names (object= is the label, id= optional).
 
-    The private half is sensitive and never extractable. Prints the new key's URI."""
+    The private half is sensitive and never extractable. Prints the new key's URI.
+
+    \b
+    Example:
+      cred-helper keys generate 'pkcs11:token=dev;object=cred-helper;id=%01' --type ed25519
+    """
     from .keys import uri as uris
     from .keys.manage import generate
 
@@ -376,19 +486,33 @@ def keys_generate(uri: str, kind: str, pkcs11_module: str | None,
 def keys_public(uri: str, fmt: str, login: bool, pkcs11_module: str | None,
                 pin_source: str | None) -> None:
     """Print the public key of the key URI names: PEM, JWK (kid = RFC 7638 thumbprint) or
-    OpenSSH."""
+    OpenSSH. It is a public key, but it looks like key material: on a terminal a warning
+    comes first.
+
+    \b
+    Example:
+      cred-helper keys public 'pkcs11:token=dev;object=cred-helper' --format jwk > key.jwk
+    """
     from .keys.manage import find_public
     from .keys.publickey import render
 
     with _token_session(uri, _module_setting(pkcs11_module), pin_source, login) as (
             parsed, info, _, session):
         public = find_public(session, parsed, info.describe())
+    if _stdout_is_tty():
+        warn("printing key material to the terminal: this is the PUBLIC half of a token "
+             "key (its private half never leaves the token); redirect to a file to keep it")
     click.echo(render(public, fmt, f"{info.label}/{parsed.object or ''}".rstrip("/")), nl=False)
 
 
 @cli.group()
 def approver() -> None:
-    """The access broker: approve client-certificate requests by a reviewed policy."""
+    """The access broker: approve client-certificate requests by a reviewed policy.
+
+    \b
+    Example:
+      cred-helper approver run --policy policy.yaml --kubeconfig admin.kubeconfig --once
+    """
 
 
 @approver.command("run")
@@ -416,12 +540,64 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                  lease_name: str | None, lease_namespace: str | None, identity: str | None,
                  lease_duration: float, once: bool) -> int:
     """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
-    each pending one for a person, by the policy. One JSON line per decision on stdout."""
+    each pending one for a person, by the policy. One JSON line per decision on stdout.
+
+    \b
+    Example:
+      cred-helper approver run --policy /etc/approver/policy.yaml --lease-name approver
+    """
     from .broker.main import Options, run_approver
 
     return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
                                 lease_namespace=lease_namespace, lease_name=lease_name,
                                 identity=identity, lease_duration=lease_duration, once=once))
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: commands, options and profile names.
+
+    \b
+    Examples:
+      cred-helper completion bash > ~/.local/share/bash-completion/completions/cred-helper
+      cred-helper completion zsh > "${fpath[1]}/_cred-helper"
+      cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "cred-helper", "_CRED_HELPER_COMPLETE").source())
+
+
+@cli.command()
+@click.option("--cluster", metavar="NAME", shell_complete=complete_profiles,
+              help="The profile to check.  [env: CRED_HELPER_CLUSTER]")
+@click.option("--config", metavar="FILE",
+              help="Profile file.  [env: CRED_HELPER_CONFIG]")
+@click.option("--kubeconfig", metavar="FILE",
+              help="The kubeconfig kubectl reads.  [default: $KUBECONFIG or ~/.kube/config]")
+@click.option("--login", "use_pin", is_flag=True,
+              help="Log in to the PKCS#11 token to check the key (uses the PIN source; "
+                   "without it no PIN is ever used).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              help="Output format.")
+def doctor(cluster: str | None, config: str | None, kubeconfig: str | None, use_pin: bool,
+           output: str) -> int:
+    """Check a set-up in order, one line per check with OK, WARN or FAIL and a hint: profile,
+    kubectl and its exec entry, the API server (TLS, clock), the bootstrap identity and its
+    right to create CSRs, OIDC, the PKCS#11 token, the keyring, the cache directory. Exits 1
+    if any check fails. Never prints a secret.
+
+    \b
+    Example:
+      cred-helper doctor --cluster prod
+    """
+    from .doctor.run import Options, run_doctor
+
+    return run_doctor(Options(cluster=cluster, config=config, kubeconfig=kubeconfig,
+                              use_pin=use_pin, output=output), ask_pin)
 
 
 from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices merge apart)

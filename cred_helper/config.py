@@ -183,16 +183,14 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
 
     issuer = _choice(src, "issuer", ISSUERS, None)
     if issuer is None:
-        where = (f"no [clusters.{cluster}] in {config_file}" if cluster and not profile
-                 else "no issuer is set")
-        raise UsageError(f"{where}; cred-helper does not know which issuer to use",
-                         "pass --issuer csr (or oidc), or set issuer in the profile")
+        raise no_issuer(doc, cluster, config_file, bool(profile), os.path.exists(config_file))
     ttl = _duration(src, "ttl", 1800)
     if issuer == "csr" and ttl < CSR_MIN_TTL:
         found = src.get("ttl")
         assert found is not None
         raise UsageError(
-            f"{found[1]}: {format_duration(ttl)} is shorter than the CSR API's minimum of 10m",
+            f"{found[1]}: {format_duration(ttl)} is shorter than the CSR API's minimum of 10m"
+            f"{_also(found[1], 'ttl')}",
             "use a TTL of 10m or more",
         )
     cache = _choice(src, "cache", CACHES, "file")
@@ -230,6 +228,40 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     return settings
 
 
+def profile_names(doc: Mapping[str, Any]) -> list[str]:
+    clusters = doc.get("clusters")
+    return sorted(clusters) if isinstance(clusters, dict) else []
+
+
+def no_issuer(doc: Mapping[str, Any], cluster: str, path: str, has_profile: bool,
+              file_exists: bool) -> UsageError:
+    """Why no issuer is known, in a newcomer's terms: which file was read, which profiles it
+    has, and the closest to a misspelt name."""
+    import difflib
+
+    names = profile_names(doc)
+    if not file_exists:
+        read = f"the profile file {path} does not exist"
+    else:
+        read = f"{path} has " + (f"the profiles {', '.join(names)}" if names else "no profiles")
+    if cluster and not has_profile:
+        close = difflib.get_close_matches(cluster, names, n=1, cutoff=0.6)
+        hint = (f"did you mean --cluster {close[0]}?" if close else
+                "write [clusters.NAME] there (see `cred-helper setup`), or pass --config FILE")
+        return UsageError(f"no profile {cluster!r}: {read}", hint)
+    if cluster:
+        return UsageError(f"profile {cluster!r} in {path} sets no issuer",
+                          f"add issuer = \"csr\" (or \"oidc\") to [clusters.{cluster}], "
+                          "or pass --issuer csr")
+    if names:
+        return UsageError(f"no profile chosen and no issuer set ({read})",
+                          f"pass --cluster {names[0]} (or CRED_HELPER_CLUSTER), or --issuer "
+                          "csr|oidc with its settings")
+    return UsageError(f"no profile chosen and no issuer set ({read})",
+                      "pass --cluster NAME with a profile (see `cred-helper setup`), or "
+                      "--issuer csr|oidc with its settings; `cred-helper --help` shows usage")
+
+
 def _bootstrap(src: _Source, issuer: str) -> str:
     """How CSRs are authorized: a token file, a kubeconfig user, or an OIDC login."""
     token, kubeconfig = src.get("bootstrap-token-file"), src.get("bootstrap-kubeconfig")
@@ -241,7 +273,8 @@ def _bootstrap(src: _Source, issuer: str) -> str:
     needs = {"token": ("bootstrap-token-file", token), "kubeconfig": ("bootstrap-kubeconfig",
                                                                       kubeconfig)}
     if issuer == "csr" and chosen in needs and not needs[chosen][1]:
-        raise UsageError(f"--bootstrap {chosen} needs --{needs[chosen][0]}")
+        raise UsageError(f"--bootstrap {chosen} needs --{needs[chosen][0]} (profile key "
+                         f"{needs[chosen][0]})")
     if chosen == "oidc" and (token or kubeconfig):
         raise UsageError("--bootstrap oidc and a bootstrap token or kubeconfig both set",
                          "choose one bootstrap credential")
@@ -283,13 +316,23 @@ def _oidc(src: _Source, issuer: str, bootstrap: bool) -> dict[str, Any]:
     return settings
 
 
+def _also(where: str, key: str) -> str:
+    """The other name of the setting an error is about: a user who set the profile key looks
+    for it under that name, one who passed the flag may have the key in a profile too."""
+    if where.startswith("--"):
+        return f" (profile key {key})"
+    if where.startswith("profile key"):
+        return f" (flag --{key})"
+    return f" (flag --{key}, profile key {key})"
+
+
 def _flag(src: _Source, key: str) -> bool:
     found = src.get(key)
     if found is None:
         return False
     value, where = found
     if not isinstance(value, bool):
-        raise UsageError(f"{where}: expected true or false")
+        raise UsageError(f"{where}: expected true or false{_also(where, key)}")
     return value
 
 
@@ -315,7 +358,8 @@ def _text(src: _Source, key: str) -> str:
         return ""
     value, where = found
     if not isinstance(value, str):
-        raise UsageError(f"{where}: expected a string, got {type(value).__name__}")
+        raise UsageError(f"{where}: expected a string, got {type(value).__name__}"
+                         f"{_also(where, key)}")
     return value
 
 
@@ -331,7 +375,8 @@ def _choice(src: _Source, key: str, allowed: tuple[str, ...], default: str | Non
     value, where = found
     if value in allowed:
         return value
-    raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed)}"
+                     f"{_also(where, key)}")
 
 
 def _key_kind(src: _Source) -> str:
@@ -364,7 +409,8 @@ def _attest_with(src: _Source, issuer: str) -> str:
         return ""
     value, where = found
     if not isinstance(value, str) or not value.startswith("pkcs11:"):
-        raise UsageError(f"{where}: expected a pkcs11: URI naming a key on a token",
+        raise UsageError(f"{where}: expected a pkcs11: URI naming a key on a token"
+                         f"{_also(where, 'attest-with')}",
                          "e.g. --attest-with 'pkcs11:token=YubiKey%20PIV%20%2312345678;"
                          "id=%01' (see `cred-helper keys list --login`)")
     if issuer != "csr":
@@ -391,7 +437,7 @@ def _duration(src: _Source, key: str, default: int) -> int:
     else:
         seconds = -1
     if seconds <= 0:
-        raise UsageError(f"{where}: {value!r} is not a duration",
+        raise UsageError(f"{where}: {value!r} is not a duration{_also(where, key)}",
                          "use seconds (1800) or units: 90s, 30m, 1h, 1h30m")
     return seconds
 
@@ -404,5 +450,5 @@ def _groups(src: _Source, key: str = "subject-o") -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise UsageError(f"{where}: expected a list of names")
+        raise UsageError(f"{where}: expected a list of names{_also(where, key)}")
     return tuple(value)

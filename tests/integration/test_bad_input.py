@@ -38,7 +38,7 @@ def test_bad_flags_are_usage_errors(sandbox, args, expected):
 
 def test_no_issuer(sandbox):
     line = _fails(sandbox, "--cluster=prod", code=2)
-    assert "no [clusters.prod]" in line
+    assert "no profile 'prod'" in line and "does not exist" in line
 
 
 @pytest.mark.parametrize(("profile", "expected"), [

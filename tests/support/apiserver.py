@@ -387,6 +387,7 @@ class LocalAPIServer:
         self.signer_delay = signer_delay
         self.minor = minor
         self.watch_allowed = True  # False: 403 on watch, as RBAC without the `watch` verb
+        self.date_offset = 0.0  # seconds added to the Date header: a server with a skewed clock
         self.signer = Misbehaviour()  # test-only knobs for a signer that gets it wrong
         self.revoked_serials: set[int] = set()
         # A misbehaving mode for fuzz tests: (method, path, code, body) -> (code, body), applied
@@ -653,26 +654,6 @@ class LocalAPIServer:
             return
         raise forbidden(user, verb, resource, name=name)
 
-    def self_access_review(self, body: dict, user: str, groups: list[str]) -> dict:
-        """A SelfSubjectAccessReview answered by `authorize` (CSR resources only; anything
-        else is not allowed, as RBAC without a rule for it)."""
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-        attrs = spec.get("resourceAttributes") if isinstance(spec, dict) else None
-        attrs = attrs if isinstance(attrs, dict) else {}
-        allowed = False
-        if attrs.get("group") == GROUP and user != ANONYMOUS[0]:
-            resource = attrs.get("resource", "")
-            if attrs.get("subresource"):
-                resource = f"{resource}/{attrs['subresource']}"
-            try:
-                self.authorize(user, groups, str(attrs.get("verb", "")), str(resource),
-                               str(attrs.get("name", "")))
-                allowed = True
-            except ApiError:
-                pass
-        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "metadata": {}, "spec": spec, "status": {"allowed": allowed}}
-
     def get_csr(self, name: str) -> dict:
         with self._cond:
             if name not in self.csrs:
@@ -806,6 +787,27 @@ class LocalAPIServer:
                 send({"type": kind, "object": obj})
                 since = sent = rv
 
+    def access_review(self, body: dict, user: str, groups: list[str]) -> dict:
+        """SelfSubjectAccessReview for resourceAttributes, answered by `authorize`."""
+        if user == ANONYMOUS[0]:
+            raise forbidden(user, "create", "selfsubjectaccessreviews", "authorization.k8s.io")
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        attrs = spec.get("resourceAttributes") if isinstance(spec.get("resourceAttributes"),
+                                                             dict) else {}
+        resource = attrs.get("resource", "")
+        if attrs.get("subresource"):
+            resource = f"{resource}/{attrs['subresource']}"
+        try:
+            if attrs.get("group", "") != GROUP and "system:masters" not in groups:
+                raise forbidden(user, str(attrs.get("verb", "")), str(resource))
+            self.authorize(user, groups, str(attrs.get("verb", "")), str(resource),
+                           str(attrs.get("name", "")))
+            status = {"allowed": True, "reason": "RBAC: allowed by the local stand-in"}
+        except ApiError:
+            status = {"allowed": False}
+        return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+
     def self_review(self, user: str, groups: list[str]) -> dict:
         return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"creationTimestamp": _rfc3339()},
@@ -905,6 +907,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header, from a clock `date_offset` seconds off (doctor's clock check).
+        return super().date_time_string((time.time() if timestamp is None else timestamp)
+                                        + self.api.date_offset)
+
     def _send(self, code: int, doc: dict) -> None:
         body = json.dumps(doc).encode()
         if self.api.tamper is not None:
@@ -957,10 +964,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise forbidden(user, "create", "selfsubjectreviews", "authentication.k8s.io")
             self._body("SelfSubjectReview")
             return self._send(201, api.self_review(user, groups))
-        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and \
-                method == "POST":
-            return self._send(201, api.self_access_review(self._body("SelfSubjectAccessReview"),
-                                                          user, groups))
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" \
+                and method == "POST":
+            return self._send(201, api.access_review(self._body("SelfSubjectAccessReview"),
+                                                     user, groups))
         rv = query.get("resourceVersion", [""])[0]
         if rv and not rv.isdigit():
             if path == CSR_BASE and method == "GET" and query.get("watch", [""])[0] \

@@ -1,0 +1,140 @@
+"""Finding the kubeconfig `exec` entry that runs cred-helper for a profile.
+
+`login --cluster NAME` and `doctor` need what kubectl would pass (`spec.cluster` of the context
+whose user runs `cred-helper --cluster=NAME`), so that a login caches under the same key a later
+`get` from kubectl looks for. Pure over parsed kubeconfig documents; `kubeconfig_paths` reads
+only the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecEntry:
+    path: str  # the kubeconfig file holding the user
+    context: str  # a context that uses this user ("" if none does)
+    user: str
+    exec: dict[str, Any] = field(repr=False)
+    cluster: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def provides_cluster_info(self) -> bool:
+        return self.exec.get("provideClusterInfo") is True
+
+
+def kubeconfig_paths(env: Mapping[str, str], flag: str | None = None) -> list[str]:
+    """The files kubectl reads, in its order: --kubeconfig, else $KUBECONFIG's list, else
+    ~/.kube/config."""
+    if flag:
+        return [flag]
+    listed = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        return listed
+    home = env.get("HOME") or os.path.expanduser("~")
+    return [os.path.join(home, ".kube", "config")]
+
+
+def names_profile(args: Any, profile: str) -> bool:
+    """Whether exec args select `profile` (`--cluster=NAME` or `--cluster NAME`)."""
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return False
+    for i, arg in enumerate(args):
+        if arg == f"--cluster={profile}":
+            return True
+        if arg == "--cluster" and i + 1 < len(args) and args[i + 1] == profile:
+            return True
+    return False
+
+
+def runs_cred_helper(command: Any) -> bool:
+    if not isinstance(command, str):
+        return False
+    base = os.path.basename(command)
+    return base in ("cred-helper", "kubectl-cred_helper") or base.startswith("cred-helper")
+
+
+def _items(doc: Mapping[str, Any], section: str, inner: str) -> list[tuple[str, dict]]:
+    items = doc.get(section)
+    if not isinstance(items, list):
+        return []
+    return [(i["name"], i[inner]) for i in items
+            if isinstance(i, dict) and isinstance(i.get("name"), str)
+            and isinstance(i.get(inner), dict)]
+
+
+def find(docs: list[tuple[str, Mapping[str, Any]]], profile: str) -> list[ExecEntry]:
+    """Every (context, user) whose user's exec entry runs cred-helper for `profile`, in file
+    order. Users and clusters are looked up across all files, as kubectl merges them."""
+    users: dict[str, tuple[str, dict]] = {}
+    clusters: dict[str, dict] = {}
+    contexts: list[tuple[str, dict]] = []
+    for path, doc in docs:
+        if not isinstance(doc, Mapping):
+            continue
+        for name, user in _items(doc, "users", "user"):
+            users.setdefault(name, (path, user))  # the first file that names it wins
+        for name, cluster in _items(doc, "clusters", "cluster"):
+            clusters.setdefault(name, cluster)
+        contexts += _items(doc, "contexts", "context")
+    found: list[ExecEntry] = []
+    used: set[str] = set()
+    for ctx_name, ctx in contexts:
+        user_name = ctx.get("user")
+        if not isinstance(user_name, str) or user_name not in users:
+            continue
+        path, user = users[user_name]
+        exec_ = user.get("exec")
+        if isinstance(exec_, dict) and runs_cred_helper(exec_.get("command")) \
+                and names_profile(exec_.get("args"), profile):
+            cluster = clusters.get(ctx.get("cluster"), {}) if isinstance(ctx.get("cluster"),
+                                                                       str) else {}
+            found.append(ExecEntry(path, ctx_name, user_name, exec_, cluster))
+            used.add(user_name)
+    for user_name, (path, user) in users.items():
+        exec_ = user.get("exec")
+        if user_name not in used and isinstance(exec_, dict) \
+                and runs_cred_helper(exec_.get("command")) \
+                and names_profile(exec_.get("args"), profile):
+            found.append(ExecEntry(path, "", user_name, exec_))
+    return found
+
+
+def load_all(paths: list[str]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The kubeconfig files that exist and parse; others are skipped (kubectl reports those
+    itself)."""
+    from .errors import CredHelperError
+    from .kubeconfig import load
+
+    docs = []
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        try:
+            docs.append((path, load(path, "--kubeconfig")))
+        except CredHelperError:
+            continue
+    return docs
+
+
+def cluster_info(entry: ExecEntry):
+    """spec.cluster as kubectl sends it for this entry (None without provideClusterInfo,
+    or when no context names the user)."""
+    from .execinfo import ClusterInfo
+    from .kubeconfig import data_or_file, text
+
+    if not entry.provides_cluster_info or not entry.context:
+        return None
+    where = f"--kubeconfig {entry.path}"
+    base = os.path.dirname(os.path.abspath(entry.path))
+    return ClusterInfo(
+        server=text(entry.cluster, "server", where),
+        tls_server_name=text(entry.cluster, "tls-server-name", where),
+        ca_data=data_or_file(entry.cluster, "certificate-authority", base, "--kubeconfig"),
+        insecure_skip_tls_verify=entry.cluster.get("insecure-skip-tls-verify") is True,
+        proxy_url=text(entry.cluster, "proxy-url", where),
+    )

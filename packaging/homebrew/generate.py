@@ -15,8 +15,9 @@ import json
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULA = ROOT / "packaging" / "homebrew" / "cred-helper.rb"

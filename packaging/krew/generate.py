@@ -16,8 +16,9 @@ import hashlib
 import io
 import sys
 import tarfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "packaging" / "krew" / "cred-helper.yaml"

@@ -37,6 +37,18 @@ def resolve() -> list[tuple[str, str]]:
     return sorted(pins, key=lambda pin: pin[0].lower())
 
 
+def public_url(url: str) -> str:
+    """The file's public address. Some PyPI mirrors answer with a path relative to
+    themselves (`../../packages/packages/45/37/<hash>/name.tar.gz`); the part after
+    `packages/` is the same blob path files.pythonhosted.org serves."""
+    if url.startswith("https://"):
+        return url
+    _, sep, blob = url.partition("packages/packages/")
+    if not sep:
+        raise SystemExit(f"lock: cannot tell the public address of {url!r}")
+    return f"https://files.pythonhosted.org/packages/{blob}"
+
+
 def sdist(name: str, version: str) -> dict[str, str]:
     # The project document lists every release (the per-version one is not served everywhere).
     url = f"https://pypi.org/pypi/{name}/json"
@@ -44,7 +56,7 @@ def sdist(name: str, version: str) -> dict[str, str]:
         project = json.load(response)
     for file in project.get("releases", {}).get(version, []):
         if file.get("packagetype") == "sdist":
-            return {"name": name, "version": version, "url": file["url"],
+            return {"name": name, "version": version, "url": public_url(file["url"]),
                     "sha256": file["digests"]["sha256"]}
     raise SystemExit(f"lock: {name} {version} has no sdist on PyPI")
 

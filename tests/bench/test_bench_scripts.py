@@ -23,6 +23,14 @@ def test_bench_script_prints_its_figures(script, figure):
     assert figure in done.stdout.lower(), done.stdout
 
 
+def test_channels_bench_prints_every_channel_against_the_interpreter():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "channels.py"), "--runs", "3"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    for channel in ("venv script", "pipx", "single file", "python -I -c pass"):
+        assert f"\n{channel:<18} median" in done.stdout, done.stdout
+
+
 def _kubelogin_bench(env: dict[str, str] | None = None) -> str:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "kubelogin.py"), "--runs", "3",
                            "--cold-runs", "2"], capture_output=True, text=True, timeout=600,

@@ -1,0 +1,83 @@
+"""Builds the single-file cred-helper: a PEX in venv mode with a /bin/sh boot header.
+
+    .venv/bin/python packaging/singlefile/build.py [--wheel WHEEL] [--output dist/cred-helper]
+
+Why PEX (bench/channels.py measured shiv, PEX and PyInstaller on one machine, in one run;
+README "Install" has the figures): the first run unpacks the file once into a venv under
+~/.cache/pex, and from then on the `--sh-boot` header, a few lines of POSIX sh, execs that
+venv's interpreter directly with `-I`. A cache hit so costs one `sh` plus the same start a
+venv console script has. shiv imports its zip bootstrap (zipfile, hashlib, shutil ...) on
+every run and PyInstaller's one-file mode unpacks everything into a temporary directory on
+every run; both are several times slower on the hit path.
+
+One change to PEX's output (`fast_header`): on a hit the header execs the venv's own
+`bin/cred-helper` script instead of the venv's `__main__.py`, whose PEX runner imports runpy,
+importlib.util and contextlib on every run (x1.42 of the venv script measured, against x1.0
+after). The PEX stays a valid zip: Python finds a zip's members from its end, so the prefix
+may change length. No `-S`: the unpacked venv's site-packages is reached through site
+processing.
+
+Needs `build` and `pex` (the test extra has both). Python >= 3.10 on the target machine,
+found on PATH by the header the first time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_wheel(out: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+                   check=True, stdout=subprocess.DEVNULL)
+    (wheel,) = out.glob("cred_helper-*.whl")
+    return wheel
+
+
+def pex_command(wheel: Path, output: Path) -> list[str]:
+    return [sys.executable, "-m", "pex", str(wheel),
+            "--venv",                    # unpack once into a venv; later runs exec it
+            "--sh-boot",                 # a sh header finds that venv without Python code
+            # Named, so the header and PEX's runtime agree: by default the runtime honours
+            # XDG_CACHE_HOME but the sh header looks in ~/.cache/pex only, and every run with
+            # XDG_CACHE_HOME set then takes the 1.5 s slow path (measured by bench/channels.py).
+            "--runtime-pex-root", "~/.cache/pex",
+            "-e", "cred_helper.__main__:main",
+            "--python-shebang", "/usr/bin/env python3",
+            "-o", str(output)]
+
+
+PEX_EXEC = b'exec "${INSTALLED_PEX}/bin/python" ${VENV_PYTHON_ARGS} "${INSTALLED_PEX}" \\\n'
+FAST_EXEC = (b'exec "${INSTALLED_PEX}/bin/python" ${VENV_PYTHON_ARGS} '
+             b'"${INSTALLED_PEX}/bin/cred-helper" \\\n')
+
+
+def fast_header(pex: bytes) -> bytes:
+    """The PEX with its sh header's hit branch pointed at the venv's cred-helper script."""
+    if pex.count(PEX_EXEC) != 1:
+        raise SystemExit("build: this PEX's sh header has no single venv exec line to point "
+                         "at bin/cred-helper; pin pex to a version whose header has one")
+    return pex.replace(PEX_EXEC, FAST_EXEC)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--wheel", type=Path, help="a built wheel (else one is built here)")
+    parser.add_argument("--output", type=Path, default=ROOT / "dist" / "cred-helper")
+    args = parser.parse_args()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = args.wheel or build_wheel(Path(tmp))
+        subprocess.run(pex_command(wheel, args.output), check=True)
+    args.output.write_bytes(fast_header(args.output.read_bytes()))
+    print(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Each install channel, built from this checkout, installed as a user would, then run by real
+kubectl through a kubeconfig exec entry against the local API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+import cred_helper
+
+pytestmark = pytest.mark.kubectl
+
+
+def _kubeconfig_with(sandbox, command: str) -> Path:
+    path = sandbox.kubeconfig(sandbox.base_args())
+    doc = yaml.safe_load(path.read_text())
+    doc["users"][0]["user"]["exec"]["command"] = command
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _kubectl(kubectl: str, kubeconfig: Path, home: Path, path: str, *args: str):
+    env = {"PATH": path, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([kubectl, *args], env=env, capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)
+
+
+def _twice_through_kubectl(sandbox, kubectl, command: str, path: str | None = None) -> None:
+    """A miss that issues, then a hit served from the cache: both through kubectl."""
+    kubeconfig = _kubeconfig_with(sandbox, command)
+    path = path if path is not None else os.environ.get("PATH", "")
+    for verb in (("get", "--raw", "/version"), ("auth", "whoami", "-o", "json")):
+        done = _kubectl(kubectl, kubeconfig, sandbox.root, path, *verb)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"]["userInfo"]["username"] == "alice@example.com"
+    assert sandbox.server.csr_creations == 1, "the second kubectl must be a cache hit"
+
+
+def test_wheel_and_sdist_carry_complete_metadata(dist, wheel):
+    with zipfile.ZipFile(wheel) as whl:
+        meta = whl.read(f"cred_helper-{cred_helper.__version__}.dist-info/METADATA").decode()
+        names = whl.namelist()
+    assert f"Version: {cred_helper.__version__}\n" in meta  # the one version, from __init__
+    for field in ("Author: ", "License-Expression: Apache-2.0", "License-File: LICENSE",
+                  "Project-URL: Homepage, https://", "Keywords: kubernetes",
+                  "Classifier: Topic :: Security", "Requires-Python: >=3.10",
+                  "Requires-Dist: cryptography"):
+        assert field in meta, field
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert any(n.endswith(".data/scripts/cred-helper") for n in names)
+    (sdist,) = dist.glob("cred_helper-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        members = {Path(m).relative_to(f"cred_helper-{cred_helper.__version__}").as_posix()
+                   for m in tar.getnames() if "/" in m}
+    assert {"LICENSE", "pyproject.toml", "bin/cred-helper", "cred_helper/fastpath.py",
+            "cred_helper/broker/__init__.py"} <= members
+
+
+def test_wheel_in_a_clean_venv_works_through_kubectl(wheel, sandbox, kubectl, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                           "--disable-pip-version-check", str(wheel)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _twice_through_kubectl(sandbox, kubectl, str(venv / "bin" / "cred-helper"))
+
+
+def test_pipx_install_works_through_kubectl_once_its_bin_dir_is_on_path(
+        wheel, sandbox, kubectl, tmp_path):
+    """The README's channel: `pipx install`, and the command found on PATH. Before the bin
+    dir is on PATH kubectl says what the README's PATH advice answers."""
+    env = dict(os.environ, PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
+               PIPX_MAN_DIR=str(tmp_path / "man"))
+    done = subprocess.run([sys.executable, "-m", "pipx", "install", "--python", sys.executable,
+                           str(wheel)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "bin" / "cred-helper").exists()
+    bare_path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                                if d and not Path(d, "cred-helper").exists())
+    missing = _kubectl(kubectl, _kubeconfig_with(sandbox, "cred-helper"), sandbox.root,
+                       bare_path, "get", "--raw", "/version")
+    assert missing.returncode != 0
+    assert "executable cred-helper not found" in missing.stderr, missing.stderr
+    _twice_through_kubectl(sandbox, kubectl, "cred-helper",
+                           path=f"{tmp_path / 'bin'}{os.pathsep}{bare_path}")
+
+
+def test_single_file_works_through_kubectl(single_file, sandbox, kubectl):
+    """Its first run unpacks into $HOME/.cache/pex (the sandbox's HOME); the hit after it
+    takes the sh header's direct exec of the unpacked venv's script."""
+    _twice_through_kubectl(sandbox, kubectl, str(single_file))
+    venvs = list((sandbox.root / ".cache" / "pex" / "venvs").glob("*/*/*/bin/cred-helper"))
+    assert venvs, "the single file must unpack under ~/.cache/pex, where its header looks"
+    header = single_file.read_bytes()[:4096]
+    assert b'"${INSTALLED_PEX}/bin/cred-helper"' in header

@@ -96,6 +96,11 @@ def verify(facts: CsrFactsLike, config: AttestationConfig, now: float) -> Attest
         return Attestation(mode, False, f"the attestation proof cannot be read: {exc}")
     except Failed as exc:
         return Attestation(mode, False, str(exc))
+    except (ValueError, TypeError):
+        # cryptography parses a certificate's fields when they are first read: a name or an
+        # extension that is not DER fails there, anywhere in the checks above.
+        return Attestation(mode, False, "the attestation proof holds a certificate that "
+                                        "cannot be read")
     if device is None:
         return Attestation(mode, True, f"signed by {user}'s registered key "
                                        f"{key_sha256(payload.token_key)[:16]} (no attestation "
@@ -197,7 +202,8 @@ def _roots(config: AttestationConfig) -> list[x509.Certificate]:
 def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
-        _ = cert.extensions  # parsed lazily: make malformed extensions fail here
+        # Parsed lazily: make malformed names and extensions fail here, not mid-check.
+        _ = cert.extensions, cert.issuer, cert.subject
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
         raise Failed(f"the proof's {what} is not a readable X.509 certificate") from None
     return cert

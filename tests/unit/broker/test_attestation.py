@@ -342,6 +342,29 @@ def test_random_mutations_never_crash():
         assert not got.ok
 
 
+def test_a_certificate_whose_fields_do_not_parse_is_refused():
+    """cryptography reads a certificate's names lazily: a device certificate that loads but
+    whose issuer is not DER must be a refusal, not an exception (found by mutation)."""
+    token = _token_key()
+    facts = _request(token, CA.chain(token.public_key()))
+    doc = json.loads(facts.proof)
+    device = bytearray(base64.b64decode(doc["certs"][1]))
+    for at in range(len(device)):  # find a byte whose change breaks the issuer only
+        spoiled = bytes(device[:at]) + b"\x00" + bytes(device[at + 1:])
+        try:
+            x509.load_der_x509_certificate(spoiled).issuer  # noqa: B018
+        except ValueError as exc:
+            if "issuer" in str(exc):
+                break
+    else:
+        pytest.skip("no single byte spoils only the issuer here")
+    doc["certs"][1] = base64.b64encode(spoiled).decode()
+    got = verify(replace(facts, proof=json.dumps(doc).encode()), _config(token), NOW)
+    assert not got.ok
+    assert got.reason == "the proof's device attestation certificate is not a readable X.509 " \
+        "certificate"
+
+
 def test_the_proof_rides_in_the_csr_as_a_non_critical_extension():
     token = _token_key()
     facts = _request(token, CA.chain(token.public_key()))

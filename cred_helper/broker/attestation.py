@@ -96,7 +96,7 @@ def verify(facts: CsrFactsLike, config: AttestationConfig, now: float) -> Attest
         return Attestation(mode, False, f"the attestation proof cannot be read: {exc}")
     except Failed as exc:
         return Attestation(mode, False, str(exc))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, x509.InvalidVersion):
         # cryptography parses a certificate's fields when they are first read: a name or an
         # extension that is not DER fails there, anywhere in the checks above.
         return Attestation(mode, False, "the attestation proof holds a certificate that "
@@ -204,7 +204,8 @@ def _load_cert(der: bytes, what: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(der)
         # Parsed lazily: make malformed names and extensions fail here, not mid-check.
         _ = cert.extensions, cert.issuer, cert.subject
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType):
         raise Failed(f"the proof's {what} is not a readable X.509 certificate") from None
     return cert
 

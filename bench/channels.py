@@ -3,7 +3,8 @@
     .venv/bin/python bench/channels.py [--runs N] [--single-file PATH] [--extra NAME=PATH ...]
 
 Channels: the venv's `cred-helper` script (the interpreter running this), a pipx install of
-the wheel built from this checkout (into a temporary PIPX_HOME), and the single-file build
+the wheel built from this checkout (into a temporary PIPX_HOME), the fast launcher that
+`setup --fast-launcher` writes (this venv's Python with `-IS`), and the single-file build
 (packaging/singlefile/build.py, unless --single-file names one already built). `--extra`
 adds any other executable, e.g. candidate single-file builds to compare.
 
@@ -80,6 +81,11 @@ def main() -> None:
         if piped:
             channels["pipx"] = piped
         channels["single file"] = args.single_file or build_single_file(wheel, work / "sf")
+        from cred_helper import launcher
+
+        fast = str(work / "fast" / "cred-helper")
+        launcher.write_launcher(fast)  # what `setup --fast-launcher` writes, for this venv
+        channels["fast launcher -IS"] = fast
         for extra in args.extra:
             name, _, path = extra.partition("=")
             channels[name] = path
@@ -95,6 +101,7 @@ def main() -> None:
         flags = ["--issuer=csr", "--ttl=30m", f"--bootstrap-token-file={token_file}"]
         commands = {name: [path, *flags] for name, path in channels.items()}
         commands["python -I -c pass"] = [PYTHON, "-I", "-c", "pass"]
+        commands["python -IS -c pass"] = [PYTHON, "-IS", "-c", "pass"]  # the floor with -S
         for command in commands.values():  # the first is the miss; then warm every page cache
             for _ in range(3):
                 timed(command, env)

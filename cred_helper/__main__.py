@@ -12,6 +12,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if try_serve(args, os.environ, sys.stdout):
         return 0
+    if sys.flags.no_site:
+        # Started by the fast launcher (-I -S, launcher.py): the hit needed no site
+        # processing, but the full CLI's dependencies may need their .pth files.
+        import site
+
+        from .launcher import site_dir
+
+        site.addsitedir(site_dir())
     from .cli import run
 
     return run(args)

@@ -32,6 +32,9 @@ def _out(text: str) -> None:
 @click.option("--context-name", metavar="NAME", help="The context to add.  [default: --cluster]")
 @click.option("--command", "command", default="cred-helper", show_default=True, metavar="PATH",
               help="The exec entry's command.")
+@click.option("--fast-launcher", is_flag=True,
+              help="Write a launcher that starts this Python with -IS (a quicker cache hit on "
+                   "every kubectl command) and make it the exec entry's command.")
 @click.option("--issuer", metavar="csr|oidc", help="Where credentials come from.")
 @click.option("--ttl", metavar="DURATION", help="Credential lifetime.  [default: 30m]")
 @click.option("--bootstrap", metavar="token|kubeconfig|oidc",
@@ -109,5 +112,6 @@ def setup(**flags: Any) -> None:
         server=flags["server"], certificate_authority=flags["certificate_authority"],
         from_context=flags["from_context"], kubeconfig=flags["kubeconfig"],
         context_name=flags["context_name"], command=flags["command"],
+        fast_launcher=flags["fast_launcher"],
         overwrite=flags["overwrite"], print_only=flags["print_only"],
         verify=not flags["no_verify"]), os.environ, _say, _out)

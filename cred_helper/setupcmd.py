@@ -9,8 +9,10 @@ files, asks them, writes, and reports on stderr (`say`), never printing a secret
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ class SetupOptions:
     kubeconfig: str | None = None
     context_name: str | None = None
     command: str = "cred-helper"
+    fast_launcher: bool = False  # write launcher.py's -IS launcher and run that
     overwrite: bool = False
     print_only: bool = False
     verify: bool = True
@@ -166,6 +169,15 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
     if bool(opts.server) == bool(opts.from_context):
         raise UsageError("setup needs a cluster: --server URL --certificate-authority FILE, "
                          "or --from-context NAME", "choose one")
+    launcher_path = None
+    if opts.fast_launcher:
+        from . import launcher
+
+        if opts.command != "cred-helper":
+            raise UsageError("--fast-launcher writes its own command: drop --command")
+        launcher_path = launcher.default_path(env)
+        launcher.launcher_text(sys.executable, launcher.site_dir())  # fails before writing
+        opts = dataclasses.replace(opts, command=launcher_path)
     outcome = Outcome()
     # 1. the profile
     config_file = os.path.abspath(os.path.expanduser(
@@ -213,6 +225,12 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
         if new_profile_text is None and not plan.changed:
             say("nothing to change: the profile and kubeconfig entries are already set")
         return outcome
+    if launcher_path is not None:
+        from . import launcher
+
+        if launcher.write_launcher(launcher_path):
+            outcome.written.append(launcher_path)
+            say(f"wrote the fast launcher {launcher_path} (starts {sys.executable} -IS)")
     if new_profile_text is not None:
         backup = _write_profile(config_file, new_profile_text, bool(old_profile_text), now)
         outcome.written.append(config_file)

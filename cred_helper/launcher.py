@@ -1,0 +1,73 @@
+"""The fast launcher `cred-helper setup --fast-launcher` writes: a script whose shebang starts
+the interpreter isolated and without site processing (`-IS`), and which puts cred-helper's own
+site-packages on `sys.path` itself.
+
+kubectl starts the plugin on every command, and a cache hit needs neither the environment's
+variables (`-I`) nor site processing (`-S`: a quarter of the interpreter's start here). pip's
+launcher cannot carry such flags (it rewrites `#!python` and keeps none), so this one is
+written apart. A Linux shebang passes one argument: `-IS`, not `-I -S`. On a miss, `main()`
+runs site processing for that directory after all (`.pth` files), see __main__.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+# Linux reads at most 127 bytes of a shebang on older kernels (256 since 5.1): stay portable.
+MAX_SHEBANG = 127
+
+
+def site_dir() -> str:
+    """The directory this installation of cred_helper was imported from (its site-packages)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def launcher_text(python: str, site: str) -> str:
+    shebang = f"#!{python} -IS"
+    if len(shebang) > MAX_SHEBANG or any(c.isspace() for c in python):
+        from .errors import UsageError
+
+        raise UsageError(f"the interpreter path {python!r} cannot go in a shebang (too long, "
+                         "or it has spaces)", "use the installed cred-helper command instead "
+                         "(drop --fast-launcher)")
+    return (f"{shebang}\n"
+            "# cred-helper's fast launcher, written by `cred-helper setup --fast-launcher`:\n"
+            "# -I -S skip the environment and site processing on every kubectl command.\n"
+            "import sys\n"
+            f"sys.path.insert(0, {site!r})\n"
+            "from cred_helper.__main__ import main\n"
+            "sys.exit(main())\n")
+
+
+def default_path(env: Mapping[str, str]) -> str:
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "cred-helper", "bin", "cred-helper")
+
+
+def write_launcher(path: str, python: str = sys.executable, site: str | None = None) -> bool:
+    """Write the launcher (0755, atomically); False when it was already so."""
+    from .errors import UsageError, os_reason
+
+    text = launcher_text(python, site or site_dir())
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return False
+    except OSError:
+        pass
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError(f"cannot write the fast launcher {path}: {os_reason(exc)}") from None
+    return True

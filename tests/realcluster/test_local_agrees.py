@@ -54,6 +54,9 @@ Differences found against kube-apiserver v1.37.2 (real / local before / done):
   `status.conditions[i].type`, FieldValueForbidden "updates may not remove a condition") /
   other wording for the first, the other two accepted / as real. An update without a
   resourceVersion is unconditional on both.
+- SelfSubjectAccessReview (what `setup` and `doctor` ask), added to the local server for them:
+  `allowed` for the bootstrap user's create and watch of CSRs, not for their approval or
+  deletion; the admin's allowed; a bad token 401; no credential 403 / the same.
 - `Audit-Id` on every answer / none / added. Agreed already: watch streams are
   `Content-Type: application/json` (not `;stream=watch`) and chunked; events after approval
   are MODIFIED (Approved) then MODIFIED (certificate); Denied and DELETED events; 409
@@ -94,6 +97,7 @@ pytestmark = pytest.mark.realcluster
 
 CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 SSR = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SIGNER = "kubernetes.io/kube-apiserver-client"
 
 
@@ -242,6 +246,8 @@ class Run:
                             "resourceVersion": _is_rv(doc["metadata"].get("resourceVersion")),
                             "names": sorted(self.text(i["metadata"]["name"])
                                             for i in doc["items"])}
+        elif isinstance(doc, dict) and doc.get("kind") == "SelfSubjectAccessReview":
+            seen["access"] = {"allowed": (doc.get("status") or {}).get("allowed")}
         elif isinstance(doc, dict) and doc.get("kind") == "SelfSubjectReview":
             info = doc["status"]["userInfo"]
             seen["review"] = {"username": info.get("username"), "groups": info.get("groups"),
@@ -436,6 +442,25 @@ def self_subject_review(run: Run) -> list:
         run.answer(call("POST", SSR, body)) for body in (b"{not json", b"", b"[1]", b"{}")]
 
 
+def self_subject_access_review(run: Run) -> list:
+    """What `setup` and `doctor` ask: may I create CSRs (and a few things the bootstrap user
+    may not do)? Only `allowed` is read."""
+    def review(verb: str, sub: str = "", group: str = "certificates.k8s.io",
+               resource: str = "certificatesigningrequests") -> dict:
+        attrs = {"group": group, "resource": resource, "verb": verb}
+        if sub:
+            attrs["subresource"] = sub
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+
+    call = run.server.call
+    cases = [("bootstrap", review("create")), ("bootstrap", review("watch")),
+             ("bootstrap", review("update", "approval")), ("bootstrap", review("delete")),
+             ("admin", review("update", "approval")), ("bad", review("create")),
+             (None, review("create"))]
+    return [run.answer(call("POST", SSAR, body, who=who)) for who, body in cases]
+
+
 def anonymous(run: Run) -> list:
     call = run.server.call
     return [run.answer(call("GET", CSRS, who=None)),
@@ -625,7 +650,8 @@ def signing(run: Run) -> list:
     return [seen]
 
 
-SEQUENCES = [self_subject_review, anonymous, create_good("ed25519"), create_good("p256"),
+SEQUENCES = [self_subject_review, self_subject_access_review, anonymous, create_good("ed25519"),
+             create_good("p256"),
              create_invalid, read_and_list, watch_approve_and_sign, watch_replays_history,
              watch_deny, watch_delete, watch_without_resource_version,
              watch_bookmark_before_the_end, watch_too_old, watch_odd_resource_versions,

@@ -142,6 +142,10 @@ def kuberc_check(minor: int | None, kuberc: Any, path: str, command: str,
                      "this kubectl has no credential-plugin policy (it arrived in 1.35)")
     if kuberc is None:
         return Check("kuberc plugin policy", OK, f"no kuberc at {path}: every plugin may run")
+    if kuberc == "missing":
+        return Check("kuberc plugin policy", FAIL, f"$KUBERC names {path}, which does not "
+                     "exist: kubectl stops with an error before it runs any command",
+                     "create the file, or unset KUBERC")
     if not isinstance(kuberc, dict):
         return Check("kuberc plugin policy", FAIL, f"{path} is not a kuberc document",
                      "fix the file (kind: Preference)")

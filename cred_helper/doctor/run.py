@@ -80,19 +80,25 @@ class Doctor:
             found.append(Check("kubectl", WARN, "no kubectl on PATH",
                                "install kubectl; cred-helper is its credential plugin"))
         else:
+            said = ""
             try:
-                out = subprocess.run([kubectl, "version", "--client", "-o", "json"],
-                                     capture_output=True, text=True, timeout=30,
-                                     env=self.env).stdout
-                doc = json.loads(out)
+                ran = subprocess.run([kubectl, "version", "--client", "-o", "json"],
+                                     capture_output=True, text=True, timeout=30, env=self.env)
+                said = " ".join(ran.stderr.split())[:200]
+                doc = json.loads(ran.stdout)
             except (OSError, subprocess.SubprocessError, ValueError):
                 doc = None
             minor = c.kubectl_minor(doc)
             version = (doc or {}).get("clientVersion", {}).get("gitVersion", "?") \
                 if isinstance(doc, dict) else "?"
-            found.append(Check("kubectl", OK if minor else WARN,
-                               f"{kubectl}: {version}" if minor else
-                               f"{kubectl} did not say its version"))
+            if minor:
+                found.append(Check("kubectl", OK, f"{kubectl}: {version}"))
+            elif "kuberc" in said:
+                # kubectl 1.35+ stops before any command when its kuberc cannot be used.
+                found.append(Check("kubectl", FAIL, f"{kubectl} fails: {said}",
+                                   "fix or create the kuberc file, or unset KUBERC"))
+            else:
+                found.append(Check("kubectl", WARN, f"{kubectl} did not say its version"))
         s = self.settings
         docs = execentry.load_all(execentry.kubeconfig_paths(self.env, self.opts.kubeconfig))
         self.entries = execentry.find(docs, s.cluster) if s and s.cluster else []
@@ -101,7 +107,10 @@ class Doctor:
         kuberc_path = self.env.get("KUBERC") or os.path.join(
             self.env.get("HOME") or os.path.expanduser("~"), ".kube", "kuberc")
         kuberc = None
-        if minor and minor >= c.KUBERC_POLICY_MINOR and os.path.exists(kuberc_path):
+        if minor and minor >= c.KUBERC_POLICY_MINOR and self.env.get("KUBERC") \
+                and not os.path.exists(kuberc_path):
+            kuberc = "missing"  # kubectl 1.37 refuses to run anything when $KUBERC is gone
+        elif minor and minor >= c.KUBERC_POLICY_MINOR and os.path.exists(kuberc_path):
             import yaml
 
             try:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/kubelogin.py [--runs N] [--cold-runs M]
 
-Builds (once per machine) the pinned kubelogin with tests/controlplane/kubelogin.py, starts
+Builds (once per machine) the pinned kubelogin with tests/controlplane/gotools.py, starts
 the tests' oidc-provider on 127.0.0.1, and times, as kubectl runs them (KUBERNETES_EXEC_INFO
 set, a fresh parent process each time, stdout read through a pipe):
 - the cache hit: `kubelogin get-token` and `cred-helper --issuer=oidc`, N runs of each and of
@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.controlplane import kubelogin as build
+from tests.controlplane import gotools as build
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
 PYTHON = sys.executable
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=15, help="cold logins of each")
     args = parser.parse_args()
     try:
-        kubelogin: Path | None = build.ensure()
+        kubelogin: Path | None = build.ensure(build.KUBELOGIN)
         skipped = ""
     except build.Unavailable as exc:
         kubelogin, skipped = None, str(exc)
@@ -179,9 +179,10 @@ def main() -> None:
           "token (client credentials issue no ID token; --oidc-use-access-token on both)")
     print(f"cred-helper        {CRED_HELPER}")
     if kubelogin:
-        print(f"kubelogin          {build.KUBELOGIN} ({kubelogin})")
+        print(f"kubelogin          {build.KUBELOGIN.version} ({kubelogin})")
     else:
-        print(f"kubelogin          skipped: {build.KUBELOGIN} cannot be built here ({skipped})")
+        print(f"kubelogin          skipped: {build.KUBELOGIN.version} cannot be built here "
+              f"({skipped})")
     print(f"runs               {args.runs} cache hits of each, interleaved; "
           f"{args.cold_runs} cold logins of each")
     print(f"python -I -c pass  median {median_ms(bases):6.1f} ms")

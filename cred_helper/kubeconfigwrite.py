@@ -15,13 +15,13 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import kubeconfig
+from .atomicfile import replace_file
 from .errors import UsageError, os_reason
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
@@ -169,20 +169,7 @@ def write(path: str, text: str, now: float | None = None) -> str | None:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
             backup = f"{target}.bak-{stamp}"
             shutil.copy2(target, backup)  # keeps the mode: a kubeconfig holds secrets
-        fd, tmp = tempfile.mkstemp(prefix=".cred-helper-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_file(target, text, mode)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {os_reason(exc)}",
                          "check the file's directory and permissions") from None

@@ -57,17 +57,11 @@ def write_launcher(path: str, python: str = sys.executable, site: str | None = N
                 return False
     except OSError:
         pass
-    tmp = f"{path}.tmp-{os.getpid()}"
+    from .atomicfile import replace_file
+
     try:
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        replace_file(path, text, 0o755)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise UsageError(f"cannot write the fast launcher {path}: {os_reason(exc)}") from None
     return True

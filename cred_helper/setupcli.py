@@ -30,8 +30,9 @@ def _out(text: str) -> None:
 @click.option("--kubeconfig", metavar="FILE",
               help="Write into this file.  [default: as kubectl: $KUBECONFIG, ~/.kube/config]")
 @click.option("--context-name", metavar="NAME", help="The context to add.  [default: --cluster]")
-@click.option("--command", "command", default="cred-helper", show_default=True, metavar="PATH",
-              help="The exec entry's command.")
+@click.option("--command", "command", metavar="PATH",
+              help="The exec entry's command.  [default: cred-helper; kubectl-cred_helper when "
+                   "run as `kubectl cred-helper`]")
 @click.option("--fast-launcher", is_flag=True,
               help="Write a launcher that starts this Python with -IS (a quicker cache hit on "
                    "every kubectl command) and make it the exec entry's command.")
@@ -111,7 +112,8 @@ def setup(**flags: Any) -> None:
         cluster=flags["cluster"], profile=profile, config=flags["config"],
         server=flags["server"], certificate_authority=flags["certificate_authority"],
         from_context=flags["from_context"], kubeconfig=flags["kubeconfig"],
-        context_name=flags["context_name"], command=flags["command"],
+        context_name=flags["context_name"],
+        command=flags["command"] or setupcmd.default_command(sys.argv[0], os.environ),
         fast_launcher=flags["fast_launcher"],
         overwrite=flags["overwrite"], print_only=flags["print_only"],
         verify=not flags["no_verify"]), os.environ, _say, _out)

@@ -24,7 +24,8 @@ from .errors import CredHelperError, ServerError, UsageError, os_reason
 from .execinfo import ClusterInfo
 
 EXEC_API = "client.authentication.k8s.io/v1"
-OUR_COMMANDS = ("cred-helper", "kubectl-cred_helper")
+KREW_COMMAND = "kubectl-cred_helper"  # the name krew links the plugin under, on PATH
+OUR_COMMANDS = ("cred-helper", KREW_COMMAND)
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 # profile keys setup writes from its own options, in the order they are written
@@ -262,6 +263,18 @@ def _write_profile(path: str, text: str, existed: bool, now: float | None) -> st
     except OSError as exc:
         raise UsageError(f"cannot create {os.path.dirname(path)}: {os_reason(exc)}") from None
     return kw.write(path, text, now) if existed or text else None
+
+
+def default_command(argv0: str, env: Mapping[str, str]) -> str:
+    """The exec entry's command: `kubectl-cred_helper` when run as `kubectl cred-helper`.
+
+    A krew install puts only that name on PATH, and an entry naming it still starts the plugin
+    directly, without kubectl's own start-up. The single file's sh header passes the name it
+    was run by in $CRED_HELPER_RUN_AS (packaging/singlefile/build.py): the Python it starts sees
+    the unpacked venv's script as argv[0].
+    """
+    names = {os.path.basename(argv0), os.path.basename(env.get("CRED_HELPER_RUN_AS", ""))}
+    return KREW_COMMAND if KREW_COMMAND in names else "cred-helper"
 
 
 def _warn_command(command: str, env: Mapping[str, str], say: Callable[[str], None]) -> None:

@@ -176,16 +176,10 @@ def write_private(path: str, data: bytes) -> None:
     """
     directory = os.path.dirname(path) or "."
     sweep_stale(directory, time.time())
+    from ..atomicfile import commit  # not at the top: this module is on the cache-hit path
+
     tmp = temp_path(directory)
-    try:
-        _write_named(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    commit(tmp, path, lambda: _write_named(tmp, data))
     dir_fd = os.open(directory, os.O_RDONLY | _CLOEXEC)
     try:
         os.fsync(dir_fd)

@@ -5,17 +5,20 @@
 Why PEX (bench/channels.py measured shiv, PEX and PyInstaller on one machine, in one run;
 README "Install" has the figures): the first run unpacks the file once into a venv under
 ~/.cache/pex, and from then on the `--sh-boot` header, a few lines of POSIX sh, execs that
-venv's interpreter directly with `-I`. A cache hit so costs one `sh` plus the same start a
-venv console script has. shiv imports its zip bootstrap (zipfile, hashlib, shutil ...) on
+venv's interpreter directly with `-IS`. A cache hit so costs one `sh` plus a start without
+site processing. shiv imports its zip bootstrap (zipfile, hashlib, shutil ...) on
 every run and PyInstaller's one-file mode unpacks everything into a temporary directory on
 every run; both are several times slower on the hit path.
 
-One change to PEX's output (`fast_header`): on a hit the header execs the venv's own
-`bin/cred-helper` script instead of the venv's `__main__.py`, whose PEX runner imports runpy,
-importlib.util and contextlib on every run (x1.42 of the venv script measured, against x1.0
-after). The PEX stays a valid zip: Python finds a zip's members from its end, so the prefix
-may change length. No `-S`: the unpacked venv's site-packages is reached through site
-processing.
+Two changes to PEX's header (`fast_header`):
+- on a hit it execs the venv's own `bin/cred-helper` script, isolated and without site
+  processing (`-IS`), instead of the venv's `__main__.py` with `-I`, whose PEX runner imports
+  runpy, importlib.util and contextlib on every run (x1.42 of the venv script measured, against
+  x1.0 with `-I` and x0.99 with `-IS`). The script finds the venv's site-packages itself
+  (bin/cred-helper); a miss runs site processing for it (cred_helper/__main__.py);
+- it exports the name it was run by as CRED_HELPER_RUN_AS, for `setup`.
+The PEX stays a valid zip: Python finds a zip's members from its end, so the prefix may change
+length.
 
 Needs `build` and `pex` (the test extra has both). Python >= 3.10 on the target machine,
 found on PATH by the header the first time.
@@ -53,16 +56,26 @@ def pex_command(wheel: Path, output: Path) -> list[str]:
 
 
 PEX_EXEC = b'exec "${INSTALLED_PEX}/bin/python" ${VENV_PYTHON_ARGS} "${INSTALLED_PEX}" \\\n'
-FAST_EXEC = (b'exec "${INSTALLED_PEX}/bin/python" ${VENV_PYTHON_ARGS} '
-             b'"${INSTALLED_PEX}/bin/cred-helper" \\\n')
+# -IS, one word as on a shebang line: isolated and without site processing. bin/cred-helper
+# then puts the venv's site-packages on sys.path itself; a miss runs site processing after all
+# (cred_helper/__main__.py).
+FAST_EXEC = b'exec "${INSTALLED_PEX}/bin/python" -IS "${INSTALLED_PEX}/bin/cred-helper" \\\n'
+
+
+# The name it was run by, for `setup` (krew runs it as kubectl-cred_helper): PEX's own $PEX
+# holds it on a hit but the resolved file on the first run, which unpacks.
+SET_EU = b"set -eu\n"
+RUN_AS = b'set -eu\nexport CRED_HELPER_RUN_AS="$0"\n'
 
 
 def fast_header(pex: bytes) -> bytes:
-    """The PEX with its sh header's hit branch pointed at the venv's cred-helper script."""
-    if pex.count(PEX_EXEC) != 1:
+    """The PEX with its sh header's hit branch pointed at the venv's cred-helper script and
+    the name it was run by exported."""
+    header, zip_start, rest = pex.partition(b"PK\x03\x04")
+    if header.count(PEX_EXEC) != 1 or header.count(SET_EU) != 1:
         raise SystemExit("build: this PEX's sh header has no single venv exec line to point "
                          "at bin/cred-helper; pin pex to a version whose header has one")
-    return pex.replace(PEX_EXEC, FAST_EXEC)
+    return header.replace(PEX_EXEC, FAST_EXEC).replace(SET_EU, RUN_AS) + zip_start + rest
 
 
 def main() -> int:

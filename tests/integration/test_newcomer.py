@@ -4,14 +4,9 @@ terminal, and shell completion."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-
 import yaml
 
-from tests.support.harness import CRED_HELPER
+from tests.support.harness import CRED_HELPER, on_terminal
 
 
 def _profile(sandbox, text: str) -> None:
@@ -20,28 +15,8 @@ def _profile(sandbox, text: str) -> None:
     (config / "config.toml").write_text(text)
 
 
-def _on_terminal(sandbox, *args: str, extra_env: dict | None = None,
-                 timeout: float = 30) -> tuple[int, str]:
-    """Run with stdin, stdout and stderr on a pseudo-terminal, as a person types it."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([CRED_HELPER, *args], stdin=slave, stdout=slave, stderr=slave,
-                            env={**sandbox.env, **(extra_env or {})}, close_fds=True)
-    os.close(slave)
-    out = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], timeout)
-        if not ready:
-            proc.kill()
-            raise AssertionError(f"no output within {timeout}s: {out!r}")
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    return proc.wait(timeout), out.decode(errors="replace").replace("\r\n", "\n")
+def _on_terminal(sandbox, *args: str, extra_env: dict | None = None) -> tuple[int, str]:
+    return on_terminal([CRED_HELPER, *args], {**sandbox.env, **(extra_env or {})})
 
 
 def test_bare_command_on_a_terminal_prints_usage(sandbox):

@@ -18,7 +18,13 @@ from cryptography.x509.oid import NameOID
 from cred_helper.errors import CredHelperError
 from cred_helper.keys import pkcs11 as tokens
 from cred_helper.keys.manage import generate
-from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
+from tests.support.harness import (
+    CRED_HELPER,
+    as_kubectl_would,
+    assert_no_secrets,
+    on_terminal,
+    one_error,
+)
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available, spy_module
 
 pytestmark = pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup")
@@ -186,6 +192,20 @@ def test_keys_generate_list_public(box):
     again = _cli(box, "keys", "generate", "pkcs11:token=ci;object=other;id=%09",
                  "--pin-source=env:PIN")
     assert again.returncode == 1 and "does not overwrite" in one_error(again.stderr)
+
+
+def test_keys_public_warns_before_printing_to_a_terminal(box):
+    """On a terminal the warning comes first; into a pipe (above) or a file, no warning."""
+    uri = "pkcs11:token=ci;object=shown"
+    assert _cli(box, "keys", "generate", uri, "--pin-source=env:PIN").returncode == 0
+    piped = _cli(box, "keys", "public", uri)
+    assert piped.returncode == 0 and piped.stderr == ""
+    code, seen = on_terminal([CRED_HELPER, "keys", "public", uri, f"--pkcs11-module={MODULE}"],
+                             {"PATH": os.environ["PATH"], "HOME": str(box.root), **box.env})
+    assert code == 0, seen
+    warning = seen.index("printing key material to the terminal: this is the PUBLIC half")
+    assert warning < seen.index("-----BEGIN PUBLIC KEY-----")
+    assert seen[seen.index("-----BEGIN PUBLIC KEY-----"):] == piped.stdout
 
 
 @pytest.mark.skipif(spy_module() is None, reason="pkcs11-spy (opensc-pkcs11) is installed by "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,20 @@ def single_file(wheel, tmp_path_factory) -> Path:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return target
+
+
+@pytest.fixture(scope="session")
+def krew() -> Path:
+    """krew itself, built from its Go module once per machine (tests/controlplane/gotools.py).
+
+    Without Go it is skipped with the reason; under CI=true that is a failure, as for the real
+    control plane: CI on these machines has Go and must install the manifest for real.
+    """
+    from tests.controlplane import gotools
+
+    try:
+        return gotools.ensure(gotools.KREW)
+    except gotools.Unavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"krew cannot be built, so its manifest cannot be installed: {exc}")
+        pytest.skip(f"krew cannot be built here: {exc}")

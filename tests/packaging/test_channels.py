@@ -17,6 +17,7 @@ import yaml
 import cred_helper
 
 pytestmark = pytest.mark.kubectl
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kubeconfig_with(sandbox, command: str) -> Path:
@@ -101,4 +102,60 @@ def test_single_file_works_through_kubectl(single_file, sandbox, kubectl):
     venvs = list((sandbox.root / ".cache" / "pex" / "venvs").glob("*/*/*/bin/cred-helper"))
     assert venvs, "the single file must unpack under ~/.cache/pex, where its header looks"
     header = single_file.read_bytes()[:4096]
-    assert b'"${INSTALLED_PEX}/bin/cred-helper"' in header
+    assert b'exec "${INSTALLED_PEX}/bin/python" -IS "${INSTALLED_PEX}/bin/cred-helper"' in header
+
+
+def test_single_file_script_finds_its_packages_without_site(single_file, sandbox):
+    """The header's `-IS` command line works on its own: the unpacked script puts the venv's
+    site-packages on sys.path itself, and a miss (here `--version`) then runs site processing
+    for it before the full CLI. The kubectl test above covers the hit through the header."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(sandbox.root)}
+    first = subprocess.run([str(single_file), "--version"], env=env, capture_output=True,
+                           text=True, timeout=300)  # the first run unpacks
+    assert first.returncode == 0, first.stderr
+    (script,) = (sandbox.root / ".cache" / "pex" / "venvs").glob("*/*/*/bin/cred-helper")
+    done = subprocess.run([str(script.parent / "python"), "-IS", str(script), "--version"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == first.stdout == f"cred-helper, version {cred_helper.__version__}\n"
+
+
+def test_krew_installs_the_manifest_and_kubectl_cred_helper_setup_works(
+        single_file, krew, sandbox, kubectl, tmp_path):
+    """krew (built from sigs.k8s.io/krew) installs the archive the generator writes, checking
+    its sha256 against the manifest; kubectl then finds `kubectl cred-helper`, and setup run
+    that way writes an exec entry naming `kubectl-cred_helper`, the one name krew put on PATH,
+    which kubectl then runs directly."""
+    out = tmp_path / "krew-manifest.yaml"
+    done = subprocess.run([sys.executable, str(ROOT / "packaging" / "krew" / "generate.py"),
+                           "--single-file", str(single_file), "--archive-dir", str(tmp_path),
+                           "--output", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "krew-root"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(sandbox.root),
+           "KREW_ROOT": str(root)}
+    done = subprocess.run([str(krew), "install", f"--manifest={out}",
+                           f"--archive={tmp_path / 'cred-helper-linux-amd64.tar.gz'}"],
+                          env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert (root / "bin" / "kubectl-cred_helper").is_symlink()
+    path = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    kubeconfig = sandbox.root / "krew-kubeconfig"
+    setup_env = {**sandbox.env, "PATH": path, "HOME": str(sandbox.root),
+                 "KUBECONFIG": str(kubeconfig)}
+    done = subprocess.run([kubectl, "cred-helper", "setup", "--cluster=local",
+                           f"--server={sandbox.server.url}",
+                           f"--certificate-authority={sandbox.ca_file}", "--issuer=csr",
+                           f"--bootstrap-token-file={sandbox.token_file}"],
+                          env=setup_env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    entry = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["exec"]
+    assert entry["command"] == "kubectl-cred_helper"
+    whoami = subprocess.run([kubectl, "--context=local", "auth", "whoami", "-o",
+                             "jsonpath={.status.userInfo.username}"], env=setup_env,
+                            capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout == "alice@example.com"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -112,6 +114,30 @@ class Sandbox:
                "KUBECONFIG": str(kubeconfig)}
         return subprocess.run([kubectl, *args], env=env, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
+    """Run with stdin, stdout and stderr on one pseudo-terminal, as a person types it; the exit
+    code and everything the person saw, in order."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            proc.kill()
+            raise AssertionError(f"no output within {timeout}s: {out!r}")
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout), out.decode(errors="replace").replace("\r\n", "\n")
 
 
 def assert_no_secrets(text: str, *secrets: str) -> None:

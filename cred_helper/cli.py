@@ -553,6 +553,11 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                                 identity=identity, lease_duration=lease_duration, once=once))
 
 
+from .janitor.cli import janitor  # noqa: E402  (its own module, as setup's)
+
+cli.add_command(janitor)
+
+
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:

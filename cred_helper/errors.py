@@ -13,6 +13,9 @@ class CredHelperError(Exception):
     # A failure that may pass by itself (a peer restarting: refused, reset, timed out, 503),
     # so that a long wait may try again instead of ending.
     transient = False
+    # A transport failure: True only when the request cannot have reached the peer (no
+    # connection was made); any other failure may have come after a write was done.
+    unsent = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -40,6 +43,8 @@ class ServerError(CredHelperError):
     """The API server refused a request, or could not be reached."""
 
     status: int | None = None  # the HTTP status of a refusal; None: there was no answer
+    status_reason: str = ""  # the `Status` reason of a refusal (`TooManyRequests`, `Expired`)
+    cause_types: tuple[str, ...] = ()  # its `details.causes[].type` (`DisruptionBudget`)
 
 
 class BadShape(ServerError):

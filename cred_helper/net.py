@@ -425,6 +425,12 @@ class Client:
     def failure(self, exc: BaseException, origin: str) -> CredHelperError:
         """The one error for a transport failure: refused, reset, cut short, bad chunking,
         an answer that is not HTTP, a TLS failure, a timeout, a proxy that failed."""
+        error = self._failure(exc, origin)
+        # No connection was made: the request cannot have been seen (a write did not happen).
+        error.unsent = isinstance(exc, u3.ConnectTimeoutError)
+        return error
+
+    def _failure(self, exc: BaseException, origin: str) -> CredHelperError:
         name = self.peer.name
         if isinstance(exc, u3.SSLError):
             return self.peer.fail(f"TLS verification of {name} at {origin} failed: "

@@ -1,0 +1,89 @@
+"""`cred-helper janitor`: flags checked and turned into Options, the connection made (the
+approver's: a kubeconfig, or the pod's service account in cluster), one pass run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+
+from ..errors import UsageError
+from ..kube import KubeClient
+from .decide import KNOWN_KINDS, Options, exclusions
+
+
+def options_from_flags(*, after_exit: str, max_age: str, owner_kinds: str, bare_pods: str,
+                       without_pdb: str, max_evictions: int, namespaces: tuple[str, ...],
+                       exclude_namespaces: tuple[str, ...], exclude_selector: str | None,
+                       dry_run: bool) -> Options:
+    from ..durations import parse_duration
+    from .selectors import parse_selector
+
+    def duration(flag: str, text: str) -> int:
+        try:
+            return parse_duration(text)
+        except ValueError:
+            raise UsageError(f"{flag}: {text!r} is not a duration",
+                             "write it as 90s, 15m, 8h or 1h30m") from None
+
+    kinds = frozenset(k.strip() for k in owner_kinds.split(",") if k.strip())
+    unknown = sorted(kinds - set(KNOWN_KINDS))
+    if unknown or not kinds:
+        raise UsageError(f"--owner-kinds: {', '.join(unknown) or 'nothing'} is not a "
+                         "controller kind the janitor knows",
+                         f"choose among {', '.join(sorted(KNOWN_KINDS))}")
+    if max_evictions < 0:
+        raise UsageError("--max-evictions must be 0 or more")
+    selector = None
+    if exclude_selector is not None:
+        try:
+            selector = parse_selector(exclude_selector)
+        except ValueError as exc:
+            raise UsageError(f"--exclude-selector: {exc}",
+                             "write it as kubectl does: app=web,tier!=db,env in (a,b)") from None
+    included = _names(namespaces)
+    return Options(after_exit=duration("--after-exit", after_exit),
+                   max_age=duration("--max-age", max_age), owner_kinds=kinds,
+                   bare_pods=bare_pods == "evict", without_pdb=without_pdb == "evict",
+                   max_evictions=max_evictions, namespaces=included,
+                   exclude_namespaces=exclusions(included, _names(exclude_namespaces)),
+                   exclude_selector=selector, dry_run=dry_run)
+
+
+def _names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Namespaces from repeated flags, each also split on commas."""
+    seen: dict[str, None] = {}
+    for value in values:
+        for name in value.split(","):
+            if name.strip():
+                seen[name.strip()] = None
+    return tuple(seen)
+
+
+def connect(kubeconfig: str | None, context: str | None, env: Mapping[str, str]) -> KubeClient:
+    from ..broker import connect as where
+
+    if kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
+        endpoint, auth = where.from_kubeconfig(kubeconfig or where.default_kubeconfig(env),
+                                               context)
+    else:
+        endpoint, auth = where.in_cluster(env)
+    return KubeClient(endpoint, auth, timeout=30)
+
+
+def run_janitor(options: Options, kubeconfig: str | None, context: str | None,
+                env: Mapping[str, str] | None = None) -> int:
+    from .run import Janitor
+
+    client = connect(kubeconfig, context, os.environ if env is None else env)
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def warn(line: str) -> None:
+        sys.stderr.write(f"cred-helper janitor: {line}\n")
+        sys.stderr.flush()
+
+    return Janitor(client, options, out=out, warn=warn, wall=time.time).run()

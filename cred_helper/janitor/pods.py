@@ -1,0 +1,175 @@
+"""What the janitor reads from one pod (pure): its identity, controller owner, readiness, and a
+verdict on its debug containers. Pod objects come from the server: every field is checked before
+use, and anything unreadable is no evidence (a container with no sane time is never stale).
+
+Debug containers are the pod's `spec.ephemeralContainers`, with their state from
+`status.ephemeralContainerStatuses` (matched by name; a status naming no container is ignored).
+A container is stale when it terminated more than `after_exit` ago, or has been running or
+waiting longer than `max_age`. A waiting container (or one with no status yet) has no
+`startedAt`: the time of the pod's `ephemeralcontainers` managedFields entry is when a debug
+container was last added, so it is at least that old; with no such entry it has no time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .times import parse_time
+
+STALE, FRESH, NO_TIME = "stale", "fresh", "no-time"
+MAX_CONTAINERS = 1000  # a pod has a handful; a server sending more is not believed further
+
+
+@dataclass(frozen=True)
+class Owner:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    def line(self) -> dict:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name,
+                "uid": self.uid}
+
+
+@dataclass(frozen=True)
+class Debug:
+    """One debug container and its verdict; times are epoch seconds or None."""
+
+    name: str
+    image: str
+    verdict: str
+    started: float | None = None
+    terminated: float | None = None
+    seen: float | None = None  # the time the verdict rests on
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    namespace: str
+    name: str
+    uid: str
+    owner: Owner | None  # the controller owner
+    owners: int  # all owner references (non-controller ones included)
+    owner_problem: str  # a malformed or ambiguous owner list, else ""
+    terminating: bool
+    ready: bool
+    labels: dict[str, str]
+    debug: tuple[Debug, ...]
+
+    @property
+    def workload(self) -> str:
+        """The controller owner's uid; a pod with none is its own workload."""
+        return self.owner.uid if self.owner else f"pod:{self.uid}"
+
+
+def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFacts | None:
+    """The facts of a pod object, or None when it has no usable name, namespace or uid."""
+    if not isinstance(obj, dict):
+        return None
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    names = [meta.get("namespace"), meta.get("name"), meta.get("uid")]
+    if not all(isinstance(n, str) and 0 < len(n) <= 253 for n in names):
+        return None
+    from .selectors import labels_of
+
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    owner, owners, problem = _owner(meta.get("ownerReferences"))
+    added = _added_at(meta.get("managedFields"), now)
+    debug = tuple(_verdict(c, s, added, now, after_exit, max_age)
+                  for c, s in _debug_containers(spec, status))
+    return PodFacts(namespace=names[0], name=names[1], uid=names[2], owner=owner,
+                    owners=owners, owner_problem=problem,
+                    terminating=meta.get("deletionTimestamp") is not None,
+                    ready=_ready(status), labels=labels_of(meta), debug=debug)
+
+
+def pod_verdict(debug: tuple[Debug, ...]) -> tuple[str, Debug]:
+    """(verdict, the container it rests on): fresh if any is fresh, else no-time if any has no
+    time, else stale, naming the container that became stale last."""
+    for verdict in (FRESH, NO_TIME):
+        for d in debug:
+            if d.verdict == verdict:
+                return verdict, d
+    return STALE, max(debug, key=lambda d: d.seen or 0.0)
+
+
+def _debug_containers(spec: dict, status: dict) -> list[tuple[dict, dict | None]]:
+    containers = spec.get("ephemeralContainers")
+    if not isinstance(containers, list):
+        return []
+    statuses: dict[str, dict] = {}
+    listed = status.get("ephemeralContainerStatuses")
+    if isinstance(listed, list):
+        for s in listed[:MAX_CONTAINERS]:
+            if isinstance(s, dict) and isinstance(s.get("name"), str):
+                statuses.setdefault(s["name"], s)
+    return [(c, statuses.get(c["name"])) for c in containers[:MAX_CONTAINERS]
+            if isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"]]
+
+
+def _verdict(container: dict, status: dict | None, added: float | None, now: float,
+             after_exit: float, max_age: float) -> Debug:
+    name = container["name"][:253]
+    image = container.get("image")
+    image = image[:1000] if isinstance(image, str) else ""
+    state = status.get("state") if isinstance(status, dict) else None
+    state = state if isinstance(state, dict) else {}
+    terminated = state.get("terminated")
+    if isinstance(terminated, dict):
+        started = parse_time(terminated.get("startedAt"), now)
+        finished = parse_time(terminated.get("finishedAt"), now)
+        if finished is None:
+            return Debug(name, image, NO_TIME, started)
+        verdict = STALE if now - finished > after_exit else FRESH
+        return Debug(name, image, verdict, started, finished, finished)
+    running = state.get("running")
+    started = parse_time(running.get("startedAt"), now) if isinstance(running, dict) else None
+    since = started if started is not None else added  # waiting, or no status: a lower bound
+    if since is None:
+        return Debug(name, image, NO_TIME)
+    return Debug(name, image, STALE if now - since > max_age else FRESH, started, None, since)
+
+
+def _added_at(managed: Any, now: float) -> float | None:
+    """The latest time a debug container was added (the `ephemeralcontainers` entries)."""
+    if not isinstance(managed, list):
+        return None
+    times = [parse_time(entry.get("time"), now) for entry in managed[:MAX_CONTAINERS]
+             if isinstance(entry, dict) and entry.get("subresource") == "ephemeralcontainers"]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _ready(status: dict) -> bool:
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return False
+    return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+               for c in conditions[:MAX_CONTAINERS])
+
+
+def _owner(refs: Any) -> tuple[Owner | None, int, str]:
+    if refs is None:
+        return None, 0, ""
+    if not isinstance(refs, list):
+        return None, 1, "ownerReferences is not a list"
+    controllers = []
+    for ref in refs[:MAX_CONTAINERS]:
+        if not isinstance(ref, dict):
+            return None, len(refs), "an owner reference is not an object"
+        if ref.get("controller") is True:
+            fields = [ref.get(k) for k in ("apiVersion", "kind", "name", "uid")]
+            if not all(isinstance(f, str) and 0 < len(f) <= 253 for f in fields):
+                return None, len(refs), "the controller owner reference is malformed"
+            controllers.append(Owner(*fields))
+    if len(controllers) > 1:
+        return None, len(refs), "more than one controller owner"
+    return (controllers[0] if controllers else None), len(refs), ""

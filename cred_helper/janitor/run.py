@@ -1,0 +1,146 @@
+"""One janitor pass: list the PodDisruptionBudgets and pods (streamed, a page at a time, keeping
+only the small facts decisions need), then decide and act on each pod with debug containers.
+
+Nothing is acted on until both lists are complete, so a list that starts over (an expired
+continue token) never leaves half a pass done. Memory holds, per workload, two bits; per
+namespace, its PDB selectors; and per pod with debug containers, its facts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from ..errors import ServerError
+from ..kube import KubeClient
+from . import api
+from .decide import (
+    API_ERROR,
+    UNKNOWN,
+    Decision,
+    Limits,
+    Options,
+    due_reason,
+    note_workload,
+    outcome,
+    plan,
+)
+from .pods import PodFacts, read_pod
+from .selectors import Selector, selector_object
+
+POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
+PDB_PAGE = 500
+
+
+@dataclass
+class Gathered:
+    workloads: dict[str, int] = field(default_factory=dict)
+    candidates: list[tuple[PodFacts, int]] = field(default_factory=list)
+    malformed: int = 0
+
+
+class Janitor:
+    def __init__(self, client: KubeClient, options: Options, *, out: Callable[[str], None],
+                 warn: Callable[[str], None], wall: Callable[[], float]) -> None:
+        self.client = client
+        self.options = options
+        self.out = out
+        self.warn = warn
+        self.wall = wall
+        self.failed = False  # an API failure or an unknown outcome: exit 1
+
+    def run(self) -> int:
+        now = self.wall()
+        pdbs = self._budgets()
+        gathered = self._pods(pdbs, now)
+        if gathered.malformed:
+            self.warn(f"{gathered.malformed} pod(s) in the list were malformed and skipped")
+        limits = Limits()
+        for pod, count in gathered.candidates:
+            decision = plan(pod, gathered.workloads, count, self.options, limits)
+            if decision is None:
+                decision = self._evict(pod)
+                limits.record(pod, decision.action)
+            self._report(decision)
+        return 1 if self.failed else 0
+
+    # ---- listing --------------------------------------------------------------------------
+
+    def _paths(self, group_path: str, resource: str) -> list[str]:
+        if self.options.namespaces:
+            return [f"{group_path}/namespaces/{quote(ns, safe='')}/{resource}"
+                    for ns in self.options.namespaces if self.options.in_scope(ns)]
+        return [f"{group_path}/{resource}"]
+
+    def _budgets(self) -> dict[str, list[Selector]]:
+        budgets: dict[str, list[Selector]] = {}
+        for path in self._paths("/apis/policy/v1", "poddisruptionbudgets"):
+            kept = {ns: list(s) for ns, s in budgets.items()}
+            for page in api.pages(self.client, path, PDB_PAGE):
+                if page is api.RESTART:
+                    budgets = {ns: list(s) for ns, s in kept.items()}
+                    continue
+                for obj in page:
+                    meta = obj.get("metadata") if isinstance(obj, dict) else None
+                    ns = meta.get("namespace") if isinstance(meta, dict) else None
+                    spec = obj.get("spec") if isinstance(obj, dict) else None
+                    if isinstance(ns, str) and self.options.in_scope(ns):
+                        budgets.setdefault(ns, []).append(selector_object(
+                            spec.get("selector") if isinstance(spec, dict) else None))
+        return budgets
+
+    def _pods(self, budgets: dict[str, list[Selector]], now: float) -> Gathered:
+        gathered = Gathered()
+        options = self.options
+        for path in self._paths("/api/v1", "pods"):
+            kept = (dict(gathered.workloads), list(gathered.candidates), gathered.malformed)
+            for page in api.pages(self.client, path, POD_PAGE):
+                if page is api.RESTART:
+                    gathered = Gathered(dict(kept[0]), list(kept[1]), kept[2])
+                    continue
+                for obj in page:
+                    pod = read_pod(obj, now, options.after_exit, options.max_age)
+                    if pod is None:
+                        gathered.malformed += 1
+                        continue
+                    if not options.in_scope(pod.namespace):
+                        continue
+                    note_workload(gathered.workloads, pod)
+                    if pod.debug and options.selected(pod):
+                        count = sum(s.matches(pod.labels) for s in budgets.get(pod.namespace, ()))
+                        gathered.candidates.append((_slim(pod), count))
+        return gathered
+
+    # ---- acting -----------------------------------------------------------------------------
+
+    def _evict(self, pod: PodFacts) -> Decision:
+        from .pods import pod_verdict
+
+        _, debug = pod_verdict(pod.debug)
+        answer = api.evict(self.client, pod.namespace, pod.name, pod.uid, self.options.dry_run)
+        action = outcome(answer, self.options.dry_run)
+        reason = due_reason(pod, self.options)
+        if answer.message and action != "evicted":
+            reason = f"{reason}; {answer.message}"
+        return Decision(pod, debug, action, reason, answer.status)
+
+    def _report(self, decision: Decision) -> None:
+        if decision.action in (UNKNOWN, API_ERROR):
+            self.failed = True
+        self.out(json.dumps(decision.line(), sort_keys=True))
+        if self.options.dry_run:
+            return  # a dry run changes nothing, Events included
+        try:
+            api.announce(self.client, decision, self.wall())
+        except ServerError as error:
+            self.failed = True
+            self.warn(f"pod {decision.pod.namespace}/{decision.pod.name}: could not record "
+                      f"the Event: {error.message}")
+
+
+def _slim(pod: PodFacts) -> PodFacts:
+    """The facts kept until the act: labels are no longer needed once PDBs are counted."""
+    from dataclasses import replace
+
+    return replace(pod, labels={})

@@ -121,8 +121,11 @@ def _private(path: Path, data: bytes | str) -> Path:
 
 class ControlPlane:
     def __init__(self, bin_dir: Path, oidc: OidcSettings | None = None,
-                 separate_client_ca: bool = False) -> None:
+                 separate_client_ca: bool = False,
+                 extra_controllers: tuple[str, ...] = ()) -> None:
         self.bin = Path(bin_dir)
+        # More kcm controllers beside CSR signing and cleaning (the janitor's `disruption`).
+        self.extra_controllers = extra_controllers
         self.oidc = oidc
         self.dir = Path(tempfile.mkdtemp(prefix="controlplane-"))
         self.ca = CA("cred-helper-test-cluster-ca")
@@ -279,7 +282,8 @@ class ControlPlane:
         d = self.dir
         kubeconfig = self.write_kubeconfig(d / "kcm.kubeconfig", {"token": self.admin_token})
         self._run("kube-controller-manager", [
-            f"--kubeconfig={kubeconfig}", "--controllers=csrsigning,csrcleaner",
+            f"--kubeconfig={kubeconfig}",
+            "--controllers=" + ",".join(("csrsigning", "csrcleaner", *self.extra_controllers)),
             f"--cluster-signing-kube-apiserver-client-cert-file={d / 'client-ca.crt'}",
             f"--cluster-signing-kube-apiserver-client-key-file={d / 'client-ca.key'}",
             "--leader-elect=false", "--bind-address=127.0.0.1",

@@ -1,0 +1,430 @@
+"""The janitor against the real kube-apiserver: it validates ephemeral containers, runs the
+Eviction API and its PDB checks itself; kube-controller-manager's `disruption` controller
+computes each PodDisruptionBudget's status (a control plane of this module's own, with that
+controller added).
+
+There is no kubelet or scheduler: the tests create pods owned by real ReplicaSet, StatefulSet
+and Job objects (no controller acts on them), add a debug container through the
+`pods/ephemeralcontainers` subresource, and write the pod's status (Running, Ready, the debug
+container's running or terminated times) through `pods/status` as the admin. Pods have no
+`spec.nodeName`, so an evicted pod is deleted at once (an unscheduled pod has no grace)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cred_helper.errors import ServerError
+from cred_helper.janitor.decide import Options
+from cred_helper.janitor.run import Janitor
+from cred_helper.kube import BearerAuth, Endpoint, KubeClient
+from tests.support.controlplane import ControlPlane
+
+pytestmark = pytest.mark.realcluster
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def plane(control_plane_bin):
+    with ControlPlane(control_plane_bin, extra_controllers=("disruption",)) as p:
+        yield p
+
+
+def admin(plane) -> KubeClient:
+    return KubeClient(Endpoint(plane.url, ca_pem=plane.ca.cert_pem),
+                      BearerAuth(plane.admin_token, source="admin"))
+
+
+def stamp(seconds_ago: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+
+
+class Cluster:
+    """Objects in one namespace of its own, written as the admin."""
+
+    def __init__(self, plane, tmp: Path) -> None:
+        self.plane = plane
+        self.api = admin(plane)
+        self.ns = f"jan-{uuid.uuid4().hex[:8]}"
+        self.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                             "metadata": {"name": self.ns}})
+        # No serviceaccount controller: pods need the default ServiceAccount made by hand.
+        self.api.post(f"/api/v1/namespaces/{self.ns}/serviceaccounts", {
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+        self.kubeconfig = plane.write_kubeconfig(tmp / "janitor.kubeconfig",
+                                                 {"token": plane.admin_token})
+
+    def _template(self, app: str, restart: str = "Always") -> dict:
+        return {"metadata": {"labels": {"app": app}},
+                "spec": {"restartPolicy": restart,
+                         "containers": [{"name": "app", "image": "busybox"}]}}
+
+    def replicaset(self, app: str, replicas: int) -> dict:
+        return self.api.post(f"/apis/apps/v1/namespaces/{self.ns}/replicasets", {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": app},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                     "template": self._template(app)}})
+
+    def job(self, app: str) -> dict:
+        return self.api.post(f"/apis/batch/v1/namespaces/{self.ns}/jobs", {
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": app},
+            "spec": {"template": self._template(app, "Never")}})
+
+    def pod(self, name: str, app: str, owner: dict | None = None) -> dict:
+        meta: dict = {"name": name, "labels": {"app": app}}
+        if owner:
+            meta["ownerReferences"] = [{"apiVersion": owner["apiVersion"],
+                                        "kind": owner["kind"],
+                                        "name": owner["metadata"]["name"],
+                                        "uid": owner["metadata"]["uid"], "controller": True}]
+        return self.api.post(f"/api/v1/namespaces/{self.ns}/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+
+    def debug(self, name: str, container: str = "debugger") -> None:
+        """Attach a debug container, as `kubectl debug` does (the ephemeralcontainers
+        subresource)."""
+        path = f"/api/v1/namespaces/{self.ns}/pods/{name}"
+        pod = self.api.get(path)
+        pod["spec"].setdefault("ephemeralContainers", []).append(
+            {"name": container, "image": "nicolaka/netshoot", "targetContainerName": "app",
+             "stdin": True, "tty": True})
+        self.api.put(f"{path}/ephemeralcontainers", pod)
+
+    def status(self, name: str, ready: bool = True, debug: dict | None = None) -> None:
+        """Running, Ready or not, and the debug containers' states (by name), as a kubelet
+        would write them."""
+        path = f"/api/v1/namespaces/{self.ns}/pods/{name}"
+        pod = self.api.get(path)
+        pod["status"] = {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
+                                   "ready": ready, "restartCount": 0,
+                                   "state": {"running": {"startedAt": stamp(10 * HOUR)}}}],
+            "ephemeralContainerStatuses": [
+                {"name": n, "image": "nicolaka/netshoot", "imageID": "", "ready": False,
+                 "restartCount": 0, "state": state} for n, state in (debug or {}).items()],
+        }
+        self.api.put(f"{path}/status", pod)
+
+    def stale_pod(self, name: str, app: str, owner: dict | None, ready: bool = True) -> dict:
+        """A pod whose debug container exited an hour ago."""
+        self.pod(name, app, owner)
+        self.debug(name)
+        self.status(name, ready, {"debugger": exited(HOUR)})
+        return self.get(name)
+
+    def pdb(self, app: str, min_available: int, allowed: int) -> None:
+        """A PodDisruptionBudget, once the disruption controller has computed it."""
+        path = f"/apis/policy/v1/namespaces/{self.ns}/poddisruptionbudgets"
+        self.api.post(path, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                             "metadata": {"name": app},
+                             "spec": {"minAvailable": min_available,
+                                      "selector": {"matchLabels": {"app": app}}}})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pdb = self.api.get(f"{path}/{app}")
+            status = pdb.get("status") or {}
+            if status.get("observedGeneration", 0) >= pdb["metadata"]["generation"] \
+                    and status.get("disruptionsAllowed") == allowed:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"PDB {app} not computed as {allowed}: {status}")
+
+    def get(self, name: str) -> dict | None:
+        try:
+            return self.api.get(f"/api/v1/namespaces/{self.ns}/pods/{name}")
+        except ServerError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def events(self, uid: str) -> list[dict]:
+        items = self.api.get(f"/api/v1/namespaces/{self.ns}/events")["items"]
+        return [e for e in items if e["involvedObject"].get("uid") == uid]
+
+    def janitor(self, *args: str) -> tuple[int, list[dict], str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
+             str(self.kubeconfig), "--namespace", self.ns, *args],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        return done.returncode, lines, done.stderr
+
+
+def exited(seconds_ago: float) -> dict:
+    return {"terminated": {"exitCode": 0, "reason": "Completed",
+                           "startedAt": stamp(seconds_ago + 600),
+                           "finishedAt": stamp(seconds_ago)}}
+
+
+@pytest.fixture
+def cluster(plane, tmp_path) -> Cluster:
+    return Cluster(plane, tmp_path)
+
+
+def by_pod(lines: list[dict]) -> dict[str, dict]:
+    return {line["pod"]: line for line in lines}
+
+
+def test_evicts_a_stale_pod_and_says_so_on_the_pod(cluster):
+    rs = cluster.replicaset("web", 2)
+    pod = cluster.stale_pod("web-a", "web", rs)
+    cluster.pod("web-b", "web", rs)
+    cluster.status("web-b")
+    cluster.pdb("web", 1, allowed=1)
+
+    rc, lines, err = cluster.janitor()
+
+    assert rc == 0, err
+    assert len(lines) == 1, lines  # web-b has no debug container: no decision to report
+    line = lines[0]
+    assert line["action"] == "evicted" and line["status"] == 201
+    assert line["uid"] == pod["metadata"]["uid"] and line["container"] == "debugger"
+    assert line["image"] == "nicolaka/netshoot"
+    assert line["owner"]["kind"] == "ReplicaSet" and line["owner"]["uid"] == rs["metadata"]["uid"]
+    assert line["terminated"].endswith("Z") and line["started"] < line["terminated"]
+    assert cluster.get("web-a") is None
+    assert cluster.get("web-b") is not None
+    events = cluster.events(pod["metadata"]["uid"])
+    assert [e["reason"] for e in events] == ["DebugPodEvicted"]
+    assert events[0]["involvedObject"]["kind"] == "Pod"
+
+
+def test_a_budget_that_blocks_is_reported_and_announced_once(cluster):
+    rs = cluster.replicaset("db", 1)
+    pod = cluster.stale_pod("db-0", "db", rs)
+    cluster.pdb("db", 1, allowed=0)
+
+    first = cluster.janitor()
+    second = cluster.janitor()
+
+    for rc, lines, err in (first, second):
+        assert rc == 0, err  # a block is a completed pass
+        assert [(ln["action"], ln["status"]) for ln in lines] == [("pdb-blocked", 429)]
+    assert cluster.get("db-0")["metadata"]["uid"] == pod["metadata"]["uid"]
+    events = cluster.events(pod["metadata"]["uid"])
+    assert [e["reason"] for e in events] == ["DebugPodEvictionBlocked"]
+    assert events[0]["type"] == "Warning" and events[0]["count"] == 1
+
+
+def test_dry_run_changes_nothing(cluster):
+    rs = cluster.replicaset("api", 2)
+    pod = cluster.stale_pod("api-a", "api", rs)
+    cluster.pod("api-b", "api", rs)
+    cluster.status("api-b")
+    cluster.pdb("api", 1, allowed=1)
+
+    rc, lines, err = cluster.janitor("--dry-run")
+
+    assert rc == 0, err
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("would-evict", 201)]
+    assert cluster.get("api-a")["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert cluster.events(pod["metadata"]["uid"]) == []
+    budget = cluster.api.get(f"/apis/policy/v1/namespaces/{cluster.ns}/poddisruptionbudgets/api")
+    assert budget["status"]["disruptionsAllowed"] == 1
+    assert not budget["status"].get("disruptedPods")
+
+
+def test_no_budget_is_left_and_job_pods_are_left(cluster):
+    rs = cluster.replicaset("cache", 1)
+    cluster.stale_pod("cache-0", "cache", rs)
+    job = cluster.job("batch")
+    cluster.stale_pod("batch-x", "batch", job)
+    cluster.pdb("batch", 0, allowed=1)
+
+    rc, lines, err = cluster.janitor()
+
+    assert rc == 0, err
+    got = by_pod(lines)
+    assert got["cache-0"]["action"] == "no-pdb"
+    assert got["batch-x"]["action"] == "skipped:owner-kind"
+    assert got["batch-x"]["owner"]["kind"] == "Job"
+    assert cluster.get("cache-0") is not None and cluster.get("batch-x") is not None
+
+
+def test_bare_pods_only_with_bare_pods_evict(cluster):
+    pod = cluster.stale_pod("lonely", "lonely", None)
+
+    rc, lines, _ = cluster.janitor("--without-pdb", "evict")
+    assert rc == 0
+    assert [ln["action"] for ln in lines] == ["skipped:bare-pod"]
+    assert cluster.get("lonely") is not None
+
+    rc, lines, err = cluster.janitor("--without-pdb", "evict", "--bare-pods", "evict")
+    assert rc == 0, err
+    assert [ln["action"] for ln in lines] == ["evicted"]
+    assert lines[0]["uid"] == pod["metadata"]["uid"] and lines[0]["owner"] is None
+    assert cluster.get("lonely") is None
+
+
+def test_one_pod_per_workload_per_run(cluster):
+    rs = cluster.replicaset("queue", 3)
+    for name in ("queue-a", "queue-b", "queue-c"):
+        cluster.stale_pod(name, "queue", rs)
+    cluster.pdb("queue", 1, allowed=2)
+
+    rc, lines, err = cluster.janitor()
+
+    assert rc == 0, err
+    actions = sorted(ln["action"] for ln in lines)
+    assert actions == ["evicted", "skipped:workload-limit", "skipped:workload-limit"]
+    left = [n for n in ("queue-a", "queue-b", "queue-c") if cluster.get(n) is not None]
+    assert len(left) == 2
+
+
+def test_a_sibling_not_ready_spares_the_workload(cluster):
+    rs = cluster.replicaset("pay", 2)
+    pod = cluster.stale_pod("pay-a", "pay", rs)
+    cluster.pod("pay-b", "pay", rs)
+    cluster.status("pay-b", ready=False)
+    cluster.pdb("pay", 0, allowed=1)
+
+    rc, lines, err = cluster.janitor()
+
+    assert rc == 0, err
+    assert [ln["action"] for ln in lines] == ["skipped:workload-not-ready"]
+    assert cluster.get("pay-a")["metadata"]["uid"] == pod["metadata"]["uid"]
+
+
+def test_fresh_and_running_debug_containers(cluster):
+    rs = cluster.replicaset("svc", 4)
+    cluster.pdb("svc", 0, allowed=4)
+    for name, states in {
+        "svc-fresh": {"debugger": exited(60)},  # exited a minute ago
+        "svc-open": {"debugger": {"running": {"startedAt": stamp(HOUR)}}},
+        "svc-mixed": {"debugger": exited(HOUR), "second": exited(60)},
+    }.items():
+        cluster.pod(name, "svc", rs)
+        for container in states:
+            cluster.debug(name, container)
+        cluster.status(name, debug=states)
+
+    rc, lines, err = cluster.janitor()
+
+    assert rc == 0, err
+    got = by_pod(lines)
+    assert got["svc-fresh"]["action"] == "skipped:fresh"
+    assert got["svc-open"]["action"] == "skipped:fresh"
+    assert got["svc-mixed"]["action"] == "skipped:fresh"
+    assert got["svc-mixed"]["container"] == "second"
+
+    # Past --max-age the open session is cut off.
+    rc, lines, err = cluster.janitor("--max-age", "30m")
+    assert rc == 0, err
+    assert by_pod(lines)["svc-open"]["action"] == "evicted"
+    assert cluster.get("svc-open") is None
+
+
+def test_waiting_container_uses_the_managed_fields_time(cluster):
+    """A debug container with no status yet: its `ephemeralcontainers` managedFields entry
+    (just now) bounds its age from below, so it is fresh, never guessed stale."""
+    rs = cluster.replicaset("wait", 1)
+    cluster.pdb("wait", 0, allowed=1)
+    cluster.pod("wait-0", "wait", rs)
+    cluster.debug("wait-0")
+    cluster.status("wait-0", debug={"debugger": {"waiting": {"reason": "ContainerCreating"}}})
+
+    rc, lines, err = cluster.janitor("--max-age", "1h")
+
+    assert rc == 0, err
+    assert [ln["action"] for ln in lines] == ["skipped:fresh"]
+    assert lines[0]["started"] is None
+
+
+class Racing(KubeClient):
+    """The real server, with something done to the pod just before its eviction is sent."""
+
+    def __init__(self, plane, before_evict) -> None:
+        super().__init__(Endpoint(plane.url, ca_pem=plane.ca.cert_pem),
+                         BearerAuth(plane.admin_token, source="admin"))
+        self.before_evict = before_evict
+
+    def request(self, method, path, *args, **kw):
+        if method == "POST" and path.endswith("/eviction") and self.before_evict:
+            hook, self.before_evict = self.before_evict, None
+            hook()
+        return super().request(method, path, *args, **kw)
+
+
+def run_in_process(plane, cluster, hook, **options) -> tuple[int, list[dict]]:
+    lines: list[str] = []
+    janitor = Janitor(Racing(plane, hook),
+                      Options(namespaces=(cluster.ns,), **options),
+                      out=lines.append, warn=lambda _: None, wall=time.time)
+    rc = janitor.run()
+    return rc, [json.loads(line) for line in lines]
+
+
+def test_a_pod_recreated_under_the_same_name_is_not_hit(plane, cluster):
+    rs = cluster.replicaset("cron", 1)
+    old = cluster.stale_pod("cron-0", "cron", rs)
+
+    def recreate() -> None:
+        cluster.api.request("DELETE", f"/api/v1/namespaces/{cluster.ns}/pods/cron-0")
+        cluster.pod("cron-0", "cron", rs)
+        cluster.status("cron-0")
+
+    rc, lines = run_in_process(plane, cluster, recreate, without_pdb=True)
+
+    assert rc == 0
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("replaced", 409)]
+    assert lines[0]["uid"] == old["metadata"]["uid"]
+    new = cluster.get("cron-0")
+    assert new is not None and new["metadata"]["uid"] != old["metadata"]["uid"]
+
+
+def test_a_pod_deleted_between_list_and_evict_is_gone(plane, cluster):
+    rs = cluster.replicaset("tmp", 1)
+    cluster.stale_pod("tmp-0", "tmp", rs)
+
+    def delete() -> None:
+        cluster.api.request("DELETE", f"/api/v1/namespaces/{cluster.ns}/pods/tmp-0")
+
+    rc, lines = run_in_process(plane, cluster, delete, without_pdb=True)
+
+    assert rc == 0
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("gone", 404)]
+
+
+def test_excluded_namespace_and_selector(cluster):
+    rs = cluster.replicaset("skip", 2)
+    cluster.pdb("skip", 0, allowed=2)
+    cluster.stale_pod("skip-a", "skip", rs)
+    cluster.api.request("PUT", f"/api/v1/namespaces/{cluster.ns}/pods/skip-a",
+                        body=_labelled(cluster.get("skip-a"), {"debug-keep": "yes"}))
+
+    rc, lines, err = cluster.janitor("--exclude-namespace", cluster.ns)
+    assert rc == 0 and lines == [], err
+    rc, lines, err = cluster.janitor("--exclude-selector", "debug-keep=yes")
+    assert rc == 0 and lines == [], err
+    assert cluster.get("skip-a") is not None
+
+
+def _labelled(pod: dict, labels: dict) -> dict:
+    pod["metadata"]["labels"] = {**pod["metadata"]["labels"], **labels}
+    return pod
+
+
+def test_an_unreachable_api_server_is_one_clean_error(cluster, tmp_path):
+    dead = tmp_path / "dead.kubeconfig"
+    doc = cluster.kubeconfig.read_text().replace(f":{cluster.plane.port}", ":1")
+    dead.write_text(doc)
+    done = subprocess.run([sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
+                           str(dead)], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("cred-helper: error: cannot reach the API server")
+    assert "Traceback" not in done.stderr

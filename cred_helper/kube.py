@@ -198,7 +198,7 @@ def status_error(resp: net.Response, auth: Auth) -> ServerError:
 
 
 def _status_details(resp: net.Response) -> tuple[str, tuple[str, ...]]:
-    """The `Status` reason and cause types, shape-checked (the server's text, bounded)."""
+    """The `Status` reason and its causes' types, shape-checked (the server's text, bounded)."""
     try:
         doc = resp.json()
     except ValueError:
@@ -208,8 +208,9 @@ def _status_details(resp: net.Response) -> tuple[str, tuple[str, ...]]:
     reason = doc.get("reason")
     details = doc.get("details")
     causes = details.get("causes") if isinstance(details, dict) else None
-    types = tuple(c["type"][:100] for c in causes[:20]
-                  if isinstance(c, dict) and isinstance(c.get("type"), str)) \
+    # A cause's type travels as `reason` (metav1.StatusCause: Type `json:"reason"`).
+    types = tuple(c["reason"][:100] for c in causes[:20]
+                  if isinstance(c, dict) and isinstance(c.get("reason"), str)) \
         if isinstance(causes, list) else ()
     return (reason[:100] if isinstance(reason, str) else ""), types
 

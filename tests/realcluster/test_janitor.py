@@ -299,8 +299,7 @@ def test_a_sibling_not_ready_spares_the_workload(cluster):
 
 
 def test_fresh_and_running_debug_containers(cluster):
-    rs = cluster.replicaset("svc", 4)
-    cluster.pdb("svc", 0, allowed=4)
+    rs = cluster.replicaset("svc", 3)
     for name, states in {
         "svc-fresh": {"debugger": exited(60)},  # exited a minute ago
         "svc-open": {"debugger": {"running": {"startedAt": stamp(HOUR)}}},
@@ -310,6 +309,7 @@ def test_fresh_and_running_debug_containers(cluster):
         for container in states:
             cluster.debug(name, container)
         cluster.status(name, debug=states)
+    cluster.pdb("svc", 0, allowed=3)
 
     rc, lines, err = cluster.janitor()
 
@@ -331,10 +331,10 @@ def test_waiting_container_uses_the_managed_fields_time(cluster):
     """A debug container with no status yet: its `ephemeralcontainers` managedFields entry
     (just now) bounds its age from below, so it is fresh, never guessed stale."""
     rs = cluster.replicaset("wait", 1)
-    cluster.pdb("wait", 0, allowed=1)
     cluster.pod("wait-0", "wait", rs)
     cluster.debug("wait-0")
     cluster.status("wait-0", debug={"debugger": {"waiting": {"reason": "ContainerCreating"}}})
+    cluster.pdb("wait", 0, allowed=1)
 
     rc, lines, err = cluster.janitor("--max-age", "1h")
 
@@ -399,9 +399,9 @@ def test_a_pod_deleted_between_list_and_evict_is_gone(plane, cluster):
 
 
 def test_excluded_namespace_and_selector(cluster):
-    rs = cluster.replicaset("skip", 2)
-    cluster.pdb("skip", 0, allowed=2)
+    rs = cluster.replicaset("skip", 1)
     cluster.stale_pod("skip-a", "skip", rs)
+    cluster.pdb("skip", 0, allowed=1)
     cluster.api.request("PUT", f"/api/v1/namespaces/{cluster.ns}/pods/skip-a",
                         body=_labelled(cluster.get("skip-a"), {"debug-keep": "yes"}))
 

@@ -1,0 +1,46 @@
+"""Label selectors: --exclude-selector's text and a PDB's selector object."""
+
+from __future__ import annotations
+
+import pytest
+
+from cred_helper.janitor.selectors import parse_selector, selector_object
+
+
+@pytest.mark.parametrize(("text", "labels", "matches"), [
+    ("app=web", {"app": "web"}, True),
+    ("app==web", {"app": "db"}, False),
+    ("app!=web", {}, True),
+    ("app!=web", {"app": "web"}, False),
+    ("env in (a, b),tier", {"env": "b", "tier": "x"}, True),
+    ("env notin (a,b)", {"env": "a"}, False),
+    ("env notin (a,b)", {}, True),
+    ("!canary", {"canary": "1"}, False),
+    ("example.com/debug-keep=yes", {"example.com/debug-keep": "yes"}, True),
+])
+def test_text(text, labels, matches):
+    assert parse_selector(text).matches(labels) is matches
+
+
+@pytest.mark.parametrize("text", ["", ",", "a=b=c", "a in b", "!a=b", "-a=b", "a=-b",
+                                  "a in (b", "a b"])
+def test_bad_text(text):
+    with pytest.raises(ValueError):
+        parse_selector(text)
+
+
+def test_objects():
+    sel = selector_object({"matchLabels": {"app": "web"}, "matchExpressions": [
+        {"key": "tier", "operator": "NotIn", "values": ["db"]},
+        {"key": "zone", "operator": "Exists"}]})
+    assert sel.matches({"app": "web", "zone": "a"})
+    assert not sel.matches({"app": "web", "zone": "a", "tier": "db"})
+
+
+@pytest.mark.parametrize("obj", [
+    None, {}, {"matchLabels": {}}, "x", {"matchLabels": {"a": 1}},
+    {"matchExpressions": [{"key": "a", "operator": "Bogus"}]},
+    {"matchExpressions": "x"}, {"matchLabels": {"a": "b"}, "matchExpressions": [None]},
+])
+def test_empty_or_malformed_budgets_select_nothing(obj):
+    assert not selector_object(obj).matches({"a": "b"})

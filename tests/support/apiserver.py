@@ -395,6 +395,12 @@ class LocalAPIServer:
         self.tamper: Callable[[str, str, int, bytes], tuple[int, bytes]] | None = None
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
+        # For the janitor's benchmark (system:masters only, no validation): pods and
+        # PodDisruptionBudgets listed in pages (`limit`, `continue`), evictions that delete,
+        # Events accepted.
+        self.pods: list[dict] = []
+        self.pdbs: list[dict] = []
+        self.evicted: list[str] = []
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user)
         self._rv = 0
         self._floor = 0  # the oldest resourceVersion a watch may start from (forget_history)
@@ -886,6 +892,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         # The TLS handshake happens here, in the connection's own thread.
         self.request.settimeout(30)
+        # As Go servers do: without it, a response's body waits for the client's delayed ACK
+        # of its headers (40 ms a request with a body).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request = self.api._ssl.wrap_socket(self.request, server_side=True)
         super().setup()
         with self.api._cond:
@@ -968,6 +977,8 @@ class _Handler(BaseHTTPRequestHandler):
                 and method == "POST":
             return self._send(201, api.access_review(self._body("SelfSubjectAccessReview"),
                                                      user, groups))
+        if self._janitor_route(method, path, query, groups):
+            return None
         rv = query.get("resourceVersion", [""])[0]
         if rv and not rv.isdigit():
             if path == CSR_BASE and method == "GET" and query.get("watch", [""])[0] \
@@ -1004,6 +1015,44 @@ class _Handler(BaseHTTPRequestHandler):
                 allow(user, groups, "delete", resource, name)
                 return self._send(200, api.delete_csr(name))
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _janitor_route(self, method: str, path: str, query: dict, groups: list[str]) -> bool:
+        """Pods, PDBs, evictions and Events, as much as the janitor's benchmark needs."""
+        parts = path.strip("/").split("/")
+        lists = {"/api/v1/pods": self.api.pods,
+                 "/apis/policy/v1/poddisruptionbudgets": self.api.pdbs}
+        if method == "GET" and path in lists:
+            items = lists[path]
+            start = int(query.get("continue", ["0"])[0])
+            end = start + int(query.get("limit", [str(len(items) or 1)])[0])
+            more = str(end) if end < len(items) else ""
+            self._send(200, {"kind": "List", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": "1", "continue": more},
+                             "items": items[start:end]})
+            return True
+        if method != "POST" or len(parts) < 5 or parts[:3] != ["api", "v1", "namespaces"]:
+            return False
+        if "system:masters" not in groups:
+            raise ApiError(403, "Forbidden", "forbidden", {})
+        body = self._body("Eviction")
+        if len(parts) == 5 and parts[4] == "events":
+            self._send(201, body)
+            return True
+        if len(parts) == 7 and parts[4] == "pods" and parts[6] == "eviction":
+            ns, name = parts[3], parts[5]
+            with self.api._cond:
+                pods = self.api.pods
+                at = next((i for i, p in enumerate(pods) if p["metadata"]["namespace"] == ns
+                           and p["metadata"]["name"] == name), None)
+                if at is None:
+                    raise not_found(name)
+                if query.get("dryRun") != ["All"]:
+                    self.api.evicted.append(f"{ns}/{name}")
+                    del pods[at]
+            self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                             "status": "Success", "code": 201})
+            return True
+        return False
 
     def _watch(self, selector: list[tuple[str, str, str]], since: int | None, timeout: float,
                bookmarks: bool) -> None:

@@ -67,7 +67,8 @@ def make_pod(i: int) -> dict:
     rs = i // 5
     app = f"app-{rs}"
     meta = {
-        "name": f"{app}-{i}", "namespace": f"ns-{i % 20}", "uid": f"00000000-0000-0000-0000-{i:012d}",
+        "name": f"{app}-{i}", "namespace": f"ns-{i % 20}",
+        "uid": f"00000000-0000-0000-0000-{i:012d}",
         "labels": {"app": app, "pod-template-hash": "5d8f7c9b6d", "team": "payments"},
         "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": app,

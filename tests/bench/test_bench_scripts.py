@@ -73,3 +73,12 @@ def test_approval_bench_prints_p50_and_p99():
     assert done.returncode == 0, done.stderr
     out = done.stdout.lower()
     assert ("p50" in out and "p99" in out) or "skipped" in out, done.stdout
+
+
+def test_janitor_bench_prints_time_and_memory_per_size():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "janitor.py"), "--pods",
+                           "50,100"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["50", "100"], done.stdout
+    assert [row[2] for row in rows] == ["5", "10"], done.stdout  # one line per debug pod

@@ -74,6 +74,13 @@ class Cluster:
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
                      "template": self._template(app)}})
 
+    def statefulset(self, app: str, replicas: int) -> dict:
+        return self.api.post(f"/apis/apps/v1/namespaces/{self.ns}/statefulsets", {
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": app},
+            "spec": {"replicas": replicas, "serviceName": app,
+                     "selector": {"matchLabels": {"app": app}},
+                     "template": self._template(app)}})
+
     def job(self, app: str) -> dict:
         return self.api.post(f"/apis/batch/v1/namespaces/{self.ns}/jobs", {
             "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": app},
@@ -417,6 +424,34 @@ def _labelled(pod: dict, labels: dict) -> dict:
     return pod
 
 
+def test_owner_kinds(cluster):
+    """A StatefulSet's pod is evicted by default; a DaemonSet's only when opted in; a custom
+    resource's never (its owner references are written as such controllers write them; no
+    garbage collector runs to check them)."""
+    sts = cluster.statefulset("kv", 1)
+    cluster.stale_pod("kv-0", "kv", sts)
+    daemon = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+              "metadata": {"name": "agent", "uid": str(uuid.uuid4())}}
+    cluster.stale_pod("agent-x", "agent", daemon)
+    rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "ReplicaSet",
+               "metadata": {"name": "canary", "uid": str(uuid.uuid4())}}
+    cluster.stale_pod("canary-x", "canary", rollout)
+
+    rc, lines, err = cluster.janitor("--without-pdb", "evict")
+    assert rc == 0, err
+    got = by_pod(lines)
+    assert got["kv-0"]["action"] == "evicted" and got["kv-0"]["owner"]["kind"] == "StatefulSet"
+    assert got["agent-x"]["action"] == "skipped:owner-kind"
+    assert got["canary-x"]["action"] == "skipped:custom-owner"
+
+    rc, lines, err = cluster.janitor("--without-pdb", "evict", "--owner-kinds", "DaemonSet")
+    assert rc == 0, err
+    got = by_pod(lines)
+    assert got["agent-x"]["action"] == "evicted"
+    assert got["canary-x"]["action"] == "skipped:custom-owner"
+    assert cluster.get("agent-x") is None and cluster.get("canary-x") is not None
+
+
 def test_an_unreachable_api_server_is_one_clean_error(cluster, tmp_path):
     dead = tmp_path / "dead.kubeconfig"
     doc = cluster.kubeconfig.read_text().replace(f":{cluster.plane.port}", ":1")
@@ -428,3 +463,27 @@ def test_an_unreachable_api_server_is_one_clean_error(cluster, tmp_path):
     assert done.stdout == ""
     assert done.stderr.startswith("cred-helper: error: cannot reach the API server")
     assert "Traceback" not in done.stderr
+
+
+def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
+    """kube-apiserver stops after the lists, just before the eviction: the pass ends with an
+    error (or an `unknown` line, if the request went out on a connection that then broke),
+    never with a pod claimed evicted. Last in the module: it restarts the shared server."""
+    rs = cluster.replicaset("late", 1)
+    cluster.stale_pod("late-0", "late", rs)
+    try:
+        lines: list[str] = []
+        janitor = Janitor(Racing(plane, lambda: plane.halt("kube-apiserver")),
+                          Options(namespaces=(cluster.ns,), without_pdb=True),
+                          out=lines.append, warn=lambda _: None, wall=time.time)
+        try:
+            rc = janitor.run()
+        except ServerError as error:
+            assert error.status is None and "cannot reach the API server" in error.message
+            assert lines == []
+        else:
+            assert rc == 1
+            assert [json.loads(ln)["action"] for ln in lines] == ["unknown"]
+    finally:
+        plane.resume("kube-apiserver")
+    assert cluster.get("late-0") is not None

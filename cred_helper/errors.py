@@ -45,6 +45,7 @@ class ServerError(CredHelperError):
     status: int | None = None  # the HTTP status of a refusal; None: there was no answer
     status_reason: str = ""  # the `Status` reason of a refusal (`TooManyRequests`, `Expired`)
     cause_types: tuple[str, ...] = ()  # its `details.causes[].reason` (`DisruptionBudget`)
+    status_message: str = ""  # its `message`, one line, bounded
 
 
 class BadShape(ServerError):

@@ -191,28 +191,30 @@ def status_error(resp: net.Response, auth: Auth) -> ServerError:
     """A Kubernetes `Status` error as one line and a hint, carrying the HTTP status."""
     error = _status_error(resp, auth)
     error.status = resp.status_code
-    error.status_reason, error.cause_types = _status_details(resp)
+    error.status_reason, error.cause_types, error.status_message = _status_details(resp)
     # Overloaded or restarting: kube-apiserver answers 429 (with Retry-After) or 5xx.
     error.transient = resp.status_code == 429 or resp.status_code >= 500
     return error
 
 
-def _status_details(resp: net.Response) -> tuple[str, tuple[str, ...]]:
-    """The `Status` reason and its causes' types, shape-checked (the server's text, bounded)."""
+def _status_details(resp: net.Response) -> tuple[str, tuple[str, ...], str]:
+    """The `Status` reason, its causes' types and its message, shape-checked (the server's
+    text, bounded)."""
     try:
         doc = resp.json()
     except ValueError:
-        return "", ()
+        return "", (), ""
     if not isinstance(doc, dict):
-        return "", ()
-    reason = doc.get("reason")
+        return "", (), ""
+    reason, message = doc.get("reason"), doc.get("message")
     details = doc.get("details")
     causes = details.get("causes") if isinstance(details, dict) else None
     # A cause's type travels as `reason` (metav1.StatusCause: Type `json:"reason"`).
     types = tuple(c["reason"][:100] for c in causes[:20]
                   if isinstance(c, dict) and isinstance(c.get("reason"), str)) \
         if isinstance(causes, list) else ()
-    return (reason[:100] if isinstance(reason, str) else ""), types
+    return (reason[:100] if isinstance(reason, str) else "", types,
+            " ".join(message.split())[:300] if isinstance(message, str) else "")
 
 
 def _status_error(resp: net.Response, auth: Auth) -> ServerError:

@@ -62,7 +62,7 @@ def evict(client: KubeClient, namespace: str, name: str, uid: str, dry_run: bool
         if error.status is None and error.unsent:
             raise  # the API server cannot be reached: the pass stops here
         return Answer(error.status, error.status_reason, error.cause_types, error.unsent,
-                      error.message)
+                      error.status_message or error.message)
     return Answer(resp.status_code)
 
 

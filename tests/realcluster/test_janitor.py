@@ -220,6 +220,7 @@ def test_a_budget_that_blocks_is_reported_and_announced_once(cluster):
     for rc, lines, err in (first, second):
         assert rc == 0, err  # a block is a completed pass
         assert [(ln["action"], ln["status"]) for ln in lines] == [("pdb-blocked", 429)]
+        assert lines[0]["reason"].endswith("would violate the pod's disruption budget.")
     assert cluster.get("db-0")["metadata"]["uid"] == pod["metadata"]["uid"]
     events = cluster.events(pod["metadata"]["uid"])
     assert [e["reason"] for e in events] == ["DebugPodEvictionBlocked"]

@@ -20,6 +20,7 @@ PDB = {"metadata": {"namespace": "shop", "name": "web"},
 def error(status: int | None, reason: str = "", causes=(), unsent: bool = False):
     e = ServerError(f"failed ({status})")
     e.status, e.status_reason, e.cause_types, e.unsent = status, reason, tuple(causes), unsent
+    e.status_message = f"refused ({status})" if status else ""
     return e
 
 

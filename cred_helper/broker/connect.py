@@ -36,6 +36,15 @@ def in_cluster(env: Mapping[str, str], sa_dir: str = SA_DIR) -> tuple[Endpoint, 
     return Endpoint(server=f"https://{host}:{port}", ca_pem=ca), auth
 
 
+def endpoint(kubeconfig: str | None, context: str | None,
+             env: Mapping[str, str]) -> tuple[Endpoint, Auth]:
+    """A kubeconfig when one is named or we are not in a pod, else the pod's service account
+    (the approver's and the janitor's rule)."""
+    if kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
+        return from_kubeconfig(kubeconfig or default_kubeconfig(env), context)
+    return in_cluster(env)
+
+
 def default_kubeconfig(env: Mapping[str, str]) -> str:
     first = (env.get("KUBECONFIG") or "").split(os.pathsep)[0]
     return first or os.path.join(os.path.expanduser("~"), ".kube", "config")

@@ -73,13 +73,9 @@ def policy_file_loader(path: str, wall: Callable[[], float]) -> Callable[[], Jud
 
 
 def connect(options: Options, env: dict[str, str]) -> Callable[[], KubeClient]:
-    from . import connect as where
+    from .connect import endpoint as where
 
-    if options.kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
-        endpoint, auth = where.from_kubeconfig(
-            options.kubeconfig or where.default_kubeconfig(env), options.context)
-    else:
-        endpoint, auth = where.in_cluster(env)
+    endpoint, auth = where(options.kubeconfig, options.context, env)
     return lambda: KubeClient(endpoint, auth, timeout=30)
 
 

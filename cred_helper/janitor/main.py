@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TextIO
 
 from ..errors import UsageError
 from ..kube import KubeClient
@@ -62,14 +63,9 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def connect(kubeconfig: str | None, context: str | None, env: Mapping[str, str]) -> KubeClient:
-    from ..broker import connect as where
+    from ..broker.connect import endpoint as where
 
-    if kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
-        endpoint, auth = where.from_kubeconfig(kubeconfig or where.default_kubeconfig(env),
-                                               context)
-    else:
-        endpoint, auth = where.in_cluster(env)
-    return KubeClient(endpoint, auth, timeout=30)
+    return KubeClient(*where(kubeconfig, context, env), timeout=30)
 
 
 def run_janitor(options: Options, kubeconfig: str | None, context: str | None,
@@ -77,13 +73,14 @@ def run_janitor(options: Options, kubeconfig: str | None, context: str | None,
     from .run import Janitor
 
     client = connect(kubeconfig, context, os.environ if env is None else env)
+    return Janitor(client, options, out=_lines(sys.stdout, ""),
+                   warn=_lines(sys.stderr, "cred-helper janitor: "), wall=time.time).run()
 
-    def out(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
 
-    def warn(line: str) -> None:
-        sys.stderr.write(f"cred-helper janitor: {line}\n")
-        sys.stderr.flush()
+def _lines(stream: TextIO, prefix: str) -> Callable[[str], None]:
+    """Each line written whole and flushed at once (a CronJob's log shows it as it happens)."""
+    def write(text: str) -> None:
+        stream.write(f"{prefix}{text}\n")
+        stream.flush()
 
-    return Janitor(client, options, out=out, warn=warn, wall=time.time).run()
+    return write

@@ -131,6 +131,16 @@ class Cluster:
         self.status(name, ready, {"debugger": exited(HOUR)})
         return self.get(name)
 
+    def pair(self, app: str) -> tuple[dict, dict]:
+        """A ReplicaSet of two Ready pods, `<app>-a` stale and `<app>-b` with no debug
+        container, under a budget that allows one disruption: (the ReplicaSet, the stale pod)."""
+        rs = self.replicaset(app, 2)
+        pod = self.stale_pod(f"{app}-a", app, rs)
+        self.pod(f"{app}-b", app, rs)
+        self.status(f"{app}-b")
+        self.pdb(app, 1, allowed=1)
+        return rs, pod
+
     def pdb(self, app: str, min_available: int, allowed: int) -> None:
         """A PodDisruptionBudget, once the disruption controller has computed it."""
         path = f"/apis/policy/v1/namespaces/{self.ns}/poddisruptionbudgets"
@@ -170,6 +180,13 @@ class Cluster:
         return done.returncode, lines, done.stderr
 
 
+    def decided(self, *args: str) -> dict[str, dict]:
+        """One pass that must complete (exit 0): its lines by pod name."""
+        rc, lines, err = self.janitor(*args)
+        assert rc == 0, err
+        return {line["pod"]: line for line in lines}
+
+
 def exited(seconds_ago: float) -> dict:
     return {"terminated": {"exitCode": 0, "reason": "Completed",
                            "startedAt": stamp(seconds_ago + 600),
@@ -181,16 +198,8 @@ def cluster(plane, tmp_path) -> Cluster:
     return Cluster(plane, tmp_path)
 
 
-def by_pod(lines: list[dict]) -> dict[str, dict]:
-    return {line["pod"]: line for line in lines}
-
-
 def test_evicts_a_stale_pod_and_says_so_on_the_pod(cluster):
-    rs = cluster.replicaset("web", 2)
-    pod = cluster.stale_pod("web-a", "web", rs)
-    cluster.pod("web-b", "web", rs)
-    cluster.status("web-b")
-    cluster.pdb("web", 1, allowed=1)
+    rs, pod = cluster.pair("web")
 
     rc, lines, err = cluster.janitor()
 
@@ -228,11 +237,7 @@ def test_a_budget_that_blocks_is_reported_and_announced_once(cluster):
 
 
 def test_dry_run_changes_nothing(cluster):
-    rs = cluster.replicaset("api", 2)
-    pod = cluster.stale_pod("api-a", "api", rs)
-    cluster.pod("api-b", "api", rs)
-    cluster.status("api-b")
-    cluster.pdb("api", 1, allowed=1)
+    _, pod = cluster.pair("api")
 
     rc, lines, err = cluster.janitor("--dry-run")
 
@@ -252,10 +257,8 @@ def test_no_budget_is_left_and_job_pods_are_left(cluster):
     cluster.stale_pod("batch-x", "batch", job)
     cluster.pdb("batch", 0, allowed=1)
 
-    rc, lines, err = cluster.janitor()
+    got = cluster.decided()
 
-    assert rc == 0, err
-    got = by_pod(lines)
     assert got["cache-0"]["action"] == "no-pdb"
     assert got["batch-x"]["action"] == "skipped:owner-kind"
     assert got["batch-x"]["owner"]["kind"] == "Job"
@@ -319,19 +322,15 @@ def test_fresh_and_running_debug_containers(cluster):
         cluster.status(name, debug=states)
     cluster.pdb("svc", 0, allowed=3)
 
-    rc, lines, err = cluster.janitor()
+    got = cluster.decided()
 
-    assert rc == 0, err
-    got = by_pod(lines)
     assert got["svc-fresh"]["action"] == "skipped:fresh"
     assert got["svc-open"]["action"] == "skipped:fresh"
     assert got["svc-mixed"]["action"] == "skipped:fresh"
     assert got["svc-mixed"]["container"] == "second"
 
     # Past --max-age the open session is cut off.
-    rc, lines, err = cluster.janitor("--max-age", "30m")
-    assert rc == 0, err
-    assert by_pod(lines)["svc-open"]["action"] == "evicted"
+    assert cluster.decided("--max-age", "30m")["svc-open"]["action"] == "evicted"
     assert cluster.get("svc-open") is None
 
 
@@ -438,16 +437,12 @@ def test_owner_kinds(cluster):
                "metadata": {"name": "canary", "uid": str(uuid.uuid4())}}
     cluster.stale_pod("canary-x", "canary", rollout)
 
-    rc, lines, err = cluster.janitor("--without-pdb", "evict")
-    assert rc == 0, err
-    got = by_pod(lines)
+    got = cluster.decided("--without-pdb", "evict")
     assert got["kv-0"]["action"] == "evicted" and got["kv-0"]["owner"]["kind"] == "StatefulSet"
     assert got["agent-x"]["action"] == "skipped:owner-kind"
     assert got["canary-x"]["action"] == "skipped:custom-owner"
 
-    rc, lines, err = cluster.janitor("--without-pdb", "evict", "--owner-kinds", "DaemonSet")
-    assert rc == 0, err
-    got = by_pod(lines)
+    got = cluster.decided("--without-pdb", "evict", "--owner-kinds", "DaemonSet")
     assert got["agent-x"]["action"] == "evicted"
     assert got["canary-x"]["action"] == "skipped:custom-owner"
     assert cluster.get("agent-x") is None and cluster.get("canary-x") is not None

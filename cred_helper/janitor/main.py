@@ -31,8 +31,9 @@ def options_from_flags(*, after_exit: str, max_age: str, owner_kinds: str, bare_
     kinds = frozenset(k.strip() for k in owner_kinds.split(",") if k.strip())
     unknown = sorted(kinds - set(KNOWN_KINDS))
     if unknown or not kinds:
-        raise UsageError(f"--owner-kinds: {', '.join(unknown) or 'nothing'} is not a "
-                         "controller kind the janitor knows",
+        what = f"{', '.join(unknown)}: not a controller kind the janitor knows" if unknown \
+            else "names no kind"
+        raise UsageError(f"--owner-kinds {what}",
                          f"choose among {', '.join(sorted(KNOWN_KINDS))}")
     if max_evictions < 0:
         raise UsageError("--max-evictions must be 0 or more")

@@ -31,6 +31,8 @@ from .selectors import Selector, selector_object
 
 POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
 PDB_PAGE = 500
+RBAC_HINT = ("the janitor needs to list pods and poddisruptionbudgets, create pods/eviction "
+             "and create events (see the README's Janitor section)")
 
 
 @dataclass
@@ -52,8 +54,13 @@ class Janitor:
 
     def run(self) -> int:
         now = self.wall()
-        pdbs = self._budgets()
-        gathered = self._pods(pdbs, now)
+        try:
+            pdbs = self._budgets()
+            gathered = self._pods(pdbs, now)
+        except ServerError as error:
+            if error.status == 403:  # kube.py's hint speaks of CSRs: say what we need
+                raise ServerError(error.message, RBAC_HINT) from None
+            raise
         if gathered.malformed:
             self.warn(f"{gathered.malformed} pod(s) in the list were malformed and skipped")
         limits = Limits()

@@ -170,3 +170,62 @@ def test_a_list_without_items_is_an_api_failure():
     api.get = lambda path, params=None: {"metadata": {}}
     with pytest.raises(ServerError):
         run(api)
+
+
+def test_a_forbidden_list_says_what_the_janitor_needs():
+    api = FakeAPI([])
+
+    def forbidden(path, params=None):
+        raise error(403, "Forbidden")
+
+    api.get = forbidden
+    with pytest.raises(ServerError) as caught:
+        run(api)
+    assert "list pods and poddisruptionbudgets" in caught.value.hint
+
+
+GARBAGE = [None, "", "x", 0, -1, 1e308, True, [], {}, [None], {"a": None}, "9" * 5000,
+           "2026-02-30T00:00:00Z", "0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z",
+           "2026-01-01T00:00:00+25:00", "\u0000", "2026-01-01T00:00:00.123456789Z"]
+
+
+def test_hostile_times_and_statuses_never_crash_and_never_evict():
+    """Seeded: every time field, state and status of a stale pod replaced by garbage, alone
+    and together. A pod whose stale container's time is unreadable is never evicted."""
+    import random
+
+    rng = random.Random(1415)
+    paths = [("state",), ("state", "terminated"), ("state", "terminated", "finishedAt"),
+             ("state", "running"), ("state", "running", "startedAt")]
+    pods = []
+    for i in range(300):
+        obj = stale(f"p{i}", f"rs-{i}")
+        status = obj["status"]["ephemeralContainerStatuses"][0]
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            target = status
+            for key in path[:-1]:
+                target = target.get(key) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                target[path[-1]] = rng.choice(GARBAGE)
+        if rng.random() < 0.2:
+            obj["status"]["ephemeralContainerStatuses"] = rng.choice(GARBAGE)
+        pods.append(obj)
+    api = FakeAPI(pods, page=50)
+    rc, lines, _ = run(api, max_evictions=1000)
+    assert rc == 0
+    assert len(lines) == 300
+    for obj, line in zip(pods, lines, strict=True):
+        statuses = obj["status"]["ephemeralContainerStatuses"]
+        state = statuses[0].get("state") if isinstance(statuses, list) and statuses \
+            and isinstance(statuses[0], dict) else None
+        finished = state.get("terminated", {}).get("finishedAt") \
+            if isinstance(state, dict) and isinstance(state.get("terminated"), dict) else None
+        # The original time, or the one garbage value that is a real RFC 3339 time (with
+        # nanoseconds: Python 3.10 cannot read it, and then it is no time, which is safe too).
+        readable = isinstance(finished, str) and (
+            finished.startswith("2027") or finished == "2026-01-01T00:00:00.123456789Z")
+        if line["action"] == "evicted":
+            assert readable, (obj, line)
+        else:
+            assert line["action"] == "skipped:no-start-time" or readable, (obj, line)

@@ -32,7 +32,8 @@ from .selectors import Selector, selector_object
 POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
 PDB_PAGE = 500
 RBAC_HINT = ("the janitor needs to list pods and poddisruptionbudgets, create pods/eviction "
-             "and create events (see the README's Janitor section)")
+             "and create events; with rights in some namespaces only, name them with "
+             "--namespace")
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Label selectors: the `--exclude-selector` text (kubectl's syntax) and a PodDisruptionBudget's
 `spec.selector` object, both turned into the same requirements and matched against pod labels.
 
-A PDB selector that is missing, empty or malformed matches nothing, as the Eviction API and the
-disruption controller read it: the janitor counts the budgets the server will apply."""
+The janitor counts the budgets the server will apply. A policy/v1 PDB's empty selector (`{}`)
+selects every pod in its namespace (tried on kube-apiserver 1.37: the Eviction API and the
+disruption controller both count such a budget), a missing one selects nothing; one the janitor
+cannot read selects nothing here."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ _SET = re.compile(r"^\s*(!?)\s*([^\s=!(),]+)\s*(?:(notin|in)\s*\(([^()]*)\)|(==|
 @dataclass(frozen=True)
 class Selector:
     requirements: tuple[Requirement, ...]
+    everything: bool = False  # a PDB's `{}`: no requirement, every pod
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         if not self.requirements:
-            return False  # an empty selector selects nothing here (see the module's note)
+            return self.everything
         return all(_holds(req, labels) for req in self.requirements)
 
 
@@ -118,7 +121,7 @@ def selector_object(obj: Any) -> Selector:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             return nothing
         requirements.append((expr["key"], ops[expr["operator"]], frozenset(values)))
-    return Selector(tuple(requirements))
+    return Selector(tuple(requirements), everything=not requirements)
 
 
 def labels_of(meta: Mapping[str, Any]) -> dict[str, str]:

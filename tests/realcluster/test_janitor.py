@@ -141,13 +141,16 @@ class Cluster:
         self.pdb(app, 1, allowed=1)
         return rs, pod
 
-    def pdb(self, app: str, min_available: int, allowed: int) -> None:
-        """A PodDisruptionBudget, once the disruption controller has computed it."""
+    def pdb(self, app: str, min_available: int, allowed: int,
+            selector: dict | None = None) -> None:
+        """A PodDisruptionBudget (on the pods labelled app=<app>, or `selector`), once the
+        disruption controller has computed it."""
         path = f"/apis/policy/v1/namespaces/{self.ns}/poddisruptionbudgets"
         self.api.post(path, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                              "metadata": {"name": app},
-                             "spec": {"minAvailable": min_available,
-                                      "selector": {"matchLabels": {"app": app}}}})
+                             "spec": {"minAvailable": min_available, "selector":
+                                      {"matchLabels": {"app": app}} if selector is None
+                                      else selector}})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             pdb = self.api.get(f"{path}/{app}")
@@ -263,6 +266,22 @@ def test_no_budget_is_left_and_job_pods_are_left(cluster):
     assert got["batch-x"]["action"] == "skipped:owner-kind"
     assert got["batch-x"]["owner"]["kind"] == "Job"
     assert cluster.get("cache-0") is not None and cluster.get("batch-x") is not None
+
+
+def test_an_empty_budget_selector_covers_the_namespace(cluster):
+    """policy/v1's `{}` selects every pod: one pod under it alone is blocked by it; one also
+    under a budget of its own has two, which the Eviction API refuses, so it is `no-pdb`."""
+    solo, both = cluster.replicaset("solo", 1), cluster.replicaset("both", 1)
+    cluster.stale_pod("solo-0", "solo", solo)
+    cluster.stale_pod("both-0", "both", both)
+    cluster.pdb("both", 0, allowed=1)
+    cluster.pdb("everyone", 2, allowed=0, selector={})
+
+    got = cluster.decided()
+
+    assert (got["solo-0"]["action"], got["solo-0"]["status"]) == ("pdb-blocked", 429)
+    assert got["both-0"]["action"] == "no-pdb"
+    assert got["both-0"]["reason"].startswith("2 PodDisruptionBudgets cover it")
 
 
 def test_bare_pods_only_with_bare_pods_evict(cluster):

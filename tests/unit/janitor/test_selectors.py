@@ -37,10 +37,17 @@ def test_objects():
     assert not sel.matches({"app": "web", "zone": "a", "tier": "db"})
 
 
+def test_an_empty_budget_selector_selects_every_pod():
+    """policy/v1: `{}` covers the whole namespace (kube-apiserver 1.37 blocks an eviction
+    under such a budget)."""
+    assert selector_object({}).matches({})
+    assert selector_object({"matchLabels": {}, "matchExpressions": []}).matches({"a": "b"})
+
+
 @pytest.mark.parametrize("obj", [
-    None, {}, {"matchLabels": {}}, "x", {"matchLabels": {"a": 1}},
+    None, "x", {"matchLabels": {"a": 1}},
     {"matchExpressions": [{"key": "a", "operator": "Bogus"}]},
     {"matchExpressions": "x"}, {"matchLabels": {"a": "b"}, "matchExpressions": [None]},
 ])
-def test_empty_or_malformed_budgets_select_nothing(obj):
+def test_missing_or_malformed_budget_selectors_select_nothing(obj):
     assert not selector_object(obj).matches({"a": "b"})

@@ -11,7 +11,19 @@ from urllib.parse import quote
 
 from ..errors import ServerError
 from ..kube import KubeClient
-from .decide import EVICTED, WOULD_EVICT, Answer, Decision
+from .decide import (
+    API_ERROR,
+    EVICTED,
+    GONE,
+    NO_PDB,
+    PDB_BLOCKED,
+    REPLACED,
+    THROTTLED,
+    UNKNOWN,
+    WOULD_EVICT,
+    Answer,
+    Decision,
+)
 from .times import rfc3339
 
 COMPONENT = "cred-helper-janitor"
@@ -76,10 +88,11 @@ def event_name(decision: Decision) -> str:
 
 EVENT_REASONS = {
     EVICTED: "DebugPodEvicted", WOULD_EVICT: "DebugPodWouldEvict",
-    "pdb-blocked": "DebugPodEvictionBlocked", "no-pdb": "DebugPodNoDisruptionBudget",
-    "gone": "DebugPodGone", "replaced": "DebugPodReplaced",
-    "throttled": "DebugPodEvictionThrottled", "unknown": "DebugPodEvictionUnknown",
+    PDB_BLOCKED: "DebugPodEvictionBlocked", NO_PDB: "DebugPodNoDisruptionBudget",
+    GONE: "DebugPodGone", REPLACED: "DebugPodReplaced",
+    THROTTLED: "DebugPodEvictionThrottled", UNKNOWN: "DebugPodEvictionUnknown",
 }
+WARNINGS = {PDB_BLOCKED, NO_PDB, UNKNOWN, THROTTLED, API_ERROR}
 
 
 def announce(client: KubeClient, decision: Decision, now: float) -> bool:
@@ -88,15 +101,15 @@ def announce(client: KubeClient, decision: Decision, now: float) -> bool:
     when = rfc3339(now)
     reason = EVENT_REASONS.get(decision.action, "DebugPodSkipped")
     message = " ".join(f"{decision.action}: {decision.reason}".split())[:MAX_MESSAGE]
-    warning = decision.action in ("pdb-blocked", "no-pdb", "unknown", "throttled",
-                                  "skipped:api-error")
     event = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": event_name(decision), "namespace": pod.namespace,
                      "labels": {"app.kubernetes.io/name": COMPONENT}},
         "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": pod.namespace,
                            "name": pod.name, "uid": pod.uid},
-        "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
+        "reason": reason, "message": message,
+        "type": "Warning" if decision.action in WARNINGS else "Normal",
+        "source": {"component": COMPONENT},
         "firstTimestamp": when, "lastTimestamp": when, "count": 1,
     }
     try:

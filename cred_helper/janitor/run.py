@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from ..errors import ServerError
@@ -17,6 +17,7 @@ from ..kube import KubeClient
 from . import api
 from .decide import (
     API_ERROR,
+    EVICTED,
     UNKNOWN,
     Decision,
     Limits,
@@ -26,7 +27,7 @@ from .decide import (
     outcome,
     plan,
 )
-from .pods import PodFacts, read_pod
+from .pods import PodFacts, pod_verdict, read_pod
 from .selectors import Selector, selector_object
 
 POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
@@ -123,13 +124,11 @@ class Janitor:
     # ---- acting -----------------------------------------------------------------------------
 
     def _evict(self, pod: PodFacts) -> Decision:
-        from .pods import pod_verdict
-
         _, debug = pod_verdict(pod.debug)
         answer = api.evict(self.client, pod.namespace, pod.name, pod.uid, self.options.dry_run)
         action = outcome(answer, self.options.dry_run)
         reason = due_reason(pod, self.options)
-        if answer.message and action != "evicted":
+        if answer.message and action != EVICTED:
             reason = f"{reason}; {answer.message}"
         return Decision(pod, debug, action, reason, answer.status)
 
@@ -149,6 +148,4 @@ class Janitor:
 
 def _slim(pod: PodFacts) -> PodFacts:
     """The facts kept until the act: labels are no longer needed once PDBs are counted."""
-    from dataclasses import replace
-
     return replace(pod, labels={})

@@ -219,6 +219,7 @@ def test_evicts_a_stale_pod_and_says_so_on_the_pod(cluster):
     events = cluster.events(pod["metadata"]["uid"])
     assert [e["reason"] for e in events] == ["DebugPodEvicted"]
     assert events[0]["involvedObject"]["kind"] == "Pod"
+    assert events[0]["source"]["component"] == "cred-helper-janitor"
 
 
 def test_a_budget_that_blocks_is_reported_and_announced_once(cluster):

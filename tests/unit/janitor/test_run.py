@@ -139,6 +139,7 @@ def test_events_are_said_once_across_runs_and_dry_run_writes_none():
     assert event["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "namespace": "shop",
                                        "name": "a", "uid": "uid-a"}
     assert event["reason"] == "DebugPodEvictionBlocked" and event["type"] == "Warning"
+    assert event["source"] == {"component": "cred-helper-janitor"}
     dry = FakeAPI([stale("a")])
     rc, lines, _ = run(dry, dry_run=True)
     assert rc == 0

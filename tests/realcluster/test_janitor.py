@@ -86,7 +86,7 @@ class Cluster:
             "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": app},
             "spec": {"template": self._template(app, "Never")}})
 
-    def pod(self, name: str, app: str, owner: dict | None = None) -> dict:
+    def pod(self, name: str, app: str, owner: dict | None = None, node: str = "") -> dict:
         meta: dict = {"name": name, "labels": {"app": app}}
         if owner:
             meta["ownerReferences"] = [{"apiVersion": owner["apiVersion"],
@@ -95,7 +95,8 @@ class Cluster:
                                         "uid": owner["metadata"]["uid"], "controller": True}]
         return self.api.post(f"/api/v1/namespaces/{self.ns}/pods", {
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+            "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                     **({"nodeName": node} if node else {})}})
 
     def debug(self, name: str, container: str = "debugger") -> None:
         """Attach a debug container, as `kubectl debug` does (the ephemeralcontainers
@@ -327,6 +328,23 @@ def test_a_sibling_not_ready_spares_the_workload(cluster):
     assert rc == 0, err
     assert [ln["action"] for ln in lines] == ["skipped:workload-not-ready"]
     assert cluster.get("pay-a")["metadata"]["uid"] == pod["metadata"]["uid"]
+
+
+def test_a_terminating_sibling_spares_the_workload(cluster):
+    """A scheduled pod (spec.nodeName) stays Terminating after its delete: no kubelet confirms
+    it. While it does, its workload is left alone."""
+    rs = cluster.replicaset("mq", 2)
+    pod = cluster.stale_pod("mq-a", "mq", rs)
+    cluster.pod("mq-b", "mq", rs, node="node-1")
+    cluster.status("mq-b")
+    cluster.pdb("mq", 0, allowed=2)
+    cluster.api.request("DELETE", f"/api/v1/namespaces/{cluster.ns}/pods/mq-b")
+    assert cluster.get("mq-b")["metadata"].get("deletionTimestamp")
+
+    got = cluster.decided()
+
+    assert got["mq-a"]["action"] == "skipped:workload-terminating"
+    assert cluster.get("mq-a")["metadata"]["uid"] == pod["metadata"]["uid"]
 
 
 def test_fresh_and_running_debug_containers(cluster):

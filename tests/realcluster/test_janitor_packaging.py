@@ -8,8 +8,11 @@ pods and PodDisruptionBudgets, create pods/eviction and Events) and nothing else
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -213,3 +216,100 @@ def test_namespaced_rbac_is_least_privilege(control_plane, namespace_variant):
                 ("list", "namespaces")]
     assert [q for q in allowed if not can_i(control_plane, sa, *q)] == []
     assert [q for q in refused if can_i(control_plane, sa, *q)] == []
+
+
+# ---- the rights are enough for a real pass --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUR = 3600
+
+
+def stamp(seconds_ago: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+
+
+def due_pod(plane, namespace: str) -> dict:
+    """A ReplicaSet's Running, Ready pod whose debug container exited an hour ago, written as
+    the admin as a kubelet would (there is none here)."""
+    app = f"shop-{uuid.uuid4().hex[:6]}"
+    template = {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
+    rs = json.loads(plane.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
+                 "template": template}})))
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}))
+    pod = json.loads(plane.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{app}-x7k2p", "namespace": namespace, "labels": {"app": app},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                          "name": app, "uid": rs["metadata"]["uid"],
+                                          "controller": True}]},
+        "spec": template["spec"]})))
+    name = pod["metadata"]["name"]
+    plane.kubectl("debug", name, "-n", namespace, "--image=nicolaka/netshoot",
+                  "--attach=false", "-c", "debugger")
+    plane.kubectl("patch", "pod", name, "-n", namespace, "--subresource=status",
+                  "--type=merge", "-p", json.dumps({"status": {
+                      "phase": "Running",
+                      "conditions": [{"type": "Ready", "status": "True"}],
+                      "containerStatuses": [{
+                          "name": "app", "image": "busybox", "imageID": "", "ready": True,
+                          "restartCount": 0,
+                          "state": {"running": {"startedAt": stamp(10 * HOUR)}}}],
+                      "ephemeralContainerStatuses": [{
+                          "name": "debugger", "image": "nicolaka/netshoot", "imageID": "",
+                          "ready": False, "restartCount": 0,
+                          "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                   "startedAt": stamp(2 * HOUR),
+                                                   "finishedAt": stamp(HOUR)}}}]}}))
+    return pod
+
+
+def janitor(sa_kubeconfig: Path, *args: str) -> tuple[int, list[dict], str]:
+    done = subprocess.run([sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
+                           str(sa_kubeconfig), "--without-pdb=evict", *args],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], \
+        done.stderr
+
+
+def evicted_with_an_event(plane, pod: dict) -> bool:
+    meta = pod["metadata"]
+    gone = subprocess.run([plane.kubectl_path, f"--kubeconfig={plane.dir / 'admin.kubeconfig'}",
+                           "get", "pod", "-n", meta["namespace"], meta["name"]],
+                          capture_output=True, text=True, timeout=30)
+    events = json.loads(plane.kubectl("get", "events", "-n", meta["namespace"], "-o", "json"))
+    said = [e for e in events["items"] if e["involvedObject"].get("uid") == meta["uid"]]
+    return "NotFound" in gone.stderr and bool(said)
+
+
+def test_the_namespaced_rights_are_enough_for_a_pass(control_plane, namespace_variant):
+    pytest.importorskip("cred_helper.janitor")
+    pod, elsewhere = due_pod(control_plane, WATCHED), due_pod(control_plane, OTHER)
+    code, lines, err = janitor(namespace_variant, "--namespace", WATCHED)
+    assert code == 0, err
+    mine = [line for line in lines if line["uid"] == pod["metadata"]["uid"]]
+    assert [line["action"] for line in mine] == ["evicted"], lines
+    assert evicted_with_an_event(control_plane, pod)
+    # Without --namespace it would list the whole cluster, which these rights refuse: the
+    # pass fails cleanly, and nothing elsewhere is touched.
+    code, lines, err = janitor(namespace_variant)
+    assert code == 1 and "forbidden" in err.lower(), err
+    assert "Traceback" not in err
+    control_plane.kubectl("get", "pod", "-n", OTHER, elsewhere["metadata"]["name"])
+
+
+def test_the_cluster_wide_rights_are_enough_for_a_pass(control_plane, cluster_variant):
+    pytest.importorskip("cred_helper.janitor")
+    pod = due_pod(control_plane, OTHER)
+    code, lines, err = janitor(cluster_variant, "--dry-run")  # every namespace, changes nothing
+    assert code == 0, err
+    mine = [line for line in lines if line["uid"] == pod["metadata"]["uid"]]
+    assert [line["action"] for line in mine] == ["would-evict"], lines
+    code, lines, err = janitor(cluster_variant, "--namespace", OTHER)
+    assert code == 0, err
+    assert evicted_with_an_event(control_plane, pod)

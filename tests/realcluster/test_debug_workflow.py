@@ -226,8 +226,9 @@ def oncall_session(plane, tmp_path: Path) -> tuple[str, Path]:
                                       {"token": plane.bootstrap_token})
 
 
-DEBUG_LINE = ("debug", "shop-x7k2p", "--image=nicolaka/netshoot", "--attach=false",
-              "-c", "netshoot", "--", "tcpdump", "-i", "any", "-c", "100")
+# The README's line, with --attach=false added: there is no kubelet to attach to.
+DEBUG_LINE = ("debug", "shop-x7k2p", "-it", "--image=nicolaka/netshoot", "-c", "netshoot",
+              "--target=app", "--attach=false", "--", "tcpdump", "-i", "any", "-c", "100")
 
 
 def test_the_oncall_role_allows_kubectl_debug_and_not_a_copy(control_plane, tmp_path):
@@ -236,6 +237,8 @@ def test_the_oncall_role_allows_kubectl_debug_and_not_a_copy(control_plane, tmp_
     assert done.returncode == 0, done.stderr
     (added,) = get_pod(control_plane, ns, "shop-x7k2p")["spec"]["ephemeralContainers"]
     assert added["command"] == ["tcpdump", "-i", "any", "-c", "100"]
+    assert added["targetContainerName"] == "app"
+    assert added["stdin"] is True and added["tty"] is True
     copy = kubectl_as(control_plane, alice, "-n", ns, "debug", "shop-x7k2p",
                       "--copy-to=shop-debug", "--image=busybox", "--attach=false")
     assert copy.returncode == 1

@@ -49,5 +49,5 @@ def test_audit_policy_levels():
     assert set(full["resources"][0]["resources"]) == {"pods/exec", "pods/attach",
                                                       "pods/portforward"}
     meta = {r["resources"][0]["resources"][0]: r["level"] for r in policy["rules"][1:]}
-    assert meta == {"pods/ephemeralcontainers": "Metadata",
+    assert meta == {"pods/ephemeralcontainers": "Request",
                     "certificatesigningrequests/approval": "Metadata"}

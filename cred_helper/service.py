@@ -3,14 +3,16 @@ the entry's lock, re-reading the cache once the lock is held (so N kubectl proce
 at once cause one issuance), and remember which kubectl process got it (the 401 rule).
 
 What to do is policy.py's decision; this module carries it out:
-- a renewal inside the refresh margin that fails serves the still-valid credential with one
-  warning; an expired one is renewed or the command fails;
+- a renewal inside the refresh margin that fails (the peer is down, a CSR nobody approved yet,
+  the lock another process holds for long or that cannot be taken) serves the still-valid
+  credential with one warning; an expired one is renewed or the command fails;
 - a credential that was issued but cannot be kept (full or read-only disk) is still returned,
   with one warning naming the path and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,10 @@ from .issuers.issued import Issued
 # an issuer may give up early (a CSR that no approver answered within moments) by raising a
 # CredHelperError.
 Issue = Callable[[bool], Issued]
+
+# How long a renewal waits for the lock another cred-helper holds before serving the still-valid
+# credential: long enough for a renewal that an approver answers at once, never for a person.
+RENEW_LOCK_WAIT = 10.0
 
 
 @dataclass
@@ -52,7 +58,16 @@ def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
         return cached
     if req.cache_dir is None:
         return _issue(req, store, issue, clock, keeper, renewing=False)
-    with exclusive(req.cache_dir, req.key, req.lock_timeout):
+    # Renewing, a still-valid credential is there to fall back on: never wait long for
+    # another process's issuance (a person logging in under the lock), and a lock that cannot
+    # be taken at all (a read-only or full cache disk) costs a warning, not the credential.
+    renewable = action == policy.RENEW and cached is not None
+    wait = min(req.lock_timeout, RENEW_LOCK_WAIT) if renewable else req.lock_timeout
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive(req.cache_dir, req.key, wait))
+        except CredHelperError as exc:
+            return _fall_back(req, cached if renewable else None, exc, clock, warn)
         cached, action = _consult(req, store, clock)  # another process may have issued
         if action == policy.SERVE and cached:
             return cached
@@ -60,13 +75,20 @@ def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
         try:
             return _issue(req, store, issue, clock, keeper, renewing=renewing)
         except CredHelperError as exc:
-            if not renewing or cached is None or \
-                    policy.classify(clock(), cached.issued_at, cached.not_after) != policy.REFRESH:
-                raise
-            warn(f"could not renew the credential ({exc.message}); "
-                 "serving the cached one until it expires")
-            _record(req, cached)
-            return cached
+            return _fall_back(req, cached if renewing else None, exc, clock, warn)
+
+
+def _fall_back(req: Request, cached: Entry | None, exc: CredHelperError,
+               clock: Callable[[], float], warn: Callable[[str], None]) -> Entry:
+    """The still-valid `cached` credential after a renewal failed with `exc`, with one
+    warning; re-raises `exc` when there is none (nothing cached, or it expired meanwhile)."""
+    if cached is None or \
+            policy.classify(clock(), cached.issued_at, cached.not_after) != policy.REFRESH:
+        raise exc
+    warn(f"could not renew the credential ({exc.message}); "
+         "serving the cached one until it expires")
+    _record(req, cached)
+    return cached
 
 
 def _consult(req: Request, store: Store,

@@ -252,15 +252,19 @@ class CsrIssuer:
             proof = None if self.prove is None else self.prove(
                 key.public_key(), subject_name(common_name, groups))
             request = build_request(key, common_name, groups, proof)
-            anchor = self.clock()
+            anchor = asked = self.clock()
             name = csr_name(common_name, anchor, secrets.token_hex(3))
             obj = self._csr(self.client.post(CSR_PATH, csr_object(name, request, s.ttl,
                                                                   usages_for(s.key), s.reason)))
             self._remember(name, key, common_name, groups, anchor, obj)
         else:
-            name, key, obj, anchor = taken
+            name, key, obj, anchor, sent = taken
+            # The wait counts from when the request was sent (`asked`). An approver that
+            # answers at once had its moment then: a renewal takes up a request still pending
+            # without waiting again, a wait for a person gets its whole timeout again.
+            asked = min(sent, anchor) if renewing else anchor
         try:
-            cert_pem = self.wait(name, obj, anchor, renewing)
+            cert_pem = self.wait(name, obj, asked, renewing)
         except CSRDenied:
             self._forget()
             raise
@@ -279,8 +283,9 @@ class CsrIssuer:
     # ---- the CSR still pending from an earlier run -------------------------------------------
 
     def _take_up(self, common_name: str, groups: list[str]
-                 ) -> tuple[str, Any, dict[str, Any], float] | None:
-        """(name, key, object, now) of this entry's CSR still pending, or None."""
+                 ) -> tuple[str, Any, dict[str, Any], float, float] | None:
+        """(name, key, object, now, when it was sent) of this entry's CSR still pending, or
+        None."""
         if self.pending is None:
             return None
         found = self.pending.load(self.clock())
@@ -312,7 +317,7 @@ class CsrIssuer:
             return None
         self._kept = True
         # The anchor of the TTL cap is now: a certificate it yields was of no use before.
-        return found.name, key, obj, self.clock()
+        return found.name, key, obj, self.clock(), found.created
 
     def _remember(self, name: str, key: Any, common_name: str, groups: list[str],
                   created: float, obj: dict[str, Any]) -> None:

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from ..errors import CacheError, CredHelperError, os_reason
 from .filestore import ensure_private_dir
 
+HINT = ("free space on that disk or make the directory writable, or choose another "
+        "--cache-dir (or --cache none)")
+
 
 @contextmanager
 def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
@@ -26,12 +29,27 @@ def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
         ) from None
     except OSError as exc:
         # Nothing is issued yet, and nothing could be kept: say so before anyone logs in.
-        raise CacheError(
-            f"cannot create the lock file {path}: {os_reason(exc)}",
-            "free space on that disk or make the directory writable, or choose another "
-            "--cache-dir (or --cache none)",
-        ) from None
+        raise CacheError(f"cannot create the lock file {path}: {os_reason(exc)}", HINT) from None
     try:
+        _can_write(cache_dir)
         yield
     finally:
         lock.release()
+
+
+def _can_write(cache_dir: str) -> None:
+    """Refuse before issuance a directory where nothing new can be made: a lock file left from
+    an earlier run still opens in a directory made read-only since (mode 0500), and a CSR made
+    then could not be remembered, nor its certificate kept."""
+    from .private import temp_path
+
+    probe = temp_path(cache_dir)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise CacheError(f"cannot write in the cache directory {cache_dir}: {os_reason(exc)}",
+                         HINT) from None
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass  # named so that a later write sweeps it (private.sweep_stale)

@@ -40,9 +40,9 @@ class _FullDisk(_MemoryStore):
 
 def _request(tmp_path, **kw):
     os.chmod(tmp_path, 0o700)
-    fields = {"parent": "1\t2\t/bin/kubectl", **kw}
+    fields = {"parent": "1\t2\t/bin/kubectl", "lock_timeout": 5, **kw}
     return Request(key="k", profile="p", issuer="csr", ttl=1800, cache_dir=str(tmp_path),
-                   lock_timeout=5, **fields)
+                   **fields)
 
 
 def _issued(not_after, token="new"):
@@ -161,3 +161,37 @@ def test_login_twice_from_one_shell_serves_the_cached_one(tmp_path):
     second = obtain(req, store, issue, lambda: 220.0, print)
     assert second == first and issue.calls == []
     assert not (tmp_path / "k.served").exists(), "login is not kubectl: nothing to remember"
+
+
+def test_a_renewal_does_not_wait_long_for_another_process(tmp_path, monkeypatch):
+    """Another cred-helper holds the lock (a person logging in): a renewal serves the
+    still-valid credential after RENEW_LOCK_WAIT, however long the lock timeout; with nothing
+    valid cached it waits its turn."""
+    from filelock import FileLock
+
+    monkeypatch.setattr("cred_helper.service.RENEW_LOCK_WAIT", 0.2)
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    holder = FileLock(str(tmp_path / "k.lock"))
+    with holder:
+        issue = _Issuer(_issued(5000.0))
+        got = obtain(_request(tmp_path, lock_timeout=600), store, issue, lambda: 1600.0,
+                     warnings.append)
+        assert got.serial == "s" and issue.calls == []
+        assert len(warnings) == 1 and "another cred-helper has held the lock" in warnings[0]
+        with pytest.raises(CredHelperError, match="another cred-helper"):  # EXPIRED
+            obtain(_request(tmp_path, lock_timeout=0.3), store, issue, lambda: 1790.0,
+                   warnings.append)
+    assert len(warnings) == 1
+
+
+def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path):
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    (tmp_path / "k.lock").mkdir()  # in the way of the lock file: it cannot be opened
+    issue = _Issuer(_issued(5000.0))
+    got = obtain(_request(tmp_path), store, issue, lambda: 1600.0, warnings.append)
+    assert got.serial == "s" and issue.calls == []
+    assert len(warnings) == 1 and f"cannot create the lock file {tmp_path}/k.lock" in warnings[0]
+    with pytest.raises(CacheError, match="cannot create the lock file"):
+        obtain(_request(tmp_path), store, issue, lambda: 1790.0, warnings.append)

@@ -122,3 +122,32 @@ def test_approved_but_not_signed_says_so(box, own_plane):
     again = box.kubectl(own_plane.kubectl_path, kubeconfig, "get", "--raw", "/version")
     assert again.returncode == 0, again.stderr
     assert csr_names(own_plane) == {csr["metadata"]["name"]}
+
+
+def test_a_csr_deleted_mid_wait_ends_it_with_what_happened(box, control_plane):
+    """An administrator deletes the CSR while cred-helper waits on it: one error that says
+    so (not a timeout, not a traceback), the pending record goes, and the next run makes a new
+    request that works."""
+    kubeconfig = box.kubeconfig(box.base_args())
+    before = csr_names(control_plane)
+    proc = start_kubectl(box, control_plane, kubeconfig, "get", "--raw", "/version")
+    deadline = time.monotonic() + 60
+    while not (found := pending_csrs(control_plane, before)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no CSR appeared"
+        time.sleep(0.2)
+    name = found[0]["metadata"]["name"]
+    time.sleep(1.5)  # past the quiet period: cred-helper is inside its watch
+    assert list(box.cache_dir.glob("*.pending")), "kept while it waits"
+    control_plane.kubectl("delete", "csr", name)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and out == ""
+    assert f"cred-helper: error: certificate signing request {name} was deleted" in err
+    assert "hint: run the command again to make a new request" in err
+    assert "Traceback" not in err and "unexpected" not in err
+    assert not list(box.cache_dir.glob("*.pending"))
+
+    again, csr = run_approving(box, control_plane, kubeconfig, "get", "--raw", "/version")
+    assert again.returncode == 0, again.stderr
+    assert csr["metadata"]["name"] != name
+    assert csr_names(control_plane) - before == {csr["metadata"]["name"]}

@@ -9,6 +9,11 @@ from contextlib import contextmanager
 from ..errors import CacheError, CredHelperError, os_reason
 from .filestore import ensure_private_dir
 
+
+class LockHeld(CredHelperError):
+    """Another process holds the lock (it is issuing this credential) beyond the timeout."""
+
+
 HINT = ("free space on that disk or make the directory writable, or choose another "
         "--cache-dir (or --cache none)")
 
@@ -23,7 +28,7 @@ def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
-        raise CredHelperError(
+        raise LockHeld(
             f"another cred-helper has held the lock {name[:12]}… for {int(timeout)}s",
             "it may be waiting for a CSR approval; wait for it, or stop it and try again",
         ) from None

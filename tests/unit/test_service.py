@@ -163,26 +163,25 @@ def test_login_twice_from_one_shell_serves_the_cached_one(tmp_path):
     assert not (tmp_path / "k.served").exists(), "login is not kubectl: nothing to remember"
 
 
-def test_a_renewal_does_not_wait_long_for_another_process(tmp_path, monkeypatch):
-    """Another cred-helper holds the lock (a person logging in): a renewal serves the
-    still-valid credential after RENEW_LOCK_WAIT, however long the lock timeout; with nothing
-    valid cached it waits its turn."""
+def test_kubectl_does_not_wait_for_another_process_renewing(tmp_path):
+    """Another cred-helper holds the lock (renewing, or a person logging in): kubectl is served
+    the still-valid credential at once, without a warning, however long the lock timeout;
+    with nothing valid cached, or for `login`, it waits its turn."""
     from filelock import FileLock
 
-    monkeypatch.setattr("cred_helper.service.RENEW_LOCK_WAIT", 0.2)
     store, warnings = _MemoryStore(), []
     store.save(_entry(issued_at=0.0, not_after=1800.0))
-    holder = FileLock(str(tmp_path / "k.lock"))
-    with holder:
+    with FileLock(str(tmp_path / "k.lock")):
         issue = _Issuer(_issued(5000.0))
         got = obtain(_request(tmp_path, lock_timeout=600), store, issue, lambda: 1600.0,
                      warnings.append)
-        assert got.serial == "s" and issue.calls == []
-        assert len(warnings) == 1 and "another cred-helper has held the lock" in warnings[0]
-        with pytest.raises(CredHelperError, match="another cred-helper"):  # EXPIRED
-            obtain(_request(tmp_path, lock_timeout=0.3), store, issue, lambda: 1790.0,
-                   warnings.append)
-    assert len(warnings) == 1
+        assert got.serial == "s" and issue.calls == [] and warnings == []
+        assert (tmp_path / "k.served").exists(), "remembered for the 401 rule"
+        for clock, command in ((1790.0, "get"), (1600.0, "login")):  # EXPIRED; a person
+            with pytest.raises(CredHelperError, match="another cred-helper"):
+                obtain(_request(tmp_path, lock_timeout=0.3, command=command), store, issue,
+                       lambda clock=clock: clock, warnings.append)
+    assert warnings == []
 
 
 def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path):
@@ -195,3 +194,20 @@ def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path
     assert len(warnings) == 1 and f"cannot create the lock file {tmp_path}/k.lock" in warnings[0]
     with pytest.raises(CacheError, match="cannot create the lock file"):
         obtain(_request(tmp_path), store, issue, lambda: 1790.0, warnings.append)
+
+
+def test_login_inside_the_margin_may_wait_for_a_person_and_still_falls_back(tmp_path):
+    """`login` is a person, who may wait for an approval: the issuer is not told to hurry.
+    Should the renewal fail all the same, the still-valid credential is kept."""
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    issue = _Issuer(_issued(5000.0))
+    got = obtain(_request(tmp_path, command="login"), store, issue, lambda: 1600.0,
+                 warnings.append)
+    assert got.not_after == 5000.0 and issue.calls == [False] and warnings == []
+
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    issue = _Issuer(ServerError("certificate signing request x was not approved within 5m"))
+    got = obtain(_request(tmp_path, command="login"), store, issue, lambda: 1600.0,
+                 warnings.append)
+    assert got.serial == "s" and issue.calls == [False] and len(warnings) == 1

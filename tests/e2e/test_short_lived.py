@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +17,9 @@ import pytest
 from cred_helper.cache.entrydoc import unseal
 from tests.support.apiserver import OIDCAuthenticator
 from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry, one_error
-from tests.support.oidc_provider import OIDCProvider, provider_clients
+from tests.support.oidc_provider import OIDCProvider, device_login, provider_clients
 
 pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
-BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 
 
 def _entry(sandbox) -> tuple[Path, dict]:
@@ -46,15 +43,12 @@ def test_sixty_second_tokens(sandbox, kubectl):
     try:
         sandbox.server.oidc = OIDCAuthenticator(provider.issuer, "public")
         args = ["--issuer=oidc", "--ttl=30m", f"--oidc-issuer-url={provider.issuer}",
-                "--oidc-client-id=public", "--oidc-scope=openid", "--oidc-scope=email",
-                "--oidc-scope=groups", "--oidc-scope=offline_access"]
+                "--oidc-client-id=public", "--oidc-grant=device", "--oidc-scope=openid",
+                "--oidc-scope=email", "--oidc-scope=groups", "--oidc-scope=offline_access"]
         kubeconfig = sandbox.kubeconfig(args)
-        login = subprocess.run(
-            as_kubectl_would(CRED_HELPER, "login", f"--kubeconfig={kubeconfig}",
-                             "--context=test", *args),
-            env=dict(sandbox.env, BROWSER=BROWSER), capture_output=True, text=True, timeout=60)
-        assert login.returncode == 0, login.stderr
-        assert "expired" not in login.stderr
+        login = device_login(as_kubectl_would(CRED_HELPER, "login", f"--kubeconfig={kubeconfig}",
+                                              "--context=test", *args), sandbox.env)
+        assert "logged in as alice@example.com" in login and "expired" not in login
         _, issued = _entry(sandbox)
         assert 50 < issued["not_after"] - issued["issued_at"] <= 60, "a 60-second token"
 
@@ -84,7 +78,8 @@ def test_sixty_second_tokens(sandbox, kubectl):
         renewed = sandbox.kubectl(kubectl, kubeconfig, "get", "--raw", "/version")
         assert renewed.returncode == 0, renewed.stderr
         assert _cred_helper_lines(renewed.stderr) == [], renewed.stderr
-        assert provider.grants == ["authorization_code", "refresh_token"]
+        assert provider.grants == ["urn:ietf:params:oauth:grant-type:device_code",
+                                   "refresh_token"]
         path, entry = _entry(sandbox)
         assert entry["serial"] != issued["serial"]
         token = entry["status"]["token"]

@@ -383,8 +383,9 @@ class CsrIssuer:
         if state in ("denied", "failed"):
             raise CSRDenied(f"certificate signing request {name} was {state}: {detail}",
                             "ask an approver why, then run the command again")
-        if follow.unreachable is not None and not renewing:
-            # Not "nobody approved": we could not see. Say what stood in the way.
+        if follow.unreachable is not None:
+            # Not "nobody approved" (nor "not approved yet", renewing): we could not see. Say
+            # what stood in the way.
             raise ServerError(f"{follow.unreachable.message}, until the approval wait for "
                               f"{name} ended", f"{self._next_run(name)}, once the API server "
                               "answers again")

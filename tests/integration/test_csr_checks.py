@@ -7,13 +7,14 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 
 import pytest
 
 from cred_helper.cache.pending import PendingStore
 from cred_helper.config import Settings
-from cred_helper.errors import StillPending
+from cred_helper.errors import ServerError, StillPending
 from cred_helper.issuers.csr import CsrIssuer
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.support.apiserver import write_kubeconfig
@@ -208,3 +209,23 @@ def test_a_refused_create_leaves_no_record(sandbox):
     refused = _get(sandbox)
     assert refused.returncode == 1
     assert not list(sandbox.cache_dir.glob("*.pending"))
+
+
+def test_a_renewal_that_cannot_see_its_csr_says_so(sandbox, tmp_path):
+    """The API server goes away right after the renewal's CSR is made: the error says what
+    stood in the way, not that nobody approved it."""
+    server = sandbox.server
+    server.auto_approve = None
+
+    def away_once_created(method, path, code, body):
+        if method == "POST" and path.endswith("/certificatesigningrequests"):
+            threading.Timer(0.2, server.stop).start()
+        return code, body
+
+    server.tamper = away_once_created
+    with pytest.raises(ServerError) as err:
+        _issuer(sandbox, [], tmp_path).issue(renewing=True)
+    (name,) = server.csrs
+    assert f"until the approval wait for {name} ended" in err.value.message
+    assert "approved" not in err.value.message
+    assert "the next run collects this same request" in err.value.hint

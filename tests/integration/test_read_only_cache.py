@@ -108,7 +108,7 @@ def test_a_lock_file_that_still_opens_is_not_enough(sandbox, tmp_path):
     (here: no inode left on a small tmpfs; mode 0500 does the same for a user): one error
     before any CSR, not a CSR whose key and certificate could not be kept."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (test_nothing_cached_... covers mode 0500)")
+        pytest.skip("mounting a tmpfs needs root (the other tests here cover a 0500 directory)")
     where = tmp_path / "few-inodes"
     where.mkdir(mode=0o700)
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=12,mode=0700", "tmpfs",

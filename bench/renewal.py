@@ -13,9 +13,6 @@ timeout (5 minutes) and made a CSR of its own.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -24,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cache_hit import CRED_HELPER, timed
-from tests.support.apiserver import LocalAPIServer
+from cache_hit import bench_server, kubectl_run, runs, timed
+
 from tests.support.harness import edit_entry
 
 
@@ -36,37 +33,28 @@ def _age(cache: Path, left: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=20)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, LocalAPIServer(
-            tokens={"bench-token": ("alice@example.com", ["oncall"])},
-            auto_approve=lambda csr: True) as server:
-        token_file = Path(tmp, "token")
-        token_file.write_text("bench-token\n")
-        token_file.chmod(0o600)
-        info = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
-                "spec": {"interactive": False, "cluster": server.cluster_entry()}}
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp,
-               "XDG_CACHE_HOME": f"{tmp}/cache", "XDG_CONFIG_HOME": f"{tmp}/config",
-               "KUBERNETES_EXEC_INFO": json.dumps(info)}
+    count = runs(20)
+    with tempfile.TemporaryDirectory() as tmp, bench_server() as server:
+        get, env = kubectl_run(tmp, server)
         cache = Path(tmp, "cache", "cred-helper")
-        get = [CRED_HELPER, "--issuer=csr", "--ttl=30m", f"--bootstrap-token-file={token_file}"]
         timed(get, env)
-        hits = [timed(get, env) for _ in range(args.runs)]
+        hits = [timed(get, env) for _ in range(count)]
 
         _age(cache, 240)  # inside the 5-minute margin, valid for 4 more minutes
         server.auto_approve = None
         first = timed(get, env)
-        later = [timed(get, env) for _ in range(args.runs)]
+        later = [timed(get, env) for _ in range(count)]
         assert server.csr_creations == 2, "one renewal CSR, whatever the number of runs"
-    hit_ms, later_ms = statistics.median(hits) * 1000, statistics.median(later) * 1000
-    print(f"runs                                  {args.runs} of each")
-    print(f"cache hit (fresh)                     median {hit_ms:7.1f} ms")
-    print(f"first run inside the margin (new CSR) {first * 1000:7.1f} ms")
-    print(f"later runs inside the margin          median {later_ms:7.1f} ms")
-    print("renewal CSRs made                     1")
+    def median_ms(seconds: list[float]) -> str:
+        return f"median {statistics.median(seconds) * 1000:7.1f} ms"
 
+    figures = [("runs", f"{count} of each"),
+               ("cache hit (fresh)", median_ms(hits)),
+               ("first run inside the margin (new CSR)", f"{first * 1000:7.1f} ms"),
+               ("later runs inside the margin", median_ms(later)),
+               ("renewal CSRs made", "1")]
+    for label, value in figures:
+        print(f"{label:<38}{value}")
 
 if __name__ == "__main__":
     main()

@@ -47,22 +47,37 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return float(seconds)
 
 
-def main() -> None:
+def bench_server() -> LocalAPIServer:
+    """The local API server the benchmarks talk to, approving every CSR at once."""
+    return LocalAPIServer(tokens={"bench-token": ("alice@example.com", ["oncall"])},
+                          auto_approve=lambda csr: True)
+
+
+def kubectl_run(tmp: str, server: LocalAPIServer) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of cred-helper as kubectl runs it against `server`, with its
+    home, config and cache under `tmp`."""
+    token_file = Path(tmp, "token")
+    token_file.write_text("bench-token\n")
+    token_file.chmod(0o600)  # a secret file must be private, as ssh wants of keys
+    info = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+            "spec": {"interactive": False, "cluster": server.cluster_entry()}}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp,
+           "XDG_CACHE_HOME": f"{tmp}/cache", "XDG_CONFIG_HOME": f"{tmp}/config",
+           "KUBERNETES_EXEC_INFO": json.dumps(info)}
+    return [CRED_HELPER, "--issuer=csr", "--ttl=30m", f"--bootstrap-token-file={token_file}"], env
+
+
+def runs(default: int) -> int:
+    """The --runs argument: how many timed runs of each kind."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=60)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, LocalAPIServer(
-            tokens={"bench-token": ("alice@example.com", ["oncall"])},
-            auto_approve=lambda csr: True) as server:
-        token_file = Path(tmp, "token")
-        token_file.write_text("bench-token\n")
-        token_file.chmod(0o600)  # a secret file must be private, as ssh wants of keys
-        info = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
-                "spec": {"interactive": False, "cluster": server.cluster_entry()}}
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp,
-               "XDG_CACHE_HOME": f"{tmp}/cache", "XDG_CONFIG_HOME": f"{tmp}/config",
-               "KUBERNETES_EXEC_INFO": json.dumps(info)}
-        hit = [CRED_HELPER, "--issuer=csr", "--ttl=30m", f"--bootstrap-token-file={token_file}"]
+    parser.add_argument("--runs", type=int, default=default)
+    return parser.parse_args().runs
+
+
+def main() -> None:
+    count = runs(60)
+    with tempfile.TemporaryDirectory() as tmp, bench_server() as server:
+        hit, env = kubectl_run(tmp, server)
         miss = timed(hit, env)
         assert server.csr_creations == 1
         baseline = [PYTHON, "-I", "-c", "pass"]
@@ -70,13 +85,13 @@ def main() -> None:
             timed(hit, env)
             timed(baseline, env)
         hits, bases = [], []
-        for _ in range(args.runs):
+        for _ in range(count):
             hits.append(timed(hit, env))
             bases.append(timed(baseline, env))
         assert server.csr_creations == 1, "every timed run must have been a cache hit"
     hit_ms, base_ms = statistics.median(hits) * 1000, statistics.median(bases) * 1000
     print(f"interpreter        {PYTHON}")
-    print(f"runs               {args.runs} of each, interleaved")
+    print(f"runs               {count} of each, interleaved")
     print(f"python -I -c pass  median {base_ms:6.1f} ms")
     print(f"cache hit          median {hit_ms:6.1f} ms")
     print(f"ratio              {hit_ms / base_ms:6.2f}  (target <= 1.3)")

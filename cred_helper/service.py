@@ -3,29 +3,32 @@ the entry's lock, re-reading the cache once the lock is held (so N kubectl proce
 at once cause one issuance), and remember which kubectl process got it (the 401 rule).
 
 What to do is policy.py's decision; this module carries it out:
-- a renewal inside the refresh margin that fails serves the still-valid credential with one
-  warning; an expired one is renewed or the command fails;
+- a renewal inside the refresh margin that fails (the peer is down, a CSR nobody approved yet,
+  a lock that cannot be taken) serves the still-valid credential with one warning; while
+  another process holds the lock (it renews), kubectl is served it at once; an expired one is
+  renewed or the command fails;
 - a credential that was issued but cannot be kept (full or read-only disk) is still returned,
   with one warning naming the path and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import policy
 from .cache.entry import Entry
-from .cache.lock import exclusive
+from .cache.lock import LockHeld, exclusive
 from .cache.served import record_served, was_served
 from .cache.store import Store
 from .errors import CredHelperError
 from .issuers.issued import Issued
 
-# issue(renewing): renewing is True when a still-valid credential is there to fall back on, so
-# an issuer may give up early (a CSR that no approver answered within moments) by raising a
-# CredHelperError.
+# issue(renewing): renewing is True when kubectl runs us and a still-valid credential is there
+# to fall back on, so the issuer gives up early (a CSR that no approver answered within moments)
+# by raising a CredHelperError. `login` is a person, who may wait for an approval to renew.
 Issue = Callable[[bool], Issued]
 
 
@@ -52,21 +55,46 @@ def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
         return cached
     if req.cache_dir is None:
         return _issue(req, store, issue, clock, keeper, renewing=False)
-    with exclusive(req.cache_dir, req.key, req.lock_timeout):
+    # Renewing, a still-valid credential is there to fall back on. kubectl never waits for
+    # another process's issuance: while one renews it (or a person logs in under the lock),
+    # the still-valid credential is served, as botocore's advisory refresh does. A lock that
+    # cannot be taken at all (a read-only or full cache disk) costs a warning, not the
+    # credential.
+    renewable = action == policy.RENEW and cached is not None
+    hurried = renewable and policy.run_by_kubectl(req.command)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive(req.cache_dir, req.key,
+                                         0.0 if hurried else req.lock_timeout))
+        except LockHeld:
+            if not hurried or cached is None:
+                raise
+            _record(req, cached)
+            return cached
+        except CredHelperError as exc:
+            return _fall_back(req, cached if renewable else None, exc, clock, warn)
         cached, action = _consult(req, store, clock)  # another process may have issued
         if action == policy.SERVE and cached:
             return cached
         renewing = action == policy.RENEW and cached is not None
         try:
-            return _issue(req, store, issue, clock, keeper, renewing=renewing)
+            return _issue(req, store, issue, clock, keeper,
+                          renewing=renewing and policy.run_by_kubectl(req.command))
         except CredHelperError as exc:
-            if not renewing or cached is None or \
-                    policy.classify(clock(), cached.issued_at, cached.not_after) != policy.REFRESH:
-                raise
-            warn(f"could not renew the credential ({exc.message}); "
-                 "serving the cached one until it expires")
-            _record(req, cached)
-            return cached
+            return _fall_back(req, cached if renewing else None, exc, clock, warn)
+
+
+def _fall_back(req: Request, cached: Entry | None, exc: CredHelperError,
+               clock: Callable[[], float], warn: Callable[[str], None]) -> Entry:
+    """The still-valid `cached` credential after a renewal failed with `exc`, with one
+    warning; re-raises `exc` when there is none (nothing cached, or it expired meanwhile)."""
+    if cached is None or \
+            policy.classify(clock(), cached.issued_at, cached.not_after) != policy.REFRESH:
+        raise exc
+    warn(f"could not renew the credential ({exc.message}); "
+         "serving the cached one until it expires")
+    _record(req, cached)
+    return cached
 
 
 def _consult(req: Request, store: Store,

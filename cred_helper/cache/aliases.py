@@ -11,8 +11,9 @@ from ..errors import os_reason
 from ..fastkey import alias_bytes, alias_path
 from .private import write_private
 
-# A full or read-only disk was already reported by the entry's save: one line is enough.
-_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+# A full or read-only disk, or a directory made read-only (mode 0500): the entry's save said
+# so already when a credential was issued, and serving a cached one loses nothing but speed.
+_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
 class FastPathAliases:

@@ -10,6 +10,14 @@ from ..errors import CacheError, CredHelperError, os_reason
 from .filestore import ensure_private_dir
 
 
+class LockHeld(CredHelperError):
+    """Another process holds the lock (it is issuing this credential) beyond the timeout."""
+
+
+HINT = ("free space on that disk or make the directory writable, or choose another "
+        "--cache-dir (or --cache none)")
+
+
 @contextmanager
 def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
@@ -20,18 +28,33 @@ def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
-        raise CredHelperError(
+        raise LockHeld(
             f"another cred-helper has held the lock {name[:12]}… for {int(timeout)}s",
             "it may be waiting for a CSR approval; wait for it, or stop it and try again",
         ) from None
     except OSError as exc:
         # Nothing is issued yet, and nothing could be kept: say so before anyone logs in.
-        raise CacheError(
-            f"cannot create the lock file {path}: {os_reason(exc)}",
-            "free space on that disk or make the directory writable, or choose another "
-            "--cache-dir (or --cache none)",
-        ) from None
+        raise CacheError(f"cannot create the lock file {path}: {os_reason(exc)}", HINT) from None
     try:
+        _can_write(cache_dir)
         yield
     finally:
         lock.release()
+
+
+def _can_write(cache_dir: str) -> None:
+    """Refuse before issuance a directory where nothing new can be made: a lock file left from
+    an earlier run still opens in a directory made read-only since (mode 0500), and a CSR made
+    then could not be remembered, nor its certificate kept."""
+    from .private import temp_path
+
+    probe = temp_path(cache_dir)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise CacheError(f"cannot write in the cache directory {cache_dir}: {os_reason(exc)}",
+                         HINT) from None
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass  # named so that a later write sweeps it (private.sweep_stale)

@@ -4,14 +4,14 @@ A fresh key per certificate; a PKCS#10 request naming the user (CN) and their gr
 a `certificates.k8s.io/v1` CSR for the `kubernetes.io/kube-apiserver-client` signer with
 `expirationSeconds` = TTL; then a watch until someone (or something) approves and the signer
 issues, the CSR is denied, or the approval timeout passes. The certificate is checked before
-use (certcheck.py). A CSR still pending when the wait ends is kept on record (cache/pending.py)
-so that the next run collects it instead of making another.
+use (certcheck.py). Each CSR is kept on record (cache/pending.py) from before it is sent until
+it is decided, so that a run that ends before (a timeout, a kill, a renewal that stops waiting)
+leaves it for the next run to collect instead of making another.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime
 import re
 import secrets
 import threading
@@ -147,19 +147,6 @@ def csr_shape_problem(obj: Any) -> str | None:
     return None
 
 
-def parse_timestamp(text: Any) -> float | None:
-    """An RFC 3339 `creationTimestamp` as epoch seconds, or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    return when.timestamp()
-
-
 def later(delay: float, call: Callable[[], None]) -> Callable[[], None]:
     """Run `call` after `delay` seconds on a timer thread; the returned cancel also waits for
     a call already running, so that nothing is said after the wait ends."""
@@ -252,15 +239,29 @@ class CsrIssuer:
             proof = None if self.prove is None else self.prove(
                 key.public_key(), subject_name(common_name, groups))
             request = build_request(key, common_name, groups, proof)
-            anchor = self.clock()
+            anchor = asked = self.clock()
             name = csr_name(common_name, anchor, secrets.token_hex(3))
-            obj = self._csr(self.client.post(CSR_PATH, csr_object(name, request, s.ttl,
-                                                                  usages_for(s.key), s.reason)))
-            self._remember(name, key, common_name, groups, anchor, obj)
+            # On record before it is sent: a run killed during the request leaves no CSR that
+            # the next run cannot take up. A renewal that cannot keep the record makes no
+            # request (its certificate works meanwhile): each command would make another.
+            unkept = self._remember(name, key, common_name, groups, anchor)
+            if renewing and unkept is not None:
+                raise unkept
+            try:
+                obj = self._csr(self.client.post(CSR_PATH, csr_object(
+                    name, request, s.ttl, usages_for(s.key), s.reason)))
+            except ServerError as error:
+                if error.status is not None and not error.transient:
+                    self._forget()  # refused: there is no such CSR to take up
+                raise
         else:
-            name, key, obj, anchor = taken
+            name, key, obj, anchor, sent = taken
+            # The wait counts from when the request was sent (`asked`). An approver that
+            # answers at once had its moment then: a renewal takes up a request still pending
+            # without waiting again, a wait for a person gets its whole timeout again.
+            asked = min(sent, anchor) if renewing else anchor
         try:
-            cert_pem = self.wait(name, obj, anchor, renewing)
+            cert_pem = self.wait(name, obj, asked, renewing)
         except CSRDenied:
             self._forget()
             raise
@@ -279,8 +280,9 @@ class CsrIssuer:
     # ---- the CSR still pending from an earlier run -------------------------------------------
 
     def _take_up(self, common_name: str, groups: list[str]
-                 ) -> tuple[str, Any, dict[str, Any], float] | None:
-        """(name, key, object, now) of this entry's CSR still pending, or None."""
+                 ) -> tuple[str, Any, dict[str, Any], float, float] | None:
+        """(name, key, object, now, when it was sent) of this entry's CSR still pending, or
+        None."""
         if self.pending is None:
             return None
         found = self.pending.load(self.clock())
@@ -312,22 +314,28 @@ class CsrIssuer:
             return None
         self._kept = True
         # The anchor of the TTL cap is now: a certificate it yields was of no use before.
-        return found.name, key, obj, self.clock()
+        return found.name, key, obj, self.clock(), found.created
 
     def _remember(self, name: str, key: Any, common_name: str, groups: list[str],
-                  created: float, obj: dict[str, Any]) -> None:
+                  created: float) -> CredHelperError | None:
+        """Keep the CSR on record for the next run; the reason it could not be, or None."""
         if self.pending is None:
-            return
+            return None
+        from ..cache.filestore import not_saved
         from ..cache.pending import PendingCsr
 
         record = PendingCsr(name, software.pkcs8_pem(key).encode(), common_name, tuple(groups),
-                            self.settings.ttl, self.settings.key, created,
-                            parse_timestamp(obj["metadata"].get("creationTimestamp")))
+                            self.settings.ttl, self.settings.key, created)
         try:
             self.pending.save(record)
-            self._kept = True
-        except (OSError, CredHelperError):
-            self._kept = False  # not fatal: the next run makes a new request instead
+        except OSError as exc:  # a full or read-only disk
+            self._kept = False
+            return not_saved(self.pending.path, exc)
+        except CredHelperError as exc:
+            self._kept = False
+            return exc
+        self._kept = True
+        return None
 
     def _forget(self) -> None:
         if self.pending is not None:
@@ -375,8 +383,9 @@ class CsrIssuer:
         if state in ("denied", "failed"):
             raise CSRDenied(f"certificate signing request {name} was {state}: {detail}",
                             "ask an approver why, then run the command again")
-        if follow.unreachable is not None and not renewing:
-            # Not "nobody approved": we could not see. Say what stood in the way.
+        if follow.unreachable is not None:
+            # Not "nobody approved" (nor "not approved yet", renewing): we could not see. Say
+            # what stood in the way.
             raise ServerError(f"{follow.unreachable.message}, until the approval wait for "
                               f"{name} ended", f"{self._next_run(name)}, once the API server "
                               "answers again")

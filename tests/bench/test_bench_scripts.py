@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(("script", "figure"), [("cache_hit.py", "ratio"),
                                                 ("token_sign.py", "p256"),
-                                                ("issuance.py", "requests per issuance 3.0")])
+                                                ("issuance.py", "requests per issuance 3.0"),
+                                                ("renewal.py", "later runs inside the margin")])
 def test_bench_script_prints_its_figures(script, figure):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--runs", "3"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -7,13 +7,14 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 
 import pytest
 
 from cred_helper.cache.pending import PendingStore
 from cred_helper.config import Settings
-from cred_helper.errors import StillPending
+from cred_helper.errors import ServerError, StillPending
 from cred_helper.issuers.csr import CsrIssuer
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.support.apiserver import write_kubeconfig
@@ -177,3 +178,54 @@ def test_an_open_bootstrap_kubeconfig_is_refused(sandbox):
     result = sandbox.run(*args, "--ttl=45m", exec_info=sandbox.exec_info())
     assert result.returncode == 1
     assert "chmod 600" in result.stderr and str(path) in one_error(result.stderr)
+
+
+def test_a_lost_answer_to_the_create_leaves_no_second_csr(sandbox):
+    """The CSR is on record before it is sent: when the create's answer is lost (a 504 from a
+    proxy after the server made it; or a kill), the next run finds that CSR and collects it."""
+    server = sandbox.server
+
+    def lose_the_create(method, path, code, body):
+        if method == "POST" and path.endswith("/certificatesigningrequests"):
+            return 504, b'{"kind":"Status","code":504,"message":"the gateway timed out"}'
+        return code, body
+
+    server.tamper = lose_the_create
+    lost = _get(sandbox)
+    assert lost.returncode == 1 and lost.stdout == ""
+    one_error(lost.stderr)
+    assert server.csr_creations == 1
+    assert list(sandbox.cache_dir.glob("*.pending"))
+    server.tamper = None
+    again = _get(sandbox)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"]["clientCertificateData"]
+    assert server.csr_creations == 1, "the CSR made the first time, collected"
+    assert not list(sandbox.cache_dir.glob("*.pending"))
+
+
+def test_a_refused_create_leaves_no_record(sandbox):
+    sandbox.server.csr_creators = set()  # nobody may create CSRs: 403
+    refused = _get(sandbox)
+    assert refused.returncode == 1
+    assert not list(sandbox.cache_dir.glob("*.pending"))
+
+
+def test_a_renewal_that_cannot_see_its_csr_says_so(sandbox, tmp_path):
+    """The API server goes away right after the renewal's CSR is made: the error says what
+    stood in the way, not that nobody approved it."""
+    server = sandbox.server
+    server.auto_approve = None
+
+    def away_once_created(method, path, code, body):
+        if method == "POST" and path.endswith("/certificatesigningrequests"):
+            threading.Timer(0.2, server.stop).start()
+        return code, body
+
+    server.tamper = away_once_created
+    with pytest.raises(ServerError) as err:
+        _issuer(sandbox, [], tmp_path).issue(renewing=True)
+    (name,) = server.csrs
+    assert f"until the approval wait for {name} ended" in err.value.message
+    assert "approved" not in err.value.message
+    assert "the next run collects this same request" in err.value.hint

@@ -101,6 +101,30 @@ def test_read_only_disk_is_one_error_before_issuance(sandbox, small_disk):
     assert sandbox.server.csr_creations == 0, "nothing issued that could not be kept"
 
 
+def test_full_disk_while_renewing_makes_no_csr_it_cannot_remember(sandbox, small_disk):
+    """Inside the margin, with a person approving: a CSR that could not be kept on record
+    would be one more CSR per command. None is made; the still-valid certificate is served
+    with one warning naming the record's path and the reason."""
+    args = sandbox.base_args(f"--cache-dir={small_disk}")
+    assert sandbox.run(*args, exec_info=sandbox.exec_info()).returncode == 0
+    (path,) = small_disk.glob("*.json")
+    now = time.time()
+    edit_entry(path, lambda doc: doc.update(issued_at=now - 1700, not_after=now + 100))
+    cached = json.loads(unseal(path.read_bytes()))["status"]["clientCertificateData"]
+    _fill(small_disk)
+    sandbox.server.auto_approve = None
+    for _ in range(2):
+        got = sandbox.run(*args, exec_info=sandbox.exec_info())
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["status"]["clientCertificateData"] == cached
+        lines = got.stderr.splitlines()
+        assert len(lines) == 1, got.stderr
+        assert lines[0].startswith("cred-helper: warning: could not renew the credential")
+        assert f"{path.with_suffix('.pending')}: No space left on device" in lines[0]
+    assert sandbox.server.csr_creations == 1
+    assert not [p for p in small_disk.iterdir() if p.name.startswith(".tmp-")]
+
+
 # --- logout --all ---------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cred_helper.cache.entrydoc import unseal
 from tests.realcluster.test_real_kubectl import csr_names, pending_csrs, run_approving
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import edit_entry
@@ -122,3 +123,68 @@ def test_approved_but_not_signed_says_so(box, own_plane):
     again = box.kubectl(own_plane.kubectl_path, kubeconfig, "get", "--raw", "/version")
     assert again.returncode == 0, again.stderr
     assert csr_names(own_plane) == {csr["metadata"]["name"]}
+
+
+def test_a_csr_deleted_mid_wait_ends_it_with_what_happened(box, control_plane):
+    """An administrator deletes the CSR while cred-helper waits on it: one error that says
+    so (not a timeout, not a traceback), the pending record goes, and the next run makes a new
+    request that works."""
+    kubeconfig = box.kubeconfig(box.base_args())
+    before = csr_names(control_plane)
+    proc = start_kubectl(box, control_plane, kubeconfig, "get", "--raw", "/version")
+    deadline = time.monotonic() + 60
+    while not (found := pending_csrs(control_plane, before)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no CSR appeared"
+        time.sleep(0.2)
+    name = found[0]["metadata"]["name"]
+    time.sleep(1.5)  # past the quiet period: cred-helper is inside its watch
+    assert list(box.cache_dir.glob("*.pending")), "kept while it waits"
+    control_plane.kubectl("delete", "csr", name)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and out == ""
+    assert f"cred-helper: error: certificate signing request {name} was deleted" in err
+    assert "hint: run the command again to make a new request" in err
+    assert "Traceback" not in err and "unexpected" not in err
+    assert not list(box.cache_dir.glob("*.pending"))
+
+    again, csr = run_approving(box, control_plane, kubeconfig, "get", "--raw", "/version")
+    assert again.returncode == 0, again.stderr
+    assert csr["metadata"]["name"] != name
+    assert csr_names(control_plane) - before == {csr["metadata"]["name"]}
+
+
+def test_inside_the_margin_kubectl_is_served_while_one_csr_waits(box, control_plane):
+    """On the real plane, where a person approves every CSR: a certificate inside its refresh
+    margin is served to kubectl with one warning, every command meanwhile takes up the same
+    CSR (none makes another), and once approved the next command collects it."""
+    kubeconfig = box.kubeconfig(box.base_args())
+    done, first = run_approving(box, control_plane, kubeconfig, "get", "--raw", "/version")
+    assert done.returncode == 0, done.stderr
+    (entry,) = box.cache_dir.glob("*.json")
+    now = time.time()
+    edit_entry(entry, lambda doc: doc.update(issued_at=now - 1700, not_after=now + 100))
+
+    before = csr_names(control_plane)
+    for _ in range(3):
+        served = box.kubectl(control_plane.kubectl_path, kubeconfig, "get", "--raw", "/version")
+        assert served.returncode == 0, served.stderr
+        assert json.loads(served.stdout)["gitVersion"] == "v1.37.2"
+        assert "could not renew the credential" in served.stderr
+        assert "not approved yet" in served.stderr
+    (renewal,) = pending_csrs(control_plane, before)
+    name = renewal["metadata"]["name"]
+    assert csr_names(control_plane) - before == {name}, "one CSR for all three commands"
+
+    control_plane.kubectl("certificate", "approve", name)
+    deadline = time.monotonic() + 60
+    while not json.loads(control_plane.kubectl("get", "csr", name, "-o", "json"))[
+            "status"].get("certificate"):
+        assert time.monotonic() < deadline, "kcm did not sign"
+        time.sleep(0.2)
+    collected = box.kubectl(control_plane.kubectl_path, kubeconfig, "get", "--raw", "/version")
+    assert collected.returncode == 0, collected.stderr
+    assert "cred-helper" not in collected.stderr, collected.stderr
+    assert json.loads(unseal(entry.read_bytes()))["source"] == name
+    assert csr_names(control_plane) - before == {name}
+    assert first["metadata"]["name"] != name

@@ -40,9 +40,9 @@ class _FullDisk(_MemoryStore):
 
 def _request(tmp_path, **kw):
     os.chmod(tmp_path, 0o700)
-    fields = {"parent": "1\t2\t/bin/kubectl", **kw}
+    fields = {"parent": "1\t2\t/bin/kubectl", "lock_timeout": 5, **kw}
     return Request(key="k", profile="p", issuer="csr", ttl=1800, cache_dir=str(tmp_path),
-                   lock_timeout=5, **fields)
+                   **fields)
 
 
 def _issued(not_after, token="new"):
@@ -161,3 +161,53 @@ def test_login_twice_from_one_shell_serves_the_cached_one(tmp_path):
     second = obtain(req, store, issue, lambda: 220.0, print)
     assert second == first and issue.calls == []
     assert not (tmp_path / "k.served").exists(), "login is not kubectl: nothing to remember"
+
+
+def test_kubectl_does_not_wait_for_another_process_renewing(tmp_path):
+    """Another cred-helper holds the lock (renewing, or a person logging in): kubectl is served
+    the still-valid credential at once, without a warning, however long the lock timeout;
+    with nothing valid cached, or for `login`, it waits its turn."""
+    from filelock import FileLock
+
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    with FileLock(str(tmp_path / "k.lock")):
+        issue = _Issuer(_issued(5000.0))
+        got = obtain(_request(tmp_path, lock_timeout=600), store, issue, lambda: 1600.0,
+                     warnings.append)
+        assert got.serial == "s" and issue.calls == [] and warnings == []
+        assert (tmp_path / "k.served").exists(), "remembered for the 401 rule"
+        for clock, command in ((1790.0, "get"), (1600.0, "login")):  # EXPIRED; a person
+            with pytest.raises(CredHelperError, match="another cred-helper"):
+                obtain(_request(tmp_path, lock_timeout=0.3, command=command), store, issue,
+                       lambda clock=clock: clock, warnings.append)
+    assert warnings == []
+
+
+def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path):
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    (tmp_path / "k.lock").mkdir()  # in the way of the lock file: it cannot be opened
+    issue = _Issuer(_issued(5000.0))
+    got = obtain(_request(tmp_path), store, issue, lambda: 1600.0, warnings.append)
+    assert got.serial == "s" and issue.calls == []
+    assert len(warnings) == 1 and f"cannot create the lock file {tmp_path}/k.lock" in warnings[0]
+    with pytest.raises(CacheError, match="cannot create the lock file"):
+        obtain(_request(tmp_path), store, issue, lambda: 1790.0, warnings.append)
+
+
+def test_login_inside_the_margin_may_wait_for_a_person_and_still_falls_back(tmp_path):
+    """`login` is a person, who may wait for an approval: the issuer is not told to hurry.
+    Should the renewal fail all the same, the still-valid credential is kept."""
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    issue = _Issuer(_issued(5000.0))
+    got = obtain(_request(tmp_path, command="login"), store, issue, lambda: 1600.0,
+                 warnings.append)
+    assert got.not_after == 5000.0 and issue.calls == [False] and warnings == []
+
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    issue = _Issuer(ServerError("certificate signing request x was not approved within 5m"))
+    got = obtain(_request(tmp_path, command="login"), store, issue, lambda: 1600.0,
+                 warnings.append)
+    assert got.serial == "s" and issue.calls == [False] and len(warnings) == 1

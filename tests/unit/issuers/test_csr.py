@@ -9,7 +9,6 @@ from cred_helper.issuers.csr import (
     csr_object,
     csr_shape_problem,
     csr_state,
-    parse_timestamp,
     usages_for,
     visible_groups,
 )
@@ -78,10 +77,3 @@ def test_csr_shapes(bad, problem):
     assert csr_shape_problem(GOOD) is None
     assert csr_shape_problem({"metadata": {"name": "n"}, "status": None}) is None
     assert problem in csr_shape_problem(bad)
-
-
-def test_creation_timestamps():
-    assert parse_timestamp("1970-01-01T00:01:00Z") == 60
-    assert parse_timestamp("yesterday") is None
-    assert parse_timestamp(5) is None
-    assert parse_timestamp("2026-01-01T00:00:00") is None  # no zone: not RFC 3339

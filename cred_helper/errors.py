@@ -69,6 +69,13 @@ class StillPending(CredHelperError):
     still valid, so the caller serves it and a later run collects the new one)."""
 
 
+def server_text(text: str, limit: int = 300) -> str:
+    """A peer's free text (a Status message, a CSR's denial reason) fit to show: one line,
+    every other non-printable character (a terminal's escape sequences) as `?`, bounded."""
+    line = " ".join(text.split())
+    return "".join(c if c.isprintable() else "?" for c in line[:limit])
+
+
 def os_reason(exc: BaseException) -> str:
     """What went wrong, as the OS says it ("No space left on device"); never None."""
     return getattr(exc, "strerror", None) or type(exc).__name__

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from . import net
-from .errors import BadShape, ServerError
+from .errors import BadShape, ServerError, server_text
 
 API_SERVER = net.Peer(
     "the API server", ServerError,
@@ -210,11 +210,11 @@ def _status_details(resp: net.Response) -> tuple[str, tuple[str, ...], str]:
     details = doc.get("details")
     causes = details.get("causes") if isinstance(details, dict) else None
     # A cause's type travels as `reason` (metav1.StatusCause: Type `json:"reason"`).
-    types = tuple(c["reason"][:100] for c in causes[:20]
+    types = tuple(server_text(c["reason"], 100) for c in causes[:20]
                   if isinstance(c, dict) and isinstance(c.get("reason"), str)) \
         if isinstance(causes, list) else ()
-    return (reason[:100] if isinstance(reason, str) else "", types,
-            " ".join(message.split())[:300] if isinstance(message, str) else "")
+    return (server_text(reason, 100) if isinstance(reason, str) else "", types,
+            server_text(message) if isinstance(message, str) else "")
 
 
 def _status_error(resp: net.Response, auth: Auth) -> ServerError:
@@ -225,7 +225,7 @@ def _status_error(resp: net.Response, auth: Auth) -> ServerError:
     message = doc.get("message") if isinstance(doc, dict) else None
     if not isinstance(message, str) or not message:
         message = resp.reason or "error"
-    message = " ".join(message.split())[:300]  # one line, whatever the server sent
+    message = server_text(message)  # one line, whatever the server sent
     what = f"{resp.method} {resp.path}"
     who = getattr(auth, "source", "") or "the bootstrap credential"
     if resp.status_code == 401:

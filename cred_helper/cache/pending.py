@@ -5,6 +5,11 @@ another, so approvers see one request per person and the name they were told sta
 that counts. It holds the CSR's private key (PKCS#8 PEM), so it lives only in the private cache
 directory and goes as soon as the CSR is issued, denied or gone, or 24 hours after its
 creationTimestamp, when Kubernetes removes pending CSRs.
+
+Beside it, `<key>.pending-refused` remembers a renewal's CSR that was denied or failed, so
+that while the cached certificate still works each kubectl command does not make another
+request for the approver to refuse again. Only renewals read it; a run with nothing valid to
+fall back on (or `login`) removes it and asks again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CacheError, os_reason
+from ..errors import CacheError, os_reason, server_text
 from .entrydoc import is_time
 from .filestore import ensure_private_dir
 from .private import UnsafePath, read_private, write_private
@@ -52,13 +57,19 @@ class PendingCsr:
         }).encode()
 
 
-def parse(data: bytes) -> PendingCsr | None:
-    """The record in `data`, or None for anything damaged or of another format."""
+def _record(data: bytes) -> dict[str, Any] | None:
+    """The JSON object of one of our records, or None when damaged or of another format."""
     try:
         doc: Any = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    return doc if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+
+
+def parse(data: bytes) -> PendingCsr | None:
+    """The record in `data`, or None for anything damaged or of another format."""
+    doc = _record(data)
+    if doc is None:
         return None
     strings = ("name", "key", "commonName", "keyKind")
     if not all(isinstance(doc.get(k), str) and doc[k] for k in strings):
@@ -80,12 +91,35 @@ def parse(data: bytes) -> PendingCsr | None:
                       None if server is None else float(server))
 
 
+@dataclass(frozen=True)
+class Refusal:
+    name: str  # the CSR that was refused
+    why: str  # the approver's reason, as shown
+    at: float  # local clock
+
+    def to_json(self) -> bytes:
+        return json.dumps({"format": FORMAT, "name": self.name, "why": self.why,
+                           "at": self.at}).encode()
+
+
+def parse_refusal(data: bytes) -> Refusal | None:
+    """The refusal in `data`, or None for anything damaged or of another format."""
+    doc = _record(data)
+    if doc is None:
+        return None
+    name, why, at = doc.get("name"), doc.get("why"), doc.get("at")
+    if not (isinstance(name, str) and name and isinstance(why, str) and is_time(at)):
+        return None
+    return Refusal(server_text(name, 253), server_text(why), float(at))
+
+
 class PendingStore:
     """One entry's pending CSR in the cache directory."""
 
     def __init__(self, cache_dir: str, key: str) -> None:
         self.dir = cache_dir
         self.path = os.path.join(cache_dir, f"{key}.pending")
+        self.refused_path = f"{self.path}-refused"
 
     def load(self, now: float) -> PendingCsr | None:
         """The pending CSR, or None (a damaged or expired record is removed)."""
@@ -111,12 +145,37 @@ class PendingStore:
         write_private(self.path, pending.to_json())
 
     def drop(self) -> None:
+        _unlink(self.path)
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Remember a renewal's refused CSR; on a disk that keeps nothing, nothing is kept."""
         try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass  # a read-only cache: the record expires on its own after 24 hours
+            ensure_private_dir(self.dir)
+            write_private(self.refused_path, refusal.to_json())
+        except (OSError, CacheError):
+            pass  # then the next renewal asks again: more requests, no harm
+
+    def refusal(self, now: float) -> Refusal | None:
+        """The refusal remembered for this entry, or None (a damaged one, or one older than
+        a day, is removed)."""
+        try:
+            found = parse_refusal(read_private(self.refused_path))
+        except (OSError, UnsafePath):
+            return None
+        if found is None or not found.at <= now < found.at + LIFETIME:
+            self.forget_refusal()
+            return None
+        return found
+
+    def forget_refusal(self) -> None:
+        _unlink(self.refused_path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # gone already, or a read-only cache: a record expires on its own after a day
 
 
 def pending_store(cache: str, cache_dir: str, key: str) -> PendingStore | None:

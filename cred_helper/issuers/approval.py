@@ -15,7 +15,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import CSRDenied, ServerError
+from ..errors import CSRDenied, ServerError, server_text
 from ..kube import KubeClient
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
@@ -42,7 +42,7 @@ def csr_state(obj: dict[str, Any]) -> tuple[str, str]:
             continue
         if kind in ("Denied", "Failed"):
             why = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
-            return kind.lower(), why or "no reason given"
+            return kind.lower(), server_text(why) or "no reason given"
         approved = approved or kind == "Approved"
     cert = status.get("certificate")
     if cert:

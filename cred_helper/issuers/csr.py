@@ -231,6 +231,7 @@ class CsrIssuer:
         """A checked certificate. `renewing`: the cached one is still valid, so wait only
         briefly and raise StillPending instead of waiting for a person."""
         s = self.settings
+        self._refused_before(renewing)
         common_name, groups = self.subject()
         trust = self.trust()  # a bad --signer-ca fails before any request is made
         taken = self._take_up(common_name, groups)
@@ -278,6 +279,21 @@ class CsrIssuer:
         )
 
     # ---- the CSR still pending from an earlier run -------------------------------------------
+
+    def _refused_before(self, renewing: bool) -> None:
+        """A renewal whose last request was refused makes no new one while the cached
+        certificate works (the approver would refuse each command's request again); a run
+        with nothing to fall back on asks again."""
+        if self.pending is None:
+            return
+        if not renewing:
+            self.pending.forget_refusal()
+            return
+        refused = self.pending.refusal(self.clock())
+        if refused is not None:
+            raise CSRDenied(f"its signing request {refused.name} was refused ({refused.why})",
+                            "the next run after the cached certificate expires asks again; "
+                            "`cred-helper login --force` asks now")
 
     def _take_up(self, common_name: str, groups: list[str]
                  ) -> tuple[str, Any, dict[str, Any], float, float] | None:
@@ -381,6 +397,10 @@ class CsrIssuer:
         if state == "issued":
             return detail
         if state in ("denied", "failed"):
+            if renewing and self.pending is not None:
+                from ..cache.pending import Refusal
+
+                self.pending.refuse(Refusal(name, f"{state}: {detail}", self.clock()))
             raise CSRDenied(f"certificate signing request {name} was {state}: {detail}",
                             "ask an approver why, then run the command again")
         if follow.unreachable is not None:

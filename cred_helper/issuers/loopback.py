@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import CredHelperError
+from ..errors import CredHelperError, server_text
 
 CALLBACK_PATH = "/callback"
 PAGE = """<!DOCTYPE html>
@@ -42,9 +42,9 @@ def check_response(query: str, state: str) -> AuthorizationResponse:
             "this answer does not carry this login's state, so it was ignored",
             "finish the login in the browser tab cred-helper opened"))
     if "error" in params:
-        detail = params["error"]
+        detail = server_text(params["error"], 100)
         if params.get("error_description"):
-            detail += f": {params['error_description']}"
+            detail += f": {server_text(params['error_description'], 200)}"
         hint = "log in again and accept" if params["error"] == "access_denied" else None
         return AuthorizationResponse(error=CredHelperError(
             f"the OpenID provider refused the login ({detail})", hint))

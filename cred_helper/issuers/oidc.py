@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .. import net
 from ..config import Settings
-from ..errors import CredHelperError, UsageError
+from ..errors import CredHelperError, UsageError, server_text
 from ..urls import check_issuer_url, parse, provider_url_ok
 from .issued import Issued
 
@@ -343,9 +343,9 @@ class OIDCProvider:
                             f"({resp.status_code})")
         if resp.status_code >= 400 or "error" in doc:
             error, description = doc.get("error"), doc.get("error_description")
-            raise ProviderRefused(_one_line(error) if isinstance(error, str) and error
+            raise ProviderRefused(server_text(error) if isinstance(error, str) and error
                                   else str(resp.status_code),
-                                  _one_line(description) if isinstance(description, str)
+                                  server_text(description) if isinstance(description, str)
                                   else "", self.origin)
         return doc
 
@@ -415,7 +415,7 @@ class OIDCProvider:
         if not isinstance(doc.get("verification_uri_complete", ""), str):
             raise OIDCError(f"{bad}: verification_uri_complete is not a string")
         return DeviceAuthorization(
-            device_code=doc["device_code"], user_code=_one_line(doc["user_code"]),
+            device_code=doc["device_code"], user_code=server_text(doc["user_code"]),
             verification_uri=doc["verification_uri"],
             verification_uri_complete=doc.get("verification_uri_complete", ""),
             expires_in=int(expires_in), interval=int(min(interval, MAX_POLL_INTERVAL)))
@@ -465,11 +465,6 @@ def _finite_number(value: object) -> bool:
         return math.isfinite(value) and abs(value) < 1e15
     except OverflowError:
         return False
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    """A provider's words for one error line: no newlines, no endless text."""
-    return " ".join(text.split())[:limit]
 
 
 class ProviderRefused(OIDCError):

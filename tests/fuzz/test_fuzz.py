@@ -211,8 +211,11 @@ def damage(files: CacheFiles, rng: random.Random) -> None:
     if rng.random() < 0.25:  # the entry's neighbours: its served log, a pending CSR record
         key = files.entry.name[:-len(".json")]
         junk = rng.choice([b"", b"\xff\xfe", deep_nesting(5000, rng).encode(),
-                           mutate_bytes(b'{"format": 1, "name": "x"}', rng)])
-        _private(files.dir / f"{key}.{rng.choice(['served', 'pending'])}", junk)
+                           mutate_bytes(b'{"format": 1, "name": "x"}', rng),
+                           mutate_bytes(b'{"format": 1, "name": "x", "why": "no", "at": 1.5}',
+                                        rng)])
+        kind = rng.choice(["served", "pending", "pending-refused"])
+        _private(files.dir / f"{key}.{kind}", junk)
     roll = rng.random()
     target = files.entry if rng.random() < 0.75 else files.alias
     data = files.pristine[target]

@@ -18,7 +18,7 @@ from cred_helper.errors import ServerError, StillPending
 from cred_helper.issuers.csr import CsrIssuer
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.support.apiserver import write_kubeconfig
-from tests.support.harness import assert_no_secrets, one_error
+from tests.support.harness import assert_no_secrets, edit_entry, one_error
 from tests.support.pki import CA
 
 
@@ -229,3 +229,37 @@ def test_a_renewal_that_cannot_see_its_csr_says_so(sandbox, tmp_path):
     assert f"until the approval wait for {name} ended" in err.value.message
     assert "approved" not in err.value.message
     assert "the next run collects this same request" in err.value.hint
+
+
+def test_a_refused_renewal_is_not_asked_again_while_the_certificate_works(sandbox):
+    """An approver that denies a renewal's CSR is not sent another one by every command inside
+    the margin: the refusal is remembered beside the entry, the still-valid certificate is
+    served with one warning saying so, and once it has expired the next run asks again."""
+    server = sandbox.server
+    assert _get(sandbox).returncode == 0
+    (path,) = sandbox.cache_dir.glob("*.json")
+    now = time.time()
+    edit_entry(path, lambda doc: doc.update(issued_at=now - 1700, not_after=now + 100))
+    server.auto_approve = None
+    first = _get(sandbox)
+    assert first.returncode == 0, first.stderr
+    assert server.csr_creations == 2
+    (waiting,) = [n for n, csr in server.csrs.items() if not csr.get("status")]
+    server.deny(waiting, reason="NotOnCall", message="alice is \x1b[31mnot\nhere")
+
+    for _ in range(3):
+        again = _get(sandbox)
+        assert again.returncode == 0, again.stderr
+        (warning,) = [ln for ln in again.stderr.splitlines() if ln.startswith("cred-helper:")]
+        assert f"{waiting} was" in warning and "NotOnCall: alice is ?[31mnot here" in warning
+        assert "\x1b" not in again.stderr  # the server's text shown, never its escapes
+        assert server.csr_creations == 2, "a refused renewal is not asked again"
+    assert list(sandbox.cache_dir.glob("*.pending-refused"))
+
+    # Expired: nothing to fall back on, so the next run asks again (and a person approves).
+    edit_entry(path, lambda doc: doc.update(issued_at=now - 1900, not_after=now - 10))
+    server.auto_approve = lambda csr: True
+    renewed = _get(sandbox)
+    assert renewed.returncode == 0, renewed.stderr
+    assert server.csr_creations == 3
+    assert not list(sandbox.cache_dir.glob("*.pending-refused"))

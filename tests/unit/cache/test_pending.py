@@ -4,7 +4,15 @@ import stat
 
 import pytest
 
-from cred_helper.cache.pending import LIFETIME, PendingCsr, PendingStore, parse, pending_store
+from cred_helper.cache.pending import (
+    LIFETIME,
+    PendingCsr,
+    PendingStore,
+    Refusal,
+    parse,
+    parse_refusal,
+    pending_store,
+)
 from cred_helper.errors import CacheError
 
 RECORD = PendingCsr("cred-helper-alice-1", b"-----BEGIN PRIVATE KEY-----\n...", "alice",
@@ -75,3 +83,40 @@ def test_drop_and_none_cache(store, tmp_path):
     assert store.load(1000.0) is None
     assert pending_store("none", str(tmp_path), "k") is None
     assert isinstance(pending_store("file", str(tmp_path), "k"), PendingStore)
+
+
+def test_a_refusal_is_kept_a_day_and_read_back_as_shown(store):
+    store.refuse(Refusal("cred-helper-alice-2", "denied: NotOnCall", 1000.0))
+    assert stat.S_IMODE(os.stat(store.refused_path).st_mode) == 0o600
+    assert store.refused_path.endswith("k" * 64 + ".pending-refused")
+    assert store.refusal(1000.0 + LIFETIME - 1) == Refusal("cred-helper-alice-2",
+                                                          "denied: NotOnCall", 1000.0)
+    assert store.refusal(1000.0 + LIFETIME) is None
+    assert not os.path.exists(store.refused_path), "an old refusal is removed"
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\xff", b"[]", b'{"format": 2, "name": "x", "why": "", "at": 1.0}',
+    b'{"format": 1, "name": "", "why": "", "at": 1.0}',
+    b'{"format": 1, "name": "x", "why": 3, "at": 1.0}',
+    b'{"format": 1, "name": "x", "why": "", "at": "1"}',
+    b'{"format": 1, "name": "x", "why": "", "at": 1e999}',
+])
+def test_a_damaged_refusal_is_none_and_removed(store, data):
+    os.makedirs(store.dir, mode=0o700)
+    fd = os.open(store.refused_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+    assert store.refusal(2000.0) is None
+    assert not os.path.exists(store.refused_path)
+
+
+def test_a_refusal_from_the_future_is_not_believed(store):
+    store.refuse(Refusal("x", "denied", 5000.0))
+    assert store.refusal(2000.0) is None
+
+
+def test_a_shown_refusal_has_no_control_characters():
+    found = parse_refusal(b'{"format": 1, "name": "x\\u001b[2J", "why": "a\\nb\\u0007", '
+                          b'"at": 1.0}')
+    assert found == Refusal("x?[2J", "a b?", 1.0)

@@ -8,6 +8,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    run_as = os.environ.pop("CRED_HELPER_RUN_AS", None)
+    if run_as:
+        # The name the single file was run by (its sh header exports it; the Python it starts
+        # sees the unpacked script as argv[0]). Taken out of the environment so that no child
+        # process inherits it.
+        sys.argv[0] = run_as
     from .fastpath import try_serve
 
     if try_serve(args, os.environ, sys.stdout):

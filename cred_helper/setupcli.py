@@ -113,7 +113,7 @@ def setup(**flags: Any) -> None:
         server=flags["server"], certificate_authority=flags["certificate_authority"],
         from_context=flags["from_context"], kubeconfig=flags["kubeconfig"],
         context_name=flags["context_name"],
-        command=flags["command"] or setupcmd.default_command(sys.argv[0], os.environ),
+        command=flags["command"] or setupcmd.default_command(sys.argv[0]),
         fast_launcher=flags["fast_launcher"],
         overwrite=flags["overwrite"], print_only=flags["print_only"],
         verify=not flags["no_verify"]), os.environ, _say, _out)

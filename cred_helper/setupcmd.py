@@ -265,16 +265,14 @@ def _write_profile(path: str, text: str, existed: bool, now: float | None) -> st
     return kw.write(path, text, now) if existed or text else None
 
 
-def default_command(argv0: str, env: Mapping[str, str]) -> str:
+def default_command(argv0: str) -> str:
     """The exec entry's command: `kubectl-cred_helper` when run as `kubectl cred-helper`.
 
     A krew install puts only that name on PATH, and an entry naming it still starts the plugin
-    directly, without kubectl's own start-up. The single file's sh header passes the name it
-    was run by in $CRED_HELPER_RUN_AS (packaging/singlefile/build.py): the Python it starts sees
-    the unpacked venv's script as argv[0].
+    directly, without kubectl's own start-up. (The single file's argv[0] is the name it was
+    run by: see __main__.py.)
     """
-    names = {os.path.basename(argv0), os.path.basename(env.get("CRED_HELPER_RUN_AS", ""))}
-    return KREW_COMMAND if KREW_COMMAND in names else "cred-helper"
+    return KREW_COMMAND if os.path.basename(argv0) == KREW_COMMAND else "cred-helper"
 
 
 def _warn_command(command: str, env: Mapping[str, str], say: Callable[[str], None]) -> None:

@@ -29,8 +29,11 @@ from .times import rfc3339
 COMPONENT = "cred-helper-janitor"
 RESTART = None  # yielded by `pages` when the list starts over (a 410 on a continue token)
 MAX_RESTARTS = 5
+MAX_ITEMS = 200_000  # one list; 40 times the 5,000 pods bench/janitor.py measures
+MAX_PAGES = 10_000
+MAX_TOKEN = 4096  # kube-apiserver's tokens are a few hundred bytes
 MAX_MESSAGE = 1000
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,198}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,198}[a-z0-9])?")  # fullmatch: no "$" before a newline
 
 
 def pages(client: KubeClient, path: str, limit: int) -> Iterator[list[Any] | None]:
@@ -39,6 +42,9 @@ def pages(client: KubeClient, path: str, limit: int) -> Iterator[list[Any] | Non
     gathered."""
     params: dict[str, str] = {"limit": str(limit)}
     restarts = 0
+    # A server that repeats a continue token, or sends pages without end, is not followed for
+    # ever: a page and item budget far above any real cluster's.
+    pages_read = items_read = 0
     while True:
         try:
             doc = client.get(path, params)
@@ -46,6 +52,7 @@ def pages(client: KubeClient, path: str, limit: int) -> Iterator[list[Any] | Non
             if error.status == 410 and "continue" in params and restarts < MAX_RESTARTS:
                 restarts += 1
                 params = {"limit": str(limit)}
+                pages_read = items_read = 0
                 yield RESTART
                 continue
             raise
@@ -53,10 +60,19 @@ def pages(client: KubeClient, path: str, limit: int) -> Iterator[list[Any] | Non
         if not isinstance(meta, dict) or not isinstance(items, list):
             raise ServerError(f"the API server sent a list without items or metadata "
                               f"(GET {path})")
+        pages_read += 1
+        items_read += len(items)
+        if items_read > MAX_ITEMS or pages_read > MAX_PAGES:
+            raise ServerError(f"the API server listed more than {MAX_ITEMS} items or "
+                              f"{MAX_PAGES} pages (GET {path})",
+                              "run the janitor per namespace (--namespace)")
         yield items
         more = meta.get("continue")
         if not (isinstance(more, str) and more):
             return
+        if more == params.get("continue") or len(more) > MAX_TOKEN:
+            raise ServerError(f"the API server sent a continue token that cannot be followed "
+                              f"(GET {path}): repeated or too long")
         params = {"limit": str(limit), "continue": more}
 
 
@@ -82,7 +98,7 @@ def event_name(decision: Decision) -> str:
     """One name per pod uid and action: creating it again is refused (409), which is how a
     block already announced is not announced on every run."""
     digest = hashlib.sha256(f"{decision.pod.uid}\0{decision.action}".encode()).hexdigest()
-    prefix = decision.pod.name if _NAME.match(decision.pod.name) else "pod"
+    prefix = decision.pod.name if _NAME.fullmatch(decision.pod.name) else "pod"
     return f"{prefix}.janitor-{digest[:16]}"
 
 

@@ -19,6 +19,8 @@ DEFAULT_OWNER_KINDS = frozenset({"ReplicaSet", "StatefulSet"})
 EVICTED, WOULD_EVICT, PDB_BLOCKED, NO_PDB = "evicted", "would-evict", "pdb-blocked", "no-pdb"
 GONE, REPLACED, THROTTLED, UNKNOWN = "gone", "replaced", "throttled", "unknown"
 API_ERROR = "skipped:api-error"
+# Answers that say the eviction was not done: the request itself was refused.
+REFUSED = frozenset({400, 401, 403, 405, 413, 415, 422})
 
 # Workload facts: bits per controller uid, collected over every pod listed.
 TERMINATING, NOT_READY = 1, 2
@@ -63,8 +65,9 @@ class Limits:
     def record(self, pod: PodFacts, action: str) -> None:
         if action in (EVICTED, WOULD_EVICT, UNKNOWN):
             self.evictions += 1
-        if action not in (GONE, REPLACED, API_ERROR):
-            # Blocked, throttled or done: no second pod of this workload in this run.
+        if action != API_ERROR:
+            # Blocked, throttled, done or maybe done, or the workload changed since the list
+            # (gone, replaced: its new pod is likely not Ready): no second pod of it this run.
             self.workloads.add(pod.workload)
 
 
@@ -172,7 +175,7 @@ def outcome(answer: Answer, dry_run: bool) -> str:
     status = answer.status
     if status is None:
         return UNKNOWN
-    if status in (200, 201):
+    if 200 <= status < 300:
         return WOULD_EVICT if dry_run else EVICTED
     if status == 429:
         return PDB_BLOCKED if "DisruptionBudget" in answer.causes else THROTTLED
@@ -180,4 +183,8 @@ def outcome(answer: Answer, dry_run: bool) -> str:
         return GONE
     if status == 409:
         return REPLACED  # the uid precondition failed: a new pod under the same name
-    return API_ERROR
+    if status in REFUSED:
+        return API_ERROR
+    # A 5xx (kube-apiserver's own 504 timeout, an etcd timeout, a proxy's 502/503) or anything
+    # else: the eviction may have gone through after all.
+    return UNKNOWN

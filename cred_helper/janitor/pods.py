@@ -18,6 +18,7 @@ from .times import parse_time
 
 STALE, FRESH, NO_TIME = "stale", "fresh", "no-time"
 MAX_CONTAINERS = 1000  # a pod has a handful; a server sending more is not believed further
+MAX_FIELDS = 1000  # managedFields entries: one per manager and operation, a handful
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFact
     status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
     owner, owners, problem = _owner(meta.get("ownerReferences"))
     added = _added_at(meta.get("managedFields"), now)
-    debug = tuple(_verdict(c, s, added, now, after_exit, max_age)
+    debug = tuple(_verdict(c, s, now, added, after_exit, max_age)
                   for c, s in _debug_containers(spec, status))
     return PodFacts(namespace=names[0], name=names[1], uid=names[2], owner=owner,
                     owners=owners, owner_problem=problem,
@@ -115,7 +116,7 @@ def _debug_containers(spec: dict, status: dict) -> list[tuple[dict, dict | None]
             if isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"]]
 
 
-def _verdict(container: dict, status: dict | None, added: float | None, now: float,
+def _verdict(container: dict, status: dict | None, now: float, added: float | None,
              after_exit: float, max_age: float) -> Debug:
     name = container["name"][:253]
     image = container.get("image")
@@ -126,26 +127,34 @@ def _verdict(container: dict, status: dict | None, added: float | None, now: flo
     if isinstance(terminated, dict):
         started = parse_time(terminated.get("startedAt"), now)
         finished = parse_time(terminated.get("finishedAt"), now)
-        if finished is None:
+        if finished is None or (started is not None and finished < started):
             return Debug(name, image, NO_TIME, started)
         verdict = STALE if now - finished > after_exit else FRESH
         return Debug(name, image, verdict, started, finished, finished)
     running = state.get("running")
-    started = parse_time(running.get("startedAt"), now) if isinstance(running, dict) else None
-    since = started if started is not None else added  # waiting, or no status: a lower bound
-    if since is None:
+    if isinstance(running, dict):
+        # A running container has its own start; one that does not parse is no time, not a
+        # cue to use another.
+        started = parse_time(running.get("startedAt"), now)
+        if started is None:
+            return Debug(name, image, NO_TIME)
+        return Debug(name, image, STALE if now - started > max_age else FRESH, started, None,
+                     started)
+    if added is None:  # waiting, or no status yet: when it was added bounds its age
         return Debug(name, image, NO_TIME)
-    return Debug(name, image, STALE if now - since > max_age else FRESH, started, None, since)
+    return Debug(name, image, STALE if now - added > max_age else FRESH, None, None, added)
 
 
 def _added_at(managed: Any, now: float) -> float | None:
-    """The latest time a debug container was added (the `ephemeralcontainers` entries)."""
-    if not isinstance(managed, list):
+    """The latest time a debug container was added (the `ephemeralcontainers` entries); None
+    when any such entry has no sane time, since that one may be the latest."""
+    if not isinstance(managed, list) or len(managed) > MAX_FIELDS:
         return None
-    times = [parse_time(entry.get("time"), now) for entry in managed[:MAX_CONTAINERS]
+    times = [parse_time(entry.get("time"), now) for entry in managed
              if isinstance(entry, dict) and entry.get("subresource") == "ephemeralcontainers"]
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
+    if not times or None in times:
+        return None
+    return max(t for t in times if t is not None)
 
 
 def _ready(status: dict) -> bool:

@@ -71,9 +71,26 @@ def test_absurd_times_are_no_time(bad):
     assert verdict(obj) == (NO_TIME, "d")
 
 
-def test_a_running_container_with_an_absurd_start_falls_back_to_managed_fields():
+def test_a_running_container_with_an_absurd_start_is_no_time_whatever_managed_fields_say():
+    """A running container has its own start: one that does not parse is not replaced by
+    another time (that would be a guess)."""
     obj = pod(debug={"d": {"running": {"startedAt": "garbage"}}}, added=9 * HOUR)
-    assert verdict(obj) == (STALE, "d")
+    assert verdict(obj) == (NO_TIME, "d")
+
+
+def test_one_managed_fields_entry_without_a_sane_time_makes_the_bound_unknown():
+    """The entry with the bad time may be the latest addition: no lower bound then."""
+    obj = pod(debug={"a": None, "b": None}, added=9 * HOUR)
+    obj["metadata"]["managedFields"].append(
+        {"manager": "kubectl-debug", "operation": "Update",
+         "subresource": "ephemeralcontainers", "time": "garbage-but-20-chars!"})
+    assert verdict(obj) == (NO_TIME, "a")
+
+
+def test_a_container_that_finished_before_it_started_has_no_time():
+    backwards = {"terminated": {"startedAt": stamp(HOUR), "finishedAt": stamp(2 * HOUR)}}
+    obj = pod(debug={"d": backwards})
+    assert verdict(obj) == (NO_TIME, "d")
 
 
 def test_statuses_naming_no_container_are_ignored():

@@ -230,3 +230,37 @@ def test_hostile_times_and_statuses_never_crash_and_never_evict():
             assert readable, (obj, line)
         else:
             assert line["action"] == "skipped:no-start-time" or readable, (obj, line)
+
+
+class EndlessLister:
+    """A server whose list never ends: the same continue token again, or a new one forever."""
+
+    def __init__(self, repeat: bool) -> None:
+        self.repeat, self.calls = repeat, 0
+
+    def get(self, path: str, params: dict) -> dict:
+        self.calls += 1
+        token = "same" if self.repeat else f"t{self.calls}"
+        return {"metadata": {"continue": token}, "items": []}
+
+
+@pytest.mark.parametrize("repeat", [True, False])
+def test_a_list_that_never_ends_is_an_error_not_a_loop(repeat):
+    from cred_helper.janitor.api import MAX_PAGES, pages
+
+    lister = EndlessLister(repeat)
+    with pytest.raises(ServerError, match=r"continue token|pages"):
+        for _ in pages(lister, "/api/v1/pods", 100):  # type: ignore[arg-type]
+            pass
+    assert lister.calls <= MAX_PAGES + 1
+
+
+def test_an_event_name_never_ends_in_a_newline():
+    from cred_helper.janitor.api import event_name
+    from cred_helper.janitor.decide import Decision
+    from cred_helper.janitor.pods import read_pod
+
+    facts = read_pod(pod("web-1\n"), NOW, 900, 8 * HOUR)
+    assert facts is not None
+    name = event_name(Decision(facts, None, "evicted", "why"))
+    assert "\n" not in name and name.startswith("pod.")

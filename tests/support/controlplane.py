@@ -122,8 +122,10 @@ def _private(path: Path, data: bytes | str) -> Path:
 class ControlPlane:
     def __init__(self, bin_dir: Path, oidc: OidcSettings | None = None,
                  separate_client_ca: bool = False,
-                 extra_controllers: tuple[str, ...] = ()) -> None:
+                 extra_controllers: tuple[str, ...] = (),
+                 apiserver_args: tuple[str, ...] = ()) -> None:
         self.bin = Path(bin_dir)
+        self.apiserver_args = apiserver_args  # more kube-apiserver flags, for one test's plane
         # More kcm controllers beside CSR signing and cleaning (the janitor's `disruption`).
         self.extra_controllers = extra_controllers
         self.oidc = oidc
@@ -276,7 +278,8 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={d / 'sa.key'}",
             f"--service-account-signing-key-file={d / 'sa.key'}",
-            "--endpoint-reconciler-type=none", f"--cert-dir={d / 'certs'}"])
+            "--endpoint-reconciler-type=none", f"--cert-dir={d / 'certs'}",
+            *self.apiserver_args])
 
     def _start_controller_manager(self) -> None:
         d = self.dir

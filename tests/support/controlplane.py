@@ -194,7 +194,12 @@ class ControlPlane:
             proc.wait()
 
     def resume(self, name: str) -> None:
-        """Start a halted component again as it was."""
+        """Start a halted component again as it was. One still running is left as it is: a
+        second would replace it in `procs`, and the first would outlive the plane (a test
+        that failed before its halt still resumes in its `finally`)."""
+        running = self.procs.get(name)
+        if running is not None and running.poll() is None:
+            return
         self._run(name, self.args[name])
         if name == "kube-apiserver":
             self._wait_ready(self.url + "/readyz", timeout=120)

@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-import yaml
 
 from tests.support import softhsm
 from tests.support.apiserver import CA
+from tests.support.harness import profile_kubeconfig
 
 CKF_USER_PIN_LOCKED = 0x40000
 
@@ -21,16 +21,7 @@ def _setup(sandbox, kubectl: str, extra_profile: str = "", provide: bool = True)
     (config / "config.toml").write_text(
         "[clusters.prod]\nissuer = \"csr\"\n"
         f"bootstrap-token-file = \"{sandbox.token_file}\"\n" + extra_profile)
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
-        "clusters": [{"name": "prod", "cluster": sandbox.server.cluster_entry()}],
-        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "oncall"}}],
-        "users": [{"name": "oncall", "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1", "command": "cred-helper",
-            "args": ["--cluster=prod"], "interactiveMode": "IfAvailable",
-            "provideClusterInfo": provide}}}]}
-    (sandbox.root / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
-    sandbox.env["KUBECONFIG"] = str(sandbox.root / "kubeconfig")
+    profile_kubeconfig(sandbox, ["--cluster=prod"], provide=provide)
     sandbox.env["KUBECTL"] = kubectl
 
 

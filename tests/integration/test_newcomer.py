@@ -4,9 +4,7 @@ terminal, and shell completion."""
 
 from __future__ import annotations
 
-import yaml
-
-from tests.support.harness import CRED_HELPER, on_terminal
+from tests.support.harness import CRED_HELPER, on_terminal, profile_kubeconfig
 
 
 def _profile(sandbox, text: str) -> None:
@@ -30,16 +28,7 @@ def test_bare_command_on_a_terminal_prints_usage(sandbox):
 def test_login_with_a_profile_alone(sandbox):
     _profile(sandbox, f'[clusters.prod]\nissuer = "csr"\n'
                       f'bootstrap-token-file = "{sandbox.token_file}"\n')
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
-        "clusters": [{"name": "prod", "cluster": sandbox.server.cluster_entry()}],
-        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "oncall"}}],
-        "users": [{"name": "oncall", "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1", "command": "cred-helper",
-            "args": ["--cluster", "prod"], "interactiveMode": "IfAvailable",
-            "provideClusterInfo": True}}}]}
-    (sandbox.root / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
-    sandbox.env["KUBECONFIG"] = str(sandbox.root / "kubeconfig")
+    profile_kubeconfig(sandbox, ["--cluster", "prod"])
     login = sandbox.run("login", "--cluster", "prod")
     assert login.returncode == 0, login.stderr
     assert "logged in as alice@example.com" in login.stderr

@@ -134,9 +134,7 @@ def test_the_service_account_is_enough_to_run_the_approver(tmp_path, control_pla
     for name in names:
         create_csr(client, name)
     wait_decided(client, names)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(approver.lines()) < 3:
-        time.sleep(0.1)
+    approver.wait_lines(3, timeout=20)
     assert verdicts(client, names[0]) == ["Approved"]
     assert verdicts(client, names[1]) == ["Denied"]
     assert sorted(line["decision"] for line in approver.lines()) == ["approve", "deny",

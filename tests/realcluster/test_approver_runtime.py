@@ -90,6 +90,13 @@ class Proc:
     def lines(self) -> list[dict]:
         return [json.loads(line) for line in self.out.read_text().splitlines() if line]
 
+    def wait_lines(self, count: int, timeout: float) -> list[dict]:
+        """Its decision lines once there are `count` of them (or as many as came in time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.lines()) < count:
+            time.sleep(0.1)
+        return self.lines()
+
     def stderr(self) -> str:
         return self.err.read_text()
 
@@ -149,9 +156,7 @@ def test_restart_mid_stream_decides_nothing_twice(tmp_path, control_plane, procs
     for name in before:
         create_csr(client, name)
     wait_decided(client, before)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(first.lines()) < 6:
-        time.sleep(0.1)
+    first.wait_lines(6, timeout=30)
     first.kill()  # SIGKILL: no chance to tidy up
     meanwhile = [f"{p}deny-{i}" for i in range(5)]
     for name in meanwhile:

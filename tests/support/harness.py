@@ -116,6 +116,23 @@ class Sandbox:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def profile_kubeconfig(sandbox: Sandbox, args: list[str], provide: bool = True) -> Path:
+    """A kubeconfig whose context `prod` runs `cred-helper ARGS` (a profile named in them),
+    made KUBECONFIG for the sandbox's runs."""
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
+        "clusters": [{"name": "prod", "cluster": sandbox.server.cluster_entry()}],
+        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "oncall"}}],
+        "users": [{"name": "oncall", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": "cred-helper",
+            "args": args, "interactiveMode": "IfAvailable",
+            "provideClusterInfo": provide}}}]}
+    path = sandbox.root / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    sandbox.env["KUBECONFIG"] = str(path)
+    return path
+
+
 def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
     """Run with stdin, stdout and stderr on one pseudo-terminal, as a person types it; the exit
     code and everything the person saw, in order."""

@@ -75,3 +75,12 @@ def box(tmp_path, control_plane) -> Sandbox:
                    "XDG_CACHE_HOME": str(tmp_path / "cache"),
                    "XDG_CONFIG_HOME": str(tmp_path / "config")}
     return sandbox
+
+
+@pytest.fixture
+def procs():
+    """Approver processes a test started (test_approver_runtime.Proc), killed after it."""
+    started: list = []
+    yield started
+    for proc in started:
+        proc.kill()

@@ -26,14 +26,6 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "packaging" / "kubernetes"
 SA = "system:serviceaccount:cred-helper:cred-helper-approver"
 
 
-@pytest.fixture
-def procs():
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def installed(control_plane):
     """The namespace, ServiceAccount and RBAC applied for real (the Deployment cannot run

@@ -114,14 +114,6 @@ class Proc:
                 self.kill()
 
 
-@pytest.fixture
-def procs():
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
 def prefix() -> str:
     return f"rt{uuid.uuid4().hex[:6]}-"
 

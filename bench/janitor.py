@@ -32,7 +32,7 @@ TOKEN = "bench-admin-token"
 CHILD = """
 import json, sys, time, tracemalloc
 from cred_helper.cli import run
-import cred_helper.janitor.run, cred_helper.janitor.main, cred_helper.broker.connect
+import cred_helper.janitor.run, cred_helper.janitor.main, cred_helper.connect
 import cred_helper.janitor.selectors, cred_helper.durations, cred_helper.kubeconfig
 import yaml, stringprep, unicodedata  # the kubeconfig's reader and IDNA's tables
 import cred_helper.janitor.run as passes

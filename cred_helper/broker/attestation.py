@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from . import proof as wire
+from .. import attestproof as wire
 from . import yubico
 from .verdict import NO_PROOF, Attestation, AttestationConfig
 

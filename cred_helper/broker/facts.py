@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
+from ..attestproof import PROOF_OID
 from ..issuers.approval import csr_state
 from ..issuers.csr import csr_shape_problem
-from .verdict import PROOF_OID
 
 # The states a CSR can be in, as the broker sees them.
 STATES = ("pending", "approved", "denied", "failed", "issued")

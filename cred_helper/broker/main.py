@@ -73,7 +73,7 @@ def policy_file_loader(path: str, wall: Callable[[], float]) -> Callable[[], Jud
 
 
 def connect(options: Options, env: dict[str, str]) -> Callable[[], KubeClient]:
-    from .connect import endpoint as where
+    from ..connect import endpoint as where
 
     endpoint, auth = where(options.kubeconfig, options.context, env)
     return lambda: KubeClient(endpoint, auth, timeout=30)

@@ -2,22 +2,15 @@
 policy decided, and the attestation settings a policy file carries.
 
 The proof (written by the plugin with `--attest-with`, checked by the broker) travels inside the
-signed CSR as a non-critical requested extension under PROOF_OID, so that it cannot be moved to
-another request: Go's CSR parser keeps such an extension, and kube-apiserver returns it byte for
-byte in `spec.request` (DESIGN.md; a PKCS#10 attribute written by cryptography is dropped).
+signed CSR as a non-critical requested extension under attestproof.PROOF_OID, so that it cannot
+be moved to another request: Go's CSR parser keeps such an extension, and kube-apiserver
+returns it byte for byte in `spec.request` (DESIGN.md; a PKCS#10 attribute written by
+cryptography is dropped).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from cryptography.x509 import ObjectIdentifier
-
-# A private OID without registration, in the UUID arc 2.25 (ITU-T X.667). Every arc must fit
-# in 31 bits: Go's encoding/asn1 (which kube-apiserver parses CSRs with) refuses larger ones
-# ("base 128 integer too large", a 422 on create; tried on kube-apiserver 1.37), so a full
-# 128-bit UUID cannot be used: this is the top 31 bits of one.
-PROOF_OID = ObjectIdentifier("2.25.1433927580")
 
 APPROVE, DENY, MANUAL = "approve", "deny", "manual"
 

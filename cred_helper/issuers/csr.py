@@ -73,7 +73,7 @@ def build_request(key, common_name: str, groups: list[str], proof: bytes | None 
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         subject_name(common_name, groups))
     if proof is not None:
-        from ..broker.verdict import PROOF_OID
+        from ..attestproof import PROOF_OID
 
         builder = builder.add_extension(x509.UnrecognizedExtension(PROOF_OID, proof),
                                         critical=False)

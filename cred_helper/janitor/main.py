@@ -64,7 +64,7 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def connect(kubeconfig: str | None, context: str | None, env: Mapping[str, str]) -> KubeClient:
-    from ..broker.connect import endpoint as where
+    from ..connect import endpoint as where
 
     return KubeClient(*where(kubeconfig, context, env), timeout=30)
 

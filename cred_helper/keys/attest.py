@@ -1,6 +1,6 @@
 """`--attest-with pkcs11:...`: the proof that a hardware key authorized this CSR.
 
-The token key signs the CSR's public key, subject and the time (broker/proof.py is the
+The token key signs the CSR's public key, subject and the time (attestproof.py is the
 format); beside the signature go the attestation certificates the token holds for that key.
 ykcs11 shows a YubiKey's PIV attestation as certificate objects: the slot's attestation labelled
 "X.509 Certificate for PIV Attestation 9a" (9c, 9d, ...; its CKA_ID is not the key's slot id, so
@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from ..broker import proof as wire
+from .. import attestproof as wire
 from ..errors import CredHelperError
 
 SLOT_ATTESTATION_PREFIX = "X.509 Certificate for PIV Attestation "

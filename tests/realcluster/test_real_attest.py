@@ -14,8 +14,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from cred_helper.attestproof import PROOF_OID
 from cred_helper.broker.attestation import verify
-from cred_helper.broker.verdict import PROOF_OID, AttestationConfig, RegistryEntry
+from cred_helper.broker.verdict import AttestationConfig, RegistryEntry
 from tests.realcluster.test_real_kubectl import csr_names, pending_csrs
 from tests.support.attestca import AttestationCA, facts_of_object
 from tests.support.harness import CRED_HELPER, as_kubectl_would

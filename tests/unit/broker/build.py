@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from cred_helper.broker.verdict import PROOF_OID
+from cred_helper.attestproof import PROOF_OID
 from cred_helper.issuers.csr import REASON_ANNOTATION, SIGNER
 
 

@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from cred_helper.broker import proof as wire
+from cred_helper import attestproof as wire
+from cred_helper.attestproof import PROOF_OID
 from cred_helper.broker.attestation import key_sha256, spki, verify
 from cred_helper.broker.facts import CsrFacts
-from cred_helper.broker.verdict import NO_PROOF, PROOF_OID, AttestationConfig, RegistryEntry
+from cred_helper.broker.verdict import NO_PROOF, AttestationConfig, RegistryEntry
 from cred_helper.issuers.csr import build_request, subject_name
 from cred_helper.keys.attest import make_proof
 from tests.support.attestca import AttestationCA, facts_of

@@ -1,7 +1,7 @@
 """The attestation proof's wire format, shared by the plugin (which writes it into its CSR) and
 the broker (which reads it back out of `spec.request`).
 
-The proof is the value of a non-critical requested extension (verdict.PROOF_OID): compact JSON
+The proof is the value of a non-critical requested extension (PROOF_OID below): compact JSON
 
     {"v": 1, "alg": "ES256", "payload": B64, "sig": B64, "certs": [B64 DER, ...]}
 
@@ -30,6 +30,14 @@ import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.x509 import ObjectIdentifier
+
+# A private OID without registration, in the UUID arc 2.25 (ITU-T X.667). Every arc must fit
+# in 31 bits: Go's encoding/asn1 (which kube-apiserver parses CSRs with) refuses larger ones
+# ("base 128 integer too large", a 422 on create; tried on kube-apiserver 1.37), so a full
+# 128-bit UUID cannot be used: this is the top 31 bits of one.
+PROOF_OID = ObjectIdentifier("2.25.1433927580")
 
 VERSION = 1
 CONTEXT = "cred-helper/csr-proof"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .. import kubeconfig as kc
-from ..errors import UsageError
-from ..kube import Auth, BearerAuth, ClientCertAuth, Endpoint, TokenFileAuth
+from . import kubeconfig as kc
+from .errors import UsageError
+from .kube import Auth, BearerAuth, ClientCertAuth, Endpoint, TokenFileAuth
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 
 import pytest
 
+from tests.controlplane import prebuild
 from tests.support.apiserver import LocalAPIServer
 from tests.support.harness import Sandbox, find_kubectl
 
@@ -32,6 +34,20 @@ def sandbox(tmp_path, server) -> Sandbox:
                "XDG_CACHE_HOME": str(tmp_path / "cache"),
                "XDG_CONFIG_HOME": str(tmp_path / "config")}
     return box
+
+
+@pytest.fixture(scope="session")
+def control_plane_bin() -> Path:
+    """The directory of the real control plane's binaries, which the test command builds up
+    front (tests/controlplane/prebuild.py). Without Go the tier is skipped with one line saying
+    why; under CI=true that, or an unbuilt plane, is a failure."""
+    return prebuild.prebuilt(prebuild.CONTROL_PLANE)
+
+
+@pytest.fixture(scope="session")
+def kubelogin_bin() -> Path:
+    """kubelogin, the peer bench/kubelogin.py times cred-helper against (built up front)."""
+    return prebuild.prebuilt(prebuild.KUBELOGIN)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ requires them at v0.0.0): the list is generated from its own go.mod, not kept by
 
     python tests/controlplane/build.py        # prints the directory holding the binaries
 
-Prints how long each step took on stderr. Needs Go and the module proxy.
+Prints how long each step took on stderr. Needs Go and the module proxy. The test command builds
+it up front (tests/controlplane/prebuild.py), never inside a test.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ def built(root: Path) -> bool:
     return all((root / "bin" / name).is_file() for name in (*BINARIES, "etcd"))
 
 
+class BuildFailed(Exception):
+    """The control plane cannot be built here; the message says why."""
+
+
 def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(["go", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
-        sys.exit(f"build: go {' '.join(args[:3])} failed:\n{done.stderr[-4000:]}")
+        raise BuildFailed(f"go {' '.join(args[:3])} failed:\n{done.stderr[-4000:]}")
     return done.stdout
 
 
@@ -48,7 +53,7 @@ def staging_replaces(kubernetes_go_mod: str, minor_version: str) -> list[str]:
     """`replace k8s.io/X => k8s.io/X v0.NN.P` for every `./staging/src/k8s.io/X` replace."""
     found = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/src/", kubernetes_go_mod, re.M)
     if not found:
-        sys.exit("build: no staging replaces found in k8s.io/kubernetes' go.mod")
+        raise BuildFailed("no staging replaces found in k8s.io/kubernetes' go.mod")
     return [f"{name}={name}@{minor_version}" for name in sorted(set(found))]
 
 
@@ -88,26 +93,39 @@ def build_etcd(work: Path, out: Path) -> None:
     _go(["build", "-trimpath", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"], work)
 
 
-def main() -> int:
+def ensure() -> Path:
+    """The directory of the built binaries, built first if this machine has none; raises
+    BuildFailed."""
     root = cache_root()
     if built(root):
-        print(root / "bin")
-        return 0
+        return root / "bin"
     if shutil.which("go") is None:
-        sys.exit("build: Go is not installed; the real control plane cannot be built")
+        raise BuildFailed("Go is not installed; the real control plane cannot be built")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging_dir = Path(tempfile.mkdtemp(prefix="build-", dir=root.parent))
-    out = staging_dir / "bin"
-    out.mkdir()
-    with tempfile.TemporaryDirectory() as k8s, tempfile.TemporaryDirectory() as etcd:
-        _timed(f"etcd {ETCD}", lambda: build_etcd(Path(etcd), out))
-        _timed(f"kubernetes {KUBERNETES} ({', '.join(BINARIES)})",
-               lambda: build_kubernetes(Path(k8s), out))
-    # Whole or not at all: a killed build leaves a build-* directory, never a half cache.
-    if root.exists():
-        shutil.rmtree(root)
-    staging_dir.rename(root)
-    print(root / "bin")
+    try:
+        out = staging_dir / "bin"
+        out.mkdir()
+        with tempfile.TemporaryDirectory() as k8s, tempfile.TemporaryDirectory() as etcd:
+            _timed(f"etcd {ETCD}", lambda: build_etcd(Path(etcd), out))
+            _timed(f"kubernetes {KUBERNETES} ({', '.join(BINARIES)})",
+                   lambda: build_kubernetes(Path(k8s), out))
+        # Whole or not at all; another process may have finished first, which is as good.
+        if not built(root):
+            if root.exists():
+                shutil.rmtree(root)
+            staging_dir.rename(root)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    return root / "bin"
+
+
+def main() -> int:
+    try:
+        print(ensure())
+    except BuildFailed as exc:
+        print(f"build: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,16 +37,9 @@ def single_file(wheel, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def krew() -> Path:
-    """krew itself, built from its Go module once per machine (tests/controlplane/gotools.py).
+    """krew itself, built from its Go module once per machine, up front by the test command
+    (tests/controlplane/prebuild.py). Without Go it is skipped with the reason; under CI=true
+    that is a failure, as for the real control plane: CI must install the manifest for real."""
+    from tests.controlplane import prebuild
 
-    Without Go it is skipped with the reason; under CI=true that is a failure, as for the real
-    control plane: CI on these machines has Go and must install the manifest for real.
-    """
-    from tests.controlplane import gotools
-
-    try:
-        return gotools.ensure(gotools.KREW)
-    except gotools.Unavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"krew cannot be built, so its manifest cannot be installed: {exc}")
-        pytest.skip(f"krew cannot be built here: {exc}")
+    return prebuild.prebuilt(prebuild.KREW)

@@ -1,6 +1,6 @@
 """The real control plane (issue 10): built once per machine into a version-keyed cache by
-tests/controlplane/build.py, started once per session. Without Go the tier is skipped with
-one line saying why; under CI=true a missing Go is a failure.
+tests/controlplane/build.py, which the test command runs up front (prebuild.py; the
+`control_plane_bin` fixture is in tests/conftest.py), started once per session.
 
 The session's OpenID provider (the real oidc-provider, over https with a test CA) starts first,
 so that the one session plane's kube-apiserver trusts it through its structured authentication
@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,24 +17,7 @@ from tests.support.controlplane import ControlPlane, OidcSettings
 from tests.support.harness import Sandbox
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
-BUILD = Path(__file__).resolve().parents[1] / "controlplane" / "build.py"
-
-
 OIDC_CLIENT = "public"  # the audience kube-apiserver accepts
-
-
-@pytest.fixture(scope="session")
-def control_plane_bin() -> Path:
-    """The directory of the built binaries (built on first use, then cached per machine)."""
-    if shutil.which("go") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Go is missing: CI must run the real control-plane tests")
-        pytest.skip("Go is not installed: the real control plane cannot be built here")
-    done = subprocess.run([sys.executable, str(BUILD)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"building the control plane failed:\n{done.stderr[-3000:]}")
-    sys.stderr.write(done.stderr)
-    return Path(done.stdout.strip())
 
 
 @pytest.fixture(scope="session")

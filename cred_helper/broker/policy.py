@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..durations import parse_duration
 from ..errors import CredHelperError
 from ..issuers.csr import REASON_ANNOTATION, SIGNER
+from .attestation import root_problem
 from .facts import CsrFacts
 from .verdict import (
     APPROVE,
@@ -525,8 +526,12 @@ class _Reader:
                                 f"({error.strerror or type(error).__name__})") from None
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError:
+            problems = [(cert, root_problem(cert)) for cert in certs]
+        except (ValueError, x509.DuplicateExtension):
             raise self.fail(node, where, "is not PEM certificates (nor a file of them)") from None
+        for cert, problem in problems:
+            if problem:
+                raise self.fail(node, where, f"{_subject_text(cert)} {problem}")
         return [cert.public_bytes(Encoding.PEM) for cert in certs]
 
     def registry(self, node: yaml.Node) -> tuple[RegistryEntry, ...]:
@@ -556,6 +561,13 @@ class _Reader:
             owners[key] = user
             entries.append(entry)
         return tuple(entries)
+
+
+def _subject_text(cert: x509.Certificate) -> str:
+    try:
+        return repr(cert.subject.rfc4514_string()[:120])
+    except ValueError:
+        return "a certificate with an unreadable subject"
 
 
 def _read_bytes(path: str) -> bytes:

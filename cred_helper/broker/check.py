@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import CredHelperError, os_reason
+from ..errors import CredHelperError
 
-MAX_CSR_FILE = 64 * 1024 * 1024
 LIST_KINDS = ("List", "CertificateSigningRequestList")
 
 
@@ -38,13 +37,9 @@ def summary(policy: Any) -> str:
 
 def csr_objects(path: str) -> list[dict]:
     """The CertificateSigningRequest objects in a file: one object, or a list of them."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CSR_FILE + 1)
-    except OSError as exc:
-        raise CredHelperError(f"--csr: cannot read {path}: {os_reason(exc)}") from None
-    if len(data) > MAX_CSR_FILE:
-        raise CredHelperError(f"--csr: {path} is larger than {MAX_CSR_FILE >> 20} MiB")
+    from ..kubeconfig import read_file
+
+    data = read_file(path, "CSR file", "--csr")
     try:
         doc = yaml.load(data.decode("utf-8"), Loader=_Loader)  # a SafeLoader, without timestamps
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError):

@@ -137,3 +137,10 @@ def test_dry_run_takes_no_lease(tmp_path):
                f"--kubeconfig={tmp_path / 'missing'}")
     assert done.returncode == 2
     assert "--dry-run takes no --lease-name" in one_error(done.stderr)
+
+
+def test_check_with_a_missing_csr_file_is_one_usage_error(tmp_path):
+    (tmp_path / "policy.yaml").write_text("rules: []\n")
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'gone.yaml'}")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert f"--csr: cannot read CSR file {tmp_path / 'gone.yaml'}" in one_error(done.stderr)

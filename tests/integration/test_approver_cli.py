@@ -89,7 +89,7 @@ def _csr_files(tmp_path):
 
     ok = csr_object(request_pem("p256", cn="alice@example.com", orgs=("oncall",)),
                     username="alice@example.com", name="csr-everyday")
-    masters = csr_object(request_pem("p256", cn="alice@example.com", orgs=("system:masters",)),
+    masters = csr_object(request_pem("p256", cn="alice@example.com", orgs=("break-glass",)),
                          username="alice@example.com", name="csr-masters",
                          groups=("oncall", "sre", "system:authenticated"))
     (tmp_path / "list.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List",
@@ -111,7 +111,7 @@ def test_check_prints_the_decision_for_each_csr(tmp_path):
     assert [(d["csr"], d["decision"], d["rule"], d["dryRun"]) for d in lines] == [
         ("csr-everyday", "deny", "oncall", True), ("csr-masters", "manual", "break-glass", True)]
     assert "the rule wants a hardware attestation; got none" in lines[0]["reason"]
-    assert "asks for system:masters, which they do not hold" in lines[1]["reason"]
+    assert "asks for break-glass, which they do not hold" in lines[1]["reason"]
     done = check(str(tmp_path / "policy.yaml"), "--csr", str(one))
     assert [json.loads(line)["csr"] for line in done.stdout.splitlines()] == ["csr-masters"]
 

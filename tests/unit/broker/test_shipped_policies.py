@@ -36,7 +36,7 @@ def test_the_starter_policy_leaves_everything_for_a_person():
     assert policy.rules == () and policy.default == MANUAL
     cases = [
         (facts(), NO_PROOF),
-        (facts(orgs=("system:masters",)), NO_PROOF),
+        (facts(orgs=("break-glass",)), NO_PROOF),
         (facts(orgs=("oncall",), reason=None, expiration=None, kind="p384"), NO_PROOF),
         (facts(user="system:serviceaccount:cred-helper:alice", orgs=("oncall",),
                groups=("system:serviceaccounts",)), NO_PROOF),  # the README's ServiceAccount path
@@ -83,36 +83,36 @@ def test_an_on_call_request_without_attestation_is_denied(full):
 
 
 def test_break_glass_reaches_a_person_for_an_on_call_engineer(full):
-    """alice is on call and in sre; she asks for system:masters, which she does not hold."""
-    decision = full.decide(facts(orgs=("system:masters",), reason="INC-42: etcd is down"),
+    """alice is on call and in sre; she asks for break-glass, which she does not hold."""
+    decision = full.decide(facts(orgs=("break-glass",), reason="INC-42: etcd is down"),
                            NO_PROOF)
     assert (decision.action, decision.rule) == (MANUAL, "break-glass"), decision.reason
     assert decision.reason == (
         "rule break-glass: every check passed; this rule leaves the request for a person "
-        "(requester 'alice@example.com' asks for system:masters, which they do not hold)")
+        "(requester 'alice@example.com' asks for break-glass, which they do not hold)")
 
 
 @pytest.mark.parametrize(("change", "check"), [
     ({"reason": None}, "reason"),
     ({"reason": "\u200b \u2060"}, "reason"),
     ({"expiration": 7200}, "expiration"),
-    ({"orgs": ("system:masters", "system:nodes")}, "subject"),  # only the group named
-    ({"orgs": ("system:masters", "payments")}, "subject"),  # a group not held, not named
-    ({"orgs": ("system:masters", "sre")}, "subject"),  # held, but the rule names no others
+    ({"orgs": ("break-glass", "system:nodes")}, "subject"),  # only the group named
+    ({"orgs": ("break-glass", "payments")}, "subject"),  # a group not held, not named
+    ({"orgs": ("break-glass", "sre")}, "subject"),  # held, but the rule names no others
 ])
 def test_break_glass_still_checks(full, change, check):
-    args = {"orgs": ("system:masters",), "reason": "INC-42", **change}
+    args = {"orgs": ("break-glass",), "reason": "INC-42", **change}
     decision = full.decide(facts(**args), NO_PROOF)
     assert (decision.action, decision.rule, decision.details["check"]) == (
         DENY, "break-glass", check), decision.reason
 
 
 def test_break_glass_is_only_for_its_groups(full):
-    """Someone on call but not in sre who asks for system:masters is not a break-glass
+    """Someone on call but not in sre who asks for break-glass is not a break-glass
     requester: the oncall rule decides, and a system: group it does not name is denied."""
-    decision = full.decide(facts(orgs=("system:masters",), reason="INC-42",
+    decision = full.decide(facts(orgs=("break-glass",), reason="INC-42",
                                  groups=("oncall", "system:authenticated")), ATTESTED)
     assert (decision.action, decision.rule) == (DENY, "oncall")
-    assert "O 'system:masters' is a group the requester 'alice@example.com' does not hold" \
+    assert "O 'break-glass' is a group the requester 'alice@example.com' does not hold" \
         in decision.reason
 

@@ -104,13 +104,17 @@ class AttestationCA:
 
     def new_device(self, serial: int | None = None, *, cn: str = DEVICE_CN,
                    basic_constraints: Any = F9_CONSTRAINTS,
-                   key_usage: x509.KeyUsage | None = None) -> Device:
-        """Another YubiKey under this root (an attacker's own, bought in a shop). `cn` and the
-        extensions shape other certificates of the root, e.g. an organisation CA's end
-        entities (basic_constraints=UNSET leaves the extension out)."""
+                   key_usage: x509.KeyUsage | None = None,
+                   issuer: Device | None = None) -> Device:
+        """Another YubiKey under this root (an attacker's own, bought in a shop), or under
+        `issuer` (an intermediate, as newer devices have). `cn` and the extensions shape other
+        certificates of the root too: an organisation CA's end entities (basic_constraints=
+        UNSET leaves the extension out), or an intermediate CA."""
         key = ec.generate_private_key(ec.SECP256R1())
+        signer, name = (issuer.key, issuer.cert.subject) if issuer else (self.root_key,
+                                                                         self.root.subject)
         builder = (x509.CertificateBuilder()
-                   .subject_name(_name(cn)).issuer_name(self.root.subject)
+                   .subject_name(_name(cn)).issuer_name(name)
                    .public_key(key.public_key())
                    .serial_number(serial or x509.random_serial_number())
                    .not_valid_before(self.start).not_valid_after(self.end))
@@ -118,7 +122,7 @@ class AttestationCA:
             builder = builder.add_extension(basic_constraints, critical=True)
         if key_usage is not None:
             builder = builder.add_extension(key_usage, critical=True)
-        return Device(key, builder.sign(self.root_key, hashes.SHA256()))
+        return Device(key, builder.sign(signer, hashes.SHA256()))
 
     @property
     def root_pem(self) -> bytes:

@@ -190,3 +190,27 @@ def test_an_f9_without_basic_constraints_passes_under_yubicos_roots_only(monkeyp
     decision, proved = _judged(judge, forgery)
     assert proved.ok, proved.reason
     assert decision.action == APPROVE, decision.reason
+
+
+def test_an_intermediate_is_trusted_only_where_roots_name_it(tmp_path):
+    """Newer YubiKeys may have a CA between Yubico's root and the f9 certificate (Yubico's
+    SDK says so), and the token shows only the slot and f9 certificates. The chain stays two
+    long: naming that intermediate in `roots` makes it the certificate the chain must reach;
+    naming only the root above it does not let the broker take an intermediate on trust."""
+    ca = AttestationCA("Test Attestation Root 1")
+    intermediate = ca.new_device(cn="Test PIV Attestation B 1",
+                                 basic_constraints=x509.BasicConstraints(True, None))
+    device = ca.new_device(5005, issuer=intermediate)
+    forgery = SCENE.genuine()
+    forgery.certs = device.chain(SCENE.alice_key.public_key(), serial=ALICE_SERIAL)
+    (tmp_path / "root.pem").write_bytes(ca.root_pem)
+    (tmp_path / "intermediate.pem").write_text(_pem(intermediate.cert))
+    outcomes = {}
+    for roots in (["root.pem"], ["intermediate.pem"]):
+        text = policies.with_attestation(policies.step_two(), [str(tmp_path / r) for r in roots])
+        judge = policy_judge(load_policy(text, "p"), lambda: NOW)
+        decision, proved = _judged(judge, forgery)
+        outcomes[roots[0]] = (decision.action, proved.reason)
+    assert outcomes["root.pem"][0] == DENY
+    assert "does not lead to any of the configured roots" in outcomes["root.pem"][1]
+    assert outcomes["intermediate.pem"][0] == APPROVE, outcomes

@@ -97,7 +97,8 @@ def verify(facts: CsrFactsLike, config: AttestationConfig, now: float) -> Attest
         return Attestation(mode, False, f"the attestation proof cannot be read: {exc}")
     except Failed as exc:
         return Attestation(mode, False, str(exc))
-    except (ValueError, TypeError, x509.InvalidVersion):
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType):
         # cryptography parses a certificate's fields when they are first read: a name or an
         # extension that is not DER fails there, anywhere in the checks above.
         return Attestation(mode, False, "the attestation proof holds a certificate that "
@@ -207,9 +208,12 @@ def _roots(config: AttestationConfig) -> list[x509.Certificate]:
     found = []
     for pem in config.roots_pem or yubico.YUBICO_PIV_ROOTS:
         try:
-            found += x509.load_pem_x509_certificates(pem)
-        except ValueError:
+            certs = x509.load_pem_x509_certificates(pem)
+            for cert in certs:
+                _ = cert.extensions  # parsed lazily: fail here, not mid-check
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             continue  # the policy slice checks roots when it loads them; skip, never crash
+        found += certs
     return found
 
 

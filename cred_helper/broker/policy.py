@@ -527,8 +527,9 @@ class _Reader:
         try:
             certs = x509.load_pem_x509_certificates(data)
             problems = [(cert, root_problem(cert)) for cert in certs]
-        except (ValueError, x509.DuplicateExtension):
-            raise self.fail(node, where, "is not PEM certificates (nor a file of them)") from None
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            raise self.fail(node, where, "is not PEM certificates (nor a file of them) that "
+                            "cred-helper can read") from None
         for cert, problem in problems:
             if problem:
                 raise self.fail(node, where, f"{_subject_text(cert)} {problem}")

@@ -163,6 +163,27 @@ def test_a_root_that_cannot_issue_device_certificates_is_refused_when_loaded(tmp
     assert caught.value.field == "attestation.roots[0]" and problem in caught.value.problem
 
 
+def test_a_root_whose_extensions_cannot_be_read_is_refused_when_loaded(tmp_path):
+    """A root naming an x400Address (cryptography cannot read it) is refused with its line,
+    never a raise when the policy is read or a proof is judged."""
+    from cryptography.hazmat.primitives import hashes
+
+    ca = AttestationCA("odd root")
+    odd = (x509.CertificateBuilder().subject_name(ca.root.subject).issuer_name(ca.root.subject)
+           .public_key(ca.root_key.public_key()).serial_number(7)
+           .not_valid_before(ca.start).not_valid_after(ca.end)
+           .add_extension(x509.BasicConstraints(True, None), critical=True)
+           .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.17"),
+                                                     bytes([0x30, 2, 0xA3, 0])), critical=False)
+           .sign(ca.root_key, hashes.SHA256()))
+    (tmp_path / "odd.pem").write_text(_pem(odd))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policies.with_attestation(policies.step_two(), [str(tmp_path / "odd.pem")]),
+                    "p.yaml")
+    assert caught.value.field == "attestation.roots[0]"
+    assert "that cred-helper can read" in caught.value.problem
+
+
 def test_yubicos_roots_are_fit_to_be_roots():
     """Both published roots, the U2F one's pathlen 0 lifted as piv-go lifts it."""
     from cred_helper.broker.yubico import YUBICO_PIV_ROOTS

@@ -284,7 +284,8 @@ def test_root_file_with_no_certificate(tmp_path):
     with pytest.raises(PolicyError) as caught:
         load_policy_file(str(tmp_path / "policy.yaml"))
     assert caught.value.message == (f"policy {tmp_path}/policy.yaml:3: attestation.roots[0]: "
-                                    "is not PEM certificates (nor a file of them)")
+                                    "is not PEM certificates (nor a file of them) that "
+                                    "cred-helper can read")
 
 
 def test_policy_file_unreadable(tmp_path):

@@ -309,3 +309,41 @@ def test_dry_run_and_check_change_nothing(tmp_path, control_plane, scene, step_t
     decisions, _ = approver(control_plane, step_two, "--once")
     assert {d["csr"]: d["decision"] for d in decisions if d["csr"] in names.values()} == {
         names["forged"]: "deny", names["genuine"]: "approve"}
+
+
+def test_a_watching_dry_run_says_each_version_once(tmp_path, control_plane, step_two):
+    """`approver run --dry-run` left running: a new CSR is judged once; a change to it (a
+    new resourceVersion) is judged again; nothing is written either time."""
+    client, admin = alice_client(control_plane), admin_client(control_plane)
+    out = tmp_path / "dry.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [CRED_HELPER, "approver", "run", "--dry-run", f"--policy={step_two}",
+             f"--kubeconfig={control_plane.dir / 'admin.kubeconfig'}"], stdout=sink,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env={"PATH": os.environ.get("PATH", "")})
+    try:
+        time.sleep(2)  # listed and watching
+        name = create(client, _name("watch"), _plain_request(("oncall",)))["metadata"]["name"]
+
+        def ours() -> list[dict]:
+            return [json.loads(line) for line in out.read_text().splitlines()
+                    if json.loads(line)["csr"] == name]
+
+        deadline = time.monotonic() + 30
+        while not ours() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(ours()) == 1
+        control_plane.kubectl("annotate", "csr", name, "example.com/note=changed")
+        deadline = time.monotonic() + 30
+        while len(ours()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # a third line, were there one, would be here by now
+        lines = ours()
+        assert [(d["decision"], d["dryRun"]) for d in lines] == [("deny", True)] * 2
+        obj = admin.get(f"{CSR_PATH}/{name}")
+        assert not (obj.get("status") or {}).get("conditions")
+        assert events_for(control_plane, obj["metadata"]["uid"]) == []
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

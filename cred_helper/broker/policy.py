@@ -12,6 +12,7 @@ part of it is used. The schema is in the README ("The policy file").
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +234,8 @@ def _reason_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, s
     return None
 
 
-# Letters Unicode classes as letters or symbols that still print as nothing (fillers, blanks).
+# Characters Unicode counts as letters or symbols that still print as nothing (the Hangul
+# fillers, the blank Braille pattern).
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Controls, format characters (zero-width space and joiners, bidi marks), surrogates, private
 # use, unassigned, spaces and separators, and combining marks with no base to sit on.
@@ -243,8 +245,6 @@ _INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp
 def shows_something(text: str) -> bool:
     """Whether a person reading `text` sees at least one character: a reason made only of
     whitespace, zero-width or format characters is no reason."""
-    import unicodedata
-
     return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
                and ch not in _BLANK_LETTERS for ch in text)
 

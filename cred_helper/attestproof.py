@@ -20,7 +20,8 @@ same (string types, escaping), and the proof must name exactly one. `ctx` keeps 
 signature from meaning anything outside this use.
 
 Everything here is attacker-controlled on the broker side: decoding checks sizes before
-parsing, every shape before use, and raises ProofError with one precise reason.
+parsing, every shape before use, and raises ProofError with one precise reason. A proof has one
+spelling (canonical JSON, canonical base64), so no change to its bytes leaves it valid.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ def _unb64(value: Any, what: str, limit: int) -> bytes:
         raise ProofError(f"the proof's {what} is not valid base64") from None
     if not data:
         raise ProofError(f"the proof's {what} is empty")
+    if _b64(data) != value:
+        # b64decode ignores the unused bits of the last character: several spellings, one value
+        raise ProofError(f"the proof's {what} is not in canonical base64")
     return data
 
 
@@ -147,10 +151,13 @@ def decode(data: bytes) -> Proof:
     if len(certs) > MAX_CERTS:
         raise ProofError(f"the proof carries {len(certs)} certificates, more than "
                          f"{MAX_CERTS}")
-    return Proof(alg, _unb64(doc["payload"], "payload", MAX_PAYLOAD),
-                 _unb64(doc["sig"], "signature", MAX_SIG),
-                 tuple(_unb64(c, f"certificate {i + 1}", MAX_CERT)
-                       for i, c in enumerate(certs)))
+    proof = Proof(alg, _unb64(doc["payload"], "payload", MAX_PAYLOAD),
+                  _unb64(doc["sig"], "signature", MAX_SIG),
+                  tuple(_unb64(c, f"certificate {i + 1}", MAX_CERT)
+                        for i, c in enumerate(certs)))
+    if proof.encode() != bytes(data):
+        raise ProofError("the proof is not in canonical form")
+    return proof
 
 
 def decode_payload(data: bytes) -> Payload:

@@ -510,7 +510,9 @@ def approver() -> None:
     """The access broker: approve client-certificate requests by a reviewed policy.
 
     \b
-    Example:
+    Examples:
+      cred-helper approver check policy.yaml --csr csr.yaml
+      cred-helper approver run --policy policy.yaml --kubeconfig admin.kubeconfig --dry-run
       cred-helper approver run --policy policy.yaml --kubeconfig admin.kubeconfig --once
     """
 
@@ -536,9 +538,12 @@ def approver() -> None:
               help="How long a leader that stopped renewing keeps the Lease.")
 @click.option("--once", is_flag=True,
               help="Decide the CSRs pending now, then exit (no watch).")
+@click.option("--dry-run", is_flag=True,
+              help="Judge and print the decision lines (marked dryRun), change nothing: no "
+                   "approval, no denial, no Event. Takes no --lease-name.")
 def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                  lease_name: str | None, lease_namespace: str | None, identity: str | None,
-                 lease_duration: float, once: bool) -> int:
+                 lease_duration: float, once: bool, dry_run: bool) -> int:
     """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
     each pending one for a person, by the policy. One JSON line per decision on stdout.
 
@@ -550,7 +555,33 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
 
     return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
                                 lease_namespace=lease_namespace, lease_name=lease_name,
-                                identity=identity, lease_duration=lease_duration, once=once))
+                                identity=identity, lease_duration=lease_duration, once=once,
+                                dry_run=dry_run))
+
+
+@approver.command("check")
+@click.argument("policy", metavar="POLICY")
+@click.option("--csr", "csr", metavar="FILE",
+              help="Judge the CertificateSigningRequest object(s) in FILE (YAML or JSON, as "
+                   "kubectl get csr NAME -o yaml prints it) and print each decision line.")
+def approver_check(policy: str, csr: str | None) -> int:
+    """Check a policy file offline: exit 0 when the broker would accept it, else 1 with the
+    file, line and field. With --csr, print the decision the broker would take now.
+
+    \b
+    Examples:
+      cred-helper approver check policy.yaml
+      kubectl get csr csr-x7k2p -o yaml > csr.yaml
+      cred-helper approver check policy.yaml --csr csr.yaml
+    """
+    import time
+
+    from .broker.check import check
+
+    def out(line: str) -> None:
+        click.echo(line)
+
+    return check(policy, csr, time.time(), out, lambda line: click.echo(line, err=True))
 
 
 from .janitor.cli import janitor  # noqa: E402  (its own module, as setup's)

@@ -18,6 +18,7 @@ from .errors import UsageError
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 APPROVER, REQUESTER, DEBUG, AUDIT = ("approver-rbac.yaml", "requester-rbac.yaml",
                                      "oncall-debug.yaml", "audit-policy.yaml")
+HUMAN_APPROVERS = "human-approvers.yaml"  # the README's, for people who approve by hand
 PACKAGING_HEADER = ("# Generated: a copy of cred_helper/manifests/approver-rbac.yaml "
                     "(tests check that they match).\n")
 APPROVER_NAMESPACE = "cred-helper"
@@ -82,6 +83,11 @@ def api_parts(team: Team) -> tuple[str, str]:
                                          "GROUP": group}))
     return approver_ns, "---\n".join(part if part.endswith("\n") else part + "\n"
                                     for part in parts)
+
+
+def human_approvers(group: str) -> str:
+    """The ClusterRole and binding for people in `group` who approve CSRs by hand."""
+    return _fill(read(HUMAN_APPROVERS), {"APPROVER_GROUP": check_group(group, "group")})
 
 
 def audit_policy() -> str:

@@ -17,6 +17,7 @@ failure is an Attestation with ok=False and a reason naming the check that faile
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -96,7 +97,8 @@ def verify(facts: CsrFactsLike, config: AttestationConfig, now: float) -> Attest
         return Attestation(mode, False, f"the attestation proof cannot be read: {exc}")
     except Failed as exc:
         return Attestation(mode, False, str(exc))
-    except (ValueError, TypeError, x509.InvalidVersion):
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType):
         # cryptography parses a certificate's fields when they are first read: a name or an
         # extension that is not DER fails there, anywhere in the checks above.
         return Attestation(mode, False, "the attestation proof holds a certificate that "
@@ -188,14 +190,30 @@ def _check_time(when: int, now: float, max_age: int) -> None:
 
 
 # ---- the attestation chain -------------------------------------------------------------------
+#
+# A YubiKey's chain has one shape, and only that shape is accepted: the slot's attestation
+# certificate, signed by the device's f9 certificate, signed by a configured root (piv-go's
+# Verify checks the same two links). A position is never inferred from what a certificate says
+# about itself: the slot certificate is never an issuer, so a key that some real slot attests
+# cannot vouch for another key. basicConstraints, keyUsage and path lengths apply to the f9
+# certificate and the root as RFC 5280 applies them to an intermediate and a trust anchor, so
+# that an end-entity certificate of an organisation's own CA listed in `roots` cannot stand in
+# for a device certificate.
+
+SLOT, DEVICE = "slot attestation certificate", "device (f9) certificate"
+CHAIN_LENGTH = 2
+
 
 def _roots(config: AttestationConfig) -> list[x509.Certificate]:
     found = []
     for pem in config.roots_pem or yubico.YUBICO_PIV_ROOTS:
         try:
-            found += x509.load_pem_x509_certificates(pem)
-        except ValueError:
+            certs = x509.load_pem_x509_certificates(pem)
+            for cert in certs:
+                _ = cert.extensions  # parsed lazily: fail here, not mid-check
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             continue  # the policy slice checks roots when it loads them; skip, never crash
+        found += certs
     return found
 
 
@@ -213,11 +231,13 @@ def _load_cert(der: bytes, what: str) -> x509.Certificate:
 def _in_time(cert: x509.Certificate, now: float, what: str) -> None:
     at = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise Failed(f"the {what} is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d}"
-                     f" to {cert.not_valid_after_utc:%Y-%m-%d})")
+        raise Failed(f"the attestation chain's {what} is not valid now (valid "
+                     f"{cert.not_valid_before_utc:%Y-%m-%d} to "
+                     f"{cert.not_valid_after_utc:%Y-%m-%d})")
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Name chaining and the signature, as verify_directly_issued_by checks them."""
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
@@ -225,49 +245,99 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _not_a_ca(cert: x509.Certificate) -> bool:
-    # Some YubiKey 4 device certificates carry no basic constraints at all (piv-go works
-    # around the same): only an explicit "not a CA" disqualifies an issuer here.
+def _constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
     try:
-        return not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        return False
+        return None
+
+
+def _signs_certificates(cert: x509.Certificate) -> bool:
+    """keyUsage, where present, allows keyCertSign (RFC 5280 4.2.1.3)."""
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return usage.key_cert_sign
+
+
+@functools.cache
+def _yubico_roots_der() -> frozenset[bytes]:
+    return frozenset(x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+                     for pem in yubico.YUBICO_PIV_ROOTS)
+
+
+def _is_yubico_root(root: x509.Certificate) -> bool:
+    """Exactly one of Yubico's published roots (yubico.py), whether by default or listed."""
+    return root.public_bytes(serialization.Encoding.DER) in _yubico_roots_der()
+
+
+def root_problem(root: x509.Certificate) -> str | None:
+    """Why a certificate cannot be an attestation root (a trust anchor that issues device
+    certificates), or None. The policy refuses such a root when it loads it."""
+    constraints = _constraints(root)
+    if constraints is None or not constraints.ca:
+        return "is not a CA certificate (basicConstraints with cA true)"
+    if not _signs_certificates(root):
+        return "may not sign certificates (its keyUsage lacks keyCertSign)"
+    # Yubico's U2F root says pathlen 0 and still issued f9 certificates: piv-go lifts its
+    # limit to 1, and so does this check, for that exact certificate alone.
+    if constraints.path_length == 0 and not _is_yubico_root(root):
+        return ("allows no intermediate certificate (pathLenConstraint 0), so it cannot "
+                "issue the device certificates a YubiKey's chain has")
+    return None
+
+
+def _device_problem(device: x509.Certificate, root: x509.Certificate) -> str | None:
+    """Why this f9 certificate cannot issue a slot attestation certificate, or None."""
+    constraints = _constraints(device)
+    if constraints is None:
+        # Some YubiKey 4 f9 certificates carry no basicConstraints (piv-go treats them as
+        # CAs). That is Yubico's practice, so it is accepted under Yubico's roots only: an
+        # organisation's CA listed in `roots` may issue end-entity certificates without them.
+        if _is_yubico_root(root):
+            return None
+        return ("has no basicConstraints, so it is not a CA (only under Yubico's own roots "
+                "may a device certificate omit them)")
+    if not constraints.ca:
+        return "is marked as not a CA"
+    if not _signs_certificates(device):
+        return "may not sign certificates (its keyUsage lacks keyCertSign)"
+    return None
 
 
 def _check_chain(certs: tuple[bytes, ...], token_key: Any, config: AttestationConfig,
                  now: float) -> DeviceFacts:
-    """attestation certificate -> device certificate(s) -> a configured root. Path lengths
-    are not applied: Yubico's older U2F root says 0 and still issued device certificates."""
-    names = ["slot attestation certificate"] + [
-        "device attestation certificate" if i == 1 else f"certificate {i + 1}"
-        for i in range(1, len(certs))]
-    chain = [_load_cert(der, names[i]) for i, der in enumerate(certs)]
+    """slot attestation certificate -> device (f9) certificate -> a configured root, and
+    the slot's certificate attests the key that signed the proof."""
+    if len(certs) != CHAIN_LENGTH:
+        raise Failed(f"the attestation chain holds {len(certs)} certificate"
+                     f"{'' if len(certs) == 1 else 's'}, where a YubiKey's is exactly two: "
+                     f"the {SLOT}, then the {DEVICE}")
+    slot, device = _load_cert(certs[0], SLOT), _load_cert(certs[1], DEVICE)
     try:
-        attested = spki(chain[0].public_key())
+        attested = spki(slot.public_key())
     except (ValueError, UnsupportedAlgorithm):
-        raise Failed("the proof's attestation certificate holds an unreadable key") from None
+        raise Failed(f"the proof's {SLOT} holds an unreadable key") from None
     if attested != spki(token_key):
-        raise Failed("the attestation certificate attests another key than the one that "
-                     "signed the proof")
-    for i, cert in enumerate(chain):
-        _in_time(cert, now, f"proof's {names[i]}")
-    for i in range(len(chain) - 1):
-        if _not_a_ca(chain[i + 1]):
-            raise Failed(f"the proof's {names[i + 1]} is marked as not a CA")
-        if not _issued_by(chain[i], chain[i + 1]):
-            raise Failed(f"the proof's {names[i]} is not signed by its {names[i + 1]}")
-    last = chain[-1]
-    roots = _roots(config)
-    if not any(_issued_by(last, root) and _root_in_time(root, now) for root in roots):
-        which = "Yubico's PIV roots" if not config.roots_pem else "the configured roots"
-        raise Failed(f"the attestation chain does not lead to any of {which} (the "
-                     f"{names[-1]} is issued by {_name(last.issuer)})")
-    return _device_facts(chain[0])
-
-
-def _root_in_time(root: x509.Certificate, now: float) -> bool:
+        raise Failed(f"the attestation chain's {SLOT} attests another key than the one "
+                     "that signed the proof")
+    _in_time(slot, now, SLOT)
+    _in_time(device, now, DEVICE)
+    if not _issued_by(slot, device):
+        raise Failed(f"the attestation chain's {SLOT} is not signed by its {DEVICE}")
     at = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-    return root.not_valid_before_utc <= at <= root.not_valid_after_utc
+    roots = [root for root in _roots(config) if _issued_by(device, root)
+             and root.not_valid_before_utc <= at <= root.not_valid_after_utc
+             and root_problem(root) is None]
+    if not roots:
+        which = "Yubico's PIV roots" if not config.roots_pem else "the configured roots"
+        raise Failed(f"the attestation chain does not lead to any of {which} (the {DEVICE} "
+                     f"is issued by {_name(device.issuer)})")
+    problems = [_device_problem(device, root) for root in roots]
+    if all(problems):
+        raise Failed(f"the attestation chain's {DEVICE} {problems[0]}")
+    return _device_facts(slot)
 
 
 def _name(name: x509.Name) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from ..attestproof import PROOF_OID
@@ -28,6 +30,10 @@ from ..issuers.csr import csr_shape_problem
 # The states a CSR can be in, as the broker sees them.
 STATES = ("pending", "approved", "denied", "failed", "issued")
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE REQUEST-----"
+# The string types a name is read alike in by this broker and by Go (kube-apiserver, and the
+# signer that writes the certificate): Go reads a BMPString's trailing 00 00 as nothing where
+# Python keeps a NUL, a T61String as Latin-1, and drops a CN or O in other types altogether.
+_NAME_TYPES = (_ASN1Type.UTF8String, _ASN1Type.PrintableString)
 
 
 class FactsError(ValueError):
@@ -140,6 +146,8 @@ def _subject(csr: x509.CertificateSigningRequest) -> tuple[str, tuple[str, ...],
             extra = True  # a multi-valued RDN: not a subject cred-helper or kubectl writes
         for attribute in attributes:
             value = attribute.value
+            if attribute.oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+                _check_name(attribute)
             if not isinstance(value, str):
                 extra = True
                 continue
@@ -154,10 +162,37 @@ def _subject(csr: x509.CertificateSigningRequest) -> tuple[str, tuple[str, ...],
     return (common_names[0] if common_names else ""), tuple(organizations), extra, text
 
 
+def _check_name(attribute: x509.NameAttribute) -> None:
+    """A CN or O the broker may judge: a string type Go reads the same way, and no control
+    characters (which a person reading an Event or a log would not see)."""
+    what = "CN" if attribute.oid == NameOID.COMMON_NAME else "O"
+    kind = getattr(attribute, "_type", None)  # the DER string type, as cryptography read it
+    if kind not in _NAME_TYPES:
+        name = kind.name if isinstance(kind, _ASN1Type) else "value of an unknown type"
+        raise FactsError(f"the request's {what} is encoded as {name}; only UTF8String and "
+                         "PrintableString names are read the same by this broker and by the "
+                         "signer")
+    if not isinstance(attribute.value, str) or any(
+            unicodedata.category(ch) == "Cc" for ch in attribute.value):
+        raise FactsError(f"the request's {what} {_printable(attribute.value)} holds control "
+                         "characters")
+
+
+def _printable(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _extensions(csr: x509.CertificateSigningRequest) -> tuple[bytes | None, tuple[str, ...]]:
     """(the proof, the alternative names asked for)."""
     try:
         extensions = list(csr.extensions)
+    except x509.UnsupportedGeneralNameType:
+        # kube-apiserver accepts these (Go skips such names); the signer would copy a
+        # subjectAltName into the certificate, so a name nobody can read is not approved.
+        raise FactsError("the request's extensions hold an x400Address or ediPartyName "
+                         "(in a subjectAltName, issuerAltName, authorityInfoAccess or "
+                         "subjectInfoAccess), which cannot be read") from None
     except (ValueError, TypeError, UnsupportedAlgorithm) as error:
         # cryptography parses extensions lazily: a duplicate or malformed one surfaces here.
         raise FactsError(f"the request's extensions cannot be read ({_short(error)})") from None

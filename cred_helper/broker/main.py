@@ -28,6 +28,7 @@ class Options:
     identity: str | None = None
     lease_duration: float = 15.0
     once: bool = False
+    dry_run: bool = False
 
 
 def policy_judge(policy: Any, wall: Callable[[], float]) -> Judge:
@@ -99,6 +100,10 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         sys.stderr.write(f"cred-helper approver: {line}\n")
         sys.stderr.flush()
 
+    if options.dry_run and options.lease_name:
+        raise UsageError("--dry-run takes no --lease-name: it changes nothing, and holding "
+                         "the Lease would stop the acting approver",
+                         "run the dry run beside the broker, without --lease-name")
     load = load or policy_file_loader(options.policy, time.time)
     load()  # a policy that does not parse is refused here, at start, before anything is done
     make_client = connect(options, env)
@@ -116,7 +121,8 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         elector = Elector(lock, warn)
     approver = Approver(make_client(), load, out=out, warn=warn, clock=time.monotonic,
                         sleep=time.sleep, identity=identity,
-                        leading=elector.leading if elector else (lambda: True))
+                        leading=elector.leading if elector else (lambda: True),
+                        dry_run=options.dry_run)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         if elector:

@@ -12,6 +12,7 @@ part of it is used. The schema is in the README ("The policy file").
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..durations import parse_duration
 from ..errors import CredHelperError
 from ..issuers.csr import REASON_ANNOTATION, SIGNER
+from .attestation import root_problem
 from .facts import CsrFacts
 from .verdict import (
     APPROVE,
@@ -49,6 +51,8 @@ DEFAULT_MAX_AGE = 300
 MAX_DEPTH = 16  # the schema nests 5 deep
 _RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_DECIMAL = re.compile(r"[1-9][0-9]*")
+MAX_SERIAL = (1 << 64) - 1  # the attestation states it in at most 8 bytes, unsigned
 
 
 class PolicyError(CredHelperError):
@@ -81,8 +85,15 @@ class Rule:
     pin_policies: frozenset[str]  # empty: any (or none stated)
     touch_policies: frozenset[str]
     line: int = 0
+    asks_for: frozenset[str] = frozenset()  # empty: any request; else one of these O's asked
+    groups_not_held: frozenset[str] = frozenset()  # O's asked without holding them (manual)
 
-    def matches(self, username: str, groups: tuple[str, ...]) -> bool:
+    def matches(self, username: str, groups: tuple[str, ...],
+                asked: tuple[str, ...] = ()) -> bool:
+        """The requester is one of `users` or in one of `groups`, and, where the rule says
+        `asks-for`, the request's subject names one of those groups."""
+        if self.asks_for and self.asks_for.isdisjoint(asked):
+            return False
         return username in self.users or not self.groups.isdisjoint(groups)
 
 
@@ -95,7 +106,7 @@ class Policy:
 
     def rule_for(self, facts: CsrFacts) -> Rule | None:
         for rule in self.rules:
-            if rule.matches(facts.username, facts.groups):
+            if rule.matches(facts.username, facts.groups, facts.organizations):
                 return rule
         return None
 
@@ -117,13 +128,19 @@ class Policy:
             return Decision(MANUAL, name, f"signer {facts.signer!r} is not {SIGNER}: not this "
                             "broker's to decide", {"check": "signer"})
         prefix = f"rule {name}" if rule else "no rule"
-        if attestation.mode != "none" and not attestation.ok:
+        failing = attestation.mode != "none" and not attestation.ok
+        # A proof that fails (forged, stale, unregistered) never passes, but where a person
+        # decides anyway it is theirs to weigh: a broker must not turn away what they would
+        # have approved (a key nobody registered yet, say).
+        for_a_person = (rule.action if rule else self.default) == MANUAL
+        if failing and not for_a_person:
             return Decision(DENY, name, f"{prefix}: the attestation proof fails: "
                             f"{attestation.reason}", {"check": "proof"})
+        note = f"; note: its attestation proof fails: {attestation.reason}" if failing else ""
         if rule is None:
             groups = ", ".join(facts.groups) or "none"
             return Decision(self.default, "", f"no rule matches {who} (groups: {groups}); the "
-                            f"policy's default is {self.default}", {"check": "no-rule"})
+                            f"policy's default is {self.default}{note}", {"check": "no-rule"})
         if rule.action == DENY:
             return Decision(DENY, name, f"rule {name}: denies every request it matches ({who})",
                             {"check": "rule-denies"})
@@ -132,8 +149,11 @@ class Policy:
             check, text = failure
             return Decision(DENY, name, f"rule {name}: {text}", {"check": check})
         if rule.action == MANUAL:
+            unheld = [org for org in facts.organizations if org not in facts.groups]
+            asks = f" asks for {', '.join(unheld)}, which they do not hold" if unheld else ""
             return Decision(MANUAL, name, f"rule {name}: every check passed; this rule leaves "
-                            f"the request for a person ({who})", {"check": "manual"})
+                            f"the request for a person ({who}{asks}){note}",
+                            {"check": "manual"})
         return Decision(APPROVE, name, f"rule {name}: every check passed ({who}, "
                         f"{_attested_text(attestation)})", {"check": "passed"})
 
@@ -163,6 +183,8 @@ def _subject_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, 
         return "subject", (f"CN {facts.common_name!r} is not the requester "
                            f"{facts.username!r}")
     for org in facts.organizations:
+        if org in rule.groups_not_held:
+            continue  # only a manual rule names these: a person decides
         if org not in facts.groups:
             return "subject", f"O {org!r} is a group the requester {facts.username!r} does " \
                 "not hold"
@@ -206,10 +228,25 @@ def _expiration_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[st
 
 
 def _reason_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, str] | None:
-    if rule.require_reason and not facts.annotations.get(REASON_ANNOTATION, "").strip():
-        return "reason", (f"the {REASON_ANNOTATION} annotation is missing or empty "
+    if rule.require_reason and not shows_something(facts.annotations.get(REASON_ANNOTATION, "")):
+        return "reason", (f"the {REASON_ANNOTATION} annotation is missing or shows nothing "
                           "(cred-helper --reason writes it)")
     return None
+
+
+# Characters Unicode counts as letters or symbols that still print as nothing (the Hangul
+# fillers, the blank Braille pattern).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Controls, format characters (zero-width space and joiners, bidi marks), surrogates, private
+# use, unassigned, spaces and separators, and combining marks with no base to sit on.
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"))
+
+
+def shows_something(text: str) -> bool:
+    """Whether a person reading `text` sees at least one character: a reason made only of
+    whitespace, zero-width or format characters is no reason."""
+    return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+               and ch not in _BLANK_LETTERS for ch in text)
 
 
 def _attestation_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple[str, str] | None:
@@ -331,6 +368,20 @@ class _Reader:
             raise self.fail(node, where, f"{value!r} is not a positive duration")
         return seconds, text
 
+    def serial(self, node: yaml.Node, where: str) -> int:
+        """A device serial as written: plain decimal digits. YAML 1.1 reads `0123` as octal
+        83, `190:20:30` as base 60 and `1_234` as 1234: each would register another device
+        without a word, so only the plain spelling is taken."""
+        value = self.scalar(node, where)
+        text = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if isinstance(value, bool) or not isinstance(value, int) or node.style \
+                or not _DECIMAL.fullmatch(text):
+            raise self.fail(node, where, f"{text!r} is not a device serial in plain decimal "
+                            "digits (no leading zero, sign, quotes, '_' or ':')")
+        if value > MAX_SERIAL:
+            raise self.fail(node, where, f"{text} is larger than any device serial")
+        return value
+
     def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, where, "is not a list")
@@ -369,23 +420,29 @@ class _Reader:
 
     def rule(self, node: yaml.Node, where: str) -> Rule:
         fields = self.mapping(node, where, (
-            "name", "match", "action", "subject-groups", "max-expiration", "key-types",
-            "require-reason", "attestation", "pin-policies", "touch-policies"),
+            "name", "match", "action", "subject-groups", "groups-not-held", "max-expiration",
+            "key-types", "require-reason", "attestation", "pin-policies", "touch-policies"),
             ("name", "match", "action"))
         name = self.string(fields["name"], f"{where}.name")
         if not _RULE_NAME.match(name):
             raise self.fail(fields["name"], f"{where}.name", f"{name!r} is not a rule name "
                             "(letters, digits, . _ : -; at most 63)")
         action = self.choice(fields["action"], f"{where}.action", (APPROVE, MANUAL, DENY))
-        match = self.mapping(fields["match"], f"{where}.match", ("users", "groups"))
+        match = self.mapping(fields["match"], f"{where}.match", ("users", "groups", "asks-for"))
         users = self.strings(match["users"], f"{where}.match.users") if "users" in match else []
         groups = self.strings(match["groups"], f"{where}.match.groups") \
             if "groups" in match else []
         if not users and not groups:
             raise self.fail(fields["match"], f"{where}.match", "names no users and no groups "
                             "(to match everyone: groups: [system:authenticated])")
+        asks_for = self.named_groups(match, "asks-for", f"{where}.match")
         subject_groups = self.strings(fields["subject-groups"], f"{where}.subject-groups") \
             if "subject-groups" in fields else []
+        not_held = self.named_groups(fields, "groups-not-held", where)
+        if not_held and action != MANUAL:
+            raise self.fail(fields["groups-not-held"], f"{where}.groups-not-held",
+                            "is allowed only in a rule whose action is manual: a person must "
+                            "decide a request for groups its requester does not hold")
         max_expiration, max_text = None, ""
         if "max-expiration" in fields:
             max_expiration, max_text = self.duration(fields["max-expiration"],
@@ -420,7 +477,20 @@ class _Reader:
                     max_expiration_text=max_text, key_types=frozenset(key_types),
                     require_reason=require_reason, attestation=attestation,
                     pin_policies=frozenset(pins), touch_policies=frozenset(touches),
-                    line=_line(node))
+                    line=_line(node), asks_for=frozenset(asks_for),
+                    groups_not_held=frozenset(not_held))
+
+    def named_groups(self, fields: dict[str, yaml.Node], key: str, where: str) -> list[str]:
+        """A list of group names, each named (no "*"), not empty where given."""
+        if key not in fields:
+            return []
+        values = self.strings(fields[key], f"{where}.{key}")
+        if not values:
+            raise self.fail(fields[key], f"{where}.{key}", "is empty (leave it out instead)")
+        if ANY_GROUP in values:
+            raise self.fail(fields[key], f"{where}.{key}", f"{ANY_GROUP!r} is not allowed "
+                            "here: name each group")
+        return values
 
     def attestation(self, node: yaml.Node | None) -> AttestationConfig:
         if node is None:
@@ -456,8 +526,13 @@ class _Reader:
                                 f"({error.strerror or type(error).__name__})") from None
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError:
-            raise self.fail(node, where, "is not PEM certificates (nor a file of them)") from None
+            problems = [(cert, root_problem(cert)) for cert in certs]
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            raise self.fail(node, where, "is not PEM certificates (nor a file of them) that "
+                            "cred-helper can read") from None
+        for cert, problem in problems:
+            if problem:
+                raise self.fail(node, where, f"{_subject_text(cert)} {problem}")
         return [cert.public_bytes(Encoding.PEM) for cert in certs]
 
     def registry(self, node: yaml.Node) -> tuple[RegistryEntry, ...]:
@@ -478,10 +553,7 @@ class _Reader:
                 entry, key = RegistryEntry(user=user, key_sha256=digest), ("key", digest)
                 value_node = fields["key-sha256"]
             else:
-                serial = self.scalar(fields["serial"], f"{where}.serial")
-                if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0:
-                    raise self.fail(fields["serial"], f"{where}.serial",
-                                    f"{serial!r} is not a positive device serial number")
+                serial = self.serial(fields["serial"], f"{where}.serial")
                 entry, key = RegistryEntry(user=user, serial=serial), ("serial", serial)
                 value_node = fields["serial"]
             if key in owners:
@@ -490,6 +562,13 @@ class _Reader:
             owners[key] = user
             entries.append(entry)
         return tuple(entries)
+
+
+def _subject_text(cert: x509.Certificate) -> str:
+    try:
+        return repr(cert.subject.rfc4514_string()[:120])
+    except ValueError:
+        return "a certificate with an unreadable subject"
 
 
 def _read_bytes(path: str) -> bytes:

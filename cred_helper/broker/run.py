@@ -15,6 +15,9 @@ CSR's uid, so `kubectl describe csr` lists it.
 
 The policy comes from `load()`, called before each judgment: a reload that fails keeps the last
 good judge and says so once on stderr. Leadership (leader.py) is asked before every write.
+
+A dry run (`dry_run=True`) judges the same way and writes only its decision lines, marked
+`"dryRun": true`, once per CSR version: no approval, no denial, no Event.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ class Approver:
                  out: Callable[[str], None], warn: Callable[[str], None],
                  clock: Callable[[], float], sleep: Callable[[float], None],
                  identity: str = COMPONENT, leading: Callable[[], bool] = lambda: True,
-                 wall: Callable[[], float] | None = None) -> None:
+                 wall: Callable[[], float] | None = None, dry_run: bool = False) -> None:
         import time
 
         self.client = client
@@ -139,6 +142,8 @@ class Approver:
         self.identity = identity
         self.leading = leading
         self.decided = 0  # decisions this process made (approve, deny, manual announced)
+        self.dry_run = dry_run
+        self._judged: set[tuple[str, str]] = set()  # (uid, resourceVersion) said in a dry run
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -237,6 +242,9 @@ class Approver:
                 return
             if not self.leading():
                 return
+            if self.dry_run:
+                self._say_dry(obj, decision, attestation, facts)
+                return
             if decision.action == MANUAL:
                 self._announce_manual(obj, decision, attestation, facts)
                 return
@@ -291,6 +299,18 @@ class Approver:
         if self._event(obj, decision, "manual"):
             self._report(obj, decision, attestation, facts)
 
+    def _say_dry(self, obj: dict, decision: Decision, attestation: Attestation,
+                 facts: Any) -> None:
+        """The decision line alone, once for each version of the CSR (a watch and the
+        periodic list show the same pending CSR again)."""
+        seen = (obj["metadata"]["uid"], str(obj["metadata"].get("resourceVersion", "")))
+        if seen in self._judged:
+            return
+        self._judged.add(seen)
+        self.decided += 1
+        self.out(json.dumps(decision_line(obj, decision, attestation, facts, self.wall(),
+                                          dry_run=True), sort_keys=True))
+
     def _report(self, obj: dict, decision: Decision, attestation: Attestation,
                 facts: Any) -> None:
         if decision.action != MANUAL:
@@ -331,9 +351,10 @@ class Approver:
 
 
 def decision_line(obj: dict, decision: Decision, attestation: Attestation, facts: Any,
-                  now: float) -> dict:
+                  now: float, dry_run: bool = False) -> dict:
     """The JSON line for one decision: from the facts when the CSR could be read, else from
-    the object's spec (shape-checked here: it is the requester's own text)."""
+    the object's spec (shape-checked here: it is the requester's own text). `dryRun` marks a
+    decision judged and not acted on."""
     spec = obj.get("spec") or {}
     if facts is not None:
         requester = {"username": facts.username, "groups": list(facts.groups)}
@@ -346,7 +367,7 @@ def decision_line(obj: dict, decision: Decision, attestation: Attestation, facts
                      "groups": [g for g in groups if isinstance(g, str)]
                      if isinstance(groups, list) else []}
         subject = None
-    return {
+    line = {
         "time": utc_now(now), "csr": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
         "requester": requester, "subject": subject, "rule": decision.rule,
         "decision": decision.action, "reason": decision.reason,
@@ -354,3 +375,6 @@ def decision_line(obj: dict, decision: Decision, attestation: Attestation, facts
                         "reason": attestation.reason, "user": attestation.user,
                         "serial": attestation.serial},
     }
+    if dry_run:
+        line["dryRun"] = True
+    return line

@@ -136,3 +136,31 @@ def test_the_service_account_is_enough_to_run_the_approver(tmp_path, control_pla
                                              "cred-helper-approver", "-o", "json"))
     assert lease["spec"]["holderIdentity"] == "sa-replica"
     assert "forbidden" not in approver.stderr().lower(), approver.stderr()
+
+
+def test_the_readmes_human_approvers_and_the_brokers_binding_both_stay(control_plane,
+                                                                       installed):
+    """Issue 25: the README's ClusterRoleBinding for people who approve by hand and the
+    broker's ServiceAccount binding were both cred-helper-approver, so applying one replaced
+    the other's subjects. Applied one after the other, in either order, both keep theirs, and
+    both the ServiceAccount and a person of the group may approve."""
+    from cred_helper import rbac
+
+    people = rbac.human_approvers("oncall-leads")
+    for _ in range(2):  # README after the packaging, then the packaging after the README
+        control_plane.kubectl("apply", "-f", "-", stdin=people)
+        control_plane.kubectl("apply", "-f", str(MANIFESTS / "rbac.yaml"))
+    subjects = {
+        name: [(s["kind"], s["name"]) for s in json.loads(control_plane.kubectl(
+            "get", "clusterrolebinding", name, "-o", "json"))["subjects"]]
+        for name in ("cred-helper-approver", "cred-helper-human-approvers")}
+    assert subjects == {"cred-helper-approver": [("ServiceAccount", "cred-helper-approver")],
+                        "cred-helper-human-approvers": [("Group", "oncall-leads")]}
+    review = admin_client(control_plane).post(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+         "spec": {"user": "lead@example.com", "groups": ["oncall-leads"],
+                  "resourceAttributes": {"verb": "approve", "group": "certificates.k8s.io",
+                                         "resource": "signers", "name": CLIENT_SIGNER}}})
+    assert review["status"].get("allowed") is True
+    assert can_i(control_plane, "approve", SIGNERS, name=CLIENT_SIGNER)

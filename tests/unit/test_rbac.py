@@ -51,3 +51,42 @@ def test_audit_policy_levels():
     meta = {r["resources"][0]["resources"][0]: r["level"] for r in policy["rules"][1:]}
     assert meta == {"pods/ephemeralcontainers": "Request",
                     "certificatesigningrequests/approval": "Metadata"}
+
+
+def _identities(text: str) -> set[tuple[str, str, str]]:
+    return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"].get("name", ""))
+            for d in yaml.safe_load_all(text) if isinstance(d, dict) and "metadata" in d}
+
+
+def _readme_objects() -> list[str]:
+    """Every YAML block of the README that holds API objects."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in readme.split("```yaml\n")[1:]]
+    return [b for b in blocks if "apiVersion:" in b and "\nkind:" in "\n" + b]
+
+
+def test_the_readme_shows_the_human_approvers_manifest():
+    shown = [b for b in _readme_objects() if "cred-helper-human-approvers" in b]
+    assert len(shown) == 1
+    manifest = rbac.human_approvers("oncall-leads")
+    assert shown[0] == manifest[manifest.index("apiVersion"):]
+
+
+def test_no_other_object_takes_the_brokers_names():
+    """Applying the README's objects (or any other manifest) never replaces one of the broker's
+    (packaging/kubernetes/rbac.yaml): issue 25 found the people's ClusterRoleBinding and the
+    ServiceAccount's both named cred-helper-approver."""
+    brokers = _identities(rbac.read(rbac.APPROVER))
+    others = [rbac.human_approvers("oncall-leads"), *_readme_objects(),
+              *(p.read_text() for p in (ROOT / "packaging" / "kubernetes").glob("*.yaml")
+                if p.name != "rbac.yaml")]
+    for text in others:
+        taken = brokers & _identities(text.replace("${", "x{"))
+        assert not taken, taken
+
+
+def test_human_approvers_group_cannot_inject_yaml():
+    with pytest.raises(UsageError):
+        rbac.human_approvers("a\nkind: ClusterRole")
+    doc = list(yaml.safe_load_all(rbac.human_approvers("sre: leads")))[1]
+    assert doc["subjects"][0]["name"] == "sre: leads"

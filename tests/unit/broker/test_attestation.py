@@ -132,7 +132,7 @@ def _tamper_payload(token):
     payload["time"] += 1
     doc["payload"] = base64.b64encode(json.dumps(payload, sort_keys=True,
                                                  separators=(",", ":")).encode()).decode()
-    return replace(facts, proof=json.dumps(doc).encode())
+    return replace(facts, proof=_canon(doc))
 
 
 def _tamper_signature(token):
@@ -141,7 +141,7 @@ def _tamper_signature(token):
     sig = bytearray(base64.b64decode(doc["sig"]))
     sig[-1] ^= 1
     doc["sig"] = base64.b64encode(bytes(sig)).decode()
-    return replace(facts, proof=json.dumps(doc).encode())
+    return replace(facts, proof=_canon(doc))
 
 
 def _other_device(token):
@@ -237,7 +237,7 @@ def test_the_algorithm_must_fit_the_key():
     facts = _request(token)
     doc = json.loads(facts.proof)
     doc["alg"] = "EdDSA"
-    forged = replace(facts, proof=json.dumps(doc).encode())
+    forged = replace(facts, proof=_canon(doc))
     got = verify(forged, _config(token), NOW)
     assert not got.ok and got.reason == "the proof's algorithm EdDSA does not fit its token key"
 
@@ -270,6 +270,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _canon(doc: dict) -> bytes:
+    """A proof document spelled as the plugin spells it, so that a test reaches the check it
+    is about and not the canonical-form one."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
 GARBAGE = {
     b"": "is not JSON",
     b"\xff\xfe": "is not JSON",
@@ -281,32 +287,32 @@ GARBAGE = {
     b'{"v": true}': "is not version 1",
     b'{"v": 1}': "unknown or missing fields: alg, certs, payload, sig",
     b'{"v":1,"v":1}': "names 'v' twice",
-    json.dumps({"v": 1, "alg": "none", "payload": "", "sig": "", "certs": []}).encode():
+    _canon({"v": 1, "alg": "none", "payload": "", "sig": "", "certs": []}):
         "algorithm 'none' is not one of",
-    json.dumps({"v": 1, "alg": "ES256", "payload": "!!", "sig": "AA==", "certs": []}).encode():
+    _canon({"v": 1, "alg": "ES256", "payload": "!!", "sig": "AA==", "certs": []}):
         "payload is not valid base64",
-    json.dumps({"v": 1, "alg": "ES256", "payload": "", "sig": "AA==", "certs": []}).encode():
+    _canon({"v": 1, "alg": "ES256", "payload": "", "sig": "AA==", "certs": []}):
         "payload is empty",
-    json.dumps({"v": 1, "alg": "ES256", "payload": "AA==", "sig": "AA==",
-                "certs": "x"}).encode(): "certs is not a list",
-    json.dumps({"v": 1, "alg": "ES256", "payload": "AA==", "sig": "AA==",
-                "certs": ["AA=="] * 5}).encode(): "5 certificates, more than 4",
-    json.dumps({"v": 1, "alg": "ES256", "payload": _b64(b"{}"), "sig": "AA==",
-                "certs": []}).encode(): "payload is not version 1",
-    json.dumps({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
+    _canon({"v": 1, "alg": "ES256", "payload": "AA==", "sig": "AA==",
+                "certs": "x"}): "certs is not a list",
+    _canon({"v": 1, "alg": "ES256", "payload": "AA==", "sig": "AA==",
+                "certs": ["AA=="] * 5}): "5 certificates, more than 4",
+    _canon({"v": 1, "alg": "ES256", "payload": _b64(b"{}"), "sig": "AA==",
+                "certs": []}): "payload is not version 1",
+    _canon({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
         {"v": 1, "ctx": "jwt", "csr_key": "AA==", "subject": "AA==", "time": 1,
-         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}).encode():
+         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}):
         "for another use",
-    json.dumps({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
+    _canon({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
         {"v": 1, "ctx": wire.CONTEXT, "csr_key": "AA==", "subject": "AA==", "time": 1.5,
-         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}).encode():
+         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}):
         "time is not a plausible unix time",
-    json.dumps({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
+    _canon({"v": 1, "alg": "ES256", "payload": _b64(json.dumps(
         {"v": 1, "ctx": wire.CONTEXT, "csr_key": "AA==", "subject": "AA==", "time": 1,
-         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}).encode():
+         "token_key": "AA=="}).encode()), "sig": "AA==", "certs": []}):
         "not in canonical form",
-    json.dumps({"v": 1, "alg": "ES256", "payload": _b64(wire.Payload(
-        b"k", b"s", 1, b"not a key").encode()), "sig": "AA==", "certs": []}).encode():
+    _canon({"v": 1, "alg": "ES256", "payload": _b64(wire.Payload(
+        b"k", b"s", 1, b"not a key").encode()), "sig": "AA==", "certs": []}):
         "token key is not a public key cred-helper can read",
 }
 
@@ -327,20 +333,60 @@ def test_garbage_certificates_are_refused():
                          "certificate"
 
 
-def test_random_mutations_never_crash():
+def test_no_mutated_proof_passes():
+    """Bytes changed anywhere in a good proof: every result is a refusal, never a crash and
+    never a pass (a proof has one spelling, and every part of it is signed or checked)."""
     token = _token_key()
     facts = _request(token, CA.chain(token.public_key()))
-    rng = random.Random(11)
     config = _config(token)
-    for _ in range(400):
+    assert verify(facts, config, NOW).ok  # the unmutated proof passes
+    rng = random.Random(11)
+    for _ in range(600):
         data = bytearray(facts.proof)
         for _ in range(rng.randint(1, 8)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
+            at = rng.randrange(len(data))
+            data[at] = (data[at] + rng.randrange(1, 256)) % 256  # always a change
         got = verify(replace(facts, proof=bytes(data)), config, NOW)
-        assert isinstance(got.reason, str)
+        assert not got.ok, got.reason
     for _ in range(100):
         got = verify(_garbage_facts(os.urandom(rng.randint(0, 3000))), config, NOW)
         assert not got.ok
+
+
+@pytest.mark.parametrize("part", ["payload", "sig", "slot", "device"])
+def test_no_mutation_inside_a_part_passes(part):
+    """The same, one level down: a part of the proof decoded, its bytes changed, and the proof
+    spelled canonically again, so that the change reaches the signature, payload and chain
+    checks instead of the spelling check."""
+    token = _token_key()
+    facts = _request(token, CA.chain(token.public_key()))
+    config = _config(token)
+    found = wire.decode(facts.proof)
+    rng = random.Random(part)
+    for _ in range(250):
+        parts = {"payload": bytearray(found.payload), "sig": bytearray(found.sig),
+                 "slot": bytearray(found.certs[0]), "device": bytearray(found.certs[1])}
+        data = parts[part]
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            data[at] = (data[at] + rng.randrange(1, 256)) % 256
+        mutated = wire.Proof(found.alg, bytes(parts["payload"]), bytes(parts["sig"]),
+                             (bytes(parts["slot"]), bytes(parts["device"]))).encode()
+        got = verify(replace(facts, proof=mutated), config, NOW)
+        assert not got.ok, (part, got.reason)
+
+
+def test_a_proof_has_one_spelling():
+    token = _token_key()
+    facts = _request(token, CA.chain(token.public_key()))
+    doc = json.loads(facts.proof)
+    spaced = json.dumps(doc).encode()  # the same values, with spaces
+    got = verify(replace(facts, proof=spaced), _config(token), NOW)
+    assert not got.ok and got.reason.endswith("the proof is not in canonical form")
+    # "AB==" decodes as "AA==" does (b64decode ignores the last character's unused bits)
+    other = _canon({"v": 1, "alg": "ES256", "payload": "AB==", "sig": "AA==", "certs": []})
+    with pytest.raises(wire.ProofError, match="payload is not in canonical base64"):
+        wire.decode(other)
 
 
 def test_a_certificate_whose_fields_do_not_parse_is_refused():
@@ -364,9 +410,9 @@ def test_a_certificate_whose_fields_do_not_parse_is_refused():
     else:
         pytest.skip("no single byte spoils only the issuer here")
     doc["certs"][1] = base64.b64encode(spoiled).decode()
-    got = verify(replace(facts, proof=json.dumps(doc).encode()), _config(token), NOW)
+    got = verify(replace(facts, proof=_canon(doc)), _config(token), NOW)
     assert not got.ok
-    assert got.reason == "the proof's device attestation certificate is not a readable X.509 " \
+    assert got.reason == "the proof's device (f9) certificate is not a readable X.509 " \
         "certificate"
 
 

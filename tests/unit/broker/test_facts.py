@@ -242,3 +242,113 @@ def test_hostile_objects_raise_only_facts_error(seed):
             assert all(isinstance(g, str) for g in facts.groups)
             outcomes["read"] += 1
     assert outcomes["refused"] > 50 and outcomes["read"] > 0, outcomes
+
+
+# ---- names the signer would read differently, and extensions nobody can read ----------------
+
+JUDGED_POLICY = """\
+rules:
+  - name: oncall
+    match: {groups: [oncall]}
+    action: approve
+    subject-groups: ["*"]
+    max-expiration: 1h
+    attestation: none
+"""
+
+
+def _judge(obj: dict):
+    from cred_helper.broker.main import policy_judge
+    from cred_helper.broker.policy import load_policy
+
+    decision, _, _ = policy_judge(load_policy(JUDGED_POLICY, "p.yaml"), lambda: 0.0)(obj)
+    return decision
+
+
+def _typed_request(cn: tuple, org: tuple = ("oncall", None)) -> bytes:
+    """A CSR whose CN and O are kept as the given ASN.1 string types (None: UTF8String), as
+    an attacker's own encoder would write them."""
+    from cryptography.hazmat.primitives.serialization import Encoding as Enc
+
+    def attribute(oid, value, kind):
+        if kind is None:
+            return x509.NameAttribute(oid, value)
+        return x509.NameAttribute(oid, value, _type=kind, _validate=False)
+
+    name = x509.Name([attribute(NameOID.COMMON_NAME, *cn),
+                      attribute(NameOID.ORGANIZATION_NAME, *org)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key("ed25519"), None)
+    return csr.public_bytes(Enc.PEM)
+
+
+def test_utf8_and_printable_names_are_judged():
+    from cryptography.x509.name import _ASN1Type
+
+    for kind in (None, _ASN1Type.PrintableString):
+        decision = _judge(csr_object(_typed_request(("alice", kind), ("oncall", kind))))
+        assert decision.action == "approve", decision.reason
+
+
+def _asn1(name: str):
+    from cryptography.x509.name import _ASN1Type
+
+    return _ASN1Type[name]
+
+
+@pytest.mark.parametrize(("cn", "org", "reason"), [
+    # Go reads a BMPString ending in 00 00 as "alice"; Python keeps the NUL.
+    (("alice\x00", "BMPString"), ("oncall", None), "the request's CN is encoded as BMPString"),
+    (("alice", "BMPString"), ("oncall", None), "CN is encoded as BMPString"),
+    # Go reads a T61String as Latin-1, Python as UTF-8.
+    (("alice", None), ("oncall", "T61String"), "the request's O is encoded as T61String"),
+    (("alicé", "T61String"), ("oncall", None), "CN is encoded as T61String"),
+    # Go drops a CN or O kept as these: the certificate would lack it.
+    (("alice", "VisibleString"), ("oncall", None), "CN is encoded as VisibleString"),
+    (("alice", "UniversalString"), ("oncall", None), "CN is encoded as UniversalString"),
+    (("alice", None), ("oncall", "OctetString"), "O is encoded as OctetString"),
+    (("alice", "IA5String"), ("oncall", None), "CN is encoded as IA5String"),
+    (("alice", None), ("1234", "NumericString"), "O is encoded as NumericString"),
+    (("alice\x07", None), ("oncall", None), "CN 'alice\\x07' holds control characters"),
+    (("alice", None), ("on\x1bcall", None), "O 'on\\x1bcall' holds control characters"),
+    (("alice", None), ("oncall\x85", None), "holds control characters"),
+])
+def test_names_in_other_string_types_are_denied(cn, org, reason):
+    obj = csr_object(_typed_request((cn[0], cn[1] and _asn1(cn[1])),
+                                    (org[0], org[1] and _asn1(org[1]))))
+    with pytest.raises(FactsError) as caught:
+        csr_facts(obj)
+    assert reason in caught.value.reason
+    decision = _judge(obj)
+    assert decision.action == "deny"
+    assert decision.reason.startswith("the request cannot be read: ") and reason in \
+        decision.reason
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag, len(body)]) + body
+
+
+X400 = _tlv(0xA3, b"")  # GeneralName [3] x400Address, an empty ORAddress
+EDI = _tlv(0xA5, _tlv(0xA1, _tlv(0x0C, b"x")))  # [5] ediPartyName, partyName "x"
+OCSP = bytes.fromhex("06082b06010505073001")  # id-ad-ocsp
+
+
+@pytest.mark.parametrize(("oid", "value"), [
+    ("2.5.29.17", _tlv(0x30, X400)),  # subjectAltName
+    ("2.5.29.17", _tlv(0x30, EDI)),
+    ("2.5.29.18", _tlv(0x30, X400)),  # issuerAltName
+    ("1.3.6.1.5.5.7.1.1", _tlv(0x30, _tlv(0x30, OCSP + X400))),  # authorityInfoAccess
+    ("1.3.6.1.5.5.7.1.11", _tlv(0x30, _tlv(0x30, OCSP + EDI))),  # subjectInfoAccess
+], ids=["san-x400", "san-edi", "ian-x400", "aia-x400", "sia-edi"])
+def test_general_names_cryptography_cannot_read_are_a_denial(oid, value):
+    from cryptography.hazmat.primitives.serialization import Encoding as Enc
+
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "oncall")]))
+           .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value),
+                          critical=False)
+           .sign(key("ed25519"), None))
+    decision = _judge(csr_object(csr.public_bytes(Enc.PEM)))
+    assert decision.action == "deny"
+    assert "x400Address or ediPartyName" in decision.reason

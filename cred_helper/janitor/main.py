@@ -42,7 +42,7 @@ def options_from_flags(*, after_exit: str, max_age: str, owner_kinds: str, bare_
         try:
             selector = parse_selector(exclude_selector)
         except ValueError as exc:
-            raise UsageError(f"--exclude-selector: {exc}",
+            raise UsageError(f"--exclude-selector: cannot read {exclude_selector!r}: {exc}",
                              "write it as kubectl does: app=web,tier!=db,env in (a,b)") from None
     included = _names(namespaces)
     return Options(after_exit=duration("--after-exit", after_exit),

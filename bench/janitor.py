@@ -69,7 +69,8 @@ def make_pod(i: int) -> dict:
     app = f"app-{rs}"
     meta = {
         "name": f"{app}-{i}", "namespace": f"ns-{i % 20}",
-        "uid": f"00000000-0000-0000-0000-{i:012d}",
+        "uid": f"00000000-0000-0000-0000-{i:012d}", "resourceVersion": str(1000 + i),
+        "creationTimestamp": stamp(86400),
         "labels": {"app": app, "pod-template-hash": "5d8f7c9b6d", "team": "payments"},
         "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": app,

@@ -39,8 +39,9 @@ MAX_TOKEN = 4096  # kube-apiserver's tokens are a few hundred bytes
 MAX_MESSAGE = 1000
 # An answer is read whole, so its size is capped: a page at the network edge's 4 MiB, and a
 # page of one object at more. One pod is at most what etcd stores (--max-request-bytes, 1.5 MiB
-# by default), and JSON can write it six times larger: kube-apiserver escapes `<`, `>` and `&`
-# as `\u003c` (tried on 1.37: a pod of 1.4 MiB of `<` lists as 8.2 MiB of JSON).
+# by default), and JSON writes it at most about six times larger, the worst being text it
+# escapes: `<`, `>` and `&` become `\u003c` (tried on 1.37: a pod with 1.4 MiB of `<` lists as
+# 8.2 MiB of JSON).
 PAGE_BODY = MAX_BODY
 ITEM_BODY = 16 << 20
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,198}[a-z0-9])?")  # fullmatch: no "$" before a newline

@@ -37,7 +37,7 @@ from .selectors import Selector, selector_object
 
 CLOCK_WARNING = 60.0  # seconds between this machine's clock and the API server's worth a word
 
-POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
+POD_PAGE = 100  # pods are kilobytes each; a page over its cap is asked again smaller (api.pages)
 PDB_PAGE = 500
 RBAC_HINT = ("the janitor needs to list pods and poddisruptionbudgets, create pods/eviction "
              "and create events; with rights in some namespaces only, name them with "

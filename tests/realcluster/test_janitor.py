@@ -556,6 +556,36 @@ def test_a_debug_session_started_between_the_list_and_the_eviction_is_not_cut(pl
     assert [e["reason"] for e in cluster.events(pod["metadata"]["uid"])] == ["DebugPodChanged"]
 
 
+def test_a_second_janitor_at_the_same_moment_claims_nothing_twice(plane, cluster):
+    """Two passes list the same due pod; one evicts it first. The pod is scheduled (a
+    nodeName), so it stays Terminating with no kubelet to confirm, and an eviction of a
+    terminating pod skips the budget: with the uid alone the second pass was answered 201 as
+    well and claimed a second eviction. Its listed resourceVersion is gone now: 409."""
+    rs = cluster.replicaset("twice", 2)
+    cluster.pod("twice-a", "twice", rs, node="node-1")
+    cluster.debug("twice-a")
+    cluster.status("twice-a", debug={"debugger": exited(HOUR)})
+    pod = cluster.get("twice-a")
+    cluster.pod("twice-b", "twice", rs)
+    cluster.status("twice-b")
+    cluster.pdb("twice", 1, allowed=1)
+    first: list = []
+
+    def other_pass() -> None:
+        first.append(cluster.janitor())
+
+    rc, lines = run_in_process(plane, cluster, other_pass)
+
+    [(other_rc, other_lines, err)] = first
+    assert other_rc == 0, err
+    assert [(ln["action"], ln["status"]) for ln in other_lines] == [("evicted", 201)]
+    assert rc == 0
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("changed", 409)]
+    left = cluster.get("twice-a")
+    assert left["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert left["metadata"].get("deletionTimestamp")
+
+
 def test_big_pods_anywhere_never_stop_a_pass(control_plane_bin, tmp_path):
     """Pods read 100 to a page, each answer capped at 4 MiB: seventeen pods with 250 KiB of
     annotations, three with 1.4 MiB of environment, even in an excluded namespace, failed every

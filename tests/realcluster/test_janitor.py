@@ -556,6 +556,21 @@ def test_a_debug_session_started_between_the_list_and_the_eviction_is_not_cut(pl
     assert [e["reason"] for e in cluster.events(pod["metadata"]["uid"])] == ["DebugPodChanged"]
 
 
+def test_a_dry_run_with_nothing_to_do_says_so(cluster):
+    """It printed nothing at all (issue 25). Behind the clock proxy, the clock line shows
+    too: ages are the API server's."""
+    cluster.pod("plain", "plain")
+
+    rc, lines, err = cluster.janitor("--dry-run")
+
+    assert (rc, lines) == (0, [])
+    said = err.splitlines()
+    assert said[0].startswith("cred-helper janitor: this machine's clock is ")
+    assert said[0].endswith("s behind the API server's; ages are judged by the API server's")
+    assert said[1:] == [f"cred-helper janitor: nothing to do: none of the 1 pod(s) in "
+                        f"{cluster.ns} has a debug container"]
+
+
 def test_a_second_janitor_at_the_same_moment_claims_nothing_twice(plane, cluster):
     """Two passes list the same due pod; one evicts it first. The pod is scheduled (a
     nodeName), so it stays Terminating with no kubelet to confirm, and an eviction of a

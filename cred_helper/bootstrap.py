@@ -82,6 +82,11 @@ def _user_auth(user: dict, base: str, source: str, where: str, spill_dir: str) -
                      "use a user with a token or client certificate")
 
 
+class NoServer(UsageError):
+    """Nothing names the API server: kubectl passes it (provideClusterInfo), a person typing
+    the same command does not (cli.get says what to run instead)."""
+
+
 def resolve(settings: Settings, cluster: ClusterInfo | None,
             oidc_login: Callable[[], Auth] | None = None) -> tuple[Endpoint, Auth]:
     """Where to send CSRs and as whom. `oidc_login` runs the OIDC login (`bootstrap =
@@ -105,7 +110,7 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
     server = settings.server or (cluster.server if cluster else "") or (
         target.server if target else "")
     if not server:
-        raise UsageError("no API server to send the certificate request to",
+        raise NoServer("no API server to send the certificate request to",
                          "set provideClusterInfo: true in the kubeconfig exec entry, "
                          "or pass --server")
     if settings.certificate_authority:

@@ -685,9 +685,13 @@ def approver() -> None:
               help="How long a leader that stopped renewing keeps the Lease.")
 @click.option("--once", is_flag=True,
               help="Decide the CSRs pending now, then exit (no watch).")
+@click.option("--health-address", metavar="HOST:PORT",
+              help="Answer the kubelet's probes on this address: GET /livez (every part of "
+                   "the process alive) and /readyz (and the API server answering).  [default: "
+                   "none; :8081 in the shipped Deployment]")
 def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                  lease_name: str | None, lease_namespace: str | None, identity: str | None,
-                 lease_duration: float, once: bool) -> int:
+                 lease_duration: float, once: bool, health_address: str | None) -> int:
     """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
     each pending one for a person, by the policy. One JSON line per decision on stdout.
 
@@ -699,7 +703,8 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
 
     return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
                                 lease_namespace=lease_namespace, lease_name=lease_name,
-                                identity=identity, lease_duration=lease_duration, once=once))
+                                identity=identity, lease_duration=lease_duration, once=once,
+                                health_address=health_address))
 
 
 from .janitor.cli import janitor  # noqa: E402  (its own module, as setup's)

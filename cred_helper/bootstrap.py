@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import kubeconfig
 from .config import Settings
-from .errors import UsageError
+from .errors import NoServer, UsageError
 from .execinfo import ClusterInfo
 from .kube import Auth, BearerAuth, ClientCertAuth, Endpoint
 
@@ -80,11 +80,6 @@ def _user_auth(user: dict, base: str, source: str, where: str, spill_dir: str) -
                          "use a user with a token or client certificate, or a token file")
     raise UsageError(f"{source} has no token or client certificate",
                      "use a user with a token or client certificate")
-
-
-class NoServer(UsageError):
-    """Nothing names the API server: kubectl passes it (provideClusterInfo), a person typing
-    the same command does not (cli.get says what to run instead)."""
 
 
 def resolve(settings: Settings, cluster: ClusterInfo | None,

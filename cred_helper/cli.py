@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__, clistyle
-from .errors import CredHelperError, UsageError
+from .errors import CredHelperError, NoServer, UsageError
 
 
 def warn(message: str) -> None:
@@ -293,7 +293,6 @@ def get(ctx: click.Context, **flags: Any) -> None:
     from dataclasses import replace
 
     from . import wiring
-    from .bootstrap import NoServer
     from .execcred import render, rfc3339
     from .execinfo import parse_exec_info
     from .fastkey import fast_key
@@ -340,10 +339,13 @@ def _stray_word(word: str, argv: list[str]) -> CredHelperError:
     from .suggest import unknown_command
 
     if word in cli.commands:
+        import shlex
+
         rest = list(argv)
         rest.remove(word)
+        shown = shlex.join(["cred-helper", word, *rest])
         return UsageError(f"no command {word!r} after options: the command comes first",
-                          f"cred-helper {' '.join([word, *rest])}")
+                          "".join(c if c.isprintable() else "?" for c in shown))
     return unknown_command(word, cli.list_commands(click.get_current_context()),
                            "cred-helper", known_profiles(None))
 
@@ -785,7 +787,8 @@ def version_command() -> None:
 
 @cli.command()
 @click.option("--cluster", metavar="NAME", shell_complete=complete_profiles,
-              help="The profile to check.  [env: CRED_HELPER_CLUSTER]")
+              help="The profile to check.  [env: CRED_HELPER_CLUSTER; default: the one "
+                   "kubectl's current context runs, else the only one]")
 @click.option("--config", metavar="FILE",
               help="Profile file.  [env: CRED_HELPER_CONFIG]")
 @click.option("--kubeconfig", metavar="FILE",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..errors import CredHelperError, os_reason
+from ..errors import CredHelperError, os_reason, server_text
 from ..paths import default_config_file
 from . import checks as c
 from .checks import FAIL, OK, SKIP, WARN, Check
@@ -143,7 +143,7 @@ class Doctor:
         except (OSError, subprocess.SubprocessError) as exc:
             return f"it cannot start ({os_reason(exc)})"
         text = (ran.stdout or ran.stderr).strip()
-        line = text.splitlines()[0][:200] if text else ""
+        line = server_text(text.splitlines()[0], 200) if text else ""
         return line if ran.returncode == 0 else f"exit {ran.returncode}: {line}"
 
     # ---- 3. the API server -----------------------------------------------------------------
@@ -340,6 +340,8 @@ def _unusable(path: str) -> str:
         info = os.stat(path)
     except OSError as exc:
         return f"cannot be used ({os_reason(exc)})"
+    except ValueError:  # a NUL in the kubeconfig's command
+        return "cannot be used (not a file name)"
     if stat.S_ISDIR(info.st_mode):
         return "is a directory"
     if not os.access(path, os.X_OK, effective_ids=os.access in os.supports_effective_ids):

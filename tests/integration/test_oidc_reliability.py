@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, one_error
-from tests.support.oidc_provider import OIDCProvider, device_login, provider_clients
+from tests.support.oidc_provider import (
+    OIDCProvider,
+    ScriptedBrowser,
+    device_login,
+    provider_clients,
+)
 from tests.support.oidc_relay import RelayProvider, public_jwk
 
 pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
@@ -90,6 +96,30 @@ def test_a_refresh_answer_without_an_id_token_keeps_the_rotated_token(sandbox, r
     _expire(sandbox)
     _one_clear_error(_get(sandbox, relay), "the provider's refresh answer has no ID token")
     assert _refresh_token(sandbox) != spent, "the rotated refresh token was kept"
+    _still_logged_in(sandbox, relay, real)
+
+
+def test_a_person_is_logged_in_again_when_the_refresh_answer_has_no_id_token(sandbox, relay,
+                                                                            real):
+    """`cred-helper login`: the refresh cannot serve, so the person logs in again (and the
+    new login's refresh token then serves kubectl)."""
+    _login(sandbox, relay)
+    relay.alter = lambda form, doc: {k: v for k, v in doc.items() if k != "id_token"} \
+        if form.get("grant_type") == "refresh_token" else doc
+    _expire(sandbox)
+    proc = subprocess.Popen(as_kubectl_would(CRED_HELPER, "login", *_args(relay)),
+                            env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    said = proc.stderr.readline()
+    assert said == "cred-helper: the provider's refresh answer has no ID token; logging in " \
+                   "again\n", said
+    prompt = proc.stderr.readline()
+    url = prompt.split("open ", 1)[1].split(" and confirm", 1)[0]
+    ScriptedBrowser("alice").approve(url)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out == "", rest
+    assert "logged in as alice@example.com" in rest
     _still_logged_in(sandbox, relay, real)
 
 

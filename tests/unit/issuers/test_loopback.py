@@ -173,3 +173,17 @@ def test_where_nobody_can_tell_the_one_time_rule_still_holds():
         assert requests.get(link, allow_redirects=False, timeout=5).status_code == 400
         with pytest.raises(CredHelperError, match="opened twice"):
             redirect.wait(5)
+
+
+def test_two_fetches_at_once_give_the_provider_url_to_one_only():
+    """The attacker racing the browser: exactly one of them is sent on, and the login ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with LoopbackRedirect("s1", ISSUER) as redirect:
+        link = redirect.login_url(PROVIDER_URL)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: requests.get(
+                link, allow_redirects=False, timeout=5).status_code, range(8)))
+        assert sorted(answers) == [302] + [400] * 7
+        with pytest.raises(CredHelperError, match="opened twice"):
+            redirect.wait(5)

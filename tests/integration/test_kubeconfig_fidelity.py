@@ -156,6 +156,20 @@ def _within(old: str, new: str) -> bool:
     return all(ch in rest for ch in old)
 
 
+def assert_kept(before: dict, after: dict, added: dict[str, set[str]]) -> None:
+    """kubectl's two readings, entry by entry: every old entry unchanged, exactly `added` new."""
+    for section in ("clusters", "users", "contexts"):
+        old, new = entries(before, section), entries(after, section)
+        for name, item in old.items():
+            assert new.get(name) == item, (section, name)
+        assert set(new) - set(old) == added[section], section
+    for field in ("current-context", "preferences", "extensions"):
+        assert after.get(field) == before.get(field)
+
+
+SETUP_ADDS = {"clusters": {"local"}, "users": {"cred-helper-local"}, "contexts": {"local"}}
+
+
 def only_insertions(before: str, after: str) -> None:
     """Every character of the old file is still there, in order: setup only added text (or
     turned kubectl's `clusters: null` into the list it starts)."""
@@ -182,15 +196,7 @@ def test_setup_keeps_every_entry_as_kubectl_read_it(sandbox, kubectl, corpus, st
 
     done = setup(sandbox, *base(sandbox))
     assert done.returncode == 0, done.stderr
-    after = view(kubectl, config, home)
-    for section in ("clusters", "users", "contexts"):
-        old, new = entries(before, section), entries(after, section)
-        for name, item in old.items():
-            assert new.get(name) == item, (section, name)
-        assert set(new) - set(old) == {"clusters": {"local"}, "users": {"cred-helper-local"},
-                                       "contexts": {"local"}}[section]
-    for field in ("current-context", "preferences", "extensions"):
-        assert after.get(field) == before.get(field)
+    assert_kept(before, view(kubectl, config, home), SETUP_ADDS)
     text = config.read_bytes().decode("utf-8")
     assert text.startswith("\ufeff") == original.startswith("\ufeff")
     if style != "json":

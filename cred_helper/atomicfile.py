@@ -124,6 +124,18 @@ def read_or_refuse(path: str, what: str, hint: str, max_size: int = MAX_READ
         raise UsageError(f"{what}: cannot read {path}: {os_reason(exc)}") from None
 
 
+def not_a_file(path: str) -> str | None:
+    """Why `path` (through symlinks) cannot be one of the files setup writes, or None: it
+    exists and is not a regular file. A cheap look before any lock is made beside it (a lock
+    beside /dev/null would land in /dev)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # absent, or unreadable: read_regular says which, under the lock
+    return None if stat.S_ISREG(st.st_mode) else \
+        f"{path} is not a regular file ({_kind(st.st_mode)})"
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),

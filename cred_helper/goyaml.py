@@ -22,6 +22,10 @@ from typing import Any
 import yaml
 
 PLAIN_TAG = "tag:cred-helper:go-plain"
+# Aliases let a small file stand for a huge document ("billion laughs"): Go's YAML refuses
+# excessive aliasing past 400,000 values, and so does this, past that many and one per
+# character of the text (more than a text without aliases can hold).
+ALIAS_ALLOWANCE = 400_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 _BOOLS = {**dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On",
@@ -130,7 +134,15 @@ class _Resolver(yaml.resolver.BaseResolver):
         return super().resolve(kind, value, implicit)
 
 
+def _spend(budget: list[int], values: int) -> None:
+    budget[0] -= values
+    if budget[0] < 0:
+        raise NotJSON("excessive aliasing (kubectl refuses it too)")
+
+
 class _Constructor(yaml.constructor.SafeConstructor):
+    budget: list[int]  # values still to be made (GoLoader sets it)
+
     def construct_plain(self, node: yaml.ScalarNode) -> Any:
         return plain_value(node.value)
 
@@ -142,6 +154,7 @@ class _Constructor(yaml.constructor.SafeConstructor):
             raise yaml.constructor.ConstructorError(
                 None, None, f"expected a mapping, found {node.id}", node.start_mark)
         mapping: dict[str, Any] = {}
+        _spend(self.budget, len(node.value))
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
                 merged = value_node.value if isinstance(value_node, yaml.SequenceNode) \
@@ -194,14 +207,18 @@ class GoLoader(_Parts, yaml.composer.Composer, _Constructor, _Resolver):
         yaml.composer.Composer.__init__(self)
         _Constructor.__init__(self)
         _Resolver.__init__(self)
+        self.budget = [ALIAS_ALLOWANCE + len(stream)]
 
 
-def to_json(value: Any) -> Any:
-    """The value as sigs.k8s.io/yaml hands it to encoding/json: string keys, no sharing."""
+def to_json(value: Any, budget: list[int] | None = None) -> Any:
+    """The value as sigs.k8s.io/yaml hands it to encoding/json: string keys, no sharing
+    (an alias becomes a copy; `budget`: how many values may still be made)."""
+    budget = [1 << 62] if budget is None else budget
+    _spend(budget, 1)
     if isinstance(value, dict):
-        return {_key(k): to_json(v) for k, v in value.items()}
+        return {_key(k): to_json(v, budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_json(v) for v in value]
+        return [to_json(v, budget) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, float) and not math.isfinite(value):
@@ -216,7 +233,7 @@ def load(text: str) -> Any:
     RecursionError for absurd nesting, or NotJSON."""
     loader = GoLoader(text)
     try:
-        return to_json(loader.get_single_data())
+        return to_json(loader.get_single_data(), loader.budget)
     finally:
         loader.dispose()
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import atomicfile, goyaml, yamledit
 from .errors import UsageError
+from .kubeconfig import MAX_FILE
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -86,13 +87,16 @@ def load_file(path: str) -> KubeFile:
     import yaml
 
     old = atomicfile.read_or_refuse(path, "KUBECONFIG",
-                                    "name a kubeconfig file (--kubeconfig FILE)")
+                                    "name a kubeconfig file (--kubeconfig FILE)", MAX_FILE)
     if old is None:
         return KubeFile(path, None)
     text, encoding = decode(old.data, path)
     try:
         doc = goyaml.load(text)
-    except (yaml.YAMLError, goyaml.NotJSON, ValueError):
+    except goyaml.NotJSON as exc:
+        raise UsageError(f"{path} holds {exc}", "fix the kubeconfig file before running "
+                         "setup (kubectl cannot read it either)") from None
+    except (yaml.YAMLError, ValueError):
         raise UsageError(f"{path} is not valid YAML", "fix the kubeconfig file before "
                          "running setup (kubectl cannot read it either)") from None
     except RecursionError:

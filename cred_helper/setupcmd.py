@@ -297,6 +297,11 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
     # 2. under kubectl's locks: read again, decide, write both or neither
     outcome = Outcome()
     locked = [*paths, config_file, *([launcher_path] if launcher_path else [])]
+    for path, what in zip(locked, [*["KUBECONFIG"] * len(paths), "config file", "launcher"],
+                          strict=False):
+        why = atomicfile.not_a_file(path)
+        if why:
+            raise UsageError(f"{what}: {why}", "name a regular file")
     with kubelock.holding(locked):
         old_profile, old_text = _read_profile(config_file)
         new_profile = profilewrite.updated_text(old_text, config_file, opts.cluster, profile,

@@ -91,3 +91,18 @@ def test_a_key_is_plain_only_where_every_reader_agrees(name, plain):
     assert (written == name) is plain
     assert goyaml.load(f"{written}: 1\n") == {name: 1}
     assert yaml.safe_load(f"{written}: 1\n") == {name: 1}
+
+
+@pytest.mark.parametrize("fan", ["[{refs}]", "{{<<: [{refs}], k: 1}}"])
+def test_aliases_that_stand_for_a_huge_document_are_refused(fan):
+    """A "billion laughs" kubeconfig: refused in a moment, as Go's YAML refuses it."""
+    import time
+
+    lines = ['a0: &a0 {x: "lol", y: "lol"}']
+    for level in range(1, 10):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} " + fan.format(refs=refs))
+    started = time.monotonic()
+    with pytest.raises(goyaml.NotJSON, match="excessive aliasing"):
+        goyaml.load("\n".join(lines) + "\n")
+    assert time.monotonic() - started < 30

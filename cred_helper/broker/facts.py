@@ -193,6 +193,11 @@ def _extensions(csr: x509.CertificateSigningRequest) -> tuple[bytes | None, tupl
         raise FactsError("the request's extensions hold an x400Address or ediPartyName "
                          "(in a subjectAltName, issuerAltName, authorityInfoAccess or "
                          "subjectInfoAccess), which cannot be read") from None
+    except x509.DuplicateExtension as error:
+        # No ValueError. kube-apiserver 1.37 refuses such a request (422), but a saved object
+        # given to `approver check --csr` has met no API server.
+        raise FactsError(f"the request's extensions name {error.oid.dotted_string} twice") \
+            from None
     except (ValueError, TypeError, UnsupportedAlgorithm) as error:
         # cryptography parses extensions lazily: a duplicate or malformed one surfaces here.
         raise FactsError(f"the request's extensions cannot be read ({_short(error)})") from None

@@ -144,3 +144,21 @@ def test_check_with_a_missing_csr_file_is_one_usage_error(tmp_path):
     done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'gone.yaml'}")
     assert (done.returncode, done.stdout) == (2, "")
     assert f"--csr: cannot read CSR file {tmp_path / 'gone.yaml'}" in one_error(done.stderr)
+
+
+def test_check_denies_a_saved_csr_that_names_an_extension_twice(tmp_path):
+    """kube-apiserver refuses such a request, but a file given to `--csr` has met none: a
+    decision line with the reason, not "unexpected DuplicateExtension"."""
+    import json
+
+    from tests.unit.broker.build import csr_object, request_naming_an_extension_twice
+
+    (tmp_path / "policy.yaml").write_text("rules:\n  - name: oncall\n    match: {groups: "
+                                          "[oncall]}\n    action: approve\n    subject-groups: "
+                                          "['*']\n    max-expiration: 1h\n    attestation: none\n")
+    (tmp_path / "csr.json").write_text(json.dumps(csr_object(request_naming_an_extension_twice())))
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'csr.json'}")
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert (line["decision"], line["reason"]) == (
+        "deny", "the request cannot be read: the request's extensions name 2.25.1433927580 twice")

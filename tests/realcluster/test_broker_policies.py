@@ -347,3 +347,16 @@ def test_a_watching_dry_run_says_each_version_once(tmp_path, control_plane, step
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_kube_apiserver_refuses_a_csr_naming_an_extension_twice(control_plane):
+    """Why a request naming an extension twice reaches the broker only through `approver
+    check --csr` (where it is denied with its reason, tests/unit/broker/test_facts.py): Go's
+    parser refuses it, and kube-apiserver with it."""
+    from cred_helper.errors import ServerError
+    from tests.unit.broker.build import request_naming_an_extension_twice
+
+    with pytest.raises(ServerError) as refused:
+        create(alice_client(control_plane), _name("twice"), request_naming_an_extension_twice())
+    assert refused.value.status == 422
+    assert "spec.request" in refused.value.status_message

@@ -352,3 +352,21 @@ def test_general_names_cryptography_cannot_read_are_a_denial(oid, value):
     decision = _judge(csr_object(csr.public_bytes(Enc.PEM)))
     assert decision.action == "deny"
     assert "x400Address or ediPartyName" in decision.reason
+
+
+@pytest.mark.parametrize("oid", ["2.25.1433927580", "2.5.29.17"], ids=["proof", "san"])
+def test_an_extension_named_twice_is_a_denial(oid):
+    """cryptography raises DuplicateExtension, which is no ValueError, for a request naming an
+    extension twice (two proofs, two subjectAltNames: Go keeps the last of those). The judge
+    denies it with a reason instead of raising (which left it pending with a warning each
+    pass, and made `approver check` fail with "unexpected DuplicateExtension")."""
+    from .build import request_naming_an_extension_twice
+
+    obj = csr_object(request_naming_an_extension_twice(x509.ObjectIdentifier(oid)))
+    with pytest.raises(FactsError) as caught:
+        csr_facts(obj)
+    assert caught.value.reason == f"the request's extensions name {oid} twice"
+    decision = _judge(obj)
+    assert decision.action == "deny"
+    assert decision.reason == f"the request cannot be read: the request's extensions name " \
+        f"{oid} twice"

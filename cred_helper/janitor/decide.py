@@ -152,11 +152,11 @@ def note_workload(workloads: dict[str, int], pod: PodFacts) -> None:
         workloads[pod.workload] = workloads.get(pod.workload, 0) | bits
 
 
-def note_unreadable(workloads: dict[str, int], controller: str | None) -> None:
+def note_unreadable(workloads: dict[str, int], workload: str | None) -> None:
     """A pod the janitor could not read counts as a sibling that is not Ready, where its
-    controller can be told: its workload is left alone."""
-    if controller is not None:
-        workloads[controller] = workloads.get(controller, 0) | NOT_READY
+    workload can be told (pods.workload_of): that workload is left alone."""
+    if workload is not None:
+        workloads[workload] = workloads.get(workload, 0) | NOT_READY
 
 
 def due_reason(pod: PodFacts, options: Options) -> str:

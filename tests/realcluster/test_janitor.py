@@ -684,6 +684,29 @@ def test_a_node_clock_behind_the_servers_is_caught(cluster):
     assert "it started before the pod was created" in got["skew-0"]["reason"]
 
 
+# ---- after issue 23: its review ----------------------------------------------------------------
+
+def test_a_pod_in_another_namespace_cannot_speak_for_a_workload(plane, proxy, cluster,
+                                                                 tmp_path):
+    """kube-apiserver takes a pod whose controller reference names the uid of a ReplicaSet
+    in another namespace (an owner reference means an owner in the pod's own namespace). A
+    not-Ready pod so made by mallory in her namespace spared shop's due pod as
+    `workload-not-ready`, in every pass that listed both."""
+    rs, pod = cluster.pair("owned")
+    (tmp_path / "mallory").mkdir()
+    mallory = Cluster(plane, tmp_path / "mallory", proxy)
+    mallory.pod("intruder", "intruder", rs)
+    mallory.status("intruder", ready=False)
+    assert mallory.get("intruder")["metadata"]["ownerReferences"][0]["uid"] == \
+        rs["metadata"]["uid"]
+
+    rc, lines, err = cluster.janitor("--namespace", mallory.ns)
+
+    assert rc == 0, err
+    assert [(ln["pod"], ln["action"]) for ln in lines] == [("owned-a", "evicted")]
+    assert cluster.get("owned-a") is None and lines[0]["uid"] == pod["metadata"]["uid"]
+
+
 def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
     """kube-apiserver stops after the lists, just before the eviction: the pass ends with an
     error (or an `unknown` line, if the request went out on a connection that then broke),

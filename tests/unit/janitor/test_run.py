@@ -412,3 +412,30 @@ def test_nothing_to_do_is_said_on_stderr():
     assert (rc, lines) == (0, [])
     assert warnings == ["nothing to do: none of the 2 pod(s) in shop has a debug container "
                         "outside --exclude-selector (1 left by it)"]
+
+
+def test_a_pod_in_another_namespace_cannot_speak_for_a_workload():
+    """An owner reference names its owner within the pod's own namespace, and kube-apiserver
+    takes any uid in one. A not-Ready pod that mallory creates in her own namespace, naming
+    the uid of shop's ReplicaSet as its controller, spared shop's due pod
+    (workload-not-ready); a due pod of hers so named used up shop's workload for the run."""
+    intruder = pod("intruder", namespace="mallory", ready=False, owners=[owner(uid="rs-1")])
+    rc, lines, _ = run(FakeAPI([intruder, stale("a")]))
+    assert (rc, [(ln["pod"], ln["action"]) for ln in lines]) == (0, [("a", "evicted")])
+    decoy = stale("decoy")
+    decoy["metadata"]["namespace"] = "mallory"
+    api = FakeAPI([decoy, stale("a")], answers=[error(429, causes=["DisruptionBudget"]), 201])
+    plain_list = api.list
+
+    def with_her_budget(path: str, params: dict) -> dict:
+        doc = plain_list(path, params)
+        if "poddisruptionbudgets" in path:
+            doc["items"] = [*doc["items"], {**PDB, "metadata": {"namespace": "mallory",
+                                                                "name": "hers"}}]
+        return doc
+
+    api.list = with_her_budget
+    rc, lines, _ = run(api)
+    assert [(ln["namespace"], ln["pod"], ln["action"]) for ln in lines] == [
+        ("mallory", "decoy", "pdb-blocked"), ("shop", "a", "evicted")]
+

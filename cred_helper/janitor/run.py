@@ -22,6 +22,7 @@ from . import api
 from .decide import (
     API_ERROR,
     EVICTED,
+    TERMINATING_CAUSE,
     UNKNOWN,
     Decision,
     Limits,
@@ -188,6 +189,8 @@ class Janitor:
         try:
             api.announce(self.client, decision, self.wall())
         except ServerError as error:
+            if TERMINATING_CAUSE in error.cause_types:
+                return  # its namespace is being deleted, with every Event in it
             self.failed = True
             self.warn(f"pod {decision.pod.namespace}/{decision.pod.name}: could not record "
                       f"the Event: {error.message}")

@@ -707,6 +707,32 @@ def test_a_pod_in_another_namespace_cannot_speak_for_a_workload(plane, proxy, cl
     assert cluster.get("owned-a") is None and lines[0]["uid"] == pod["metadata"]["uid"]
 
 
+def test_a_namespace_being_deleted_is_no_api_failure(plane, proxy, tmp_path):
+    """In a namespace being deleted kube-apiserver refuses the eviction and the Event alike
+    (403, cause NamespaceTerminating). Such a namespace stuck Terminating, with a due pod or a
+    terminating one carrying a debug container, failed every pass with exit 1. This plane
+    runs no namespace controller, so the namespace stays Terminating, as a stuck one does."""
+    (tmp_path / "doomed").mkdir()
+    doomed = Cluster(plane, tmp_path / "doomed", proxy)
+    _, due = doomed.pair("doom")
+    rs = doomed.replicaset("leave", 1)
+    doomed.pod("leave-0", "leave", rs, node="node-1")  # on a node: it stays Terminating
+    doomed.debug("leave-0")
+    doomed.status("leave-0", debug={"debugger": exited(HOUR)})
+    doomed.api.request("DELETE", f"/api/v1/namespaces/{doomed.ns}/pods/leave-0")
+    plane.kubectl("delete", "namespace", doomed.ns, "--wait=false")
+    assert doomed.get("leave-0")["metadata"].get("deletionTimestamp")
+
+    rc, lines, err = doomed.janitor()
+
+    assert (rc, err.count("could not record the Event")) == (0, 0), err
+    assert sorted((ln["pod"], ln["action"], ln["status"]) for ln in lines) == [
+        ("doom-a", "namespace-terminating", 403), ("leave-0", "skipped:terminating", None)]
+    assert "is being terminated" in lines[0]["reason"] or "is being terminated" in \
+        lines[1]["reason"]
+    assert doomed.get("doom-a")["metadata"]["uid"] == due["metadata"]["uid"]
+
+
 def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
     """kube-apiserver stops after the lists, just before the eviction: the pass ends with an
     error (or an `unknown` line, if the request went out on a connection that then broke),

@@ -168,6 +168,8 @@ def test_what_uses_up_a_workload(done, next_allowed, count):
     (Answer(409, "Conflict"), False, "changed"),
     (Answer(None), False, "unknown"),
     (Answer(403, "Forbidden"), False, "skipped:api-error"),
+    (Answer(403, "Forbidden", ("NamespaceTerminating",)), False, "namespace-terminating"),
+    (Answer(403, "Forbidden", ("NamespaceTerminating",)), True, "namespace-terminating"),
     (Answer(422, "Invalid"), False, "skipped:api-error"),
     (Answer(202), False, "evicted"),
     # It may have gone through: kube-apiserver's 504 timeout, an etcd timeout, a proxy's 502.

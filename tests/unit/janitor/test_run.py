@@ -439,3 +439,20 @@ def test_a_pod_in_another_namespace_cannot_speak_for_a_workload():
     assert [(ln["namespace"], ln["pod"], ln["action"]) for ln in lines] == [
         ("mallory", "decoy", "pdb-blocked"), ("shop", "a", "evicted")]
 
+
+def test_a_namespace_being_deleted_is_no_api_failure():
+    """kube-apiserver takes no new object in a namespace being deleted: an eviction and an
+    Event there are refused with 403 and the cause NamespaceTerminating (shown on 1.37). A
+    namespace stuck Terminating (a pod on a node that went away, a finalizer nobody removes)
+    with a pod carrying a debug container failed every pass with exit 1; the pod goes with its
+    namespace, so that is said, and the pass completes."""
+    terminating = error(403, "Forbidden", ["NamespaceTerminating"])
+    leaving = pod("leaving", deleting=True, debug={"d": exited(HOUR)}, owners=[owner(uid="rs-2")])
+    api = FakeAPI([stale("a"), leaving], answers=[terminating])
+    api.post = lambda path, body: (_ for _ in ()).throw(terminating)
+    rc, lines, warnings = run(api)
+    assert [(ln["pod"], ln["action"], ln["status"]) for ln in lines] == [
+        ("a", "namespace-terminating", 403), ("leaving", "skipped:terminating", None)]
+    assert (rc, warnings) == (0, [])
+    # Any other refusal of an Event still fails the pass (test above), and so does a 403 with
+    # no such cause on the eviction (test_429_causes_and_other_refusals).

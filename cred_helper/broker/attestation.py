@@ -49,9 +49,9 @@ class CsrFactsLike(Protocol):
     """What verify() reads of facts.CsrFacts (the policy slice's type)."""
 
     proof: bytes | None
-    request: x509.CertificateSigningRequest
     key_sha256: str
     username: str
+    subject_der: bytes
 
 
 class Failed(Exception):
@@ -171,11 +171,7 @@ def _check_binding(payload: wire.Payload, facts: CsrFactsLike) -> None:
     (whoever moves it would also need the CSR key's private half)."""
     if key_sha256(payload.csr_key) != str(facts.key_sha256).lower():
         raise Failed("the proof was made for another CSR key than this request's")
-    try:
-        subject = facts.request.subject.public_bytes()
-    except ValueError:
-        raise Failed("the CSR's subject cannot be read") from None
-    if payload.subject != subject:
+    if payload.subject != facts.subject_der:
         raise Failed("the proof was made for another subject than this request's")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import unicodedata
 import warnings
@@ -70,6 +71,7 @@ class CsrFacts:
     alt_names: tuple[str, ...] = ()  # names a subjectAltName extension asks for
     requester_uid: str = ""  # spec.uid
     subject_der: bytes = b""  # DER of the requested subject Name, as a proof names it
+    created: float | None = None  # metadata.creationTimestamp (unix seconds), when readable
 
 
 def _str(value: Any, where: str, optional: bool = False) -> str:
@@ -275,4 +277,16 @@ def csr_facts(obj: Any) -> CsrFacts:
         alt_names=alt_names,
         requester_uid=_str(spec.get("uid"), "spec.uid", optional=True),
         subject_der=subject_der,
+        created=_created(meta.get("creationTimestamp")),
     )
+
+
+def _created(value: Any) -> float | None:
+    """kube-apiserver's creation time of the object (RFC 3339, UTC, whole seconds)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None

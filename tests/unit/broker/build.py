@@ -54,10 +54,17 @@ def csr_object(pem: bytes | None = None, *, username: str = "alice",
                groups: tuple[str, ...] = ("oncall", "system:authenticated"),
                usages: tuple[str, ...] = ("client auth",), expiration: int | None = 1800,
                reason: str | None = "incident 42", signer: str = SIGNER,
-               status: dict | None = None, name: str = "csr-1") -> dict[str, Any]:
+               status: dict | None = None, name: str = "csr-1",
+               created: float | None = None) -> dict[str, Any]:
+    """The object as kube-apiserver returns it; `created` (unix seconds) is its
+    creationTimestamp, now by default."""
+    import time
+
     pem = pem if pem is not None else request_pem()
     meta: dict[str, Any] = {"name": name, "uid": "uid-1", "resourceVersion": "7",
-                            "creationTimestamp": "2026-01-01T00:00:00Z"}
+                            "creationTimestamp": time.strftime(
+                                "%Y-%m-%dT%H:%M:%SZ",
+                                time.gmtime(time.time() if created is None else created))}
     if reason is not None:
         meta["annotations"] = {REASON_ANNOTATION: reason}
     spec: dict[str, Any] = {"request": base64.b64encode(pem).decode(), "signerName": signer,

@@ -274,3 +274,31 @@ def test_an_issuing_ca_of_an_organisation_root_is_no_device(roots):
     forgery.certs = (tls.public_bytes(Encoding.DER), issuing.cert.public_bytes(Encoding.DER))
     decision, proved = _judged(judge, forgery)
     assert decision.action == DENY, (decision.reason, proved.reason)
+
+
+
+def test_a_proof_is_as_fresh_as_its_request_not_as_the_judgment(roots):
+    """The proof's time is held to the CSR's creationTimestamp (kube-apiserver's clock; the
+    requester cannot set it), not to the broker's now. A broker down longer than max-age (a
+    crash loop, a drained node) denied every attested request made meanwhile as "a replayed
+    or stale proof", and `approver check --csr` did so for every saved one. A proof made
+    long before its request, or dated long after it, is refused as before."""
+    pem, _ = request_pem(SCENE.genuine(), groups=("oncall",), now=NOW)
+    text = policies.with_attestation(policies.step_two(), roots[:1], REGISTRY)
+    an_hour_later = policy_judge(load_policy(text, "p"), lambda: NOW + 3600)
+
+    def judged(created: float):
+        decision, proved, _ = an_hour_later(csr_object(pem, username=ALICE, groups=GROUPS,
+                                                       created=created))
+        return decision, proved
+
+    decision, proved = judged(NOW + 2)
+    assert (decision.action, proved.ok) == (APPROVE, True), proved.reason
+    decision, proved = judged(NOW + 301)
+    assert decision.action == DENY
+    assert proved.reason == ("the proof was made 301 s before its request, more than the 300 "
+                             "s allowed (a replayed or stale proof)")
+    decision, proved = judged(NOW - 301)
+    assert decision.action == DENY
+    assert proved.reason == ("the proof is dated 301 s after its request was made, more than "
+                             "the 300 s allowed")

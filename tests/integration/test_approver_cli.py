@@ -144,3 +144,48 @@ def test_check_with_a_missing_csr_file_is_one_usage_error(tmp_path):
     done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'gone.yaml'}")
     assert (done.returncode, done.stdout) == (2, "")
     assert f"--csr: cannot read CSR file {tmp_path / 'gone.yaml'}" in one_error(done.stderr)
+
+
+def test_check_denies_a_saved_csr_that_names_an_extension_twice(tmp_path):
+    """kube-apiserver refuses such a request, but a file given to `--csr` has met none: a
+    decision line with the reason, not "unexpected DuplicateExtension"."""
+    import json
+
+    from tests.unit.broker.build import csr_object, request_naming_an_extension_twice
+
+    (tmp_path / "policy.yaml").write_text("rules:\n  - name: oncall\n    match: {groups: "
+                                          "[oncall]}\n    action: approve\n    subject-groups: "
+                                          "['*']\n    max-expiration: 1h\n    attestation: none\n")
+    (tmp_path / "csr.json").write_text(json.dumps(csr_object(request_naming_an_extension_twice())))
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'csr.json'}")
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert (line["decision"], line["reason"]) == (
+        "deny", "the request cannot be read: the request's extensions name 2.25.1433927580 twice")
+
+
+def test_check_reads_a_name_longer_than_64_characters_without_a_python_warning(tmp_path):
+    """An OIDC-style username of 89 characters (Kubernetes sets no bound): the decision, and
+    on stderr only the summary line, not cryptography's UserWarning lines."""
+    import json
+    import warnings
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from tests.unit.broker.build import csr_object, key
+    from tests.unit.broker.test_facts import JUDGED_POLICY, LONG_NAME
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LONG_NAME, _validate=False)])
+    pem = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        key("ed25519"), None).public_bytes(Encoding.PEM)
+    (tmp_path / "policy.yaml").write_text(JUDGED_POLICY)
+    (tmp_path / "csr.json").write_text(json.dumps(csr_object(pem, username=LONG_NAME)))
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'csr.json'}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["decision"] == "approve"
+    assert done.stderr == f"policy {tmp_path}/policy.yaml: valid; rules in order: oncall " \
+        "(approve); default manual\n"

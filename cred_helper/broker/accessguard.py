@@ -5,8 +5,10 @@ Without them anybody allowed to create access requests could write somebody else
 groups into one, and the broker, which judges `spec.username` and `spec.groups`, would sign a
 certificate for that other person's grant. So each policy must exist with the validations and
 match rules of the shipped manifest, fail closed, and be bound with `Deny` to every object;
-otherwise nothing is signed and the operator is told why. The answer is kept for a short while
-(two GETs per policy each time it is asked again).
+otherwise nothing is signed and the operator is told why. A request made before they were last
+installed or changed was never checked by them (an attacker's, made while they were gone), so
+it is denied, not signed. The answer is kept for a short while (two GETs per policy each time
+it is asked again).
 """
 
 from __future__ import annotations
@@ -88,13 +90,37 @@ def binding_problem(name: str, found: Any) -> str | None:
     return None
 
 
+def last_change(obj: Any) -> float:
+    """When an object was created or last written (its managedFields' times), in unix
+    seconds; 0 when it says nothing readable."""
+    from ..accessrequest import AccessRequestError, parse_time
+
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return 0.0
+    stamps = [meta.get("creationTimestamp")]
+    fields = meta.get("managedFields")
+    if isinstance(fields, list):
+        stamps += [entry.get("time") for entry in fields if isinstance(entry, dict)]
+    found = 0.0
+    for stamp in stamps:
+        try:
+            found = max(found, parse_time(stamp, "time"))
+        except AccessRequestError:
+            continue
+    return found
+
+
 class Guard:
-    """problem() -> why signing must wait, or None while the policies are in force."""
+    """problem() -> why signing must wait, or None while the policies are in force; `since`:
+    when they were last made or changed (a request older than that was never checked by
+    them, and is not signed)."""
 
     def __init__(self, client: KubeClient, clock: Callable[[], float]) -> None:
         self.client = client
         self.clock = clock
         self.wanted = shipped()
+        self.since = 0.0
         self._answer: str | None = None
         self._at: float | None = None
 
@@ -105,6 +131,7 @@ class Guard:
         return self._answer
 
     def _check(self) -> str | None:
+        since = 0.0
         for name, wanted in self.wanted.items():
             try:
                 policy = self.client.get(f"{API}/validatingadmissionpolicies/{name}")
@@ -119,4 +146,6 @@ class Guard:
             problem = policy_problem(name, wanted, policy) or binding_problem(name, binding)
             if problem:
                 return problem
+            since = max(since, last_change(policy), last_change(binding))
+        self.since = since
         return None

@@ -28,6 +28,7 @@ from .. import accessrequest as ar
 from ..errors import CredHelperError, ServerError
 from ..kube import KubeClient
 from .accessfacts import DENIED, PENDING, SIGNED, TO_SIGN, AccessFacts
+from .accessguard import Guard
 from .accesspolicy import AccessVerdict
 from .run import (
     AGAIN,
@@ -78,11 +79,11 @@ def waiting(obj: dict) -> bool:
 
 class AccessBroker:
     """Decides and signs the access requests of one cluster. `decider` is the broker's own user
-    name (SelfSubjectReview), written as `decidedBy`; `guard()` says why nothing may be signed
-    now, or None."""
+    name (SelfSubjectReview), written as `decidedBy`; `guard` (accessguard.py) says why nothing
+    may be signed now, and since when requests were checked by admission."""
 
     def __init__(self, client: KubeClient, load: Callable[[], AccessJudge | None], ca: SshCa,
-                 *, decider: str, guard: Callable[[], str | None],
+                 *, decider: str, guard: Guard,
                  out: Callable[[str], None], warn: Callable[[str], None],
                  clock: Callable[[], float], sleep: Callable[[float], None],
                  wall: Callable[[], float], leading: Callable[[], bool] = lambda: True) -> None:
@@ -123,15 +124,16 @@ class AccessBroker:
             self._unavailable(lambda: self.stream().run(lambda: until() or not self.active()))
 
     def _unavailable(self, follow: Callable[[], None]) -> None:
-        """Run `follow`; an API that is not there (the CRD not installed, no RBAC for it) is
-        said once and tried again later, never the end of the CSR broker beside it."""
+        """Run `follow`; an API that is not there (the CRD not installed) is said once and
+        tried again later, never the end of the CSR broker beside it. (A refusal, 403, is
+        retried by the stream itself, saying so each time.)"""
         try:
             follow()
         except ServerError as error:
-            if error.status not in (403, 404):
+            if error.status != 404:
                 raise
             self._once(f"access requests cannot be followed ({error.message}); is the "
-                       "AccessRequest CRD installed and the broker's RBAC applied?")
+                       "AccessRequest CRD installed?")
             self.sleep(30.0)
 
     def _once(self, text: str) -> None:
@@ -169,10 +171,15 @@ class AccessBroker:
                 return
             issued = None
             if what in (APPROVE, SIGN):
-                problem = self.guard()
+                problem = self.guard.problem()
                 if problem:
                     self._once(f"access requests are not signed: {problem}")
                     return
+                unchecked = _made_before(obj, self.guard.since)
+                if unchecked is not None:
+                    what, decision, grant = DENY, Decision(DENY, decision.rule, unchecked,
+                                                           {"check": "admission"}), None
+            if what in (APPROVE, SIGN):
                 assert facts is not None and grant is not None
                 try:
                     issued = sign(self.ca, facts.public_key, facts.name, facts.username, grant,
@@ -257,6 +264,20 @@ class AccessBroker:
         self.decided += 1
         self.out(json.dumps(decision_line(obj, what, decision, attestation, grant, issued,
                                           self.decider, self.wall()), sort_keys=True))
+
+
+def _made_before(obj: dict, since: float) -> str | None:
+    """Why a request made no later than `since` (when the admission policies were last made or
+    changed) is not signed, or None."""
+    try:
+        made = ar.parse_time(obj["metadata"].get("creationTimestamp"), "creationTimestamp")
+    except ar.AccessRequestError:
+        made = 0.0
+    if made > since:
+        return None
+    return (f"made at {ar.format_time(made)}, not after the admission policies were last "
+            f"installed or changed ({ar.format_time(since)}): its spec was never checked "
+            "against its creator; make a new request")
 
 
 def _involved(obj: dict) -> dict:

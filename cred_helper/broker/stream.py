@@ -76,7 +76,10 @@ class Stream:
                         tries += 1
                         self.sleep(backoff(tries))
             except ServerError as error:
-                if not (error.transient or error.status in (409, 410)):
+                # 401 and 403 pass too: a kube-apiserver just restarted answers 403 until its
+                # RBAC caches are filled (seen here), and a token rotates; client-go's
+                # reflectors retry them the same way, saying why each time.
+                if not (error.transient or error.status in (401, 403, 409, 410)):
                     raise
                 tries += 1
                 self.warn(f"{error.message}; trying again")

@@ -71,3 +71,12 @@ def test_a_weakened_binding_is_named(change, problem):
     binding = copy.deepcopy(bindings()["cred-helper-access-identity"])
     change(binding["spec"])
     assert problem in binding_problem("cred-helper-access-identity", binding)
+
+
+def test_the_last_change_is_the_latest_write():
+    from cred_helper.broker.accessguard import last_change
+
+    obj = {"metadata": {"creationTimestamp": "2026-12-07T10:00:00Z", "managedFields": [
+        {"time": "2026-12-07T10:05:00Z"}, {"time": "garbage"}, {}]}}
+    assert last_change(obj) == 1796637900.0
+    assert last_change({"metadata": {}}) == last_change("junk") == 0.0

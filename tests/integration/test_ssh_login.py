@@ -25,7 +25,7 @@ from cred_helper.sshaccess.settings import Gateway
 from cred_helper.sshaccess.sshkey import SshKey, fresh, on_token
 from cred_helper.sshaccess.store import SshStore
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
-from tests.support.sshpeer import SshPeer
+from tests.support.sshpeer import SshPeer, agent_with_token_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh") is None or shutil.which("ssh-agent") is None,
                                 reason="openssh-client is not installed")
@@ -141,27 +141,11 @@ def test_a_p256_token_key_logs_in_through_the_agent(tmp_path, hsm):
     uri = _generate("ssh-key", "p256")
     key = _public(uri)
     assert key.on_token and key.public_line.startswith("ecdsa-sha2-nistp256 ")
-    askpass = tmp_path / "askpass"
-    askpass.write_text(f"#!/bin/sh\necho {USER_PIN}\n")
-    askpass.chmod(0o700)
-    env = {"PATH": os.environ["PATH"], **hsm.env}
-    started = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, env=env,
-                             check=True)
-    agent = dict(part.split("=", 1) for part in started.stdout.replace(";", "\n").split()
-                 if part.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")))
-    try:
-        added = subprocess.run(["ssh-add", "-s", MODULE], capture_output=True, text=True,
-                               timeout=60, stdin=subprocess.DEVNULL,
-                               env={**env, **agent, "SSH_ASKPASS": str(askpass),
-                                    "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"})
-        assert added.returncode == 0, added.stderr
-        with SshPeer(CA.public_line) as server:
-            done = ssh(write_block(tmp_path, server, cert_for(key.public_line), key),
-                       env={"SSH_AUTH_SOCK": agent["SSH_AUTH_SOCK"]})
-            assert done.returncode == 0, done.stderr
-            assert server.logins == [NAME]
-    finally:
-        subprocess.run(["kill", agent["SSH_AGENT_PID"]], check=False)
+    with agent_with_token_keys(MODULE, USER_PIN, hsm.env, tmp_path) as agent, \
+            SshPeer(CA.public_line) as server:
+        done = ssh(write_block(tmp_path, server, cert_for(key.public_line), key), env=agent)
+        assert done.returncode == 0, done.stderr
+        assert server.logins == [NAME]
 
 
 def test_an_ed25519_token_key_is_refused_with_what_works(hsm):

@@ -85,7 +85,7 @@ def key_line() -> str:
 class Installed:
     """The plane with everything applied, and what the tests need to act on it."""
 
-    def __init__(self, plane: ControlPlane, root: Path) -> None:
+    def __init__(self, plane: ControlPlane, root: Path, policy: str = POLICY) -> None:
         self.plane = plane
         self.root = root
         ca = ed25519.Ed25519PrivateKey.generate()
@@ -96,7 +96,7 @@ class Installed:
         self.ca_pub = ca.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
         (root / "ssh-ca.pub").write_bytes(self.ca_pub + b"\n")
         self.policy = root / "policy.yaml"
-        self.policy.write_text(POLICY)
+        self.policy.write_text(policy)
         token = plane.kubectl("create", "token", "-n", "cred-helper", "cred-helper-approver",
                               "--duration=2h").strip()
         self.broker_kubeconfig = plane.write_kubeconfig(root / "broker.kubeconfig",
@@ -125,20 +125,26 @@ class Installed:
         return self.admin.get(ar.PATH)["items"]
 
 
+def install(plane: ControlPlane, root: Path, policy: str = POLICY) -> Installed:
+    """As a user would: the packaged manifests, then the people's RBAC from setup (alice's
+    group oncall asks, sre decides)."""
+    plane.kubectl("create", "namespace", "payments")
+    plane.kubectl("apply", "-k", str(PACKAGED))
+    printed = subprocess.run(
+        [CRED_HELPER, "setup", "--print-rbac", "--group", "oncall", "--approver-group",
+         "sre", "--namespace", "payments", "--audit-policy", str(root / "audit.yaml")],
+        capture_output=True, text=True, check=True)
+    plane.kubectl("apply", "-f", "-", stdin=printed.stdout)
+    time.sleep(1.1)  # requests made in the second the policies were installed are refused
+    return Installed(plane, root, policy)
+
+
 @pytest.fixture(scope="module")
 def installed(control_plane_bin, tmp_path_factory):
     root = tmp_path_factory.mktemp("access")
     os.chmod(root, 0o700)
     with ControlPlane(control_plane_bin) as plane:
-        # As a user would: the packaged manifests, then the people's RBAC from setup.
-        plane.kubectl("create", "namespace", "payments")
-        plane.kubectl("apply", "-k", str(PACKAGED))
-        printed = subprocess.run(
-            [CRED_HELPER, "setup", "--print-rbac", "--group", "oncall", "--approver-group",
-             "sre", "--namespace", "payments", "--audit-policy", str(root / "audit.yaml")],
-            capture_output=True, text=True, check=True)
-        plane.kubectl("apply", "-f", "-", stdin=printed.stdout)
-        yield Installed(plane, root)
+        yield install(plane, root)
 
 
 class Broker:
@@ -668,3 +674,69 @@ def test_sixteen_concurrent_runs_make_one_request(installed, broker, tmp_path):
     assert all(run.returncode == 0 for run in runs), [err for _, err in outs]
     assert len({user_of(out) for out, _ in outs}) == 1
     assert len(names(at) - known) == 1
+
+
+# ---- a key on a token, and a hardware proof over it --------------------------------------------
+
+def test_a_token_key_with_a_proof_is_approved_and_logs_in_through_the_agent(
+        installed, broker, tmp_path):
+    """`--ssh-key pkcs11:` (a P-256 key on SoftHSM2) and the profile's `attest-with`: the
+    proof over the request's key passes a rule that wants a registered key; the Host block
+    finds the key in the agent; real ssh logs in."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from cred_helper.broker.attestation import key_sha256, spki
+    from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
+    from tests.support.sshpeer import agent_with_token_keys
+
+    if not available():
+        pytest.skip("softhsm2 is installed by scripts/setup")
+    at = installed
+    hsm = SoftHSM(tmp_path / "hsm")
+    hsm.new_token("piv")
+    token_env = {**os.environ, **hsm.env, "PIN": USER_PIN}
+    for label in ("ssh", "attest"):
+        made = subprocess.run([CRED_HELPER, "keys", "generate", f"pkcs11:token=piv;object={label}",
+                               "--type", "p256", "--pin-source", "env:PIN", "--pkcs11-module",
+                               MODULE], capture_output=True, text=True, env=token_env)
+        assert made.returncode == 0, made.stderr
+    pem = subprocess.run([CRED_HELPER, "keys", "public", "pkcs11:token=piv;object=attest",
+                          "--pkcs11-module", MODULE], capture_output=True, text=True,
+                         env=token_env, check=True).stdout
+    digest = key_sha256(spki(load_pem_public_key(pem.encode())))
+    original = at.policy.read_text()
+    at.policy.write_text(original.replace("access:\n", (
+        f"attestation:\n  registry:\n    - {{user: {ALICE}, key-sha256: {digest}}}\naccess:\n"
+    )).replace("    - name: by-hand\n", (
+        "    - name: vault\n      match: {groups: [oncall]}\n      namespaces: [vault]\n"
+        "      action: approve\n      max-expiration: 30m\n      attestation: registry-key\n"
+        "      key-types: [p256]\n      grant: {commands: [pods]}\n    - name: by-hand\n")))
+    try:
+        with SshPeer(at.ca_pub.decode()) as peer:
+            alice = Person(at, tmp_path / "home", peer.port, peer.host_key_line)
+            config = alice.home / "config" / "cred-helper" / "config.toml"
+            config.write_text(config.read_text() + (
+                f'attest-with = "pkcs11:token=piv;object=attest"\n'
+                f'pkcs11-module = "{MODULE}"\npin-source = "env:PIN"\n'))
+            alice.env.update(hsm.env, PIN=USER_PIN)
+            done = alice.ssh_config("vault", "--ssh-key", "pkcs11:token=piv;object=ssh")
+            assert done.returncode == 0, done.stderr
+            name = user_of(done.stdout)
+            block = done.stdout
+            assert "IdentityAgent none" not in block
+            assert f"IdentityFile {alice.ssh_dir}/prod-vault/id.pub" in block
+            assert not (alice.ssh_dir / "prod-vault" / "id").exists()  # nothing secret kept
+            line = next(ln for ln in broker.access_lines() if ln["accessRequest"] == name)
+            assert (line["decision"], line["rule"]) == ("approve", "vault")
+            assert (line["attestation"]["mode"], line["attestation"]["ok"],
+                    line["attestation"]["user"]) == ("registry-key", True, ALICE)
+            (tmp_path / "ssh_config").write_text(f"Include {alice.ssh_dir}/*.conf\n")
+            with agent_with_token_keys(MODULE, USER_PIN, hsm.env, tmp_path) as agent:
+                login = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"), "-o",
+                                        "BatchMode=yes", "prod-vault"], capture_output=True,
+                                       text=True, timeout=60, stdin=subprocess.DEVNULL,
+                                       env={"PATH": os.environ["PATH"], **agent})
+            assert login.returncode == 0, login.stderr
+            assert login.stdout.strip() == f"logged in as {name}"
+    finally:
+        at.policy.write_text(original)

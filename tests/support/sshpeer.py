@@ -7,8 +7,13 @@ keys. Each session prints who logged in and exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
 import threading
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from cryptography.utils import CryptographyDeprecationWarning
@@ -61,3 +66,28 @@ class SshPeer:
             asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[self.host_key],
             authorized_client_keys=authorized, process_factory=session,
             password_auth=False, kbdint_auth=False)
+
+
+@contextlib.contextmanager
+def agent_with_token_keys(module: str, pin: str, env: dict[str, str],
+                          scratch: Path) -> Iterator[dict[str, str]]:
+    """A private ssh-agent holding a PKCS#11 module's keys (`ssh-add -s`, the PIN through
+    SSH_ASKPASS, as where no terminal is open): yields SSH_AUTH_SOCK for ssh. `env` carries
+    what the module needs (SOFTHSM2_CONF): the agent's helper loads it."""
+    askpass = scratch / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho {pin}\n")
+    askpass.chmod(0o700)
+    env = {"PATH": os.environ["PATH"], **env}
+    started = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, env=env,
+                             check=True)
+    agent = dict(part.split("=", 1) for part in started.stdout.replace(";", "\n").split()
+                 if part.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")))
+    try:
+        added = subprocess.run(["ssh-add", "-s", module], capture_output=True, text=True,
+                               timeout=60, stdin=subprocess.DEVNULL,
+                               env={**env, **agent, "SSH_ASKPASS": str(askpass),
+                                    "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"})
+        assert added.returncode == 0, added.stderr
+        yield {"SSH_AUTH_SOCK": agent["SSH_AUTH_SOCK"]}
+    finally:
+        subprocess.run(["kill", agent["SSH_AGENT_PID"]], check=False)

@@ -112,7 +112,7 @@ class AccessBroker:
 
     def run_once(self) -> None:
         if self.active():
-            self._unavailable(self.stream().run_once)
+            self._unavailable(self.stream().run_once, pause=0.0)
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Follow access requests until `until()`, while the policy has an `access:` section
@@ -123,7 +123,7 @@ class AccessBroker:
                 continue
             self._unavailable(lambda: self.stream().run(lambda: until() or not self.active()))
 
-    def _unavailable(self, follow: Callable[[], None]) -> None:
+    def _unavailable(self, follow: Callable[[], None], pause: float = 30.0) -> None:
         """Run `follow`; an API that is not there (the CRD not installed) is said once and
         tried again later, never the end of the CSR broker beside it. (A refusal, 403, is
         retried by the stream itself, saying so each time.)"""
@@ -134,7 +134,7 @@ class AccessBroker:
                 raise
             self._once(f"access requests cannot be followed ({error.message}); is the "
                        "AccessRequest CRD installed?")
-            self.sleep(30.0)
+            self.sleep(pause)
 
     def _once(self, text: str) -> None:
         if text != self._said:

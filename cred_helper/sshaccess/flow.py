@@ -169,8 +169,10 @@ class Requester:
             if error.status is not None and not error.transient:
                 self.store.delete(self.key)  # refused: there is no such request
                 if error.status in (403, 422):
-                    raise ServerError(f"the API server refused access request {name}: "
-                                      f"{error.status_message or error.message}",
+                    said = error.status_message or error.message
+                    raise ServerError(f"the API server refused access request {name}: {said}",
+                                      "see the message: admission refused it"
+                                      if "AdmissionPolicy" in said else
                                       "your user needs the cred-helper-access-requester role "
                                       "(README: Access requests)") from None
             raise

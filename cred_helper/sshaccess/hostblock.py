@@ -14,6 +14,7 @@ other known_hosts consulted: no trust on first use.
 
 from __future__ import annotations
 
+from ..errors import UsageError
 from .settings import Gateway
 
 ALWAYS = (
@@ -32,7 +33,8 @@ ALWAYS = (
 def quote(path: str) -> str:
     """A path as ssh_config reads it (double quotes around one with spaces)."""
     if '"' in path or "\n" in path:
-        raise ValueError(f"ssh_config cannot name {path!r}")
+        raise UsageError(f"ssh_config cannot name the path {path!r}",
+                         "choose a --cache-dir without quotes or line breaks")
     return f'"{path}"' if any(c.isspace() for c in path) else path
 
 

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from cred_helper.errors import UsageError
 from cred_helper.sshaccess.hostblock import host_block, known_hosts, quote
 from cred_helper.sshaccess.settings import Gateway
 
@@ -65,5 +66,5 @@ def test_known_hosts_lines():
 
 
 def test_a_path_ssh_config_cannot_name_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="cannot name the path"):
         quote('/tmp/a"b')

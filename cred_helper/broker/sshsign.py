@@ -8,8 +8,9 @@ The certificate (cryptography's SSHCertificateBuilder; asyncssh cannot add exten
 - no critical options; of the extensions only `permit-pty` (when the grant holds a shell)
   and `permit-port-forwarding` (when it holds ports): no agent or X11 forwarding, no user rc.
 
-The CA key comes from a file (OpenSSH or PEM, unencrypted, a Secret volume: refused when others
-may read it) or a `pkcs11:` URI, whose key signs on the token (keys/tokenkey.py: cryptography's
+The CA key comes from a file (OpenSSH or PEM, unencrypted, from a Secret volume; refused when
+anyone but its owner may read it, save a Secret volume's file for this pod's fsGroup) or a
+`pkcs11:` URI, whose key signs on the token (keys/tokenkey.py: cryptography's
 builder takes the token key objects as they are, tested on SoftHSM2 with Ed25519 and P-256).
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +117,31 @@ def sign(ca: SshCa, public_key: Any, name: str, username: str, grant: ar.Grant, 
                   tuple(e.decode() for e in extensions))
 
 
-def load_key_file(path: str, read: Callable[[str, str, str], bytes]) -> SshCa:
+def secret_volume_file(st: os.stat_result, groups: set[int]) -> bool:
+    """A Secret volume's file as a non-root pod sees it (pure): kubelet makes it root's, with
+    the pod's fsGroup as its group and group read added to the volume's defaultMode (0400
+    becomes 0440), so that the pod's user can read it at all. No other user is in that group
+    outside the pod; others get nothing."""
+    return (stat.S_ISREG(st.st_mode) and st.st_uid == 0 and st.st_gid in groups
+            and stat.S_IMODE(st.st_mode) & 0o137 == 0)
+
+
+def read_ca_file(path: str, what: str, flag: str) -> bytes:
+    """secretfile's rule (yours or root's, nothing for group and others), or a Secret volume's
+    file mounted for this pod's group (secret_volume_file)."""
+    from ..secretfile import UnsafeSecretFile, read_secret
+
+    try:
+        return read_secret(path, what, flag)
+    except UnsafeSecretFile:
+        groups = {os.getegid(), *os.getgroups()}
+        if not secret_volume_file(os.stat(path), groups):
+            raise
+    with open(path, "rb") as fh:
+        return fh.read(1 << 20)
+
+
+def load_key_file(path: str, read: Callable[[str, str, str], bytes] = read_ca_file) -> SshCa:
     """The CA from a key file (OpenSSH or PEM PKCS#8/SEC1/PKCS#1, unencrypted)."""
     try:
         data = read(path, "SSH CA key", "--ssh-ca")
@@ -152,9 +179,7 @@ def open_ca(setting: str, module: str, pin_source: str, env: Mapping[str, str],
     """The SshCa `setting` names (a file, or a `pkcs11:` URI whose key stays open, logged in
     once, while the context is)."""
     if not setting.startswith("pkcs11:"):
-        from ..secretfile import read_secret
-
-        yield load_key_file(setting, read_secret)
+        yield load_key_file(setting)
         return
     from ..keys.pkcs11 import open_key
 

@@ -740,3 +740,29 @@ def test_a_token_key_with_a_proof_is_approved_and_logs_in_through_the_agent(
             assert login.stdout.strip() == f"logged in as {name}"
     finally:
         at.policy.write_text(original)
+
+
+def test_the_ssh_ca_patch_passes_a_server_side_dry_run(installed, tmp_path):
+    """packaging/kubernetes/ssh-ca-patch.yaml, added to the kustomization as its comment says,
+    gives the Deployment the CA from the Secret and --ssh-ca."""
+    import shutil
+
+    import yaml
+
+    shutil.copy(PACKAGED / "ssh-ca-patch.yaml", tmp_path / "ssh-ca-patch.yaml")
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(PACKAGED, tmp_path)],
+        "patches": [{"path": "ssh-ca-patch.yaml"}]}))
+    out = json.loads(installed.plane.kubectl("apply", "--dry-run=server", "-k", str(tmp_path),
+                                             "-o", "json"))
+    deployment = next(i for i in out["items"] if i["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert "--ssh-ca=/etc/cred-helper-ssh-ca/ssh-ca" in container["args"]
+    assert "--policy=/etc/cred-helper/policy.yaml" in container["args"]
+    assert {m["name"] for m in container["volumeMounts"]} == {"policy", "ssh-ca"}
+    ssh_ca = next(v for v in pod["volumes"] if v["name"] == "ssh-ca")
+    assert ssh_ca["secret"] == {"secretName": "cred-helper-ssh-ca", "defaultMode": 0o400}
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert pod["securityContext"]["runAsNonRoot"] is True

@@ -132,3 +132,23 @@ def test_the_fingerprint_is_ssh_keygens(tmp_path):
     shown = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True,
                            text=True).stdout
     assert CA.fingerprint in shown
+
+
+def _stat(uid, gid, mode):
+    import stat as st
+
+    return os.stat_result((st.S_IFREG | mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("uid, gid, mode, readable", [
+    (0, 65532, 0o440, True),      # Secret volume, defaultMode 0400, fsGroup 65532
+    (0, 65532, 0o400, True),
+    (0, 65532, 0o444, False),     # others may read
+    (0, 65532, 0o460, False),     # the group may write
+    (0, 1000, 0o440, False),      # another group
+    (1000, 65532, 0o440, False),  # not root's: then it is a user's file, under the usual rule
+])
+def test_a_secret_volumes_file_for_this_pod(uid, gid, mode, readable):
+    from cred_helper.broker.sshsign import secret_volume_file
+
+    assert secret_volume_file(_stat(uid, gid, mode), {65532}) is readable

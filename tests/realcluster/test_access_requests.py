@@ -412,6 +412,9 @@ def test_a_manual_rule_waits_for_another_person(installed, broker, tmp_path):
     conditions = at.request(name)["status"]["conditions"]
     assert [(c["type"], c["decidedBy"]) for c in conditions] == [
         ("Approved", "carol@example.com")]
+    described = wait_for(lambda: (lambda text: "Signed" in text and text)(
+        at.plane.kubectl("describe", "accessrequest", name)))
+    assert "ManualApprovalRequired" in described and "rule by-hand" in described, described
 
 
 def test_a_denial_reaches_the_waiting_client_with_its_reason(installed, broker, tmp_path):

@@ -132,7 +132,13 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
             lock=lambda: exclusive(settings.cache_dir, key, settings.approval_timeout + 120),
             make_key=make_key, prove=prove, approval_timeout=settings.approval_timeout,
             say=say)
+        started = time.time()
         entry = requester.session()
+    if entry.issued_at < started:
+        from .durations import format_duration
+
+        say(f"using access request {entry.name} (made for: {entry.reason}), still valid for "
+            f"{format_duration(int(entry.not_after - time.time()))}")
     paths = store.paths(ssh.alias)
     on_token_key = not entry.private_openssh
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.not_after))

@@ -369,6 +369,7 @@ def test_a_rule_approves_and_ssh_logs_in_with_the_printed_block(installed, broke
     # cached until it ends: the next run makes no request
     again = alice.ssh_config("payments", "--pod", "payment-api-7d4f")
     assert again.returncode == 0 and user_of(again.stdout) == name
+    assert f"using access request {name} (made for: INC-42), still valid for" in again.stderr
     assert [o for o in at.requests() if o["spec"]["publicKey"] ==
             obj["spec"]["publicKey"]] and sum(
         1 for line in broker.access_lines() if line["accessRequest"] == name) == 1

@@ -13,9 +13,7 @@ requests go one at a time so that each figure is one request's. Prints p50 and p
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.approval import percentile  # noqa: E402
+from bench.approval import percentile, runs_and_binaries, until  # noqa: E402
 from cred_helper import accessrequest as ar  # noqa: E402
 from tests.realcluster.test_access_requests import (  # noqa: E402
     Broker,
@@ -48,34 +46,25 @@ access:
 """
 
 
+def signed(obj: dict) -> bool:
+    return bool((obj.get("status") or {}).get("certificate"))
+
+
 def one(at, spec: dict) -> float:
     start = time.perf_counter()
-    created = create(at.alice, spec)
-    name = created["metadata"]["name"]
-    params = {"fieldSelector": f"metadata.name={name}",
-              "resourceVersion": created["metadata"]["resourceVersion"]}
-    for event in at.alice.watch(ar.PATH, params, 30):
-        if (event["object"].get("status") or {}).get("certificate"):
-            return time.perf_counter() - start
-    raise SystemExit(f"{name} was not signed within 30 s")
+    return until(at.alice, ar.PATH, create(at.alice, spec), signed, start, "signed")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100)
-    args = parser.parse_args()
-    built = subprocess.run([sys.executable, str(ROOT / "tests" / "controlplane" / "build.py")],
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        lines = built.stderr.strip().splitlines() or ["build failed"]
-        print(f"access-request latency: skipped, no real control plane ({lines[-1]})")
+    runs, binaries = runs_and_binaries(__doc__, "access-request latency")
+    if binaries is None:
         return
-    with tempfile.TemporaryDirectory() as tmp, ControlPlane(Path(built.stdout.strip())) as plane:
+    with tempfile.TemporaryDirectory() as tmp, ControlPlane(binaries) as plane:
         at = install(plane, Path(tmp), POLICY)
         broker = Broker(at).wait_started()
         try:
             # SelfSubjectReview once: the figure is the broker's, not the requester's set-up.
-            specs = [alices_spec(at) for _ in range(args.runs + 1)]
+            specs = [alices_spec(at) for _ in range(runs + 1)]
             one(at, specs[0])  # the broker has listed and watches
             times = [one(at, spec) for spec in specs[1:]]
         finally:

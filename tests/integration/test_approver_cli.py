@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.support.harness import CRED_HELPER, one_error
+from tests.unit.broker.test_accesspolicy import RULE as ACCESS_POLICY
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -32,18 +33,6 @@ def test_a_missing_policy_file_is_one_error(tmp_path):
     assert "nope.yaml" in one_error(done.stderr)
 
 
-ACCESS_POLICY = """\
-rules: [{name: c, match: {users: [a]}, action: manual}]
-access:
-  rules:
-    - name: r
-      match: {groups: [oncall]}
-      namespaces: [payments]
-      action: approve
-      max-expiration: 30m
-      attestation: none
-      grant: {commands: [pods]}
-"""
 
 
 def test_an_access_section_without_an_ssh_ca_is_refused_at_start(tmp_path):

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import uuid
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from cred_helper import accessrequest as ar
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
+from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import CRED_HELPER, one_error
 from tests.support.sshpeer import SshPeer
@@ -147,8 +147,9 @@ def installed(control_plane_bin, tmp_path_factory):
         yield install(plane, root)
 
 
-class Broker:
-    """One `cred-helper approver run --ssh-ca` process, its decision lines in a file."""
+class Broker(Proc):
+    """One `cred-helper approver run --ssh-ca` process, its decision lines in a file (the
+    approver runtime tests' Proc, running the real command with the real policy)."""
 
     def __init__(self, at: Installed, *extra: str, tag: str = "broker") -> None:
         self.out = at.root / f"{tag}-{uuid.uuid4().hex[:6]}.out"
@@ -159,14 +160,8 @@ class Broker:
                  str(at.broker_kubeconfig), "--ssh-ca", str(at.ca_file), *extra],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 
-    def lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.out.read_text().splitlines() if line]
-
     def access_lines(self) -> list[dict]:
         return [line for line in self.lines() if "accessRequest" in line]
-
-    def stderr(self) -> str:
-        return self.err.read_text()
 
     def wait_started(self) -> Broker:
         deadline = time.monotonic() + 20
@@ -175,19 +170,6 @@ class Broker:
             time.sleep(0.05)
         time.sleep(0.5)  # listed, watching
         return self
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -661,7 +643,13 @@ def test_two_brokers_decide_each_request_once_and_a_killed_one_loses_nothing(ins
     time.sleep(1)
     every = [ln["accessRequest"] for b in (one, two, three) for ln in b.access_lines()
              if ln["accessRequest"] in first + second + third]
-    assert sorted(every) == sorted(first + second + third), "each decided exactly once"
+    assert len(every) == len(set(every)), "a request decided twice"
+    for name in second + third:
+        conditions = at.request(name)["status"]["conditions"]
+        assert [c["type"] for c in conditions] == ["Approved"], name
+    # A broker killed between its status write and its line loses that line, never the
+    # decision (it is in the request): at most one per broker killed.
+    assert len(set(second + third) - set(every)) <= 2
 
 
 # ---- many runs, one request --------------------------------------------------------------------

@@ -398,6 +398,17 @@ def test_a_manual_rule_waits_for_another_person(installed, broker, tmp_path):
     described = wait_for(lambda: (lambda text: "Signed" in text and text)(
         at.plane.kubectl("describe", "accessrequest", name)))
     assert "ManualApprovalRequired" in described and "rule by-hand" in described, described
+    # A denial after the certificate: the request is revoked (the gateway ends its sessions);
+    # the certificate, grant and end stay as signed.
+    signed_status = at.request(name)["status"]
+    revoked = alice.run("deny", name, "--kubeconfig", str(at.carol), "--reason", "over")
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"access request {name} revoked (denied after approval) by carol@example.com" in \
+        revoked.stderr
+    after = at.request(name)["status"]
+    assert [c["type"] for c in after["conditions"]] == ["Approved", "Denied"]
+    assert after["certificate"] == signed_status["certificate"]
+    assert ar.parse(at.request(name)).decision.state == ar.DENIED
 
 
 def test_a_denial_reaches_the_waiting_client_with_its_reason(installed, broker, tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.support.harness import CRED_HELPER, one_error
+from tests.unit.broker.test_accesspolicy import RULE as ACCESS_POLICY
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -189,3 +190,38 @@ def test_check_reads_a_name_longer_than_64_characters_without_a_python_warning(t
     assert json.loads(done.stdout)["decision"] == "approve"
     assert done.stderr == f"policy {tmp_path}/policy.yaml: valid; rules in order: oncall " \
         "(approve); default manual\n"
+
+
+def test_an_access_section_without_an_ssh_ca_is_refused_at_start(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ACCESS_POLICY)
+    done = run(f"--policy={policy}", f"--kubeconfig={tmp_path / 'missing'}")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "the policy has an access: section, and no --ssh-ca signs for it" in \
+        one_error(done.stderr)
+
+
+def test_an_ssh_ca_others_can_read_is_refused_at_start(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ACCESS_POLICY)
+    ca = tmp_path / "ca"
+    ca.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    ca.chmod(0o644)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n"
+                          "  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: c\n"
+                          "  context: {cluster: c, user: u}\nusers:\n- name: u\n"
+                          "  user: {token: t}\n")
+    done = run(f"--policy={policy}", f"--kubeconfig={kubeconfig}", f"--ssh-ca={ca}")
+    assert done.returncode == 1 and done.stdout == ""
+    error = one_error(done.stderr)
+    assert f"--ssh-ca: SSH CA key {ca} is open to group or others" in error
+    assert "PRIVATE KEY" not in done.stderr

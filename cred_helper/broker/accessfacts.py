@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .. import accessrequest as ar
-from .facts import FactsError
+from .facts import FactsError, created_time
 
 # Where a request stands for the broker.
 PENDING = "pending"  # nobody decided: judge it
@@ -62,6 +62,8 @@ class AccessFacts:
     request: ProofTarget  # read by attestation.verify (the name of a CSR's field)
     state: str
     model: ar.AccessRequest
+    subject_der: bytes = b""  # the subject the proof names, as DER (read by attestation.verify)
+    created: float | None = None  # metadata.creationTimestamp: the proof must be as fresh
 
 
 def state_of(model: ar.AccessRequest) -> str:
@@ -82,6 +84,7 @@ def access_facts(obj: Any) -> AccessFacts:
         raise FactsError(f"the access request is malformed: {error}") from None
     spec = model.spec
     key_type, public, digest = _key(spec.public_key)
+    subject = ar.proof_subject(model.name)
     proof = None
     if spec.attestation:
         try:
@@ -93,7 +96,8 @@ def access_facts(obj: Any) -> AccessFacts:
         username=spec.username, groups=spec.groups, namespace=spec.namespace, pods=spec.pods,
         reason=spec.reason, expiration_seconds=spec.expiration_seconds, key_type=key_type,
         key_sha256=digest, public_key=public, proof=proof,
-        request=ProofTarget(ar.proof_subject(model.name)), state=state_of(model), model=model)
+        request=ProofTarget(subject), state=state_of(model), model=model,
+        subject_der=subject.public_bytes(), created=created_time(obj))
 
 
 def _key(line: str) -> tuple[str, Any, str]:

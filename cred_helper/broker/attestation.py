@@ -401,6 +401,14 @@ def _device_facts(cert: x509.Certificate) -> DeviceFacts:
     raw = _extension(cert, FORM_FACTOR_OID)
     if raw is not None and len(raw) == 1:
         form = FORM_FACTORS.get(raw[0], f"form factor 0x{raw[0]:02x}")
+    # Every YubiKey that attests at all (firmware 4.3 and later) writes these three. Without
+    # them the "slot certificate" is some other certificate of a CA under a listed root (an
+    # organisation's issuing CA and its TLS client certificates), not a device's attestation.
+    missing = [what for what, value in (("firmware version", firmware), ("serial", serial),
+                                        ("PIN and touch policy", pin)) if value is None]
+    if missing:
+        raise Failed("the slot certificate lacks what every YubiKey writes into its "
+                     f"attestation ({', '.join(missing)}): it is no device's attestation")
     return DeviceFacts(serial, pin or "", touch or "", firmware or "", form or "")
 
 

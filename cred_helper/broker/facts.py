@@ -277,12 +277,15 @@ def csr_facts(obj: Any) -> CsrFacts:
         alt_names=alt_names,
         requester_uid=_str(spec.get("uid"), "spec.uid", optional=True),
         subject_der=subject_der,
-        created=_created(meta.get("creationTimestamp")),
+        created=created_time(obj),
     )
 
 
-def _created(value: Any) -> float | None:
-    """kube-apiserver's creation time of the object (RFC 3339, UTC, whole seconds)."""
+def created_time(obj: Any) -> float | None:
+    """kube-apiserver's creation time of an object (metadata.creationTimestamp: RFC 3339,
+    UTC, whole seconds); None when it is missing or unreadable."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    value = meta.get("creationTimestamp") if isinstance(meta, dict) else None
     if not isinstance(value, str) or len(value) > 40:
         return None
     try:

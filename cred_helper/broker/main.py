@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import CredHelperError, UsageError, os_reason
 from ..kube import KubeClient
-from .run import WATCH_SECONDS, Approver, Judge
+from .run import Approver, Judge
+from .stream import WATCH_SECONDS
 from .verdict import DENY, Decision
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import time
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -33,7 +34,9 @@ def access_object(name: str = "alice-1", *, username: str = "alice",
                   namespace: str = "payments", pods: tuple[str, ...] = (),
                   seconds: int = 1800, reason: str = "INC-42", public_key: str | None = None,
                   proof: bytes | None = None, status: dict | None = None,
-                  **spec_extra: Any) -> dict[str, Any]:
+                  created: float | None = None, **spec_extra: Any) -> dict[str, Any]:
+    """An AccessRequest object as the API server returns it, created `created` (unix
+    seconds; default now: a proof is held to its request's creation time)."""
     spec: dict[str, Any] = {"username": username, "groups": list(groups),
                             "publicKey": public_key or line(), "namespace": namespace,
                             "expirationSeconds": seconds, "reason": reason, **spec_extra}
@@ -44,7 +47,8 @@ def access_object(name: str = "alice-1", *, username: str = "alice",
     obj: dict[str, Any] = {"apiVersion": ar.API_VERSION, "kind": ar.KIND,
                            "metadata": {"name": name, "uid": f"uid-{name}",
                                         "resourceVersion": "5",
-                                        "creationTimestamp": "2026-12-07T10:00:00Z"},
+                                        "creationTimestamp": ar.format_time(
+                                            time.time() if created is None else created)},
                            "spec": spec}
     if status is not None:
         obj["status"] = status

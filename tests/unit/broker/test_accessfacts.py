@@ -158,4 +158,4 @@ def test_a_stale_proof_fails():
                         proof=proof_for(key().public_key(), ar.proof_subject("alice-1"),
                                         when=NOW - 3600))
     found = verify(access_facts(obj), CONFIG, NOW)
-    assert not found.ok and "old" in found.reason
+    assert not found.ok and "a replayed or stale proof" in found.reason

@@ -237,14 +237,6 @@ def test_an_intermediate_is_trusted_only_where_roots_name_it(tmp_path):
     assert outcomes["intermediate.pem"][0] == APPROVE, outcomes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review1: under an organisation root listed in `roots`, every CA that root issues stands "
-    "as a device's f9 certificate, and every certificate that CA issues as a slot's "
-    "attestation: a TLS client certificate of the organisation's issuing CA makes a software "
-    "key 'attested' (no serial, PIN or touch policy stated) where the registry names that key "
-    "by key-sha256. A slot certificate is not required to carry what only a device writes "
-    "into one (Yubico's firmware, serial and policy extensions); whether to require them, "
-    "which older firmware may lack, is the lead's call"))
 def test_an_issuing_ca_of_an_organisation_root_is_no_device(roots):
     """mallory's own TLS client certificate from her organisation's issuing CA (a CA
     directly under the organisation root an admin listed in `roots`, which issues no device
@@ -274,7 +266,7 @@ def test_an_issuing_ca_of_an_organisation_root_is_no_device(roots):
     forgery.certs = (tls.public_bytes(Encoding.DER), issuing.cert.public_bytes(Encoding.DER))
     decision, proved = _judged(judge, forgery)
     assert decision.action == DENY, (decision.reason, proved.reason)
-
+    assert "lacks what every YubiKey writes into its attestation" in proved.reason
 
 
 def test_a_proof_is_as_fresh_as_its_request_not_as_the_judgment(roots):

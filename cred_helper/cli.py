@@ -49,8 +49,8 @@ COMPLETION_INSTALL = {
     "fish": "cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish",
 }
 # Commands in the order a person meets them; --help, completion and the bare usage follow it.
-ORDER = ("get", "setup", "login", "status", "logout", "doctor", "keys", "completion",
-         "approver", "janitor", "help", "version")
+ORDER = ("get", "setup", "login", "status", "logout", "doctor", "ssh", "ssh-config", "approve",
+         "deny", "keys", "completion", "approver", "janitor", "gateway", "help", "version")
 USAGE_LINES = (
     ("[get] --cluster NAME", "print a credential (kubectl runs this from its kubeconfig)"),
     ("setup --cluster NAME ...", "write a profile and the kubeconfig entry that runs it"),

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from .. import attestproof as wire
+from ..x509names import subject_of, unbounded
 from . import yubico
 from .verdict import NO_PROOF, Attestation, AttestationConfig
 
@@ -170,7 +171,7 @@ def _check_binding(payload: wire.Payload, facts: CsrFactsLike) -> None:
     if key_sha256(payload.csr_key) != str(facts.key_sha256).lower():
         raise Failed("the proof was made for another CSR key than this request's")
     try:
-        subject = facts.request.subject.public_bytes()
+        subject = subject_of(facts.request).public_bytes()
     except ValueError:
         raise Failed("the CSR's subject cannot be read") from None
     if payload.subject != subject:
@@ -203,7 +204,8 @@ def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         # Parsed lazily: make malformed names and extensions fail here, not mid-check.
-        _ = cert.extensions, cert.issuer, cert.subject
+        with unbounded():  # a name past X.509's bounds is still a name (x509names.py)
+            _ = cert.extensions, cert.issuer, cert.subject
     except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
             x509.UnsupportedGeneralNameType):
         raise Failed(f"the proof's {what} is not a readable X.509 certificate") from None
@@ -261,7 +263,7 @@ def _check_chain(certs: tuple[bytes, ...], token_key: Any, config: AttestationCo
     if not any(_issued_by(last, root) and _root_in_time(root, now) for root in roots):
         which = "Yubico's PIV roots" if not config.roots_pem else "the configured roots"
         raise Failed(f"the attestation chain does not lead to any of {which} (the "
-                     f"{names[-1]} is issued by {_name(last.issuer)})")
+                     f"{names[-1]} is issued by {_issuer_name(last)})")
     return _device_facts(chain[0])
 
 
@@ -270,9 +272,10 @@ def _root_in_time(root: x509.Certificate, now: float) -> bool:
     return root.not_valid_before_utc <= at <= root.not_valid_after_utc
 
 
-def _name(name: x509.Name) -> str:
+def _issuer_name(cert: x509.Certificate) -> str:
     try:
-        text = name.rfc4514_string()
+        with unbounded():
+            text = cert.issuer.rfc4514_string()
     except ValueError:
         text = "an unreadable name"
     return repr(text[:120])

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from ..attestproof import PROOF_OID
 from ..issuers.approval import csr_state
 from ..issuers.csr import csr_shape_problem
+from ..x509names import subject_of
 
 # The states a CSR can be in, as the broker sees them.
 STATES = ("pending", "approved", "denied", "failed", "issued")
@@ -130,8 +131,9 @@ def _subject(csr: x509.CertificateSigningRequest) -> tuple[str, tuple[str, ...],
     organizations: list[str] = []
     extra = False
     try:
-        rdns = list(csr.subject.rdns)
-        text = csr.subject.rfc4514_string()
+        subject = subject_of(csr)  # any length of name, as Kubernetes takes (x509names.py)
+        rdns = list(subject.rdns)
+        text = subject.rfc4514_string()
     except (ValueError, TypeError) as error:
         raise FactsError(f"the request's subject cannot be read ({_short(error)})") from None
     for rdn in rdns:

@@ -263,3 +263,41 @@ def test_a_refused_renewal_is_not_asked_again_while_the_certificate_works(sandbo
     assert renewed.returncode == 0, renewed.stderr
     assert server.csr_creations == 3
     assert not list(sandbox.cache_dir.glob("*.pending-refused"))
+
+
+def test_a_user_name_past_x509s_64_bytes_is_issued(sandbox):
+    """Kubernetes bounds no user name (an OIDC name with its issuer prefix is longer than 64):
+    the certificate names it whole, and nobody sees cryptography's warning about it."""
+    name = "oidc:https://login.example.com/tenant#" + "0123456789" * 6 + "ab"
+    assert len(name) == 100
+    sandbox.server.tokens[sandbox.token] = (name, ["oncall", "o" * 200])
+    result = _get(sandbox)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from cred_helper.x509names import subject_of
+
+    cert = x509.load_pem_x509_certificate(
+        json.loads(result.stdout)["status"]["clientCertificateData"].encode())
+    names = subject_of(cert)
+    assert [a.value for a in names.get_attributes_for_oid(NameOID.COMMON_NAME)] == [name]
+    assert {a.value for a in names.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)} == \
+        {"oncall", "o" * 200}
+    again = _get(sandbox)  # and the cache serves it
+    assert again.returncode == 0 and again.stdout == result.stdout.replace(
+        json.loads(result.stdout)["status"]["expirationTimestamp"],
+        json.loads(again.stdout)["status"]["expirationTimestamp"])
+
+
+def test_a_subject_that_is_not_text_is_one_error(sandbox):
+    bad = _get(sandbox, "--subject-cn=caf\udce9")  # a Latin-1 byte on a UTF-8 command line
+    assert bad.returncode == 2
+    assert "--subject-cn (or its profile key): it is not valid Unicode text" in \
+        one_error(bad.stderr)
+    # A server's JSON can say the same with an escape: a wrong shape, not a crash.
+    sandbox.server.tokens[sandbox.token] = ("\ud800alice", ["oncall"])
+    worse = _get(sandbox)
+    assert worse.returncode == 1
+    assert "a user or group name is not valid Unicode text" in one_error(worse.stderr)

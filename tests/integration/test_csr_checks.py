@@ -13,6 +13,7 @@ import time
 import pytest
 
 from cred_helper.cache.pending import PendingStore
+from cred_helper.cache.sidefile import SideFiles
 from cred_helper.config import Settings
 from cred_helper.errors import ServerError, StillPending
 from cred_helper.issuers.csr import CsrIssuer
@@ -132,7 +133,7 @@ def _issuer(sandbox, said, tmp_path):
     client = KubeClient(Endpoint(sandbox.server.url, sandbox.server.ca.cert_pem),
                         BearerAuth(sandbox.token))
     return CsrIssuer(settings, client, say=said.append,
-                     pending=PendingStore(settings.cache_dir, "e" * 64))
+                     pending=PendingStore(settings.cache_dir, "e" * 64, SideFiles(said.append)))
 
 
 def test_a_renewal_does_not_wait_for_a_person(sandbox, tmp_path):

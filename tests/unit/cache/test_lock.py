@@ -4,11 +4,12 @@ import multiprocessing
 import os
 
 from cred_helper.cache.lock import exclusive
+from cred_helper.cache.sidefile import SideFiles
 
 
 def _worker(cache_dir: str, log: str) -> None:
     for _ in range(5):
-        with exclusive(cache_dir, "key", timeout=30):
+        with exclusive(cache_dir, "key", 30, SideFiles(print)):
             with open(log, "a") as fh:
                 fh.write(f"<{os.getpid()}\n")
                 fh.flush()

@@ -398,6 +398,7 @@ class LocalAPIServer:
         self.tamper: Callable[[str, str, int, bytes], tuple[int, bytes]] | None = None
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
+        self.received = 0  # every request that reached a handler
         # For the janitor's benchmark (system:masters only, no validation): pods and
         # PodDisruptionBudgets listed in pages (`limit`, `continue`), evictions that delete,
         # Events accepted.
@@ -952,6 +953,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
+        self.api.received += 1  # authenticated or not (the fuzz suite's depth)
         try:
             user, groups = self.api.authenticate(self)
             self.api.requests.append((method, path, user))

@@ -316,11 +316,12 @@ class CsrIssuer:
         if not found.matches(common_name, groups, s.ttl, s.key):
             self.pending.drop()  # asked for something else now: that request is not ours
             return None
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
             key = load_pem_private_key(found.key_pem, password=None)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             self.pending.drop()
             return None
         listed = self.client.get(CSR_PATH, params={"fieldSelector":

@@ -159,6 +159,23 @@ def test_a_renewal_with_an_auto_approver_gets_its_certificate(sandbox, tmp_path)
     assert issued.status["clientCertificateData"].startswith("-----BEGIN CERTIFICATE")
 
 
+def test_a_pending_record_whose_key_is_of_an_unknown_kind_makes_a_new_csr(sandbox, tmp_path):
+    """cryptography raises UnsupportedAlgorithm (not a ValueError) for a key type it does not
+    know: a damaged record, dropped like any other, never `unexpected`."""
+    import base64
+
+    from cred_helper.cache.pending import PendingCsr
+
+    der = bytes.fromhex("300d020100300506032a0304040100")  # PKCS#8, algorithm 1.2.3.4
+    pem = b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(der) + \
+        b"-----END PRIVATE KEY-----\n"
+    issuer = _issuer(sandbox, [], tmp_path)
+    issuer.pending.save(PendingCsr("cred-helper-old", pem, "alice@example.com",
+                                   ("oncall", "sre"), 1800, "ed25519", time.time()))
+    issued = issuer.issue()
+    assert issued.source != "cred-helper-old" and sandbox.server.csr_creations == 1
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640])
 def test_an_open_token_file_is_refused(sandbox, mode):
     sandbox.token_file.chmod(mode)

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+from .needs import missing
 
 KINDS = ("empty directory", "directory with a file", "symlink", "dangling symlink",
          "group-readable", "foreign owner")
@@ -43,7 +43,5 @@ def plant(path: Path, kind: str, target: Path) -> None:
         os.chmod(path, 0o640 if kind == "group-readable" else 0o600)
         if kind == "foreign owner":
             if os.geteuid() != 0:
-                if os.environ.get("CI") == "true":
-                    pytest.fail("CI runs as root: a file of another owner needs chown")
-                pytest.skip("a file of another owner needs root (chown)")
+                    missing("a file of another owner needs root (chown)")
             os.chown(path, 65534, 65534)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,21 +36,29 @@ CRED_HELPER = str(Path(PYTHON).parent / "cred-helper")
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     """Seconds for argv to run, measured inside a forked child that is argv's parent."""
+    return timed_with_cpu(argv, env)[0]
+
+
+def timed_with_cpu(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one run of argv, from a forked child
+    that is its parent. CPU time hardly moves when other work shares the cores."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
         start = time.perf_counter()
         code = subprocess.call(argv, env=env, stdout=subprocess.DEVNULL)
-        os.write(write_end, f"{code} {time.perf_counter() - start}".encode())
+        wall = time.perf_counter() - start
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        os.write(write_end, f"{code} {wall} {used.ru_utime + used.ru_stime}".encode())
         os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as fh:
-        code, seconds = fh.read().split()
+        code, wall, cpu = fh.read().split()
     os.waitpid(pid, 0)
     if code != "0":
         raise SystemExit(f"{argv[0]} failed with exit code {code}")
-    return float(seconds)
+    return float(wall), float(cpu)
 
 
 def bench_server() -> LocalAPIServer:
@@ -118,19 +127,26 @@ def compare(count: int, against: str) -> None:
         for _ in range(5):
             for argv, env in commands.values():
                 timed(argv, env)
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(count):
-            for name, (argv, env) in commands.items():
-                times[name].append(timed(argv, env))
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(count):
+            order = list(commands.items())
+            for name, (argv, env) in order[i % 3:] + order[:i % 3]:  # no place favoured
+                wall, cpu = timed_with_cpu(argv, env)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
         assert server.csr_creations == 2, "every timed run must have been a cache hit"
-    medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
-    base = medians["python -I -c pass"]
+    wall_ms = {name: statistics.median(t) * 1000 for name, t in walls.items()}
+    cpu_ms = {name: statistics.median(t) * 1000 for name, t in cpus.items()}
     print(f"interpreter        {PYTHON}")
     print(f"runs               {count} of each, interleaved")
     print(f"against            {against}")
-    for name, ms in medians.items():
-        print(f"{name:<18} median {ms:6.1f} ms  ratio {ms / base:5.2f}")
-    print(f"this tree / --against  {medians['this tree'] / medians['--against']:6.3f}")
+    for name in commands:
+        print(f"{name:<18} median {wall_ms[name]:6.1f} ms  ratio "
+              f"{wall_ms[name] / wall_ms['python -I -c pass']:5.2f}   CPU median "
+              f"{cpu_ms[name]:6.1f} ms  ratio {cpu_ms[name] / cpu_ms['python -I -c pass']:5.2f}")
+    print(f"this tree / --against  wall {wall_ms['this tree'] / wall_ms['--against']:6.3f}"
+          f"   CPU {cpu_ms['this tree'] / cpu_ms['--against']:6.3f}")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 from tests.controlplane import prebuild
 from tests.support.apiserver import LocalAPIServer
 from tests.support.harness import Sandbox, find_kubectl
+from tests.support.needs import apply_needs
 
 
 def _approve_all(csr: dict) -> bool:
@@ -34,6 +35,10 @@ def sandbox(tmp_path, server) -> Sandbox:
                "XDG_CACHE_HOME": str(tmp_path / "cache"),
                "XDG_CONFIG_HOME": str(tmp_path / "config")}
     return box
+
+
+def pytest_runtest_setup(item) -> None:
+    apply_needs(item)  # a `needs` mark: skipped where missing, a failure under CI=true
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ kube-apiserver trusts one test CA for clients, and serves with a certificate fro
 kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates with that CA
 (as kubeadm does; `separate_client_ca` gives clients and the signer a CA of their own, which
 `rotate_client_ca` replaces). Static tokens name an admin (`system:masters`) and the bootstrap
-identity. The audit log records every request of the people the tests play (`audit_events`).
+identity. The audit log records every request of the people the tests play, and every
+request about a CSR (`audit_events`).
 Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
 
 With `oidc=OidcSettings(...)` kube-apiserver also trusts an OpenID provider through the
@@ -58,7 +59,10 @@ subjects:
 """
 
 
-# Metadata for the people the tests play, nothing for the control plane's own traffic.
+# Metadata for the people the tests play and for every request about a CSR (whoever makes
+# it: approvers, kubectl, the signer), so that a test counts what was asked instead of
+# sleeping and looking whether anything more happened; nothing for the rest of the control
+# plane's own traffic.
 AUDIT_POLICY = f"""
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -66,6 +70,11 @@ omitStages: [RequestReceived]
 rules:
 - level: Metadata
   users: ["{BOOTSTRAP[0]}"]
+- level: Metadata
+  resources:
+  - group: certificates.k8s.io
+    resources: [certificatesigningrequests, certificatesigningrequests/approval,
+                certificatesigningrequests/status]
 - level: None
 """
 @dataclass(frozen=True)
@@ -222,9 +231,9 @@ class ControlPlane:
         _private(self.dir / "client-ca.key", key_pem(self.client_ca.key))
 
     def audit_events(self, user_agent_prefix: str = "") -> list[dict]:
-        """The bootstrap user's requests, one event per request in the order they came (a
-        watch is logged when it starts and again when it ends), optionally only those whose
-        User-Agent starts with a prefix."""
+        """The bootstrap user's requests and every request about a CSR, one event per request
+        in the order they came (a watch is logged when it starts and again when it ends),
+        optionally only those whose User-Agent starts with a prefix."""
         path = self.dir / "audit.log"
         requests: dict[str, dict] = {}
         for line in path.read_text().splitlines():

@@ -188,3 +188,30 @@ def test_an_unusable_tls_server_name_is_one_error(name):
         return
     with pytest.raises(ServerError, match="tls-server-name"):
         net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)
+
+
+def test_a_header_name_given_twice_is_sent_twice():
+    """Kubernetes reads one Impersonate-Group header per group: pairs keep them apart."""
+    import http.server
+    import threading
+
+    seen: list[list[str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get_all("Impersonate-Group") or [])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    client = net.Client(net.Peer("the test server", ServerError, "-"), ssl.create_default_context())
+    resp = client.request("GET", f"http://127.0.0.1:{server.server_address[1]}/", headers=[
+        ("Impersonate-User", "alice"), ("Impersonate-Group", "oncall"),
+        ("Impersonate-Group", "system:authenticated")])
+    server.server_close()
+    assert resp.status_code == 200
+    assert seen == [["oncall", "system:authenticated"]]

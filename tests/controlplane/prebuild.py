@@ -1,8 +1,9 @@
-"""Builds every Go program the tests and benchmarks run, once per machine, before pytest starts:
-the real control plane (build.py), kubelogin and krew (gotools.py), and whatever else registers
-in TOOLS. A cold build takes about 15 minutes on 2 cores, so the test command (scripts/test) runs
-this first, under a limit of its own, and no test's timeout ever includes a build: under CI=true a
-fixture that finds a tool unbuilt fails (`prebuilt` below) instead of building it.
+"""Builds every Go program the tests and benchmarks run, once per machine, before pytest starts: the
+real control plane (build.py), kubelogin and krew (gotools.py), the kubelet stand-in (standin.py),
+and whatever else registers in TOOLS. A cold build takes about 15 minutes on 2 cores, so the test
+command (scripts/test) runs this first, under a limit of its own, and no test's timeout ever
+includes a build: under CI=true a fixture that finds a tool unbuilt fails (`prebuilt` below) instead
+of building it.
 
     python tests/controlplane/prebuild.py     # one line per tool: cached, or built in N s
 
@@ -22,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.controlplane import build, gotools
+from tests.controlplane import build, gotools, standin
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ CONTROL_PLANE = Tool(f"control plane (kubernetes {build.KUBERNETES}, etcd {build
                      lambda: build.built(build.cache_root()), _control_plane)
 KUBELOGIN = _go_tool(gotools.KUBELOGIN)
 KREW = _go_tool(gotools.KREW)
-TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW]
+KUBELET_STANDIN = Tool(f"kubelet stand-in (virtual-kubelet {standin.VIRTUAL_KUBELET})",
+                       lambda: standin.binary().is_file(), standin.ensure)
+TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW, KUBELET_STANDIN]
 
 
 def in_ci() -> bool:

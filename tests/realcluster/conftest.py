@@ -104,3 +104,26 @@ def procs():
     yield started
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway_world(node_plane, tmp_path_factory):
+    """The SSH gateway on the node plane, for the session: the CRD and the gateway's RBAC
+    applied, namespace `payments` (the on-call Role bound to `oncall`) with pods on the node,
+    namespace `ledger` (no Role: RBAC refuses alice there), alice and bob (group oncall) with
+    client certificates, an SSH user CA, and `cred-helper gateway run` as a process."""
+    from tests.support import gateway as gw
+
+    directory = tmp_path_factory.mktemp("gateway")
+    gw.install(node_plane)
+    world = gw.World(plane=node_plane, directory=directory, ca=gw.UserCA(),
+                     payments=gw.namespace(node_plane, "payments"),
+                     ledger=gw.namespace(node_plane, "ledger", oncall_group=None),
+                     alice=gw.person(node_plane, directory, "alice@example.com", ["oncall"]),
+                     bob=gw.person(node_plane, directory, "bob@example.com", ["oncall"]))
+    for pod in ("api-1", "api-2", "db-0"):
+        world.pod_dirs[pod] = gw.pod(node_plane, world.payments, pod)
+    world.pod_dirs["ledger-0"] = gw.pod(node_plane, world.ledger, "ledger-0")
+    world.gateway = gw.start_gateway(node_plane, world.ca, directory / "gateway")
+    yield world
+    world.gateway.stop()

@@ -4,11 +4,9 @@ on a node (the kubelet stand-in: tests/controlplane/standin) of the real kube-ap
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -75,23 +73,10 @@ def test_logs_tail_and_follow(oncall, node_plane):
         follow.wait()
 
 
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"hello from the pod\n")
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def pod_server():
-    """An HTTP server on 127.0.0.1: the port the pod listens on, as the stand-in forwards."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with gw.pod_http_server(b"hello from the pod\n") as port:
+        yield port
 
 
 def test_port_forward_reaches_the_pod(oncall, node_plane, pod_server):

@@ -14,12 +14,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import secrets
 import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +95,10 @@ class UserCA:
                    .type(serialization.SSHCertificateType.HOST if host
                          else serialization.SSHCertificateType.USER)
                    .serial(secrets.randbits(63)).key_id(key_id.encode())
-                   .valid_principals([p.encode() for p in principals])
                    .valid_after(int(valid_after)).valid_before(int(valid_before)))
+        # No principal at all: valid for every login name (OpenSSH's and asyncssh's rule).
+        builder = builder.valid_principals([p.encode() for p in principals]) if principals \
+            else builder.valid_for_all_principals()
         for name in sorted(extensions):
             builder = builder.add_extension(name.encode(), b"")
         for name, value in sorted((critical or {}).items()):
@@ -396,5 +401,56 @@ def grant(namespace: str, *, pods: tuple[str, ...] = (), commands=("pods", "logs
             "exec": [list(p) for p in exec_patterns], "shell": shell, "ports": list(ports)}
 
 
+@contextlib.contextmanager
+def pod_http_server(body: bytes):
+    """An HTTP server on 127.0.0.1 answering every GET with `body`: a pod's port, as the
+    stand-in forwards to it. Yields the port."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def yaml_objects(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@dataclass
+class World:
+    """What the gateway tests share (tests/realcluster/conftest.py: gateway_world)."""
+
+    plane: ControlPlane
+    directory: Path
+    ca: UserCA
+    payments: str
+    ledger: str
+    alice: Person
+    bob: Person
+    gateway: Gateway | None = None
+    pod_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def request(self, grant_doc: dict, *, who: Person | None = None, lifetime: float = 1800,
+                namespace: str = "", key_kind: str = "ed25519", approve_it: bool = True
+                ) -> tuple[str, Key]:
+        """A new request of `who` (alice) for the grant's namespace, approved with that
+        grant as the broker would; its name and key."""
+        who = who or self.alice
+        name = f"ar-{secrets.token_hex(4)}"
+        key = new_key(self.directory, name, key_kind)
+        create_request(self.plane, who, name, key, namespace or grant_doc["namespace"])
+        if approve_it:
+            approve(self.plane, self.ca, name, key, grant_doc, lifetime=lifetime)
+        return name, key

@@ -71,8 +71,15 @@ class CommandChannel:
             if task is not None:
                 task.cancel()
 
+        async def stop_when_closed() -> None:
+            # A client that closes its channel must not leave the command running (and
+            # counted against its channels) in the pod.
+            await self.chan.wait_closed()
+            stop("the client closed the channel")
+
         self.session.stoppers.add(stop)
         self.session.commands += 1
+        watcher = asyncio.create_task(stop_when_closed())
         line = self.chan.get_command() or ""
         fields: dict[str, Any] = {"line": line[:4096]}
         code = FAILED
@@ -91,6 +98,7 @@ class CommandChannel:
             self.recording = None
             self._error(f"session ended: {exc}", "the gateway ends what it cannot record")
         finally:
+            watcher.cancel()
             self.session.stoppers.discard(stop)
             self.ctx.connections.close_channel(self.session)
             if self.recording is not None:
@@ -229,9 +237,8 @@ class CommandChannel:
                     if self.recording is not None:
                         self.recording.resize(size.width, size.height)
                     continue
-                except (asyncssh.BreakReceived, asyncssh.SignalReceived,
-                        asyncssh.SoftEOFReceived):
-                    continue
+                except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                    continue  # a break or a signal from the client: nothing to pass on
                 if not data:
                     await ws.send(bytes([streams.CLOSE, streams.STDIN]))
                     return
@@ -314,6 +321,10 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
             await ws.send(bytes([0]) + data)
 
     pump = asyncio.create_task(upstream())
+    downstream = asyncio.current_task()
+    closed = asyncio.create_task(writer.channel.wait_closed())
+    if downstream is not None:  # the client closed its channel: stop reading the pod
+        closed.add_done_callback(lambda _: downstream.cancel())
     prefixed: set[int] = set()
     try:
         async for message in streams.messages(ws):
@@ -336,6 +347,7 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
     except (ConnectionClosed, ConnectionError, asyncio.CancelledError):
         pass
     finally:
+        closed.cancel()
         pump.cancel()
         await ws.close()
         writer.close()

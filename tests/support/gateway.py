@@ -19,7 +19,6 @@ import http.server
 import json
 import os
 import secrets
-import select
 import subprocess
 import sys
 import threading
@@ -285,22 +284,20 @@ class Gateway:
     known_hosts: Path
     stderr_path: Path
     _lines: list[str] = field(default_factory=list)
-    _buffer: bytes = b""
+
+    def __post_init__(self) -> None:
+        # Read the trail as it comes: a full pipe would stop the gateway (its writes block).
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.append(line.decode())
 
     def trail(self, timeout: float = 0) -> list[dict]:
-        """Every JSON line the gateway wrote so far (waiting up to `timeout` for more)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.05)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-                if chunk:
-                    self._buffer += chunk
-                    *done, self._buffer = self._buffer.split(b"\n")
-                    self._lines += [d.decode() for d in done]
-                    continue
-            if time.monotonic() >= deadline:
-                return [json.loads(line) for line in self._lines]
+        """Every JSON line the gateway wrote so far (after waiting `timeout` for more)."""
+        if timeout:
+            time.sleep(timeout)
+        return [json.loads(line) for line in list(self._lines)]
 
     def wait_trail(self, match, timeout: float = 15) -> dict:
         deadline = time.monotonic() + timeout

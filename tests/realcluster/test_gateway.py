@@ -4,6 +4,7 @@ kubelet stand-in. What runs, as whom, what is refused before any API call, and t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -282,3 +283,58 @@ def test_the_session_line(world):
     assert line["commands"] == 1 and line["bytes_out"] == 2
     assert line["client"].startswith("127.0.0.1:") and line["start"] <= line["end"]
     json.dumps(line)
+
+
+def test_a_role_with_create_alone_on_pods_exec_refuses_the_gateways_websocket(world):
+    """Why the on-call Role grants get beside create on pods/exec: a WebSocket exec is a GET,
+    checked as get (and, since 1.35, as create too). kubectl falls back to SPDY (a POST,
+    create alone); the gateway speaks only WebSocket."""
+    ns = gw.namespace(world.plane, f"create-only-{uuid.uuid4().hex[:6]}", oncall_group=None)
+    world.plane.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "exec-create-only", "namespace": ns},
+             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                       {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "exec-create-only", "namespace": ns},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": "exec-create-only"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                           "name": "oncall"}]}]}))
+    gw.pod(world.plane, ns, "api-1")
+    name, key = world.request(gw.grant(ns, exec_patterns=(("echo", "**"),)))
+    done = gw.ssh(world.gateway, key, name, "exec", "api-1", "--", "echo", "hi")
+    assert done.returncode == 126
+    assert 'cannot get resource "pods/exec"' in done.stderr
+    # kubectl with the same Role gets through, over SPDY.
+    kubectl = gw.kubectl_as(world.plane, world.alice, "exec", "-n", ns, "api-1", "--",
+                            "echo", "hi")
+    assert (kubectl.returncode, kubectl.stdout) == (0, "hi\n"), kubectl.stderr
+
+
+async def _shell_with_resize(world, key: gw.Key, name: str) -> str:
+    from tests.realcluster.test_gateway_hostile import _connect
+
+    async with await _connect(world, key, name) as conn:
+        proc = await conn.create_process("shell api-1", term_type="xterm",
+                                         term_size=(100, 30), encoding=None)
+        proc.stdin.write(b"stty size\n")
+        await asyncio.sleep(1)
+        proc.change_terminal_size(120, 40)
+        await asyncio.sleep(0.5)
+        proc.stdin.write(b"stty size; exit 0\n")
+        out = await asyncio.wait_for(proc.stdout.read(), 20)
+        await proc.wait_closed()
+        return out.decode()
+
+
+def test_a_shells_window_size_follows_the_client(world):
+    name, key = world.request(everything(world))
+    shown = asyncio.run(_shell_with_resize(world, key, name))
+    assert "30 100" in shown and "40 120" in shown
+    line = world.gateway.wait_trail(lambda t: t.get("request") == name and t.get("verb") ==
+                                    "shell")
+    header, events = parse_v2(Path(line["recording"]).read_text())
+    assert (header["width"], header["height"]) == (100, 30)
+    assert ("r", "120x40") in [(code, data) for _, code, data in events]

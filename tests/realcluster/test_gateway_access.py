@@ -213,3 +213,21 @@ def test_a_session_ends_at_the_certificates_end(world):
         f"cred-helper: error: session ended: access request {name} ended at {ends}"
     assert time.time() >= ar.parse_time(ends, "expiresAt")
     refused(world, key, name)
+
+
+def test_an_idle_session_is_ended(world, tmp_path):
+    gateway = gw.start_gateway(world.plane, world.ca, tmp_path / "gateway",
+                               "--idle-timeout=2s")
+    try:
+        name, key = world.request(grant(world))
+        proc = subprocess.Popen(gw.ssh_argv(gateway, key, name, "exec", "api-1", "--", "sh",
+                                            "-c", "'echo started; exec sleep 60'"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        assert proc.stdout.readline() == "started\n"
+        took, err = ended_within(proc, 6)
+        assert took >= 1.5
+        assert err.strip().splitlines()[-1] == \
+            "cred-helper: error: session ended: idle for 2 s (the gateway's --idle-timeout)"
+    finally:
+        gateway.stop()

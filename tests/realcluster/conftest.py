@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.controlplane import prebuild
 from tests.support.controlplane import BOOTSTRAP, ControlPlane, OidcSettings
 from tests.support.harness import Sandbox
 from tests.support.oidc_provider import OIDCProvider, provider_clients
@@ -46,12 +45,6 @@ def own_plane(control_plane_bin):
     that restart or rotate it."""
     with ControlPlane(control_plane_bin, separate_client_ca=True) as plane:
         yield plane
-
-
-@pytest.fixture(scope="session")
-def kubelet_standin_bin() -> Path:
-    """The kubelet stand-in (tests/controlplane/standin), built up front."""
-    return prebuild.prebuilt(prebuild.KUBELET_STANDIN)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from typing import Any
 from ..accessrequest import AccessRequest, AccessRequestError
 from ..errors import CredHelperError
 from . import grant
-from .access import Refused, admit
+from .access import Refused, admit, ended
 from .connections import Session
 from .handlers import CommandChannel, Context, forward
 from .kubeapi import Cluster, RequestWatch
@@ -146,6 +146,17 @@ class Gateway:
         if not refusal:
             self._closers[session] = close
         return refusal
+
+    async def recheck(self, session: Session) -> None:
+        """Read the request once more just after login: a denial between the read at login
+        and the session's registration would otherwise wait for the request's next change."""
+        try:
+            request = await asyncio.to_thread(self.cluster.get_request, session.access.request)
+        except (CredHelperError, AccessRequestError):
+            return  # the watch still follows it
+        reason = ended(session.access, request, self.clock())
+        if reason:
+            self.end(session, reason)
 
     def closed(self, session: Session) -> None:
         self.connections.remove(session)
@@ -288,6 +299,7 @@ class _Server(asyncssh.SSHServer):
             self.conn.close()
             return
         self.session = session
+        self._recheck = asyncio.get_running_loop().create_task(self.g.recheck(session))
 
     # ---- channels --------------------------------------------------------------------------
 

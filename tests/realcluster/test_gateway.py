@@ -338,3 +338,18 @@ def test_a_shells_window_size_follows_the_client(world):
     header, events = parse_v2(Path(line["recording"]).read_text())
     assert (header["width"], header["height"]) == (100, 30)
     assert ("r", "120x40") in [(code, data) for _, code, data in events]
+
+
+def test_a_container_is_chosen_with_c(world):
+    directory = gw.pod(world.plane, world.payments, f"multi-{uuid.uuid4().hex[:6]}",
+                       containers=("app", "sidecar"))
+    pod = directory.name
+    name, key = world.request(gw.grant(world.payments, exec_patterns=(("sh", "-c", "*"),)))
+    done = gw.ssh(world.gateway, key, name, "exec", pod, "-c", "sidecar", "--", "sh", "-c",
+                  "'echo $CONTAINER_NAME'")
+    assert (done.returncode, done.stdout) == (0, "sidecar\n"), done.stderr
+    (directory / "sidecar.log").write_text("from the sidecar\n")
+    done = gw.ssh(world.gateway, key, name, "logs", pod, "-c", "sidecar")
+    assert done.stdout == "from the sidecar\n"
+    done = gw.ssh(world.gateway, key, name, "logs", pod, "-c", "nope")
+    assert done.returncode == 1 and "nope" in done.stderr

@@ -8,6 +8,10 @@ kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates
 identity. The audit log records every request of the people the tests play (`audit_events`).
 Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
 
+`start_node(binary)` adds a node: the kubelet stand-in (tests/controlplane/standin), which
+kube-apiserver reaches over TLS verified both ways, runs the pods bound to it.
+`audit_policy=` replaces the audit policy for one plane.
+
 With `oidc=OidcSettings(...)` kube-apiserver also trusts an OpenID provider through the
 structured authentication configuration (`--authentication-config`, apiserver.config.k8s.io/v1),
 beside the static tokens: one JWT authenticator whose issuer is the https provider, trusted

@@ -97,6 +97,8 @@ class CommandChannel:
             fields["reason"] = f"ended: {exc}"
             self.recording = None
             self._error(f"session ended: {exc}", "the gateway ends what it cannot record")
+        except (OSError, asyncssh.Error):  # the client went away while we wrote to it
+            fields["reason"] = "ended: the client went away"
         finally:
             watcher.cancel()
             self.session.stoppers.discard(stop)
@@ -265,10 +267,11 @@ class CommandChannel:
             with contextlib.suppress(RecordingFull):
                 self.recording.output(data.replace(b"\n", b"\r\n")
                                       if self.chan.get_terminal_type() else data)
-        self.stderr.write(data if not self.chan.get_terminal_type()
-                          else data.replace(b"\n", b"\r\n"))
-        self.sent += len(data)
-        self.session.touch(self.ctx.clock(), sent=len(data))
+        with contextlib.suppress(OSError, asyncssh.Error):  # a client already gone
+            self.stderr.write(data if not self.chan.get_terminal_type()
+                              else data.replace(b"\n", b"\r\n"))
+            self.sent += len(data)
+            self.session.touch(self.ctx.clock(), sent=len(data))
 
     def _start_recording(self, line: str) -> None:
         width, height = self.chan.get_terminal_size()[:2]

@@ -39,6 +39,7 @@ from .trail import new_session_id
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 TICK = 0.25  # how often ends (certificate, idle) are looked for
+MAX_LOGINS = 3  # login names one connection may try
 STARTUP_PATIENCE = 60.0  # how long a first list may fail with 429, 5xx or no answer
 
 
@@ -188,6 +189,8 @@ class _Server(asyncssh.SSHServer):
         self.presented = False
         self.session: Session | None = None
         self.started = gateway.clock()
+        self.logins = 0  # login names tried on this connection
+        self.counted = False  # among the gateway's unauthenticated connections
 
     # ---- the connection --------------------------------------------------------------------
 
@@ -196,6 +199,7 @@ class _Server(asyncssh.SSHServer):
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.client = f"{peer[0]}:{peer[1]}"
         self.g.unauthenticated += 1
+        self.counted = True
         if self.g.unauthenticated + len(self.g.connections) > self.g.config.max_connections:
             self.refusal = "the gateway is at --max-connections"
             conn.close()
@@ -220,8 +224,8 @@ class _Server(asyncssh.SSHServer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         now = self.g.clock()
+        self._uncount()
         if self.session is None:
-            self.g.unauthenticated = max(0, self.g.unauthenticated - 1)
             self.g.ctx.trail.write("session", decision="refused", request=self.login or None,
                                    client=self.client, reason=self.refusal,
                                    start=self.started, end=now)
@@ -238,10 +242,21 @@ class _Server(asyncssh.SSHServer):
             bytes_in=session.bytes_in, bytes_out=session.bytes_out, start=session.started,
             end=now)
 
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.g.unauthenticated -= 1
+
     # ---- authentication --------------------------------------------------------------------
 
     async def begin_auth(self, username: str) -> bool:
         self.login, self.access, self.presented = username, None, False
+        self.logins += 1
+        if self.logins > MAX_LOGINS:
+            # Each login name costs a read of the API server: a client trying name after
+            # name on one connection gets no more of them.
+            self.refusal = f"more than {MAX_LOGINS} login names on one connection"
+            return True
         if not _NAME.fullmatch(username):
             self.refusal = "the login name is not an access request's name"
             return True
@@ -293,7 +308,7 @@ class _Server(asyncssh.SSHServer):
         session = Session(id=new_session_id(), access=self.access, client=self.client,
                           started=now, last_activity=now)
         refusal = self.g.opened(session, self.conn.close)
-        self.g.unauthenticated = max(0, self.g.unauthenticated - 1)
+        self._uncount()
         if refusal:
             self.refusal = refusal
             self.conn.close()

@@ -5,10 +5,10 @@ out.
 A connection is let in only for a request that is approved, not denied, not being deleted,
 unexpired, with a grant for its own namespace, and whose `status.certificate` is a user
 certificate of the configured CA for exactly the request's key (`spec.publicKey`), with the
-request's name as its one principal and no critical option. The SSH server then requires the
-certificate the client presents to be that certificate, byte for byte: a certificate of the
-same CA for another key, another principal or an earlier signing is refused even where the CA
-signed it.
+request's name as its one principal, the key id `<name>:<username>` and no critical option.
+The SSH server then requires the certificate the client presents to be that certificate, byte
+for byte: a certificate of the same CA for another key, another principal or an earlier
+signing is refused even where the CA signed it.
 
 While the connection lasts, every change of the request is checked again (`ended`): denial,
 deletion, a new certificate, or its end closes it.
@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from ..accessrequest import APPROVED, DENIED, AccessRequest, Grant, Spec, format_time
+from ..accessrequest import (
+    APPROVED,
+    DENIED,
+    AccessRequest,
+    Grant,
+    Spec,
+    format_time,
+    key_id,
+)
 
 
 class Refused(Exception):
@@ -144,6 +152,8 @@ def _check_certificate(request: AccessRequest, blob: bytes, cas: tuple[bytes, ..
         problem = "is not for the request's key (spec.publicKey)"
     elif cert.valid_principals != [name.encode()]:
         problem = "does not name the request as its one principal"
+    elif cert.key_id != key_id(name, request.spec.username).encode():
+        problem = f"has another key id than {key_id(name, request.spec.username)}"
     elif cert.critical_options:
         problem = "carries critical options"
     elif not cert.valid_after <= now < cert.valid_before:

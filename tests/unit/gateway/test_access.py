@@ -25,9 +25,10 @@ GRANT = {"namespace": "payments", "pods": [], "commands": ["exec"], "exec": [["p
 
 
 def signed(key: str = ALICE_KEY, principals: tuple[str, ...] = (NAME,), ca: UserCA = CA,
-           after: float = NOW - 60, before: float = NOW + 1800, **kw) -> str:
-    return ca.sign(key, list(principals), key_id=f"{NAME}:alice@example.com",
-                   valid_after=after, valid_before=before, **kw)
+           after: float = NOW - 60, before: float = NOW + 1800,
+           key_id: str = f"{NAME}:alice@example.com", **kw) -> str:
+    return ca.sign(key, list(principals), key_id=key_id, valid_after=after,
+                   valid_before=before, **kw)
 
 
 CERT = signed()
@@ -85,6 +86,7 @@ def test_an_approved_request_lets_in_until_the_earlier_end():
     ({"certificate": signed(principals=("ar-other",))}, "one principal"),
     ({"certificate": signed(principals=(NAME, "root"))}, "one principal"),
     ({"certificate": signed(principals=())}, "one principal"),
+    ({"certificate": signed(key_id=f"{NAME}:mallory@example.com")}, "has another key id"),
     ({"certificate": signed(critical={"force-command": "id"})}, "carries critical options"),
     ({"certificate": signed(before=NOW - 1)}, "is not valid now"),
     ({"certificate": signed(after=NOW + 60)}, "is not valid now"),

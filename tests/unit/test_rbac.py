@@ -51,3 +51,18 @@ def test_audit_policy_levels():
     meta = {r["resources"][0]["resources"][0]: r["level"] for r in policy["rules"][1:]}
     assert meta == {"pods/ephemeralcontainers": "Request",
                     "certificatesigningrequests/approval": "Metadata"}
+
+
+def test_the_oncall_role_lets_websocket_clients_exec_attach_and_forward():
+    """A WebSocket upgrade is a GET, checked as get and (1.35+) create: both verbs, on each
+    streaming subresource (the SSH gateway speaks only WebSocket)."""
+    docs = yaml.safe_load_all(rbac.api_objects(rbac.Team("oncall", ("shop",))))
+    (role,) = [d for d in docs if d["kind"] == "Role"
+               and d["metadata"]["name"] == "cred-helper-oncall-debug"]
+    verbs: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            verbs.setdefault(resource, set()).update(rule["verbs"])
+    for resource in ("pods/exec", "pods/attach", "pods/portforward"):
+        assert verbs[resource] == {"get", "create"}, resource
+    assert "secrets" not in verbs and verbs["pods"] == {"get", "list", "watch"}

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..accessrequest import format_time
-from ..errors import CredHelperError, ServerError, server_text
+from ..errors import CredHelperError, ServerError, os_reason, server_text
 from . import commands, grant, streams
 from .access import Access
 from .connections import Connections, Session
 from .impersonate import headers as impersonation
 from .kubeapi import Cluster, list_pods
 from .sshlib import asyncssh
-from .trail import Recording, RecordingFull, Trail, recording_path
+from .trail import Recording, RecordingStopped, Trail, recording_path
 
 USAGE_ERROR, REFUSED, FAILED = 2, 126, 1
 READ_SIZE = 32 * 1024
@@ -84,8 +84,16 @@ class CommandChannel:
         fields: dict[str, Any] = {"line": line[:4096]}
         code = FAILED
         try:
-            self._start_recording(line)
-            code, fields = await self._command(line, fields)
+            try:
+                self._start_recording(line)
+            except OSError as exc:
+                # What cannot be recorded does not run.
+                fields.update(decision="refused", reason=f"cannot record: {os_reason(exc)}")
+                self._error(f"the gateway cannot record this command ({os_reason(exc)}), so "
+                            "it does not run it", "tell the gateway's admin: its recordings "
+                            "volume")
+            else:
+                code, fields = await self._command(line, fields)
         except asyncio.CancelledError:
             reason = stopped[0] if stopped else "the connection closed"
             fields.setdefault("decision", "allowed")
@@ -93,10 +101,12 @@ class CommandChannel:
             with contextlib.suppress(Exception):
                 self._error(f"session ended: {reason}")
             code = FAILED
-        except RecordingFull as exc:
+        except RecordingStopped as exc:
             fields["reason"] = f"ended: {exc}"
+            if self.recording is not None:
+                self.recording.close()
             self.recording = None
-            self._error(f"session ended: {exc}", "the gateway ends what it cannot record")
+            self._error(f"command ended: {exc}", "the gateway ends what it cannot record")
         except (OSError, asyncssh.Error):  # the client went away while we wrote to it
             fields["reason"] = "ended: the client went away"
         finally:
@@ -264,7 +274,7 @@ class CommandChannel:
         text = f"cred-helper: error: {message}\n" + (f"hint: {hint}\n" if hint else "")
         data = text.encode()
         if self.recording is not None:
-            with contextlib.suppress(RecordingFull):
+            with contextlib.suppress(RecordingStopped):
                 self.recording.output(data.replace(b"\n", b"\r\n")
                                       if self.chan.get_terminal_type() else data)
         with contextlib.suppress(OSError, asyncssh.Error):  # a client already gone

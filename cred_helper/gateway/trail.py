@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import os_reason
+
 
 def timestamp(when: float) -> str:
     """RFC 3339, UTC, milliseconds."""
@@ -51,8 +53,8 @@ def line(kind: str, fields: dict[str, Any]) -> str:
     return json.dumps({"kind": kind, **fields}, ensure_ascii=True, separators=(",", ":"))
 
 
-class RecordingFull(Exception):
-    """The recording reached its size limit."""
+class RecordingStopped(Exception):
+    """The recording cannot take more: its size limit, or a write that failed (a full disk)."""
 
 
 class Recording:
@@ -91,10 +93,13 @@ class Recording:
         try:
             if rest:
                 self._event("o", rest)
-        except RecordingFull:
+        except RecordingStopped:
             pass
         finally:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # what could not be flushed was already reported by _write
 
     def _event(self, code: str, data: str) -> None:
         at = max(0.0, self._clock() - self._started)
@@ -102,9 +107,13 @@ class Recording:
 
     def _write(self, text: str) -> None:
         if self.size + len(text) + 1 > self._max:
-            raise RecordingFull(f"the recording {self.path.name} reached {self._max} bytes")
-        self._file.write(text + "\n")
-        self._file.flush()
+            raise RecordingStopped(f"the recording {self.path.name} reached {self._max} bytes")
+        try:
+            self._file.write(text + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise RecordingStopped(f"the recording {self.path.name} cannot be written: "
+                                   f"{os_reason(exc)}") from None
         self.size += len(text) + 1
 
 

@@ -235,3 +235,29 @@ def test_an_idle_session_is_ended(world, tmp_path):
             "cred-helper: error: session ended: idle for 2 s (the gateway's --idle-timeout)"
     finally:
         gateway.stop()
+
+
+def test_what_cannot_be_recorded_does_not_run(world, tmp_path):
+    gateway = gw.start_gateway(world.plane, world.ca, tmp_path / "gateway",
+                               "--recording-limit=1")
+    try:
+        name, key = world.request(grant(world))
+        # Past the recording's limit (1 MiB) the command is ended, and what did not fit
+        # never reaches the client.
+        done = gw.ssh(gateway, key, name, "exec", "api-1", "--", "sh", "-c",
+                      "'yes 0123456789 | head -c 3000000'")
+        assert done.returncode == 1
+        assert len(done.stdout) < 1 << 20
+        assert "cred-helper: error: command ended: the recording" in done.stderr
+        assert "reached 1048576 bytes" in done.stderr
+        # A recordings directory that cannot be written: nothing runs.
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        (gateway.recordings / day).rename(gateway.recordings / "moved")
+        (gateway.recordings / day).write_text("in the way")
+        done = gw.ssh(gateway, key, name, "exec", "api-1", "--", "sh", "-c",
+                      "'echo ran > ran.txt'")
+        assert done.returncode == 1
+        assert "cannot record this command" in done.stderr
+        assert not (world.pod_dirs["api-1"] / "ran.txt").exists()
+    finally:
+        gateway.stop()

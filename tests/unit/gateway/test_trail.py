@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from cred_helper.gateway.trail import Recording, RecordingFull, Trail, recording_path
+from cred_helper.gateway.trail import Recording, RecordingStopped, Trail, recording_path
 from tests.support.asciicast import output, parse_v2
 
 
@@ -66,7 +66,7 @@ def test_a_recording_is_never_overwritten(tmp_path):
 
 def test_a_full_recording_raises_and_keeps_what_fit(tmp_path):
     rec = recording(tmp_path, limit=400)
-    with pytest.raises(RecordingFull):
+    with pytest.raises(RecordingStopped):
         for _ in range(100):
             rec.output(b"0123456789" * 3)
     rec.close()

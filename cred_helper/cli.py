@@ -759,6 +759,10 @@ from .janitor.cli import janitor  # noqa: E402  (its own module, as setup's)
 
 cli.add_command(janitor)
 
+from .gateway.cli import gateway  # noqa: E402  (its own module, as setup's)
+
+cli.add_command(gateway)
+
 
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))

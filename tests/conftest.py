@@ -50,6 +50,12 @@ def control_plane_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kubelet_standin_bin() -> Path:
+    """The kubelet stand-in (tests/controlplane/standin), built up front."""
+    return prebuild.prebuilt(prebuild.KUBELET_STANDIN)
+
+
+@pytest.fixture(scope="session")
 def kubelogin_bin() -> Path:
     """kubelogin, the peer bench/kubelogin.py times cred-helper against (built up front)."""
     return prebuild.prebuilt(prebuild.KUBELOGIN)

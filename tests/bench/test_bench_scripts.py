@@ -133,6 +133,16 @@ def test_approval_bench_prints_p50_and_p99(control_plane_bin):
     assert p50 <= p99 <= most, out
 
 
+def test_gateway_bench_prints_medians_the_ratio_and_the_cold_place(control_plane_bin,
+                                                                  kubelet_standin_bin):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gateway.py"), "--runs", "3"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    for figure in ("through the gateway (ssh)", "kubectl exec (own certificate)",
+                   "ratio (gateway / kubectl)", "cold (request, approval, certificate"):
+        assert figure in done.stdout, done.stdout
+
+
 def test_janitor_bench_prints_time_and_memory_per_size():
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "janitor.py"), "--pods",
                            "50,100"], capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -302,3 +302,30 @@ def test_plain_http_to_localhost_connects_to_its_loopback_address():
         assert client.request("GET", f"http://localhost:{port}/x").status_code == 204
         server.shutdown()
     assert seen == [f"localhost:{port}"]
+
+
+def test_a_header_name_given_twice_is_sent_twice():
+    """Kubernetes reads one Impersonate-Group header per group: pairs keep them apart."""
+    import http.server
+    import threading
+
+    seen: list[list[str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get_all("Impersonate-Group") or [])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    client = net.Client(net.Peer("the test server", ServerError, "-"), ssl.create_default_context())
+    resp = client.request("GET", f"http://127.0.0.1:{server.server_address[1]}/", headers=[
+        ("Impersonate-User", "alice"), ("Impersonate-Group", "oncall"),
+        ("Impersonate-Group", "system:authenticated")])
+    server.server_close()
+    assert resp.status_code == 200
+    assert seen == [["oncall", "system:authenticated"]]

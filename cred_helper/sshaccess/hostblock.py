@@ -31,11 +31,16 @@ ALWAYS = (
 
 
 def quote(path: str) -> str:
-    """A path as ssh_config reads it (double quotes around one with spaces)."""
-    if '"' in path or "\n" in path:
+    """A path as ssh_config reads it (OpenSSH 8.7 and later split a line as a shell would):
+    in double quotes where it holds a space, a quote or a `#`, backslashes doubled, and `%`
+    doubled (ssh expands %-tokens in IdentityFile, CertificateFile and UserKnownHostsFile)."""
+    if '"' in path or "\n" in path or "${" in path:
+        # Nothing protects a double quote or a line break, and ssh expands ${VAR} in these
+        # paths with no way to escape it.
         raise UsageError(f"ssh_config cannot name the path {path!r}",
-                         "choose a --cache-dir without quotes or line breaks")
-    return f'"{path}"' if any(c.isspace() for c in path) else path
+                         "choose a --cache-dir without quotes, line breaks or ${")
+    text = path.replace("\\", "\\\\").replace("%", "%%")
+    return f'"{text}"' if any(c.isspace() or c in "'#" for c in path) else text
 
 
 def host_block(alias: str, gateway: Gateway, user: str, identity_file: str, cert_file: str,

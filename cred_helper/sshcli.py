@@ -103,7 +103,6 @@ def _ready(kubeconfig: str | None, context_name: str | None, flags: dict[str, An
     from .cache.lock import exclusive
     from .sshaccess import flow, hostblock
     from .sshaccess import settings as sshsettings
-    from .sshaccess.sshkey import fresh, on_token
     from .sshaccess.store import SshStore, marker
 
     settings = config.resolve(flags, os.environ)
@@ -122,6 +121,8 @@ def _ready(kubeconfig: str | None, context_name: str | None, flags: dict[str, An
     store = SshStore(settings.cache_dir, warn)
     with contextlib.ExitStack() as held:
         def make_key():
+            from .sshaccess.sshkey import fresh, on_token
+
             if ssh.ssh_key == "ed25519":
                 return fresh()
             return on_token(ssh.ssh_key, settings.pkcs11_module, settings.pin_source,

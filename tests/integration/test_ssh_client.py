@@ -439,3 +439,24 @@ def test_a_token_key_in_the_agent_logs_in(tmp_path, hsm, gateway, ca):
     assert (done.returncode, done.stdout) == (0, "from the token\n"), done.stderr
     assert gateway.sessions[-1].login == NAME
     assert not (person.ssh_dir / "prod-payments" / "id").exists()
+
+
+def test_a_cached_certificate_loads_no_http_or_certificate_checking_code(alice):
+    """The warm path's start is on every command (bench/ssh_client.py): no urllib3, no API
+    client, no certificate check, no x509, until a request must be made."""
+    probe = ("import json, sys\n"
+             "from cred_helper.sshaccess import launch\n"
+             "def instead(argv):\n"
+             "    print(json.dumps(sorted(sys.modules)))\n"
+             "    raise SystemExit(0)\n"
+             "launch.replace_with = instead\n"
+             "from cred_helper.__main__ import main\n"
+             f"main({alice.argv(*exec_words('true'))[1:]!r})\n")
+    done = subprocess.run([sys.executable, "-c", probe], env=alice.env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert "cred_helper.sshaccess.sshargv" in loaded
+    for heavy in ("urllib3", "cred_helper.net", "cred_helper.kube", "cryptography.x509",
+                  "cred_helper.sshaccess.certcheck", "cred_helper.issuers.csr", "yaml"):
+        assert heavy not in loaded, heavy

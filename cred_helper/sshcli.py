@@ -193,6 +193,9 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
             "`ssh-add -s PKCS11_MODULE`")
 
 
+SHORT_SESSION = 300  # a certificate with less left than this is announced before ssh starts
+
+
 class _GatewayCommand(click.Command):
     """`--` ends cred-helper's options: every word after it is the gateway command, passed
     on as typed (a second `--`, as in `exec POD -- ARGV`, included)."""
@@ -250,6 +253,12 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
     argv = sshargv.ssh_argv(program, ready.ssh.alias, ready.options, words, parsed,
                             terminal=sshargv.wants_terminal(words, tty, stdin_tty),
                             batch=not stdin_tty)
+    left = ready.entry.not_after - time.time()
+    if left < SHORT_SESSION:
+        from .durations import format_duration
+
+        say(f"access request {ready.entry.name} ends in {format_duration(int(left))}; the "
+            "gateway ends the session then")
     if parsed and not words:
         for forward in parsed:
             say(f"forwarding {forward.local} to pod {forward.pod} port {forward.pod_port}; "

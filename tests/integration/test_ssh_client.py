@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -81,7 +82,9 @@ def gateway(ca, echo):
 
 
 def grant(ports: tuple[int, ...] = (), shell: bool = True) -> ar.Grant:
-    return ar.Grant("payments", (POD,), ("pods", "logs", "exec"), ((PY, "**"),), shell, ports)
+    """What the tests run (the peer runs anything; the real gateway holds to this)."""
+    return ar.Grant("payments", (POD,), ("pods", "logs", "exec"),
+                    ((PY, "**"), ("echo", "**"), ("true",)), shell, ports)
 
 
 @pytest.fixture
@@ -460,3 +463,12 @@ def test_a_cached_certificate_loads_no_http_or_certificate_checking_code(alice):
     for heavy in ("urllib3", "cred_helper.net", "cred_helper.kube", "cryptography.x509",
                   "cred_helper.sshaccess.certcheck", "cred_helper.issuers.csr", "yaml"):
         assert heavy not in loaded, heavy
+
+
+def test_a_certificate_near_its_end_is_announced(tmp_path, gateway, ca):
+    person = Holder(tmp_path, gateway.port, gateway.host_key_line, ca)
+    person.hold(grant(), now=time.time() - 1800 + 200, seconds=1800)
+    done = person.ssh(*exec_words("echo", "hi"))
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done.stderr
+    assert re.fullmatch(rf"cred-helper: access request {NAME} ends in [23]m\d\ds; the gateway "
+                        r"ends the session then\n", done.stderr), done.stderr

@@ -71,14 +71,16 @@ class Holder:
 
     def hold(self, grant: ar.Grant, *, key: SshKey | None = None, name: str = NAME,
              pods: tuple[str, ...] = (), seconds: int = 1800, ssh_key: str | None = None,
-             now: float | None = None, ca: SshCa | None = None) -> SshEntry:
-        """Put a request signed by the CA (or `ca`) into the cache, as the CLI keeps it."""
+             now: float | None = None, ca: SshCa | None = None,
+             certificate: str = "") -> SshEntry:
+        """Put a request into the cache, as the CLI keeps it: its certificate signed here by
+        the CA (or `ca`), or one signed elsewhere (a request the real gateway reads)."""
         key = key or fresh()
         now = time.time() if now is None else now
         from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-        cert = sign(ca or self.ca, load_ssh_public_key(key.public_line.encode()), name, USER,
-                    grant, now, seconds).line
+        cert = certificate or sign(ca or self.ca, load_ssh_public_key(key.public_line.encode()),
+                                   name, USER, grant, now, seconds).line
         entry = SshEntry(
             key=self.entry_key(pods, ssh_key), profile="prod", alias="prod-payments",
             server="https://127.0.0.1:9", name=name, state=ISSUED, created=now,

@@ -870,9 +870,9 @@ from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices me
 cli.add_command(setup)
 clistyle.apply(cli)  # one way to write and complete a value's alternatives, in every command
 
-from .sshcli import approve, deny, ssh_config  # noqa: E402  (access requests: their own module)
+from .sshcli import approve, deny, ssh_command, ssh_config  # noqa: E402  (their own module)
 
-for _command in (ssh_config, approve, deny):
+for _command in (ssh_command, ssh_config, approve, deny):
     cli.add_command(_command)
 
 

@@ -15,12 +15,12 @@ import hashlib
 import json
 import math
 import secrets
+import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Any, Protocol
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -400,14 +400,14 @@ class OIDCProvider:
         basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
             else None
         sent = [value for name, value in data.items() if name in SENT_SECRETS]
-        if basic is not None:
-            sent.append(basic[1])
         headers = {"Accept": "application/json",
                    "Content-Type": "application/x-www-form-urlencoded"}
         if basic is not None:
             # RFC 6749 §2.3.1: each part form-encoded, then Base64 of UTF-8.
             pair = f"{quote_plus(basic[0], safe='')}:{quote_plus(basic[1], safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            credentials = base64.b64encode(pair.encode()).decode()
+            headers["Authorization"] = "Basic " + credentials
+            sent += [basic[1], credentials]
         resp = self.http.request("POST", url, headers=headers, body=urlencode(data).encode())
         doc = _json_object(resp)
         if doc is None:
@@ -548,24 +548,65 @@ REDACTED = "[redacted]"
 MIN_SECRET = 4  # shorter values are not secrets worth hiding, and would blank out words
 MIN_PIECE = 8  # an echoed part of a secret this long is hidden too
 MAX_SHOWN = 2000  # more than server_text shows; bounds the work on a huge description
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def encodings(secret: str) -> set[str]:
+    """The spellings a provider may echo `secret` in: as sent (form-encoded), percent- or
+    JSON-escaped, and Base64 (a Basic header, a dump), all compared without case."""
+    raw = secret.encode()
+    forms = {secret, quote_plus(secret, safe=""), quote(secret, safe=""),
+             json.dumps(secret)[1:-1], base64.b64encode(raw).decode(),
+             base64.urlsafe_b64encode(raw).decode()}
+    return {form.translate(_ASCII_LOWER) for form in forms}
 
 
 def redact(text: str, sent: list[str]) -> str:
-    """`text` (its first MAX_SHOWN characters) without any of the `sent` secrets: whole, form-
-    or JSON-encoded, or a piece of one at least MIN_PIECE characters long (a provider that
-    echoes a truncated token)."""
+    """`text` (its first MAX_SHOWN characters) without any of the `sent` secrets: in any of
+    its `encodings`, in any case, or any piece of one at least MIN_PIECE characters long (a
+    provider that echoes a truncated token). A secret's letters and digits are also found
+    with other characters between them (cut into groups, wrapped, escaped)."""
     text = text[:MAX_SHOWN]
-    secrets_ = sorted((s for s in sent if len(s) >= MIN_SECRET), key=len, reverse=True)
-    for secret in secrets_:
-        for form in {secret, quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}:
-            text = text.replace(form, REDACTED)
-        for _ in range(64):  # bounded: a secret that contains REDACTED would match again
-            match = SequenceMatcher(None, text, secret, autojunk=False).find_longest_match(
-                0, len(text), 0, len(secret))
-            if match.size < MIN_PIECE:
-                break
-            text = text[:match.a] + REDACTED + text[match.a + match.size:]
-    return text
+    lowered = text.translate(_ASCII_LOWER)  # same length: each position is the text's
+    hidden = bytearray(len(text))
+
+    def hide(start: int, end: int) -> None:
+        hidden[start:end] = b"\1" * (end - start)
+
+    # The text's letters and digits alone, and where each one stands in it.
+    where = [i for i, c in enumerate(lowered) if c.isascii() and c.isalnum()]
+    skeleton = "".join(lowered[i] for i in where)
+    for secret in (s for s in sent if len(s) >= MIN_SECRET):
+        for form in encodings(secret):
+            if len(form) < MIN_PIECE:
+                start = lowered.find(form)
+                while start >= 0:
+                    hide(start, start + len(form))
+                    start = lowered.find(form, start + 1)
+                continue
+            _hide_pieces(lowered, form, lambda i: hide(i, i + MIN_PIECE))
+        bare = "".join(c for c in secret.translate(_ASCII_LOWER) if c.isascii() and c.isalnum())
+        if len(bare) >= MIN_PIECE:
+            _hide_pieces(skeleton, bare, lambda i: hide(where[i], where[i + MIN_PIECE - 1] + 1))
+    shown, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            shown.append(REDACTED)
+        else:
+            shown.append(text[i])
+            i += 1
+    return "".join(shown)
+
+
+def _hide_pieces(text: str, secret: str, hide: Callable[[int], None]) -> None:
+    """Call `hide(i)` for every i where `text` holds MIN_PIECE characters in a row of
+    `secret`."""
+    pieces = {secret[i:i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
+    for i in range(len(text) - MIN_PIECE + 1):
+        if text[i:i + MIN_PIECE] in pieces:
+            hide(i)
 
 
 class ProviderRefused(OIDCError):

@@ -45,6 +45,14 @@ class OIDCError(CredHelperError):
     """The provider refused, or answered something we must not use."""
 
 
+# Answers that say a request was not taken at that URL: nothing is there (any more).
+MOVED = (301, 302, 303, 307, 308, 404, 405, 410)
+
+
+class EndpointMoved(OIDCError):
+    """An endpoint the discovery document names answered as if nothing were there."""
+
+
 PROVIDER = net.Peer(
     "the OpenID provider", OIDCError,
     tls_hint="pass --oidc-certificate-authority with the provider's CA bundle (or set "
@@ -339,6 +347,7 @@ class OIDCProvider:
         self._metadata: ProviderMetadata | None = None
         self._jwks: dict | None = None
         self._jwks_fetched = False  # fetched in this run: the provider's current keys
+        self._discovery_fetched = False  # the same for the discovery document
 
     @property
     def origin(self) -> str:
@@ -346,6 +355,9 @@ class OIDCProvider:
 
     def _get_json(self, url: str, what: str) -> dict:
         resp = self.http.request("GET", url, headers={"Accept": "application/json"})
+        if resp.status_code in MOVED:
+            raise EndpointMoved(f"the OpenID provider at {self.origin} answered "
+                                f"{resp.status_code} for its {what}")
         if resp.status_code != 200:
             raise OIDCError(f"the OpenID provider at {self.origin} answered "
                             f"{resp.status_code} for its {what}")
@@ -361,17 +373,42 @@ class OIDCProvider:
             cached = self.cache.load(self.issuer_url, self.clock()) if self.cache else None
             if cached is not None:
                 self._discovery, self._jwks = cached
+                self._metadata = parse_metadata(self._discovery, self.issuer_url)
             else:
-                self._discovery = self._get_json(
-                    f"{self.issuer_url.rstrip('/')}/.well-known/openid-configuration",
-                    "discovery document")
-            self._metadata = parse_metadata(self._discovery, self.issuer_url)
+                self._fetch_discovery()
+        assert self._metadata is not None
         return self._metadata
+
+    def _fetch_discovery(self) -> None:
+        self._discovery = self._get_json(
+            f"{self.issuer_url.rstrip('/')}/.well-known/openid-configuration",
+            "discovery document")
+        self._metadata = parse_metadata(self._discovery, self.issuer_url)
+        self._discovery_fetched = True
+
+    def _looked_up_again(self, endpoint: str, failed: str) -> str:
+        """Where `endpoint` (a discovery field) is now, if the URL that just answered as if
+        nothing were there came from a copy kept from an earlier run: the provider moved it,
+        and the copy would say so for a day. "" when there is nothing new to try (fetched in
+        this run already, or the same URL again)."""
+        if self._discovery_fetched:
+            return ""
+        self._fetch_discovery()
+        if self.cache is not None and self._discovery is not None and self._jwks is not None:
+            self.cache.save(self.issuer_url, self._discovery, self._jwks, self.clock())
+        now = getattr(self._metadata, endpoint)
+        return now if now != failed else ""
 
     def jwks(self, refetch: bool = False) -> dict:
         meta = self.metadata
         if self._jwks is None or refetch:
-            jwks = self._get_json(meta.jwks_uri, "JWKS")
+            try:
+                jwks = self._get_json(meta.jwks_uri, "JWKS")
+            except EndpointMoved:
+                moved = self._looked_up_again("jwks_uri", meta.jwks_uri)
+                if not moved:
+                    raise
+                jwks = self._get_json(moved, "JWKS")
             keys = jwks.get("keys")
             if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
                 raise OIDCError(f"the OpenID provider at {self.origin}: its JWKS has no list "
@@ -396,6 +433,19 @@ class OIDCProvider:
             return validate_id_token(id_token, self.jwks(refetch=True), issuer,
                                      self.client_id, now, nonce)
 
+    def _post_to(self, endpoint: str, data: dict[str, str]) -> dict:
+        """POST `data` to the URL the discovery document names as `endpoint`; once more where
+        that URL answered as if nothing were there and the provider names another now (an
+        answer like that means the request was not taken, so nothing is spent twice)."""
+        url = getattr(self.metadata, endpoint)
+        try:
+            return self._post(url, dict(data))
+        except EndpointMoved:
+            moved = self._looked_up_again(endpoint, url)
+            if not moved:
+                raise
+        return self._post(moved, dict(data))
+
     def _post(self, url: str, data: dict[str, str], authenticate: bool = True) -> dict:
         basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
             else None
@@ -409,6 +459,10 @@ class OIDCProvider:
             headers["Authorization"] = "Basic " + credentials
             sent += [basic[1], credentials]
         resp = self.http.request("POST", url, headers=headers, body=urlencode(data).encode())
+        if resp.status_code in MOVED:
+            raise EndpointMoved(f"the OpenID provider at {self.origin} answered "
+                                f"{resp.status_code} at {parse(url, 'endpoint').target}",
+                                "the provider may have moved it: check its discovery document")
         doc = _json_object(resp)
         if doc is None:
             raise OIDCError(f"the OpenID provider at {self.origin} sent a malformed response "
@@ -424,7 +478,7 @@ class OIDCProvider:
         return doc
 
     def token(self, data: dict[str, str]) -> TokenResponse:
-        doc = self._post(self.metadata.token_endpoint, data)
+        doc = self._post_to("token_endpoint", data)
         token = doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise OIDCError(f"the token response of the OpenID provider at {self.origin} has "
@@ -474,7 +528,7 @@ class OIDCProvider:
         if not endpoint:
             raise OIDCError("the provider does not offer the device authorization grant",
                             "use --oidc-grant authcode")
-        doc = self._post(endpoint, {"scope": " ".join(scopes)})
+        doc = self._post_to("device_authorization_endpoint", {"scope": " ".join(scopes)})
         bad = f"the device authorization answer of the OpenID provider at {self.origin}"
         for name in ("device_code", "user_code", "verification_uri"):
             if not isinstance(doc.get(name), str) or not doc[name]:

@@ -248,6 +248,18 @@ def test_an_endpoint_that_is_really_gone_is_one_clear_error(sandbox, relay, real
     assert _refresh_token(sandbox) == kept
 
 
+def test_a_refresh_token_kept_bare_by_an_older_version_still_serves(sandbox, relay, real):
+    """Versions before issue 22 kept the token alone in `<key>.refresh`: it is sent as it is,
+    and the rotated one is kept in the new record, with the person's sub."""
+    _login(sandbox, relay)
+    [stored] = sandbox.cache_dir.glob("*.refresh")
+    stored.write_text(_refresh_token(sandbox) or "")
+    assert not stored.read_text().startswith("{")
+    _still_logged_in(sandbox, relay, real)
+    record = json.loads(stored.read_text())
+    assert record["sub"] and record["refresh_token"] == _refresh_token(sandbox)
+
+
 def test_an_issuer_ending_in_a_slash(sandbox, real):
     with RelayProvider(real, issuer_suffix="/") as slashed:
         assert slashed.issuer.endswith("/")

@@ -3,6 +3,7 @@ import os
 import pytest
 import requests
 
+from cred_helper import peeruid
 from cred_helper.errors import CredHelperError
 from cred_helper.issuers.loopback import LoopbackRedirect, check_response
 
@@ -164,6 +165,24 @@ def test_another_users_requests_are_refused_and_the_login_goes_on():
             redirect.wait(0.3)
     assert told == [f"refused a request to the login listener from another user of this "
                     f"machine (uid {os.geteuid()}); the login goes on"]
+
+
+def test_tables_that_cannot_be_read_now_refuse_and_the_login_goes_on():
+    """Before: counted as "nobody can tell" and admitted, which another user could bring
+    about by using up the process's descriptors."""
+    def unreadable() -> str:
+        raise peeruid.Unreadable("/proc/net/tcp: Too many open files")
+
+    told = []
+    with LoopbackRedirect("s1", ISSUER, warn=told.append, tables=unreadable) as redirect:
+        link = redirect.login_url(PROVIDER_URL)
+        for url in (link, redirect.redirect_uri + "?code=c1&state=s1"):
+            answer = requests.get(url, allow_redirects=False, timeout=5)
+            assert answer.status_code == 403 and "Location" not in answer.headers
+        with pytest.raises(CredHelperError, match="in time"):
+            redirect.wait(0.3)
+    assert told == ["could not tell who connects to the login listener (/proc/net/tcp: Too "
+                    "many open files), so the request was refused; the login goes on"]
 
 
 def test_where_nobody_can_tell_the_one_time_rule_still_holds():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -195,6 +196,15 @@ class _Server(ThreadingHTTPServer):
             self.refused.add(what)
         if not told:
             self.warn(message)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """In place of socketserver's traceback on stderr: a client gone mid-answer (a closed
+        tab, a reset) is nothing to tell; anything else is a bug, which ends the login."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        self.finish(AuthorizationResponse(error=CredHelperError(
+            f"unexpected {type(exc).__name__} in the login listener", "report it")))
 
     def finish(self, answer: AuthorizationResponse) -> None:
         with self.lock:

@@ -1,4 +1,6 @@
 import os
+import socket
+import struct
 
 import pytest
 import requests
@@ -145,6 +147,40 @@ def test_other_paths_are_not_the_link():
             answer = requests.get(redirect.redirect_uri.replace("/callback", "") + "/"
                                   + path.lstrip("/"), allow_redirects=False, timeout=5)
             assert answer.status_code == 404, path
+
+
+def test_a_client_that_resets_its_connection_puts_nothing_on_stderr(capfd):
+    """A tab closed mid-answer, or a program that sends a request and resets: before, each
+    printed a Python traceback (socketserver's handle_error) into the person's terminal."""
+    with LoopbackRedirect("s1", ISSUER) as redirect:
+        redirect.login_url(PROVIDER_URL)
+        for _ in range(10):
+            sock = socket.create_connection(("127.0.0.1", _port(redirect)))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(b"GET /callback?state=other&code=c&pad=" + b"a" * 60_000 +
+                         b" HTTP/1.0\r\n\r\n")
+            sock.close()  # with a zero linger: a reset, before the answer is written
+        answer = requests.get(redirect.redirect_uri + "?code=c1&state=s1", timeout=5)
+        assert answer.status_code == 200 and redirect.wait(5) == "c1"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_a_bug_in_the_listener_ends_the_login_in_one_line(capfd):
+    def broken() -> str:
+        raise ValueError("a bug")
+
+    with LoopbackRedirect("s1", ISSUER, tables=broken) as redirect:
+        link = redirect.login_url(PROVIDER_URL)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(link, timeout=5)
+        with pytest.raises(CredHelperError, match="unexpected ValueError in the login listener"):
+            redirect.wait(5)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def _port(redirect: LoopbackRedirect) -> int:
+    return int(redirect.redirect_uri.split(":")[2].split("/")[0])
 
 
 # ---- requests from another user of the machine ----

@@ -491,6 +491,13 @@ class OIDCProvider:
             if doc.get(name) is not None and not isinstance(doc[name], str):
                 raise OIDCError(f"the token response of the OpenID provider at {self.origin}: "
                                 f"{name} is not a string")
+        # kubectl sends them in a header (and a refresh token goes back in a form): a
+        # character outside printable ASCII would be mangled, refused or cannot be encoded.
+        # A refresh token is judged where it would be kept (oidcissuer.py).
+        for name in ("access_token", "id_token"):
+            if doc.get(name) and not vschar(doc[name]):
+                raise OIDCError(f"the token response of the OpenID provider at {self.origin}: "
+                                f"{name} is not printable ASCII (RFC 6749 appendix A)")
         return TokenResponse(
             access_token=token,
             expires_in=int(expires_in) if expires_in is not None else None,
@@ -533,6 +540,8 @@ class OIDCProvider:
         for name in ("device_code", "user_code", "verification_uri"):
             if not isinstance(doc.get(name), str) or not doc[name]:
                 raise OIDCError(f"{bad} has no {name}")
+        if not vschar(doc["device_code"]):
+            raise OIDCError(f"{bad}: device_code is not printable ASCII (RFC 8628 §3.2)")
         for name in ("verification_uri", "verification_uri_complete"):
             if doc.get(name) and not provider_url_ok(doc[name]):
                 raise OIDCError(f"{bad}: {name} is not an https:// URL")
@@ -574,6 +583,11 @@ class OIDCProvider:
             if self.clock() >= deadline:
                 raise OIDCError("the device code expired before it was approved",
                                 "run `cred-helper login` again")
+
+
+def vschar(text: str) -> bool:
+    """Whether `text` is what OAuth allows in a token or code (VSCHAR: printable ASCII)."""
+    return all(" " <= c <= "~" for c in text)
 
 
 def _json_object(resp: net.Response) -> dict | None:

@@ -199,7 +199,8 @@ def _key_lines(found: tuple[Any, str], read: Any) -> tuple[str, ...]:
         line = " ".join(parts[:2])
         try:
             load_ssh_public_key(line.encode("ascii"))
-        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm):
+        # NotImplementedError: cryptography's answer to a compressed EC point in the blob.
+        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm, NotImplementedError):
             raise UsageError(f"{where}: {parts[0][:40]!r}... is not an OpenSSH public key "
                              "line") from None
         lines.append(line)

@@ -36,6 +36,7 @@ from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import CRED_HELPER, one_error
 from tests.support.sshpeer import SshPeer
+from tests.unit.broker.accessbuild import compressed_p256_line
 
 pytestmark = pytest.mark.realcluster
 
@@ -501,6 +502,8 @@ HOSTILE_BROKER = [
                                       "AyNTYAAABBBA"}, "not a readable OpenSSH public key"),
     ("control-characters", {"reason": "INC\u001b[2J"}, "control characters"),
     ("garbage-proof", {"attestation": "bm90IGEgcHJvb2Y="}, "the attestation proof fails"),
+    ("compressed-point", {"publicKey": compressed_p256_line()},
+     "not a readable OpenSSH public key"),
 ]
 
 

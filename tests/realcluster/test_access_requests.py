@@ -504,6 +504,7 @@ HOSTILE_BROKER = [
     ("garbage-proof", {"attestation": "bm90IGEgcHJvb2Y="}, "the attestation proof fails"),
     ("compressed-point", {"publicKey": compressed_p256_line()},
      "not a readable OpenSSH public key"),
+    ("unpadded-key", {"publicKey": "ssh-ed25519 AAAAA"}, "not a readable OpenSSH public key"),
 ]
 
 
@@ -531,6 +532,13 @@ def test_hostile_requests_are_refused_by_the_schema_or_denied_never_signed(insta
         [cond] = obj["status"]["conditions"]
         assert (cond["type"], cond["decidedBy"]) == ("Denied", BROKER), label
         assert why in cond["message"], (label, cond["message"])
+    # A person reads each before deciding: an unreadable key is said, never a crash.
+    unpadded = made[[label for label, _, _ in HOSTILE_BROKER].index("unpadded-key")]
+    again = subprocess.run([CRED_HELPER, "deny", unpadded, "--kubeconfig", str(at.carol),
+                            "--reason", "no"], capture_output=True, text=True)
+    assert "key      ssh-ed25519 (not a readable key)" in again.stderr
+    assert one_error(again.stderr[again.stderr.index("cred-helper: error"):]).startswith(
+        f"cred-helper: error: access request {unpadded} is already denied by {BROKER}")
 
 
 # ---- the attacker holds her own login ----------------------------------------------------------

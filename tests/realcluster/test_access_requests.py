@@ -505,6 +505,7 @@ HOSTILE_BROKER = [
     ("compressed-point", {"publicKey": compressed_p256_line()},
      "not a readable OpenSSH public key"),
     ("unpadded-key", {"publicKey": "ssh-ed25519 AAAAA"}, "not a readable OpenSSH public key"),
+    ("invisible-reason", {"reason": "\u200b\u2800"}, "spec.reason is empty or shows nothing"),
 ]
 
 

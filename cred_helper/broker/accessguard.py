@@ -70,7 +70,19 @@ def policy_problem(name: str, wanted: dict, found: Any) -> str | None:
         return f"the admission policy {name} checks other things than the shipped one"
     if spec.get("matchConditions"):
         return f"the admission policy {name} has match conditions (it may skip requests)"
+    if _leaves_out(spec.get("matchConstraints"), ("excludeResourceRules",)):
+        return f"the admission policy {name} leaves some requests out (matchConstraints)"
     return None
+
+
+def _leaves_out(match: Any, rules: tuple[str, ...]) -> bool:
+    """Whether a policy's matchConstraints or a binding's matchResources skip some requests:
+    rules of their own, or a selector (a request's labels are its creator's to choose)."""
+    if not isinstance(match, dict):
+        return False
+    return any(match.get(key) for key in rules) or any(
+        (match.get(key) or {}) not in ({}, None) for key in ("namespaceSelector",
+                                                             "objectSelector"))
 
 
 def binding_problem(name: str, found: Any) -> str | None:
@@ -81,11 +93,7 @@ def binding_problem(name: str, found: Any) -> str | None:
         return f"the binding {name} does not deny (validationActions: [Deny])"
     if spec.get("paramRef"):
         return f"the binding {name} takes parameters"
-    resources = spec.get("matchResources") or {}
-    narrowed = any(resources.get(key) for key in ("excludeResourceRules", "resourceRules")) \
-        or any((resources.get(key) or {}) not in ({}, None)
-               for key in ("namespaceSelector", "objectSelector"))
-    if narrowed:
+    if _leaves_out(spec.get("matchResources"), ("excludeResourceRules", "resourceRules")):
         return f"the binding {name} leaves some requests out (matchResources)"
     return None
 

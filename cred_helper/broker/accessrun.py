@@ -28,7 +28,7 @@ from .. import accessrequest as ar
 from ..errors import CredHelperError, ServerError
 from ..kube import KubeClient
 from .accessfacts import DENIED, PENDING, SIGNED, TO_SIGN, AccessFacts
-from .accessguard import Guard
+from .accessguard import ADMISSION_GRACE, Guard
 from .accesspolicy import AccessVerdict
 from .run import (
     AGAIN,
@@ -171,6 +171,8 @@ class AccessBroker:
                 return
             issued = None
             if what in (APPROVE, SIGN):
+                # Asked afresh for each signing, after the request was made: a view older
+                # than the request may predate the policies' removal.
                 problem = self.guard.problem()
                 if problem:
                     self._once(f"access requests are not signed: {problem}")
@@ -267,14 +269,19 @@ class AccessBroker:
 
 
 def _made_before(obj: dict, since: float) -> str | None:
-    """Why a request made no later than `since` (when the admission policies were last made or
-    changed) is not signed, or None."""
+    """Why a request made no later than ADMISSION_GRACE seconds after `since` (when the
+    admission policies were last made or changed) is not signed, or None."""
     try:
         made = ar.parse_time(obj["metadata"].get("creationTimestamp"), "creationTimestamp")
     except ar.AccessRequestError:
         made = 0.0
-    if made > since:
+    if made > since + ADMISSION_GRACE:
         return None
+    if made > since:
+        return (f"made at {ar.format_time(made)}, within {ADMISSION_GRACE} s after the "
+                f"admission policies were last installed or changed "
+                f"({ar.format_time(since)}), before kube-apiserver surely enforced them: its "
+                "spec may never have been checked against its creator; make a new request")
     return (f"made at {ar.format_time(made)}, not after the admission policies were last "
             f"installed or changed ({ar.format_time(since)}): its spec was never checked "
             "against its creator; make a new request")

@@ -13,10 +13,12 @@ the session plane's other tests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from cred_helper import accessrequest as ar
+from cred_helper.broker.accessguard import ADMISSION_GRACE
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
@@ -136,7 +139,8 @@ def install(plane: ControlPlane, root: Path, policy: str = POLICY) -> Installed:
          "sre", "--namespace", "payments", "--audit-policy", str(root / "audit.yaml")],
         capture_output=True, text=True, check=True)
     plane.kubectl("apply", "-f", "-", stdin=printed.stdout)
-    time.sleep(1.1)  # requests made in the second the policies were installed are refused
+    # Requests made before kube-apiserver surely enforces the policies are never signed.
+    time.sleep(ADMISSION_GRACE + 1.1)
     return Installed(plane, root, policy)
 
 
@@ -593,46 +597,103 @@ def _created_or_none(client: KubeClient, spec: dict) -> str | None:
         return None
 
 
-def test_without_the_identity_admission_the_broker_signs_nothing(installed, tmp_path):
-    at = installed
-    binding = at.plane.kubectl("get", "validatingadmissionpolicybinding",
-                               "cred-helper-access-identity", "-o", "json")
-    at.plane.kubectl("delete", "validatingadmissionpolicybinding",
-                     "cred-helper-access-identity")
+@contextlib.contextmanager
+def binding_removed(at: Installed, name: str = "cred-helper-access-identity"):
+    """The admission binding `name` deleted, and put back as it was on leaving."""
+    binding = json.loads(at.plane.kubectl("get", "validatingadmissionpolicybinding", name,
+                                          "-o", "json"))
+    at.plane.kubectl("delete", "validatingadmissionpolicybinding", name)
     try:
-        # Now anybody could write anybody's name: alice asks as "admin" (once the API
-        # server has noticed that the binding is gone).
-        spec = {**alices_spec(at), "username": "admin",
-                "groups": ["oncall", "system:authenticated"]}
-        name = wait_for(lambda: _created_or_none(at.alice, spec))
-        once = subprocess.run([CRED_HELPER, "approver", "run", "--once", "--policy",
-                               str(at.policy), "--kubeconfig", str(at.broker_kubeconfig),
-                               "--ssh-ca", str(at.ca_file)], capture_output=True, text=True,
-                              timeout=60)
-        assert once.returncode == 0, once.stderr
-        assert "access requests are not signed: the admission policy " \
-               "cred-helper-access-identity or its binding is not installed" in once.stderr
-        assert not at.request(name).get("status")
+        yield
     finally:
-        restored = json.loads(binding)
         for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields",
                       "generation"):
-            restored["metadata"].pop(field, None)
-        at.plane.kubectl("apply", "-f", "-", stdin=json.dumps(restored))
-    # Back in force: the request made meanwhile was never checked, so it is denied; one made
-    # now is signed.
-    time.sleep(1.1)  # creation times are whole seconds
-    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+            binding["metadata"].pop(field, None)
+        at.plane.kubectl("apply", "-f", "-", stdin=json.dumps(binding))
+
+
+def approver_once(at: Installed) -> subprocess.CompletedProcess:
     once = subprocess.run([CRED_HELPER, "approver", "run", "--once", "--policy",
                            str(at.policy), "--kubeconfig", str(at.broker_kubeconfig),
                            "--ssh-ca", str(at.ca_file)], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=120)
     assert once.returncode == 0, once.stderr
+    return once
+
+
+def forged_spec(at: Installed) -> dict:
+    """Alice's request in the name of "admin", whom a rule would approve."""
+    return {**alices_spec(at), "username": "admin", "groups": ["oncall", "system:authenticated"]}
+
+
+def test_without_the_identity_admission_the_broker_signs_nothing(installed, tmp_path):
+    at = installed
+    with binding_removed(at):
+        # Now anybody could write anybody's name: alice asks as "admin" (once the API
+        # server has noticed that the binding is gone).
+        name = wait_for(lambda: _created_or_none(at.alice, forged_spec(at)))
+        once = approver_once(at)
+        assert "access requests are not signed: the admission policy " \
+               "cred-helper-access-identity or its binding is not installed" in once.stderr
+        assert not at.request(name).get("status")
+    # Back in force: the request made meanwhile was never checked, so it is denied; one made
+    # once kube-apiserver surely enforces the binding again is signed.
+    time.sleep(ADMISSION_GRACE + 1.1)  # creation times are whole seconds
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    approver_once(at)
     forged = at.request(name)["status"]
     assert "certificate" not in forged
     [cond] = forged["conditions"]
     assert cond["type"] == "Denied" and "never checked against its creator" in cond["message"]
     assert at.request(honest)["status"]["certificate"]
+
+
+def test_a_running_broker_signs_nothing_forged_while_the_binding_is_gone_or_reloading(
+        installed, broker):
+    """The broker's view of admission is never older than the request it signs. Under a
+    running broker that has just signed (so it last saw the binding in force), the identity
+    binding is deleted and put back while alice keeps asking in admin's name: what is
+    admitted while it is gone, and in the moment after it is back before kube-apiserver
+    enforces it again (it reloads admission policies every second), is never signed."""
+    at = installed
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    wait_for(lambda: signed(at, [honest]))
+    forged: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            name = _created_or_none(at.alice, {**forged_spec(at), "publicKey": key_line()})
+            if name:
+                forged.append(name)
+
+    asking = threading.Thread(target=keep_asking)
+    asking.start()
+    try:
+        with binding_removed(at):
+            wait_for(lambda: forged)  # kube-apiserver no longer enforces it
+            time.sleep(2)  # the running broker sees them
+        back = at.plane.kubectl("get", "validatingadmissionpolicybinding",
+                                "cred-helper-access-identity", "-o",
+                                "jsonpath={.metadata.creationTimestamp}")
+        time.sleep(2)  # and over the reload
+    finally:
+        stop.set()
+        asking.join()
+    approver_once(at)  # judges what the running broker left pending while the binding was gone
+    time.sleep(1)
+    late = [n for n in forged if at.request(n)["metadata"]["creationTimestamp"] > back]
+    for name in forged:
+        status = at.request(name).get("status") or {}
+        assert "certificate" not in status, (name, name in late)
+        [cond] = status["conditions"]
+        assert cond["type"] == "Denied", name
+        why = "before kube-apiserver surely enforced them" if name in late else \
+            "never checked against its creator"
+        assert why in cond["message"], cond["message"]
+    time.sleep(ADMISSION_GRACE + 1.1)
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    wait_for(lambda: signed(at, [honest]))
 
 
 # ---- brokers racing, a broker killed -----------------------------------------------------------

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from cred_helper import accessrequest as ar
 from cred_helper.broker.accessguard import ADMISSION_GRACE
+from cred_helper.connect import from_kubeconfig
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
@@ -585,6 +586,28 @@ def test_alice_cannot_sign_widen_or_approve_her_own(installed, procs):
     status, message = refused(lambda: at.alice.put(f"{ar.PATH}/{other_name}/status",
                                                    taken_back))
     assert "never changed or taken back" in message
+
+
+def test_a_decider_cannot_make_a_request_irrevocable_or_unapprovable(installed):
+    """A condition is a decision only with status True. One with status False, written
+    first by one decider, took the place of every later decision of its type (a list keyed
+    by type): a Denied False made an approved request impossible to revoke, an Approved False
+    one impossible to approve."""
+    at = installed
+    name = create(at.alice, alices_spec(at, namespace="shop"))["metadata"]["name"]
+    carol = KubeClient(*from_kubeconfig(str(at.carol), None))
+    for kind in ("Denied", "Approved"):
+        obj = at.request(name)
+        obj["status"] = {"conditions": [{
+            "type": kind, "status": "False", "reason": "x", "message": "x",
+            "decidedBy": "carol@example.com", "lastTransitionTime": ar.format_time(time.time())}]}
+        status, _ = refused(lambda obj=obj: carol.put(f"{ar.PATH}/{name}/status", obj))
+        assert status == 422, kind
+    for action in ("approve", "deny"):
+        done = subprocess.run([CRED_HELPER, action, name, "--kubeconfig", str(at.carol),
+                               "--reason", "INC-42"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert ar.parse(at.request(name)).decision.state == ar.DENIED  # revoked
 
 
 def _created_or_none(client: KubeClient, spec: dict) -> str | None:

@@ -10,7 +10,8 @@ Where a request stands (accessfacts.state_of):
   (named after the request's uid, so a restart or the other replica says nothing again);
 - approved by a person, no certificate yet: judged again by today's policy, then signed (or
   denied, when a check now fails or the approver is the requester);
-- signed or denied: nothing to do.
+- signed or denied: nothing to do;
+- being deleted (a finalizer holds it): denied, never signed.
 
 Nothing is signed while the admission policies that bind a request to its creator are not in
 force (accessguard.py). Every decision is one JSON line on stdout and an Event in `default`.
@@ -210,6 +211,11 @@ class AccessBroker:
             return DENY, decision, None, 0  # unreadable: denied with the reason
         if facts.state in (SIGNED, DENIED):
             return None
+        if facts.model.deleting:
+            # Deleting ends a request; one held by a finalizer (its creator may set one) is
+            # ended all the same, and says so to every reader.
+            return DENY, Decision(DENY, decision.rule, "the request is being deleted: nothing "
+                                  "is signed for it", {"check": "deleted"}), None, 0
         if facts.state == PENDING:
             if decision.action == DENY:
                 return DENY, decision, None, 0

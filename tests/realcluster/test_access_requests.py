@@ -610,6 +610,27 @@ def test_a_decider_cannot_make_a_request_irrevocable_or_unapprovable(installed):
     assert ar.parse(at.request(name)).decision.state == ar.DENIED  # revoked
 
 
+def test_a_request_being_deleted_is_denied_never_signed(installed):
+    """Alice's request carries a finalizer of her own, so that an admin's delete leaves it
+    in place, being deleted; a rule that approves it must not sign it."""
+    at = installed
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    at.alice.post(ar.PATH, {"apiVersion": ar.API_VERSION, "kind": ar.KIND,
+                            "metadata": {"name": name, "finalizers": ["example.com/keep"]},
+                            "spec": alices_spec(at)})
+    try:
+        at.admin.request("DELETE", f"{ar.PATH}/{name}")
+        assert at.request(name)["metadata"]["deletionTimestamp"]
+        approver_once(at)
+        status = at.request(name).get("status") or {}
+        assert "certificate" not in status
+        [cond] = status["conditions"]
+        assert cond["type"] == "Denied" and "being deleted" in cond["message"], cond
+    finally:
+        at.plane.kubectl("patch", "accessrequest", name, "--type=merge", "-p",
+                         '{"metadata": {"finalizers": null}}')
+
+
 def _created_or_none(client: KubeClient, spec: dict) -> str | None:
     from cred_helper.errors import ServerError
 

@@ -796,6 +796,31 @@ def test_sixteen_concurrent_runs_make_one_request(installed, broker, tmp_path):
     assert len(names(at) - known) == 1
 
 
+def test_a_person_with_more_groups_than_a_request_holds_is_told_so(installed, broker,
+                                                                    tmp_path):
+    """The schema holds 64 groups; a person in 70 (common with a directory's groups) gets
+    one error saying so, before anything is sent, not the API server's refusal with a hint
+    about RBAC."""
+    at = installed
+    groups = ["oncall", *(f"team-{i}" for i in range(69))]
+    cert, key = at.plane.ca.client_cert("many@example.com", groups)
+    boot = at.plane.write_kubeconfig(tmp_path / "many.kubeconfig", {
+        "client-certificate-data": base64.b64encode(cert).decode(),
+        "client-key-data": base64.b64encode(key).decode()})
+    many = Person(at, tmp_path)
+    config = many.home / "config" / "cred-helper" / "config.toml"
+    config.write_text(re.sub(r'bootstrap-token-file = ".*"', f'bootstrap-kubeconfig = "{boot}"',
+                             config.read_text()))
+    known = names(at)
+    done = many.ssh_config("payments")
+    assert done.returncode == 1, done.stderr
+    assert one_error(done.stderr[done.stderr.index("cred-helper: error"):]) == (
+        "cred-helper: error: an access request cannot hold the identity of many@example.com "
+        "(spec.groups: not a list of at most 64 strings)")
+    assert "\nhint: an access request holds at most 64 groups" in done.stderr
+    assert names(at) == known  # nothing was sent
+
+
 # ---- a key on a token, and a hardware proof over it --------------------------------------------
 
 def test_a_token_key_with_a_proof_is_approved_and_logs_in_through_the_agent(

@@ -433,7 +433,9 @@ def test_a_denial_reaches_the_waiting_client_with_its_reason(installed, broker, 
                               "carol@example.com: use the runbook")
     again = alice.run("ssh-config", "--cluster", "prod", "--namespace", "shop", "--reason", "x",
                       "--approval-timeout", "2s")
-    assert name not in again.stderr  # a denied request is never taken up again
+    # A denied request is never taken up again: a new one is made (and waits for a person).
+    assert name not in again.stderr
+    assert "was not approved within 2s" in error_of(again.stderr), again.stderr
 
 
 def test_a_timeout_says_so_and_the_next_run_takes_the_same_request_up(installed, broker,

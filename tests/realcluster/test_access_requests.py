@@ -271,8 +271,9 @@ def spec_of(client: KubeClient, **changes) -> dict:
                        {"apiVersion": "authentication.k8s.io/v1",
                         "kind": "SelfSubjectReview"})["status"]["userInfo"]
     spec = {"username": info["username"], "groups": info["groups"],
-            "uid": info.get("uid", ""), "publicKey": key_line(), "namespace": "payments",
-            "reason": "INC-42", "expirationSeconds": 1800, **changes}
+            "uid": info.get("uid", ""), "extra": info.get("extra") or None,
+            "publicKey": key_line(), "namespace": "payments", "reason": "INC-42",
+            "expirationSeconds": 1800, **changes}
     return {k: v for k, v in spec.items() if v not in ("", None)}
 
 
@@ -631,6 +632,38 @@ def test_a_request_being_deleted_is_denied_never_signed(installed):
     finally:
         at.plane.kubectl("patch", "accessrequest", name, "--type=merge", "-p",
                          '{"metadata": {"finalizers": null}}')
+
+
+LOOK_ALIKES = ["\u043encall", "Oncall", "oncall ", "oncall\u200b", "ONCALL", "oncall-bootstrap"]
+
+
+def test_a_rule_takes_only_the_group_it_names_as_written(installed, broker, tmp_path):
+    """People whose groups only look like the rule's `oncall` (a Cyrillic o, another case, a
+    trailing space or zero-width character, a longer name) are taken by no rule; one who
+    holds it twice, or after other groups, is. (Admission makes spec.groups the person's
+    own, in order; the rule matches them as written, as RBAC does.)"""
+    at = installed
+    made = {}
+    people = [f"--user=look-{i}@example.com" for i in range(len(LOOK_ALIKES) + 1)]
+    at.plane.kubectl("create", "clusterrolebinding", "look-alikes-ask",
+                     "--clusterrole=cred-helper-access-requester", *people)
+    for i, group in enumerate([*LOOK_ALIKES, "oncall"]):
+        groups = [group] if group != "oncall" else ["sre", "oncall", "oncall"]
+        cert, key = at.plane.ca.client_cert(f"look-{i}@example.com", groups)
+        path = at.plane.write_kubeconfig(tmp_path / f"look-{i}.kubeconfig", {
+            "client-certificate-data": base64.b64encode(cert).decode(),
+            "client-key-data": base64.b64encode(key).decode()})
+        person = KubeClient(*from_kubeconfig(str(path), None))
+        made[group] = create(person, spec_of(person))["metadata"]["name"]
+    for group, name in made.items():
+        obj = wait_for(lambda name=name: (at.request(name).get("status") or {}).get(
+            "conditions") and at.request(name))
+        [cond] = obj["status"]["conditions"]
+        if group == "oncall":
+            assert cond["type"] == "Approved" and obj["status"]["certificate"], cond
+        else:
+            assert cond["type"] == "Denied" and "no access rule takes" in cond["message"], \
+                (group, cond)
 
 
 def _created_or_none(client: KubeClient, spec: dict) -> str | None:

@@ -85,7 +85,7 @@ def resolve(flags: Mapping[str, Any], profile: Mapping[str, Any], cluster: str,
                              "lower-case letters, digits, '-', '.', and * or ? as globs")
     seconds = _seconds(get("session-ttl"))
     reason = flags.get("reason") or ""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason) or len(reason) > ar.MAX_TEXT:
+    if not ar.is_text(reason):
         raise UsageError(f"--reason: at most {ar.MAX_TEXT} characters on one line")
     found = get("ssh-key")
     ssh_key = _string(found) if found else "ed25519"

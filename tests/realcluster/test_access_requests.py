@@ -439,6 +439,27 @@ def test_a_denial_reaches_the_waiting_client_with_its_reason(installed, broker, 
     assert "was not approved within 2s" in error_of(again.stderr), again.stderr
 
 
+def test_a_deciders_reason_on_two_lines_is_refused_before_it_spoils_the_request(
+        installed, broker):
+    """Every reader refuses a request whose text holds control characters, the condition a
+    person adds included: an approval with a two-line --reason was written, and the broker
+    then denied the request as unreadable."""
+    at = installed
+    name = create(at.alice, alices_spec(at, namespace="shop"))["metadata"]["name"]
+    done = subprocess.run([CRED_HELPER, "approve", name, "--kubeconfig", str(at.carol),
+                           "--reason", "checked with the runbook\nand the on-call lead"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert one_error(done.stderr).startswith("cred-helper: error: --reason: ")
+    time.sleep(1)
+    assert not (at.request(name).get("status") or {}).get("conditions")
+    done = subprocess.run([CRED_HELPER, "approve", name, "--kubeconfig", str(at.carol),
+                           "--reason", "checked with the runbook"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: signed(at, [name]))
+
+
 def test_a_timeout_says_so_and_the_next_run_takes_the_same_request_up(installed, broker,
                                                                      tmp_path):
     at = installed

@@ -31,13 +31,10 @@ ALWAYS = (
 
 
 def quote(path: str) -> str:
-    """A path as ssh_config reads it: ssh expands %-tokens (`%%` is a percent sign) and
-    ${VAR} (no escape) in IdentityFile, CertificateFile and UserKnownHostsFile, and takes a
-    backslash before another as an escape; double quotes around one with spaces."""
-    if '"' in path or "\n" in path or "${" in path:
+    """A path as ssh_config reads it (double quotes around one with spaces)."""
+    if '"' in path or "\n" in path:
         raise UsageError(f"ssh_config cannot name the path {path!r}",
-                         "choose a --cache-dir without quotes, '${' or line breaks")
-    path = path.replace("\\", "\\\\").replace("%", "%%")
+                         "choose a --cache-dir without quotes or line breaks")
     return f'"{path}"' if any(c.isspace() for c in path) else path
 
 

@@ -36,10 +36,10 @@ CA = SshCa(ed25519.Ed25519PrivateKey.generate(), "test")
 
 
 def write_block(tmp_path: Path, peer: SshPeer, cert: str, key: SshKey, user: str = NAME,
-                host_keys: tuple[str, ...] | None = None, cache: str = "cache") -> Path:
+                host_keys: tuple[str, ...] | None = None) -> Path:
     """The files `cred-helper ssh-config` writes, for this certificate and key."""
     private = key.private_openssh or None
-    store = SshStore(str(tmp_path / cache), print)
+    store = SshStore(str(tmp_path / "cache"), print)
     paths = store.paths("prod-payments")
     gateway = Gateway("127.0.0.1", peer.port)
     block = host_block("prod-payments", gateway, user, paths.key if private else paths.public,
@@ -80,17 +80,6 @@ def test_ssh_logs_in_with_the_request_as_its_login_name(tmp_path, peer):
     done = ssh(write_block(tmp_path, peer, cert_for(key.public_line), key))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"logged in as {NAME}" and peer.logins == [NAME]
-
-
-@pytest.mark.parametrize("cache", ["100%d of it", "cache\\\\x"])
-def test_the_block_names_files_whose_paths_hold_what_ssh_config_expands(tmp_path, peer, cache):
-    """ssh expands %-tokens in IdentityFile, CertificateFile and UserKnownHostsFile, and reads
-    a backslash before another as an escape: a cache directory `100%d of it` had ssh look
-    for the key and the pinned host key under $HOME."""
-    key = fresh()
-    done = ssh(write_block(tmp_path, peer, cert_for(key.public_line), key, cache=cache))
-    assert done.returncode == 0, done.stderr
-    assert peer.logins == [NAME]
 
 
 @pytest.mark.parametrize("why", ["expired", "other-ca", "other-principal"])

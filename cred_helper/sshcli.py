@@ -60,7 +60,8 @@ def _cluster_info(kubeconfig: str | None, context: str | None, flags: dict[str, 
         from .sshaccess.cluster import default_kubeconfig
 
         return cluster_info(kubeconfig or default_kubeconfig(os.environ), context)
-    return _cluster_of_profile(kubeconfig, flags)[0]
+    cluster, _ = _cluster_of_profile(kubeconfig, flags)  # and the exec entries found for it
+    return cluster
 
 
 def _connector(flags: dict[str, Any], cluster: Any, settings: Any):

@@ -23,14 +23,7 @@ from typing import Any
 
 from .. import accessrequest as ar
 from ..durations import format_duration
-from ..errors import (
-    ApprovalTimeout,
-    BadShape,
-    CredHelperError,
-    CSRDenied,
-    ServerError,
-    server_text,
-)
+from ..errors import ApprovalTimeout, BadShape, CredHelperError, CSRDenied, ServerError
 from ..kube import KubeClient
 from . import certcheck
 from .cluster import Identity, whoami
@@ -263,6 +256,8 @@ class Requester:
 def fits(me: Identity, ssh: SshSettings) -> None:
     """Raise unless `me` fits an access request's spec (the schema's bounds, which the model
     holds), checked with a stand-in key before the request's own is made."""
+    from ..errors import server_text
+
     spec = ar.Spec(username=me.username, groups=me.groups, uid=me.uid, extra=me.extra,
                    public_key="ssh-ed25519 AAAA", namespace=ssh.namespace, pods=ssh.pods,
                    reason=ssh.reason, expiration_seconds=ssh.seconds, attestation="")

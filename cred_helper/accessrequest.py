@@ -247,6 +247,13 @@ def is_pod_pattern(value: str) -> bool:
     return bool(_POD_PATTERN.fullmatch(value))
 
 
+def is_text(value: str) -> bool:
+    """Free text every reader takes (a reason; the message of a person's decision): one line
+    of at most MAX_TEXT characters. Anything else in a condition makes the whole request
+    unreadable, to the broker (which then denies it), the gateway and the requester alike."""
+    return len(value) <= MAX_TEXT and not _has_controls(value)
+
+
 def is_name(value: str) -> bool:
     """A name the API server accepts for the object (and OpenSSH for a login name)."""
     return len(value) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(value))
@@ -334,9 +341,13 @@ def _text(value: Any, field: str, *, empty: bool = False, limit: int = MAX_TEXT)
         raise AccessRequestError(field, "empty")
     if len(value) > limit:
         raise AccessRequestError(field, f"longer than {limit} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _has_controls(value):
         raise AccessRequestError(field, "holds control characters")
     return value
+
+
+def _has_controls(value: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
 
 
 def _texts(value: Any, field: str, *, limit_items: int = MAX_ITEMS) -> tuple[str, ...]:

@@ -316,8 +316,13 @@ def _decide_options(fn):
 
 def _decide(action: str, name: str, reason: str, cluster: str | None, config: str | None,
             kubeconfig: str | None, context_name: str | None) -> None:
+    from . import accessrequest as ar
     from .sshaccess.decide import decide
 
+    if not ar.is_text(reason):
+        raise UsageError(f"--reason: at most {ar.MAX_TEXT} characters on one line",
+                         "the requester reads it; every reader refuses a request whose "
+                         "decision holds more")
     client = _decider_client(cluster or os.environ.get("CRED_HELPER_CLUSTER"), config,
                              kubeconfig, context_name)
     say(decide(client, name, action, reason, say, time.time))

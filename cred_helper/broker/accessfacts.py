@@ -105,7 +105,7 @@ def _key(line: str) -> tuple[str, Any, str]:
     model has checked: the key inside must be that type (cryptography checks) and whole."""
     try:
         public = load_ssh_public_key(line.encode("ascii"))
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError):  # a compressed EC point
         raise FactsError("spec.publicKey is not a readable OpenSSH public key") from None
     if isinstance(public, ed25519.Ed25519PublicKey):
         kind = "ed25519"

@@ -7,13 +7,14 @@ certificate for that other person's grant. So each policy must exist with the va
 match rules of the shipped manifest, fail closed, and be bound with `Deny` to every object;
 otherwise nothing is signed and the operator is told why. A request made before they were last
 installed or changed was never checked by them (an attacker's, made while they were gone), so
-it is denied, not signed. The answer is kept for a short while (two GETs per policy each time
-it is asked again).
+it is denied, not signed; so is one made within ADMISSION_GRACE seconds after, which
+kube-apiserver may have admitted before it enforced them. The answer is never kept: it is
+asked for each signing (two GETs per policy), after the request was made, since a view older
+than the request may predate the policies' removal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -23,7 +24,12 @@ from ..kube import KubeClient
 
 API = "/apis/admissionregistration.k8s.io/v1"
 MANIFEST = "access-admission.yaml"
-KEEP_SECONDS = 30.0
+# kube-apiserver enforces a policy or binding only after its informer has seen it and its
+# admission plugin has reloaded them (every second: apiserver's policy_source.go); a request
+# made within this many seconds after they were installed or changed may not have been
+# checked. (Tried on 1.37: forged requests were still admitted 0.3 s after a binding was
+# created, in the next whole second of creationTimestamp.)
+ADMISSION_GRACE = 10
 
 
 def shipped() -> dict[str, dict]:
@@ -70,7 +76,19 @@ def policy_problem(name: str, wanted: dict, found: Any) -> str | None:
         return f"the admission policy {name} checks other things than the shipped one"
     if spec.get("matchConditions"):
         return f"the admission policy {name} has match conditions (it may skip requests)"
+    if _leaves_out(spec.get("matchConstraints"), ("excludeResourceRules",)):
+        return f"the admission policy {name} leaves some requests out (matchConstraints)"
     return None
+
+
+def _leaves_out(match: Any, rules: tuple[str, ...]) -> bool:
+    """Whether a policy's matchConstraints or a binding's matchResources skip some requests:
+    rules of their own, or a selector (a request's labels are its creator's to choose)."""
+    if not isinstance(match, dict):
+        return False
+    return any(match.get(key) for key in rules) or any(
+        (match.get(key) or {}) not in ({}, None) for key in ("namespaceSelector",
+                                                             "objectSelector"))
 
 
 def binding_problem(name: str, found: Any) -> str | None:
@@ -81,11 +99,7 @@ def binding_problem(name: str, found: Any) -> str | None:
         return f"the binding {name} does not deny (validationActions: [Deny])"
     if spec.get("paramRef"):
         return f"the binding {name} takes parameters"
-    resources = spec.get("matchResources") or {}
-    narrowed = any(resources.get(key) for key in ("excludeResourceRules", "resourceRules")) \
-        or any((resources.get(key) or {}) not in ({}, None)
-               for key in ("namespaceSelector", "objectSelector"))
-    if narrowed:
+    if _leaves_out(spec.get("matchResources"), ("excludeResourceRules", "resourceRules")):
         return f"the binding {name} leaves some requests out (matchResources)"
     return None
 
@@ -112,25 +126,17 @@ def last_change(obj: Any) -> float:
 
 
 class Guard:
-    """problem() -> why signing must wait, or None while the policies are in force; `since`:
-    when they were last made or changed (a request older than that was never checked by
-    them, and is not signed)."""
+    """problem() -> why signing must wait, or None while the policies are in force, read now;
+    `since`: when they were last made or changed (a request older than that, or not
+    ADMISSION_GRACE seconds younger, may never have been checked by them, and is not
+    signed)."""
 
-    def __init__(self, client: KubeClient, clock: Callable[[], float]) -> None:
+    def __init__(self, client: KubeClient) -> None:
         self.client = client
-        self.clock = clock
         self.wanted = shipped()
         self.since = 0.0
-        self._answer: str | None = None
-        self._at: float | None = None
 
     def problem(self) -> str | None:
-        now = self.clock()
-        if self._at is None or now - self._at >= KEEP_SECONDS:
-            self._answer, self._at = self._check(), now
-        return self._answer
-
-    def _check(self) -> str | None:
         since = 0.0
         for name, wanted in self.wanted.items():
             try:

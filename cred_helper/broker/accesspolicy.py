@@ -177,8 +177,11 @@ def _expiration_failure(rule: AccessRule, facts: AccessFacts,
 
 def _reason_failure(rule: AccessRule, facts: AccessFacts,
                     _: Attestation) -> tuple[str, str] | None:
-    if rule.require_reason and not facts.reason.strip():
-        return "reason", "spec.reason is empty (cred-helper ssh-config --reason writes it)"
+    from .policy import shows_something
+
+    if rule.require_reason and not shows_something(facts.reason):
+        return "reason", ("spec.reason is empty or shows nothing (cred-helper ssh-config "
+                          "--reason writes it)")
     return None
 
 

@@ -10,7 +10,8 @@ Where a request stands (accessfacts.state_of):
   (named after the request's uid, so a restart or the other replica says nothing again);
 - approved by a person, no certificate yet: judged again by today's policy, then signed (or
   denied, when a check now fails or the approver is the requester);
-- signed or denied: nothing to do.
+- signed or denied: nothing to do;
+- being deleted (a finalizer holds it): denied, never signed.
 
 Nothing is signed while the admission policies that bind a request to its creator are not in
 force (accessguard.py). Every decision is one JSON line on stdout and an Event in `default`.
@@ -28,7 +29,7 @@ from .. import accessrequest as ar
 from ..errors import CredHelperError, ServerError
 from ..kube import KubeClient
 from .accessfacts import DENIED, PENDING, SIGNED, TO_SIGN, AccessFacts
-from .accessguard import Guard
+from .accessguard import ADMISSION_GRACE, Guard
 from .accesspolicy import AccessVerdict
 from .run import (
     AGAIN,
@@ -171,6 +172,8 @@ class AccessBroker:
                 return
             issued = None
             if what in (APPROVE, SIGN):
+                # Asked afresh for each signing, after the request was made: a view older
+                # than the request may predate the policies' removal.
                 problem = self.guard.problem()
                 if problem:
                     self._once(f"access requests are not signed: {problem}")
@@ -208,6 +211,11 @@ class AccessBroker:
             return DENY, decision, None, 0  # unreadable: denied with the reason
         if facts.state in (SIGNED, DENIED):
             return None
+        if facts.model.deleting:
+            # Deleting ends a request; one held by a finalizer (its creator may set one) is
+            # ended all the same, and says so to every reader.
+            return DENY, Decision(DENY, decision.rule, "the request is being deleted: nothing "
+                                  "is signed for it", {"check": "deleted"}), None, 0
         if facts.state == PENDING:
             if decision.action == DENY:
                 return DENY, decision, None, 0
@@ -267,14 +275,19 @@ class AccessBroker:
 
 
 def _made_before(obj: dict, since: float) -> str | None:
-    """Why a request made no later than `since` (when the admission policies were last made or
-    changed) is not signed, or None."""
+    """Why a request made no later than ADMISSION_GRACE seconds after `since` (when the
+    admission policies were last made or changed) is not signed, or None."""
     try:
         made = ar.parse_time(obj["metadata"].get("creationTimestamp"), "creationTimestamp")
     except ar.AccessRequestError:
         made = 0.0
-    if made > since:
+    if made > since + ADMISSION_GRACE:
         return None
+    if made > since:
+        return (f"made at {ar.format_time(made)}, within {ADMISSION_GRACE} s after the "
+                f"admission policies were last installed or changed "
+                f"({ar.format_time(since)}), before kube-apiserver surely enforced them: its "
+                "spec may never have been checked against its creator; make a new request")
     return (f"made at {ar.format_time(made)}, not after the admission policies were last "
             f"installed or changed ({ar.format_time(since)}): its spec was never checked "
             "against its creator; make a new request")

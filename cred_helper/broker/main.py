@@ -228,7 +228,7 @@ def _access_broker(options: Options, access_load: Callable[[], Any],
     warn(f"signing access requests as {decider} with the SSH user CA {ca.fingerprint} "
          f"({ca.source})")
     return AccessBroker(client, access_load, ca, decider=decider,
-                        guard=Guard(make_client(), time.monotonic), out=out,
+                        guard=Guard(make_client()), out=out,
                         warn=warn, clock=time.monotonic, sleep=time.sleep, wall=time.time,
                         leading=leading)
 

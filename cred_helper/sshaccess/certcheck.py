@@ -47,7 +47,8 @@ def check(line: str, *, name: str, username: str, public_line: str, user_ca: str
     hint = "the broker or its CA is not the one configured (ssh-user-ca): ask an admin"
     try:
         cert = load_ssh_public_identity(line.strip().encode("ascii"))
-    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm):
+    # NotImplementedError: cryptography's answer to a compressed EC point in the blob.
+    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm, NotImplementedError):
         raise BadCertificate(f"{what} is not an OpenSSH certificate", hint) from None
     if not isinstance(cert, sshcert.SSHCertificate):
         raise BadCertificate(f"{what} is a plain key, not a certificate", hint)

@@ -139,6 +139,7 @@ class Requester:
         return entry, obj
 
     def _create(self, client: KubeClient, me: Identity) -> tuple[SshEntry, dict]:
+        fits(me, self.ssh)  # before a key is made: a token may ask for its PIN
         key = self.make_key()
         now = self.clock()
         name = request_name(me.username, now, secrets.token_hex(3))
@@ -256,6 +257,24 @@ class Requester:
         self.say(f"access request {entry.name} approved by {by}; its certificate is valid "
                  f"for {format_duration(int(issued.not_after - now))}")
         return issued
+
+
+def fits(me: Identity, ssh: SshSettings) -> None:
+    """Raise unless `me` fits an access request's spec (the schema's bounds, which the model
+    holds), checked with a stand-in key before the request's own is made."""
+    from ..errors import server_text
+
+    spec = ar.Spec(username=me.username, groups=me.groups, uid=me.uid, extra=me.extra,
+                   public_key="ssh-ed25519 AAAA", namespace=ssh.namespace, pods=ssh.pods,
+                   reason=ssh.reason, expiration_seconds=ssh.seconds, attestation="")
+    try:
+        ar.parse_spec(ar.spec_json(spec))
+    except ar.AccessRequestError as error:
+        raise CredHelperError(
+            f"an access request cannot hold the identity of {server_text(me.username)} "
+            f"({error})", f"an access request holds at most {ar.MAX_ITEMS} groups of at most "
+            f"{ar.MAX_TEXT} characters (and as many extra values): ask an admin to give you "
+            "a login with fewer") from None
 
 
 def _shaped(obj: Any) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def resolve(flags: Mapping[str, Any], profile: Mapping[str, Any], cluster: str,
                              "lower-case letters, digits, '-', '.', and * or ? as globs")
     seconds = _seconds(get("session-ttl"))
     reason = flags.get("reason") or ""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason) or len(reason) > ar.MAX_TEXT:
+    if not ar.is_text(reason):
         raise UsageError(f"--reason: at most {ar.MAX_TEXT} characters on one line")
     found = get("ssh-key")
     ssh_key = _string(found) if found else "ed25519"
@@ -199,7 +199,8 @@ def _key_lines(found: tuple[Any, str], read: Any) -> tuple[str, ...]:
         line = " ".join(parts[:2])
         try:
             load_ssh_public_key(line.encode("ascii"))
-        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm):
+        # NotImplementedError: cryptography's answer to a compressed EC point in the blob.
+        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm, NotImplementedError):
             raise UsageError(f"{where}: {parts[0][:40]!r}... is not an OpenSSH public key "
                              "line") from None
         lines.append(line)

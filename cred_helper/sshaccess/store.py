@@ -28,6 +28,7 @@ FORMAT = "ssh-1"
 PENDING, ISSUED = "pending", "issued"
 LIFETIME = 24 * 3600  # a request nobody decided in a day is not taken up again
 SSH_DIR = "ssh"
+LOCK_SECONDS = 30.0  # another run writing the same alias's files takes milliseconds
 
 
 @dataclass(frozen=True)
@@ -153,21 +154,28 @@ class SshStore(FileStore):
                      os.path.join(self.dir, SSH_DIR, f"{alias}.conf"))
 
     def put_files(self, paths: Paths, files: dict[str, bytes]) -> None:
-        """Write each file (path -> content) that differs, 0600, in private directories."""
+        """Write each file (path -> content) that differs, 0600, in private directories,
+        under the alias's lock: runs for other scopes under one Host name (another --pod)
+        write the same files, and must leave one run's set, never a key with another's
+        certificate."""
+        from ..cache.lock import exclusive
+
         for directory in (os.path.dirname(paths.conf), paths.dir):
             ensure_private_dir(directory)
-        for path, data in files.items():
-            try:
-                if read_private(path) == data:
-                    continue
-            except FileNotFoundError:
-                pass
-            except (UnsafePath, OSError):
-                _remove(path)  # ours to repair: a private directory only we can write
-            try:
-                write_private(path, data)
-            except OSError as exc:
-                raise not_saved(path, exc) from None
+        alias = os.path.basename(paths.dir)
+        with exclusive(os.path.dirname(paths.conf), alias, LOCK_SECONDS):
+            for path, data in files.items():
+                try:
+                    if read_private(path) == data:
+                        continue
+                except FileNotFoundError:
+                    pass
+                except (UnsafePath, OSError):
+                    _remove(path)  # ours to repair: a private directory only we can write
+                try:
+                    write_private(path, data)
+                except OSError as exc:
+                    raise not_saved(path, exc) from None
 
     def delete(self, key: str) -> None:
         """The entry, and the files of the alias whose Host block it wrote last (found by

@@ -13,10 +13,12 @@ the session plane's other tests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,11 +33,14 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from cred_helper import accessrequest as ar
+from cred_helper.broker.accessguard import ADMISSION_GRACE
+from cred_helper.connect import from_kubeconfig
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import CRED_HELPER, one_error
 from tests.support.sshpeer import SshPeer
+from tests.unit.broker.accessbuild import compressed_p256_line
 
 pytestmark = pytest.mark.realcluster
 
@@ -135,7 +140,8 @@ def install(plane: ControlPlane, root: Path, policy: str = POLICY) -> Installed:
          "sre", "--namespace", "payments", "--audit-policy", str(root / "audit.yaml")],
         capture_output=True, text=True, check=True)
     plane.kubectl("apply", "-f", "-", stdin=printed.stdout)
-    time.sleep(1.1)  # requests made in the second the policies were installed are refused
+    # Requests made before kube-apiserver surely enforces the policies are never signed.
+    time.sleep(ADMISSION_GRACE + 1.1)
     return Installed(plane, root, policy)
 
 
@@ -265,8 +271,9 @@ def spec_of(client: KubeClient, **changes) -> dict:
                        {"apiVersion": "authentication.k8s.io/v1",
                         "kind": "SelfSubjectReview"})["status"]["userInfo"]
     spec = {"username": info["username"], "groups": info["groups"],
-            "uid": info.get("uid", ""), "publicKey": key_line(), "namespace": "payments",
-            "reason": "INC-42", "expirationSeconds": 1800, **changes}
+            "uid": info.get("uid", ""), "extra": info.get("extra") or None,
+            "publicKey": key_line(), "namespace": "payments", "reason": "INC-42",
+            "expirationSeconds": 1800, **changes}
     return {k: v for k, v in spec.items() if v not in ("", None)}
 
 
@@ -427,7 +434,30 @@ def test_a_denial_reaches_the_waiting_client_with_its_reason(installed, broker, 
                               "carol@example.com: use the runbook")
     again = alice.run("ssh-config", "--cluster", "prod", "--namespace", "shop", "--reason", "x",
                       "--approval-timeout", "2s")
-    assert name not in again.stderr  # a denied request is never taken up again
+    # A denied request is never taken up again: a new one is made (and waits for a person).
+    assert name not in again.stderr
+    assert "was not approved within 2s" in error_of(again.stderr), again.stderr
+
+
+def test_a_deciders_reason_on_two_lines_is_refused_before_it_spoils_the_request(
+        installed, broker):
+    """Every reader refuses a request whose text holds control characters, the condition a
+    person adds included: an approval with a two-line --reason was written, and the broker
+    then denied the request as unreadable."""
+    at = installed
+    name = create(at.alice, alices_spec(at, namespace="shop"))["metadata"]["name"]
+    done = subprocess.run([CRED_HELPER, "approve", name, "--kubeconfig", str(at.carol),
+                           "--reason", "checked with the runbook\nand the on-call lead"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert one_error(done.stderr).startswith("cred-helper: error: --reason: ")
+    time.sleep(1)
+    assert not (at.request(name).get("status") or {}).get("conditions")
+    done = subprocess.run([CRED_HELPER, "approve", name, "--kubeconfig", str(at.carol),
+                           "--reason", "checked with the runbook"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: signed(at, [name]))
 
 
 def test_a_timeout_says_so_and_the_next_run_takes_the_same_request_up(installed, broker,
@@ -501,6 +531,10 @@ HOSTILE_BROKER = [
                                       "AyNTYAAABBBA"}, "not a readable OpenSSH public key"),
     ("control-characters", {"reason": "INC\u001b[2J"}, "control characters"),
     ("garbage-proof", {"attestation": "bm90IGEgcHJvb2Y="}, "the attestation proof fails"),
+    ("compressed-point", {"publicKey": compressed_p256_line()},
+     "not a readable OpenSSH public key"),
+    ("unpadded-key", {"publicKey": "ssh-ed25519 AAAAA"}, "not a readable OpenSSH public key"),
+    ("invisible-reason", {"reason": "\u200b\u2800"}, "spec.reason is empty or shows nothing"),
 ]
 
 
@@ -528,6 +562,13 @@ def test_hostile_requests_are_refused_by_the_schema_or_denied_never_signed(insta
         [cond] = obj["status"]["conditions"]
         assert (cond["type"], cond["decidedBy"]) == ("Denied", BROKER), label
         assert why in cond["message"], (label, cond["message"])
+    # A person reads each before deciding: an unreadable key is said, never a crash.
+    unpadded = made[[label for label, _, _ in HOSTILE_BROKER].index("unpadded-key")]
+    again = subprocess.run([CRED_HELPER, "deny", unpadded, "--kubeconfig", str(at.carol),
+                            "--reason", "no"], capture_output=True, text=True)
+    assert "key      ssh-ed25519 (not a readable key)" in again.stderr
+    assert one_error(again.stderr[again.stderr.index("cred-helper: error"):]).startswith(
+        f"cred-helper: error: access request {unpadded} is already denied by {BROKER}")
 
 
 # ---- the attacker holds her own login ----------------------------------------------------------
@@ -571,6 +612,81 @@ def test_alice_cannot_sign_widen_or_approve_her_own(installed, procs):
     assert "never changed or taken back" in message
 
 
+def test_a_decider_cannot_make_a_request_irrevocable_or_unapprovable(installed):
+    """A condition is a decision only with status True. One with status False, written
+    first by one decider, took the place of every later decision of its type (a list keyed
+    by type): a Denied False made an approved request impossible to revoke, an Approved False
+    one impossible to approve."""
+    at = installed
+    name = create(at.alice, alices_spec(at, namespace="shop"))["metadata"]["name"]
+    carol = KubeClient(*from_kubeconfig(str(at.carol), None))
+    for kind in ("Denied", "Approved"):
+        obj = at.request(name)
+        obj["status"] = {"conditions": [{
+            "type": kind, "status": "False", "reason": "x", "message": "x",
+            "decidedBy": "carol@example.com", "lastTransitionTime": ar.format_time(time.time())}]}
+        status, _ = refused(lambda obj=obj: carol.put(f"{ar.PATH}/{name}/status", obj))
+        assert status == 422, kind
+    for action in ("approve", "deny"):
+        done = subprocess.run([CRED_HELPER, action, name, "--kubeconfig", str(at.carol),
+                               "--reason", "INC-42"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert ar.parse(at.request(name)).decision.state == ar.DENIED  # revoked
+
+
+def test_a_request_being_deleted_is_denied_never_signed(installed):
+    """Alice's request carries a finalizer of her own, so that an admin's delete leaves it
+    in place, being deleted; a rule that approves it must not sign it."""
+    at = installed
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    at.alice.post(ar.PATH, {"apiVersion": ar.API_VERSION, "kind": ar.KIND,
+                            "metadata": {"name": name, "finalizers": ["example.com/keep"]},
+                            "spec": alices_spec(at)})
+    try:
+        at.admin.request("DELETE", f"{ar.PATH}/{name}")
+        assert at.request(name)["metadata"]["deletionTimestamp"]
+        approver_once(at)
+        status = at.request(name).get("status") or {}
+        assert "certificate" not in status
+        [cond] = status["conditions"]
+        assert cond["type"] == "Denied" and "being deleted" in cond["message"], cond
+    finally:
+        at.plane.kubectl("patch", "accessrequest", name, "--type=merge", "-p",
+                         '{"metadata": {"finalizers": null}}')
+
+
+LOOK_ALIKES = ["\u043encall", "Oncall", "oncall ", "oncall\u200b", "ONCALL", "oncall-bootstrap"]
+
+
+def test_a_rule_takes_only_the_group_it_names_as_written(installed, broker, tmp_path):
+    """People whose groups only look like the rule's `oncall` (a Cyrillic o, another case, a
+    trailing space or zero-width character, a longer name) are taken by no rule; one who
+    holds it twice, or after other groups, is. (Admission makes spec.groups the person's
+    own, in order; the rule matches them as written, as RBAC does.)"""
+    at = installed
+    made = {}
+    people = [f"--user=look-{i}@example.com" for i in range(len(LOOK_ALIKES) + 1)]
+    at.plane.kubectl("create", "clusterrolebinding", "look-alikes-ask",
+                     "--clusterrole=cred-helper-access-requester", *people)
+    for i, group in enumerate([*LOOK_ALIKES, "oncall"]):
+        groups = [group] if group != "oncall" else ["sre", "oncall", "oncall"]
+        cert, key = at.plane.ca.client_cert(f"look-{i}@example.com", groups)
+        path = at.plane.write_kubeconfig(tmp_path / f"look-{i}.kubeconfig", {
+            "client-certificate-data": base64.b64encode(cert).decode(),
+            "client-key-data": base64.b64encode(key).decode()})
+        person = KubeClient(*from_kubeconfig(str(path), None))
+        made[group] = create(person, spec_of(person))["metadata"]["name"]
+    for group, name in made.items():
+        obj = wait_for(lambda name=name: (at.request(name).get("status") or {}).get(
+            "conditions") and at.request(name))
+        [cond] = obj["status"]["conditions"]
+        if group == "oncall":
+            assert cond["type"] == "Approved" and obj["status"]["certificate"], cond
+        else:
+            assert cond["type"] == "Denied" and "no access rule takes" in cond["message"], \
+                (group, cond)
+
+
 def _created_or_none(client: KubeClient, spec: dict) -> str | None:
     from cred_helper.errors import ServerError
 
@@ -581,46 +697,103 @@ def _created_or_none(client: KubeClient, spec: dict) -> str | None:
         return None
 
 
-def test_without_the_identity_admission_the_broker_signs_nothing(installed, tmp_path):
-    at = installed
-    binding = at.plane.kubectl("get", "validatingadmissionpolicybinding",
-                               "cred-helper-access-identity", "-o", "json")
-    at.plane.kubectl("delete", "validatingadmissionpolicybinding",
-                     "cred-helper-access-identity")
+@contextlib.contextmanager
+def binding_removed(at: Installed, name: str = "cred-helper-access-identity"):
+    """The admission binding `name` deleted, and put back as it was on leaving."""
+    binding = json.loads(at.plane.kubectl("get", "validatingadmissionpolicybinding", name,
+                                          "-o", "json"))
+    at.plane.kubectl("delete", "validatingadmissionpolicybinding", name)
     try:
-        # Now anybody could write anybody's name: alice asks as "admin" (once the API
-        # server has noticed that the binding is gone).
-        spec = {**alices_spec(at), "username": "admin",
-                "groups": ["oncall", "system:authenticated"]}
-        name = wait_for(lambda: _created_or_none(at.alice, spec))
-        once = subprocess.run([CRED_HELPER, "approver", "run", "--once", "--policy",
-                               str(at.policy), "--kubeconfig", str(at.broker_kubeconfig),
-                               "--ssh-ca", str(at.ca_file)], capture_output=True, text=True,
-                              timeout=60)
-        assert once.returncode == 0, once.stderr
-        assert "access requests are not signed: the admission policy " \
-               "cred-helper-access-identity or its binding is not installed" in once.stderr
-        assert not at.request(name).get("status")
+        yield
     finally:
-        restored = json.loads(binding)
         for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields",
                       "generation"):
-            restored["metadata"].pop(field, None)
-        at.plane.kubectl("apply", "-f", "-", stdin=json.dumps(restored))
-    # Back in force: the request made meanwhile was never checked, so it is denied; one made
-    # now is signed.
-    time.sleep(1.1)  # creation times are whole seconds
-    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+            binding["metadata"].pop(field, None)
+        at.plane.kubectl("apply", "-f", "-", stdin=json.dumps(binding))
+
+
+def approver_once(at: Installed) -> subprocess.CompletedProcess:
     once = subprocess.run([CRED_HELPER, "approver", "run", "--once", "--policy",
                            str(at.policy), "--kubeconfig", str(at.broker_kubeconfig),
                            "--ssh-ca", str(at.ca_file)], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=120)
     assert once.returncode == 0, once.stderr
+    return once
+
+
+def forged_spec(at: Installed) -> dict:
+    """Alice's request in the name of "admin", whom a rule would approve."""
+    return {**alices_spec(at), "username": "admin", "groups": ["oncall", "system:authenticated"]}
+
+
+def test_without_the_identity_admission_the_broker_signs_nothing(installed, tmp_path):
+    at = installed
+    with binding_removed(at):
+        # Now anybody could write anybody's name: alice asks as "admin" (once the API
+        # server has noticed that the binding is gone).
+        name = wait_for(lambda: _created_or_none(at.alice, forged_spec(at)))
+        once = approver_once(at)
+        assert "access requests are not signed: the admission policy " \
+               "cred-helper-access-identity or its binding is not installed" in once.stderr
+        assert not at.request(name).get("status")
+    # Back in force: the request made meanwhile was never checked, so it is denied; one made
+    # once kube-apiserver surely enforces the binding again is signed.
+    time.sleep(ADMISSION_GRACE + 1.1)  # creation times are whole seconds
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    approver_once(at)
     forged = at.request(name)["status"]
     assert "certificate" not in forged
     [cond] = forged["conditions"]
     assert cond["type"] == "Denied" and "never checked against its creator" in cond["message"]
     assert at.request(honest)["status"]["certificate"]
+
+
+def test_a_running_broker_signs_nothing_forged_while_the_binding_is_gone_or_reloading(
+        installed, broker):
+    """The broker's view of admission is never older than the request it signs. Under a
+    running broker that has just signed (so it last saw the binding in force), the identity
+    binding is deleted and put back while alice keeps asking in admin's name: what is
+    admitted while it is gone, and in the moment after it is back before kube-apiserver
+    enforces it again (it reloads admission policies every second), is never signed."""
+    at = installed
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    wait_for(lambda: signed(at, [honest]))
+    forged: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            name = _created_or_none(at.alice, {**forged_spec(at), "publicKey": key_line()})
+            if name:
+                forged.append(name)
+
+    asking = threading.Thread(target=keep_asking)
+    asking.start()
+    try:
+        with binding_removed(at):
+            wait_for(lambda: forged)  # kube-apiserver no longer enforces it
+            time.sleep(2)  # the running broker sees them
+        back = at.plane.kubectl("get", "validatingadmissionpolicybinding",
+                                "cred-helper-access-identity", "-o",
+                                "jsonpath={.metadata.creationTimestamp}")
+        time.sleep(2)  # and over the reload
+    finally:
+        stop.set()
+        asking.join()
+    approver_once(at)  # judges what the running broker left pending while the binding was gone
+    time.sleep(1)
+    late = [n for n in forged if at.request(n)["metadata"]["creationTimestamp"] > back]
+    for name in forged:
+        status = at.request(name).get("status") or {}
+        assert "certificate" not in status, (name, name in late)
+        [cond] = status["conditions"]
+        assert cond["type"] == "Denied", name
+        why = "before kube-apiserver surely enforced them" if name in late else \
+            "never checked against its creator"
+        assert why in cond["message"], cond["message"]
+    time.sleep(ADMISSION_GRACE + 1.1)
+    honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+    wait_for(lambda: signed(at, [honest]))
 
 
 # ---- brokers racing, a broker killed -----------------------------------------------------------
@@ -677,6 +850,31 @@ def test_sixteen_concurrent_runs_make_one_request(installed, broker, tmp_path):
     assert all(run.returncode == 0 for run in runs), [err for _, err in outs]
     assert len({user_of(out) for out, _ in outs}) == 1
     assert len(names(at) - known) == 1
+
+
+def test_a_person_with_more_groups_than_a_request_holds_is_told_so(installed, broker,
+                                                                    tmp_path):
+    """The schema holds 64 groups; a person in 70 (common with a directory's groups) gets
+    one error saying so, before anything is sent, not the API server's refusal with a hint
+    about RBAC."""
+    at = installed
+    groups = ["oncall", *(f"team-{i}" for i in range(69))]
+    cert, key = at.plane.ca.client_cert("many@example.com", groups)
+    boot = at.plane.write_kubeconfig(tmp_path / "many.kubeconfig", {
+        "client-certificate-data": base64.b64encode(cert).decode(),
+        "client-key-data": base64.b64encode(key).decode()})
+    many = Person(at, tmp_path)
+    config = many.home / "config" / "cred-helper" / "config.toml"
+    config.write_text(re.sub(r'bootstrap-token-file = ".*"', f'bootstrap-kubeconfig = "{boot}"',
+                             config.read_text()))
+    known = names(at)
+    done = many.ssh_config("payments")
+    assert done.returncode == 1, done.stderr
+    assert one_error(done.stderr[done.stderr.index("cred-helper: error"):]) == (
+        "cred-helper: error: an access request cannot hold the identity of many@example.com "
+        "(spec.groups: not a list of at most 64 strings)")
+    assert "\nhint: an access request holds at most 64 groups" in done.stderr
+    assert names(at) == known  # nothing was sent
 
 
 # ---- a key on a token, and a hardware proof over it --------------------------------------------

@@ -133,3 +133,20 @@ def test_hostile_objects_raise_only_the_model_error():
         except ar.AccessRequestError:
             pass
     assert 0 < parsed < 3000  # some mutations are harmless (an optional field dropped)
+
+
+def test_a_text_every_reader_takes():
+    """What approve/deny --reason may write into a condition's message: exactly what the
+    parse of a condition takes."""
+    def read(text: str) -> bool:
+        try:
+            ar.decision_of({"conditions": [{"type": "Approved", "status": "True",
+                                            "message": text}]})
+        except ar.AccessRequestError:
+            return False
+        return True
+
+    for text in ("x" * ar.MAX_TEXT, "ok, é ✓", ""):
+        assert ar.is_text(text) and read(text)
+    for text in ("x" * (ar.MAX_TEXT + 1), "two\nlines", "a\ttab", "\x1b[2J", "del\x7f"):
+        assert not ar.is_text(text) and not read(text)

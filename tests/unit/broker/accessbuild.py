@@ -29,6 +29,17 @@ def line(kind: str = "ed25519") -> str:
     return key(kind).public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 
 
+def compressed_p256_line() -> str:
+    """A P-256 key line whose point is compressed: the blob is well-formed (OpenSSH writes only
+    uncompressed points), and cryptography refuses it with NotImplementedError, no ValueError."""
+    import struct
+
+    point = key("p256").public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+    blob = b"".join(struct.pack(">I", len(part)) + part
+                    for part in (b"ecdsa-sha2-nistp256", b"nistp256", point))
+    return "ecdsa-sha2-nistp256 " + base64.b64encode(blob).decode()
+
+
 def access_object(name: str = "alice-1", *, username: str = "alice",
                   groups: tuple[str, ...] = ("oncall", "system:authenticated"),
                   namespace: str = "payments", pods: tuple[str, ...] = (),

@@ -26,7 +26,7 @@ from cred_helper.broker.verdict import AttestationConfig, RegistryEntry
 from cred_helper.issuers.csr import subject_name
 from cred_helper.keys.attest import make_proof
 
-from .accessbuild import access_object, key, line
+from .accessbuild import access_object, compressed_p256_line, key, line
 
 NOW = float(int(time.time()))
 P256_IN_ED25519 = "ssh-ed25519 " + line("p256").split()[1]
@@ -37,6 +37,7 @@ P256_IN_ED25519 = "ssh-ed25519 " + line("p256").split()[1]
     ({"public_key": "ecdsa-sha2-nistp384 " + line("p384").split()[1]}, "spec.publicKey"),
     ({"public_key": P256_IN_ED25519}, "not a readable OpenSSH public key"),
     ({"public_key": line()[:-8]}, "not a readable OpenSSH public key"),
+    ({"public_key": compressed_p256_line()}, "not a readable OpenSSH public key"),
     ({"public_key": line() + " alice@laptop"}, "spec.publicKey"),
     ({"public_key": "ssh-ed25519 " + base64.b64encode(
         base64.b64decode(line().split()[1]) + b"\0\0\0\0").decode()}, "spec.publicKey"),

@@ -53,6 +53,16 @@ def _weakened(change):
      "matches other requests"),
     (lambda s: s.update(matchConditions=[{"name": "x", "expression": "false"}]),
      "has match conditions"),
+    # The policy's own selectors skip requests as a binding's would: a requester sets her
+    # request's labels herself.
+    (lambda s: s["matchConstraints"].update(objectSelector={"matchLabels": {"checked": "yes"}}),
+     "leaves some requests out"),
+    (lambda s: s["matchConstraints"].update(
+        excludeResourceRules=[{"apiGroups": ["*"], "apiVersions": ["*"],
+                               "operations": ["*"], "resources": ["*"]}]),
+     "leaves some requests out"),
+    (lambda s: s["matchConstraints"].update(
+        namespaceSelector={"matchLabels": {"a": "b"}}), "leaves some requests out"),
 ])
 def test_a_weakened_policy_is_named(change, problem):
     assert problem in _weakened(change)

@@ -99,6 +99,9 @@ TABLE = [
     ("no-reason", {**ALICE, "reason": ""}, NO_PROOF, DENY, "payments", "spec.reason is empty"),
     ("blank-reason", {**ALICE, "reason": "   "}, NO_PROOF, DENY, "payments",
      "spec.reason is empty"),
+    # Shows nothing to a person, as a CSR's reason annotation is judged (policy.shows_something).
+    ("invisible-reason", {**ALICE, "reason": "\u200b\u2800\u202e"}, NO_PROOF, DENY, "payments",
+     "spec.reason is empty"),
     ("key-type", {**ROOT, "public_key": line("ed25519")}, REGISTERED, DENY, "kube-system",
      "key type ed25519 is not allowed (p256)"),
     ("no-attestation", {**ROOT}, NO_PROOF, DENY, "kube-system",

@@ -78,6 +78,25 @@ def test_a_tampered_certificate_does_not_verify():
         kept(f"{kind} {base64.b64encode(bytes(raw)).decode()}")
 
 
+def test_a_certificate_whose_key_point_is_compressed_is_refused():
+    """OpenSSH writes only uncompressed points; cryptography refuses a compressed one with
+    NotImplementedError, which must be the certificate's error, not an unexpected one."""
+    import base64
+    import struct
+
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    kind, blob = sign(CA, key, NAME, USER, GRANT, NOW, 600).line.split()[:2]
+    point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    short = key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+    raw = base64.b64decode(blob).replace(struct.pack(">I", 65) + point,
+                                         struct.pack(">I", 33) + short)
+    with pytest.raises(BadCertificate, match="not an OpenSSH certificate"):
+        check(f"{kind} {base64.b64encode(raw).decode()}", name=NAME, username=USER,
+              public_line=public_line(key), user_ca=CA.public_line, seconds=600, now=NOW)
+
+
 def test_a_p256_key_and_ca():
     key = ec.generate_private_key(ec.SECP256R1())
     ca = SshCa(ec.generate_private_key(ec.SECP256R1()))

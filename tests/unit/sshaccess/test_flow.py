@@ -8,7 +8,9 @@ import dataclasses
 import pytest
 
 from cred_helper import accessrequest as ar
-from cred_helper.sshaccess.flow import entry_key, finished, request_name
+from cred_helper.errors import CredHelperError
+from cred_helper.sshaccess.cluster import Identity
+from cred_helper.sshaccess.flow import entry_key, finished, fits, request_name
 from cred_helper.sshaccess.settings import Gateway, SshSettings
 
 SSH = SshSettings(namespace="payments", pods=("api-*",), seconds=1800, reason="INC-42",
@@ -50,3 +52,12 @@ def test_request_names_are_api_names_and_login_names(username):
     ({"conditions": "junk"}, False)])
 def test_what_ends_the_wait(status, done):
     assert finished({"metadata": {"name": "n"}, "status": status}) is done
+
+
+def test_an_identity_the_schema_cannot_hold_is_said_before_a_key_is_made():
+    fits(Identity("alice", ("oncall",) * 64, "", ()), SSH)
+    for identity in (Identity("alice", tuple(f"g{i}" for i in range(65)), "", ()),
+                     Identity("alice", ("x" * 1025,), "", ()),
+                     Identity("alice", (), "", (("k", tuple("v" * 65)),))):
+        with pytest.raises(CredHelperError, match="cannot hold the identity of alice"):
+            fits(identity, SSH)

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cred_helper.errors import UsageError
 from cred_helper.sshaccess.settings import Gateway, resolve
+from tests.unit.broker.accessbuild import compressed_p256_line
 
 
 def key_line() -> str:
@@ -58,6 +59,7 @@ def test_keys_come_from_files_with_comments_and_options_dropped(tmp_path):
     ({"ssh-key": "rsa"}, "profile key ssh-key"),
     ({"ssh-user-ca": "ssh-ed25519 AAAAnotakey"}, "profile key ssh-user-ca"),
     ({"ssh-user-ca": f"{CA}\n{key_line()}"}, "exactly one SSH user CA"),
+    ({"gateway-host-key": compressed_p256_line()}, "profile key gateway-host-key"),
     ({"gateway": "gw.example.com:99999"}, "profile key gateway"),
     ({"gateway": "gw example:22"}, "profile key gateway"),
     ({"gateway": "[::1"}, "profile key gateway"),

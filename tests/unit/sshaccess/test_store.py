@@ -95,3 +95,43 @@ def test_files_are_made_again_when_they_differ_and_leave_with_their_entry(tmp_pa
     assert store.load(KEY) is None
     assert not os.path.exists(paths.conf) and not os.path.exists(paths.dir)
     assert os.path.exists(other.conf)  # another entry's block stays
+
+
+WRITER = """
+import os, sys, time
+import cred_helper.sshaccess.store as store
+
+log, me, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+write = store.write_private
+
+def logged(path, data):  # each file written is one line in the shared log, slowly
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"{me}\\n".encode())
+    os.close(fd)
+    time.sleep(0.002)
+    write(path, data)
+
+store.write_private = logged
+ssh = store.SshStore(sys.argv[4], print)
+paths = ssh.paths("prod-payments")
+for i in range(rounds):
+    ssh.put_files(paths, {p: f"{me} {i} {p}".encode() for p in (
+        paths.certificate, paths.public, paths.known_hosts, paths.conf, paths.key)})
+"""
+
+
+def test_two_runs_writing_one_alias_never_mix_their_files(tmp_path):
+    """Two ssh-config runs for other scopes under one Host name (another --pod, the same
+    PROFILE-NAMESPACE) write the same five files: one run's whole set is written, then the
+    other's, never a key of one with the certificate of the other."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(log), f"w{n}", "15",
+                                 str(tmp_path / "cache")]) for n in range(4)]
+    assert [w.wait(timeout=120) for w in writers] == [0] * 4
+    order = log.read_text().split()
+    assert len(order) == 4 * 15 * 5
+    runs = [order[i:i + 5] for i in range(0, len(order), 5)]
+    assert all(len(set(run)) == 1 for run in runs), order

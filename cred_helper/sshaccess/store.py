@@ -159,11 +159,12 @@ class SshStore(FileStore):
         write the same files, and must leave one run's set, never a key with another's
         certificate."""
         from ..cache.lock import exclusive
+        from ..cache.sidefile import SideFiles
 
         for directory in (os.path.dirname(paths.conf), paths.dir):
             ensure_private_dir(directory)
         alias = os.path.basename(paths.dir)
-        with exclusive(os.path.dirname(paths.conf), alias, LOCK_SECONDS):
+        with exclusive(os.path.dirname(paths.conf), alias, LOCK_SECONDS, SideFiles(self.warn)):
             for path, data in files.items():
                 try:
                     if read_private(path) == data:

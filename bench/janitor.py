@@ -6,9 +6,10 @@ and a PodDisruptionBudget; pods are about 3 KB of JSON each, managedFields inclu
     .venv/bin/python bench/janitor.py [--pods 500,5000]
 
 The pass runs in a process of its own with tracemalloc on. Prints, per N: the pass's wall time
-and time per pod, the peak of Python allocations during the pass (tracemalloc) and the
-process's peak resident size (VmHWM, interpreter and imports included). Bounded memory
-shows as a peak that does not grow with N the way the pods' JSON does.
+and time per pod, the peak of Python allocations during the pass (tracemalloc), the
+process's peak resident size (VmHWM, interpreter and imports included), and the requests the
+pass made (list pages, evictions, Events: what a change to the eviction must not add to).
+Bounded memory shows as a peak that does not grow with N the way the pods' JSON does.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def make_pod(i: int) -> dict:
     app = f"app-{rs}"
     meta = {
         "name": f"{app}-{i}", "namespace": f"ns-{i % 20}",
-        "uid": f"00000000-0000-0000-0000-{i:012d}",
+        "uid": f"00000000-0000-0000-0000-{i:012d}", "resourceVersion": str(1000 + i),
+        "creationTimestamp": stamp(86400),
         "labels": {"app": app, "pod-template-hash": "5d8f7c9b6d", "team": "payments"},
         "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": app,
@@ -135,6 +137,7 @@ def one(count: int, tmp: Path) -> dict:
             stale = (count + 19) // 20  # one pod in twenty, each of its own ReplicaSet
             if got["rc"] != 0 or len(server.evicted) != min(10, stale):
                 raise SystemExit(f"the pass failed: {done.stderr[-2000:]}")
+            figures["requests"] = requests_by_kind(server.requests)
         if traced:
             figures["peak"] = got["peak"]
         else:
@@ -143,18 +146,28 @@ def one(count: int, tmp: Path) -> dict:
     return figures
 
 
+def requests_by_kind(requests: list[tuple[str, str, str]]) -> dict[str, int]:
+    kinds = {"lists": 0, "evictions": 0, "events": 0}
+    for method, path, _ in requests:
+        kind = "lists" if method == "GET" else "evictions" if path.endswith("/eviction") \
+            else "events" if path.endswith("/events") else path
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", default="500,5000")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'pods':>6} {'JSON MiB':>9} {'lines':>6} {'pass s':>7} {'ms/pod':>7} "
-              f"{'tracemalloc peak MiB':>21} {'peak RSS MiB':>13}")
+              f"{'tracemalloc peak MiB':>21} {'peak RSS MiB':>13}  requests")
         for count in (int(n) for n in args.pods.split(",")):
             f = one(count, Path(tmp))
             print(f"{f['pods']:>6} {f['json_mib']:>9.1f} {f['lines']:>6} {f['seconds']:>7.2f} "
                   f"{1000 * f['seconds'] / f['pods']:>7.3f} {f['peak'] / 2**20:>21.2f} "
-                  f"{f['maxrss_kib'] / 1024:>13.1f}")
+                  f"{f['maxrss_kib'] / 1024:>13.1f}  "
+                  + " ".join(f"{kind} {n}" for kind, n in f["requests"].items()))
 
 
 if __name__ == "__main__":

@@ -36,12 +36,12 @@ def in_cluster(env: Mapping[str, str], sa_dir: str = SA_DIR) -> tuple[Endpoint, 
     return Endpoint(server=f"https://{host}:{port}", ca_pem=ca), auth
 
 
-def endpoint(kubeconfig: str | None, context: str | None,
-             env: Mapping[str, str]) -> tuple[Endpoint, Auth]:
+def endpoint(kubeconfig: str | None, context: str | None, env: Mapping[str, str],
+             program: str = "the approver") -> tuple[Endpoint, Auth]:
     """A kubeconfig when one is named or we are not in a pod, else the pod's service account
-    (the approver's and the janitor's rule)."""
+    (the approver's and the janitor's rule). `program` names the caller in errors."""
     if kubeconfig or not env.get("KUBERNETES_SERVICE_HOST"):
-        return from_kubeconfig(kubeconfig or default_kubeconfig(env), context)
+        return from_kubeconfig(kubeconfig or default_kubeconfig(env), context, program)
     return in_cluster(env)
 
 
@@ -50,7 +50,8 @@ def default_kubeconfig(env: Mapping[str, str]) -> str:
     return first or os.path.join(os.path.expanduser("~"), ".kube", "config")
 
 
-def from_kubeconfig(path: str, context_name: str | None) -> tuple[Endpoint, Auth]:
+def from_kubeconfig(path: str, context_name: str | None,
+                    program: str = "the approver") -> tuple[Endpoint, Auth]:
     doc = kc.load(path, "--kubeconfig")
     name = context_name or kc.text(doc, "current-context", f"--kubeconfig {path}")
     if not name:
@@ -66,17 +67,17 @@ def from_kubeconfig(path: str, context_name: str | None) -> tuple[Endpoint, Auth
     base = os.path.dirname(os.path.abspath(path))
     if cluster.get("insecure-skip-tls-verify"):
         raise UsageError(f"{where}: insecure-skip-tls-verify is set",
-                         "the approver only talks to a verified API server: give the "
+                         f"{program} only talks to a verified API server: give the "
                          "cluster's certificate-authority")
     endpoint = Endpoint(
         server=kc.text(cluster, "server", where),
         ca_pem=kc.data_or_file(cluster, "certificate-authority", base, "--kubeconfig"),
         tls_server_name=kc.text(cluster, "tls-server-name", where),
         proxy_url=kc.text(cluster, "proxy-url", where))
-    return endpoint, _user_auth(user, base, where)
+    return endpoint, _user_auth(user, base, where, program)
 
 
-def _user_auth(user: dict, base: str, where: str) -> Auth:
+def _user_auth(user: dict, base: str, where: str, program: str) -> Auth:
     token = kc.text(user, "token", where)
     if token:
         return BearerAuth(token, source=f"the token of {where}",
@@ -89,7 +90,7 @@ def _user_auth(user: dict, base: str, where: str) -> Auth:
         key = kc.data_or_file(user, "client-key", base, "--kubeconfig", secret=True)
         return ClientCertAuth(cert, key, source=f"the client certificate of {where}")
     if user.get("exec") or user.get("auth-provider"):
-        raise UsageError(f"{where}: the user's exec or auth-provider is not run by the approver",
+        raise UsageError(f"{where}: the user's exec or auth-provider is not run by {program}",
                          "give it a token, tokenFile or client certificate (e.g. a service "
                          "account token from `kubectl create token`)")
     raise UsageError(f"{where}: the user has no token or client certificate")

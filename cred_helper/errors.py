@@ -16,6 +16,8 @@ class CredHelperError(Exception):
     # A transport failure: True only when the request cannot have reached the peer (no
     # connection was made); any other failure may have come after a write was done.
     unsent = False
+    # The peer's answer was larger than the reader's cap (and was not read).
+    too_large = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

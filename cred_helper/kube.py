@@ -120,7 +120,8 @@ class KubeClient:
 
     def request(self, method: str, path: str, body: dict | None = None,
                 params: dict | None = None, stream: bool = False,
-                timeout: float | tuple[float, float] | None = None) -> net.Response:
+                timeout: float | tuple[float, float] | None = None,
+                max_body: int = net.MAX_BODY) -> net.Response:
         headers = dict(self._headers)
         if isinstance(self.auth, TokenFileAuth):
             headers["Authorization"] = f"Bearer {self.auth.token()}"
@@ -130,13 +131,14 @@ class KubeClient:
             headers["Content-Type"] = "application/json"
         read = timeout[1] if isinstance(timeout, tuple) else timeout
         resp = self._http.request(method, self.url(path, params), headers=headers, body=data,
-                                  read_timeout=read, stream=stream)
+                                  read_timeout=read, stream=stream, max_body=max_body)
         if resp.status_code == 401 and isinstance(self.auth, TokenFileAuth):
             # The file may have been rotated since we read it: once more with what it holds.
             resp.close()
             headers["Authorization"] = f"Bearer {self.auth.token(fresh=True)}"
             resp = self._http.request(method, self.url(path, params), headers=headers,
-                                      body=data, read_timeout=read, stream=stream)
+                                      body=data, read_timeout=read, stream=stream,
+                                      max_body=max_body)
         if resp.status_code >= 400:
             if stream:
                 resp.content = _read_small(resp)

@@ -392,8 +392,10 @@ class Client:
                 return bytes(out)
             out += chunk
             if len(out) > cap:
-                raise self.peer.fail(f"{self.peer.name} at {origin} sent an answer larger "
-                                     f"than {cap >> 20} MiB")
+                error = self.peer.fail(f"{self.peer.name} at {origin} sent an answer larger "
+                                       f"than {cap >> 20} MiB")
+                error.too_large = True
+                raise error
 
     def _manager(self, target: URL) -> urllib3.PoolManager:
         proxy = self.proxy.for_url(target)

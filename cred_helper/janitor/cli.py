@@ -34,10 +34,12 @@ import click
               help="Leave pods whose labels match (kubectl's syntax: app=db,tier in (a,b)).")
 @click.option("--dry-run", is_flag=True,
               help="Ask the server's dry run (dryRun=All): report, change nothing.")
+@click.option("--force", is_flag=True,
+              help="Accept --after-exit below 5m and --max-age below 30m.")
 def janitor(kubeconfig: str | None, context_name: str | None, after_exit: str, max_age: str,
             owner_kinds: str, bare_pods: str, without_pdb: str, max_evictions: int,
             namespaces: tuple[str, ...], exclude_namespaces: tuple[str, ...],
-            exclude_selector: str | None, dry_run: bool) -> int:
+            exclude_selector: str | None, dry_run: bool, force: bool) -> int:
     """One pass: evict pods whose debug (ephemeral) containers are stale, through the Eviction
     API so that PodDisruptionBudgets hold. One JSON line per decision on stdout, one Event on
     each pod. Exits 0 when the pass completes, 1 on an API failure or an unknown outcome.
@@ -52,5 +54,5 @@ def janitor(kubeconfig: str | None, context_name: str | None, after_exit: str, m
         after_exit=after_exit, max_age=max_age, owner_kinds=owner_kinds, bare_pods=bare_pods,
         without_pdb=without_pdb, max_evictions=max_evictions, namespaces=namespaces,
         exclude_namespaces=exclude_namespaces, exclude_selector=exclude_selector,
-        dry_run=dry_run)
+        dry_run=dry_run, force=force)
     return run_janitor(options, kubeconfig, context_name)

@@ -18,6 +18,7 @@ DEFAULT_OWNER_KINDS = frozenset({"ReplicaSet", "StatefulSet"})
 
 EVICTED, WOULD_EVICT, PDB_BLOCKED, NO_PDB = "evicted", "would-evict", "pdb-blocked", "no-pdb"
 GONE, REPLACED, THROTTLED, UNKNOWN = "gone", "replaced", "throttled", "unknown"
+CHANGED = "changed"
 API_ERROR = "skipped:api-error"
 # Answers that say the eviction was not done: the request itself was refused.
 REFUSED = frozenset({400, 401, 403, 405, 413, 415, 422})
@@ -106,7 +107,8 @@ def plan(pod: PodFacts, workloads: dict[str, int], pdbs: int, options: Options,
         return skip("fresh", f"debug container {debug.name} is still in use or exited "
                              "recently")
     if verdict == NO_TIME:
-        return skip("no-start-time", f"debug container {debug.name} has no usable time")
+        return skip("no-start-time", f"debug container {debug.name} has no usable time"
+                                     + (f": {debug.note}" if debug.note else ""))
     if pod.owner_problem:
         return skip("owner-malformed", pod.owner_problem)
     owner = pod.owner
@@ -139,9 +141,22 @@ def plan(pod: PodFacts, workloads: dict[str, int], pdbs: int, options: Options,
 
 
 def note_workload(workloads: dict[str, int], pod: PodFacts) -> None:
-    bits = (TERMINATING if pod.terminating else 0) | (0 if pod.ready else NOT_READY)
+    """What this pod says about its workload. A finished pod (Succeeded, Failed: evicted, or
+    its node shut down) is no replica that is short: a ReplicaSet made another, and keeps the
+    leftover until pod garbage collection, which starts only past thousands of them."""
+    if pod.terminal:
+        bits = 0
+    else:
+        bits = (TERMINATING if pod.terminating else 0) | (0 if pod.ready else NOT_READY)
     if bits or pod.workload not in workloads:
         workloads[pod.workload] = workloads.get(pod.workload, 0) | bits
+
+
+def note_unreadable(workloads: dict[str, int], controller: str | None) -> None:
+    """A pod the janitor could not read counts as a sibling that is not Ready, where its
+    controller can be told: its workload is left alone."""
+    if controller is not None:
+        workloads[controller] = workloads.get(controller, 0) | NOT_READY
 
 
 def due_reason(pod: PodFacts, options: Options) -> str:
@@ -182,7 +197,10 @@ def outcome(answer: Answer, dry_run: bool) -> str:
     if status == 404:
         return GONE
     if status == 409:
-        return REPLACED  # the uid precondition failed: a new pod under the same name
+        # A precondition failed: the uid (a new pod has the name) or the resourceVersion (the
+        # pod changed since the list: a new `kubectl debug`, a status update). Either way the
+        # pod listed is not the pod there now; kube-apiserver's message says which.
+        return REPLACED if "UID" in answer.message else CHANGED
     if status in REFUSED:
         return API_ERROR
     # A 5xx (kube-apiserver's own 504 timeout, an etcd timeout, a proxy's 502/503) or anything

@@ -1,4 +1,4 @@
-"""`cred-helper janitor`: flags checked and turned into Options, the connection made (the
+"""`cred-helper janitor`: flags checked and turned into Options, the connection made (as the
 approver's: a kubeconfig, or the pod's service account in cluster), one pass run."""
 
 from __future__ import annotations
@@ -13,20 +13,30 @@ from ..errors import UsageError
 from ..kube import KubeClient
 from .decide import KNOWN_KINDS, Options, exclusions
 
+# Below these a pass cuts sessions people are still in (`--max-age 8` ends every one within
+# seconds) or replaces a pod while its engineer reads the debug container's output.
+FLOORS = {"--after-exit": 5 * 60, "--max-age": 30 * 60}
+
 
 def options_from_flags(*, after_exit: str, max_age: str, owner_kinds: str, bare_pods: str,
                        without_pdb: str, max_evictions: int, namespaces: tuple[str, ...],
                        exclude_namespaces: tuple[str, ...], exclude_selector: str | None,
-                       dry_run: bool) -> Options:
-    from ..durations import parse_duration
+                       dry_run: bool, force: bool = False) -> Options:
+    from ..durations import format_duration, parse_duration
     from .selectors import parse_selector
 
     def duration(flag: str, text: str) -> int:
         try:
-            return parse_duration(text)
+            seconds = parse_duration(text)
         except ValueError:
             raise UsageError(f"{flag}: {text!r} is not a duration",
                              "write it as 90s, 15m, 8h or 1h30m") from None
+        if seconds < FLOORS[flag] and not force:
+            raise UsageError(f"{flag} {text} is below {format_duration(FLOORS[flag])}: a pass "
+                             "would cut debug sessions that are still in use",
+                             f"give {flag} {format_duration(FLOORS[flag])} or more, or add "
+                             "--force if that is meant")
+        return seconds
 
     kinds = frozenset(k.strip() for k in owner_kinds.split(",") if k.strip())
     unknown = sorted(kinds - set(KNOWN_KINDS))
@@ -42,7 +52,7 @@ def options_from_flags(*, after_exit: str, max_age: str, owner_kinds: str, bare_
         try:
             selector = parse_selector(exclude_selector)
         except ValueError as exc:
-            raise UsageError(f"--exclude-selector: {exc}",
+            raise UsageError(f"--exclude-selector: cannot read {exclude_selector!r}: {exc}",
                              "write it as kubectl does: app=web,tier!=db,env in (a,b)") from None
     included = _names(namespaces)
     return Options(after_exit=duration("--after-exit", after_exit),
@@ -66,7 +76,7 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 def connect(kubeconfig: str | None, context: str | None, env: Mapping[str, str]) -> KubeClient:
     from ..connect import endpoint as where
 
-    return KubeClient(*where(kubeconfig, context, env), timeout=30)
+    return KubeClient(*where(kubeconfig, context, env, program="the janitor"), timeout=30)
 
 
 def run_janitor(options: Options, kubeconfig: str | None, context: str | None,

@@ -7,18 +7,28 @@ Debug containers are the pod's `spec.ephemeralContainers`, with their state from
 A container is stale when it terminated more than `after_exit` ago, or has been running or
 waiting longer than `max_age`. A waiting container (or one with no status yet) has no
 `startedAt`: the time of the pod's `ephemeralcontainers` managedFields entry is when a debug
-container was last added, so it is at least that old; with no such entry it has no time."""
+container was last added, so it is at least that old; with no such entry it has no time.
+
+Times come from two clocks: `creationTimestamp` and managedFields from the API server's,
+`startedAt` and `finishedAt` from the node's. A debug container cannot start before its pod
+was created, nor before it was added: the last one in the spec was added exactly when the
+latest `ephemeralcontainers` entry was written (the subresource only ever appends). A time
+further before those than clocks drift (`BEHIND`) says the node's clock is wrong, so that
+container has no time. Lists beyond a cap are not read, and a pod with more than the cap has no
+time: a cap never leaves out the one container that would have spared the pod."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from .times import parse_time
+from .times import BEHIND, parse_time
 
 STALE, FRESH, NO_TIME = "stale", "fresh", "no-time"
 MAX_CONTAINERS = 1000  # a pod has a handful; a server sending more is not believed further
 MAX_FIELDS = 1000  # managedFields entries: one per manager and operation, a handful
+MAX_VERSION = 64  # a resourceVersion is an etcd revision: a few digits
+TERMINAL = ("Succeeded", "Failed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Debug:
     started: float | None = None
     terminated: float | None = None
     seen: float | None = None  # the time the verdict rests on
+    note: str = ""  # why it has no time, where that is more than "no usable time"
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class PodFacts:
     ready: bool
     labels: dict[str, str]
     debug: tuple[Debug, ...]
+    resource_version: str = ""  # as listed: the eviction's precondition
+    terminal: bool = False  # phase Succeeded or Failed: it runs nothing, no replica is short
 
     @property
     def workload(self) -> str:
@@ -69,7 +82,8 @@ class PodFacts:
 
 
 def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFacts | None:
-    """The facts of a pod object, or None when it has no usable name, namespace or uid."""
+    """The facts of a pod object, or None when it has no usable name, namespace, uid or
+    resourceVersion."""
     if not isinstance(obj, dict):
         return None
     meta = obj.get("metadata")
@@ -78,18 +92,27 @@ def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFact
     names = [meta.get("namespace"), meta.get("name"), meta.get("uid")]
     if not all(isinstance(n, str) and 0 < len(n) <= 253 for n in names):
         return None
+    version = meta.get("resourceVersion")
+    if not (isinstance(version, str) and 0 < len(version) <= MAX_VERSION):
+        return None
     from .selectors import labels_of
 
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
     owner, owners, problem = _owner(meta.get("ownerReferences"))
-    added = _added_at(meta.get("managedFields"), now)
-    debug = tuple(_verdict(c, s, now, added, after_exit, max_age)
-                  for c, s in _debug_containers(spec, status))
     return PodFacts(namespace=names[0], name=names[1], uid=names[2], owner=owner,
                     owners=owners, owner_problem=problem,
                     terminating=meta.get("deletionTimestamp") is not None,
-                    ready=_ready(status), labels=labels_of(meta), debug=debug)
+                    ready=_ready(status), labels=labels_of(meta),
+                    debug=_debug(meta, spec, status, now, after_exit, max_age),
+                    resource_version=version, terminal=status.get("phase") in TERMINAL)
+
+
+def controller_uid(obj: Any) -> str | None:
+    """The controller owner's uid of a pod that cannot be read whole, where that much can."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    owner = _owner(meta.get("ownerReferences"))[0] if isinstance(meta, dict) else None
+    return owner.uid if owner else None
 
 
 def pod_verdict(debug: tuple[Debug, ...]) -> tuple[str, Debug]:
@@ -102,33 +125,68 @@ def pod_verdict(debug: tuple[Debug, ...]) -> tuple[str, Debug]:
     return STALE, max(debug, key=lambda d: d.seen or 0.0)
 
 
-def _debug_containers(spec: dict, status: dict) -> list[tuple[dict, dict | None]]:
+def _debug(meta: dict, spec: dict, status: dict, now: float, after_exit: float,
+           max_age: float) -> tuple[Debug, ...]:
     containers = spec.get("ephemeralContainers")
-    if not isinstance(containers, list):
-        return []
-    statuses: dict[str, dict] = {}
+    if not isinstance(containers, list) or not containers:
+        return ()
     listed = status.get("ephemeralContainerStatuses")
-    if isinstance(listed, list):
-        for s in listed[:MAX_CONTAINERS]:
-            if isinstance(s, dict) and isinstance(s.get("name"), str):
-                statuses.setdefault(s["name"], s)
-    return [(c, statuses.get(c["name"])) for c in containers[:MAX_CONTAINERS]
-            if isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"]]
+    listed = listed if isinstance(listed, list) else []
+    if len(containers) > MAX_CONTAINERS or len(listed) > MAX_CONTAINERS:
+        return (_unread(containers[-1], f"the pod has more than {MAX_CONTAINERS} debug "
+                                        "containers or statuses: they are not all read"),)
+    statuses: dict[str, dict] = {}
+    for s in listed:
+        if isinstance(s, dict) and isinstance(s.get("name"), str):
+            statuses.setdefault(s["name"], s)
+    added, readable = _added_at(meta.get("managedFields"), now)
+    if not readable:
+        return (_unread(containers[-1], "the pod's managedFields for debug containers cannot "
+                                        "be read"),)
+    created = parse_time(meta.get("creationTimestamp"), now)
+    debug = []
+    for i, container in enumerate(containers):
+        if not (isinstance(container, dict) and isinstance(container.get("name"), str)
+                and container["name"]):
+            debug.append(_unread(container, "a debug container cannot be read"))
+            continue
+        last = i == len(containers) - 1
+        bounds = {"the pod was created": created, "it was added": added if last else None}
+        debug.append(_verdict(container, statuses.get(container["name"]), now, added, bounds,
+                              after_exit, max_age))
+    return tuple(debug)
+
+
+def _unread(container: Any, why: str) -> Debug:
+    name = container.get("name") if isinstance(container, dict) else None
+    return Debug(name[:253] if isinstance(name, str) else "", "", NO_TIME, note=why)
 
 
 def _verdict(container: dict, status: dict | None, now: float, added: float | None,
-             after_exit: float, max_age: float) -> Debug:
+             bounds: dict[str, float | None], after_exit: float, max_age: float) -> Debug:
     name = container["name"][:253]
     image = container.get("image")
     image = image[:1000] if isinstance(image, str) else ""
     state = status.get("state") if isinstance(status, dict) else None
     state = state if isinstance(state, dict) else {}
+
+    def too_early(*times: float | None) -> str:
+        """Why a start or finish is impossible: before the pod or the container existed."""
+        for event, bound in bounds.items():
+            if bound is not None and any(t is not None and t < bound - BEHIND for t in times):
+                return (f"it started before {event}, by the node's clock: that clock is behind "
+                        "the API server's")
+        return ""
+
     terminated = state.get("terminated")
     if isinstance(terminated, dict):
         started = parse_time(terminated.get("startedAt"), now)
         finished = parse_time(terminated.get("finishedAt"), now)
         if finished is None or (started is not None and finished < started):
             return Debug(name, image, NO_TIME, started)
+        why = too_early(started, finished)
+        if why:
+            return Debug(name, image, NO_TIME, started, finished, note=why)
         verdict = STALE if now - finished > after_exit else FRESH
         return Debug(name, image, verdict, started, finished, finished)
     running = state.get("running")
@@ -138,6 +196,9 @@ def _verdict(container: dict, status: dict | None, now: float, added: float | No
         started = parse_time(running.get("startedAt"), now)
         if started is None:
             return Debug(name, image, NO_TIME)
+        why = too_early(started)
+        if why:
+            return Debug(name, image, NO_TIME, started, note=why)
         return Debug(name, image, STALE if now - started > max_age else FRESH, started, None,
                      started)
     if added is None:  # waiting, or no status yet: when it was added bounds its age
@@ -145,16 +206,19 @@ def _verdict(container: dict, status: dict | None, now: float, added: float | No
     return Debug(name, image, STALE if now - added > max_age else FRESH, None, None, added)
 
 
-def _added_at(managed: Any, now: float) -> float | None:
-    """The latest time a debug container was added (the `ephemeralcontainers` entries); None
-    when any such entry has no sane time, since that one may be the latest."""
+def _added_at(managed: Any, now: float) -> tuple[float | None, bool]:
+    """(the latest time a debug container was added: the `ephemeralcontainers` entries, or
+    None where there is none; whether they could be read). One such entry without a sane time
+    makes them unreadable: that one may be the latest."""
+    if managed is None:
+        return None, True
     if not isinstance(managed, list) or len(managed) > MAX_FIELDS:
-        return None
+        return None, False
     times = [parse_time(entry.get("time"), now) for entry in managed
              if isinstance(entry, dict) and entry.get("subresource") == "ephemeralcontainers"]
-    if not times or None in times:
-        return None
-    return max(t for t in times if t is not None)
+    if None in times:
+        return None, False
+    return max((t for t in times if t is not None), default=None), True
 
 
 def _ready(status: dict) -> bool:
@@ -171,7 +235,9 @@ def _owner(refs: Any) -> tuple[Owner | None, int, str]:
     if not isinstance(refs, list):
         return None, 1, "ownerReferences is not a list"
     controllers = []
-    for ref in refs[:MAX_CONTAINERS]:
+    if len(refs) > MAX_CONTAINERS:
+        return None, len(refs), f"more than {MAX_CONTAINERS} owner references"
+    for ref in refs:
         if not isinstance(ref, dict):
             return None, len(refs), "an owner reference is not an object"
         if ref.get("controller") is True:

@@ -3,7 +3,11 @@ only the small facts decisions need), then decide and act on each pod with debug
 
 Nothing is acted on until both lists are complete, so a list that starts over (an expired
 continue token) never leaves half a pass done. Memory holds, per workload, two bits; per
-namespace, its PDB selectors; and per pod with debug containers, its facts."""
+namespace, its PDB selectors; and per pod with debug containers, its facts.
+
+Ages are judged by the API server's clock (the `Date` header of the pass's first answer), the
+clock that wrote each pod's creationTimestamp and managedFields: a janitor whose own clock runs
+ahead would otherwise find every session old."""
 
 from __future__ import annotations
 
@@ -23,14 +27,17 @@ from .decide import (
     Limits,
     Options,
     due_reason,
+    note_unreadable,
     note_workload,
     outcome,
     plan,
 )
-from .pods import PodFacts, pod_verdict, read_pod
+from .pods import PodFacts, controller_uid, pod_verdict, read_pod
 from .selectors import Selector, selector_object
 
-POD_PAGE = 100  # a page is read whole (bodies are capped at 4 MiB): pods are kilobytes each
+CLOCK_WARNING = 60.0  # seconds between this machine's clock and the API server's worth a word
+
+POD_PAGE = 100  # pods are kilobytes each; a page over its cap is asked again smaller (api.pages)
 PDB_PAGE = 500
 RBAC_HINT = ("the janitor needs to list pods and poddisruptionbudgets, create pods/eviction "
              "and create events; with rights in some namespaces only, name them with "
@@ -42,6 +49,8 @@ class Gathered:
     workloads: dict[str, int] = field(default_factory=dict)
     candidates: list[tuple[PodFacts, int]] = field(default_factory=list)
     malformed: int = 0
+    in_scope: int = 0  # pods listed in the namespaces in scope
+    excluded: int = 0  # of those, pods with debug containers that --exclude-selector left
 
 
 class Janitor:
@@ -53,18 +62,22 @@ class Janitor:
         self.warn = warn
         self.wall = wall
         self.failed = False  # an API failure or an unknown outcome: exit 1
+        self.now: float | None = None  # the API server's clock, from the pass's first answer
 
     def run(self) -> int:
-        now = self.wall()
+        self.now = None
         try:
             pdbs = self._budgets()
-            gathered = self._pods(pdbs, now)
+            gathered = self._pods(pdbs)
         except ServerError as error:
             if error.status == 403:  # kube.py's hint speaks of CSRs: say what we need
                 raise ServerError(error.message, RBAC_HINT) from None
             raise
         if gathered.malformed:
-            self.warn(f"{gathered.malformed} pod(s) in the list were malformed and skipped")
+            self.warn(f"{gathered.malformed} pod(s) in the list could not be read and were "
+                      "skipped; their workloads count as not Ready")
+        if not gathered.candidates:
+            self.warn(self._nothing_to_do(gathered))
         limits = Limits()
         for pod, count in gathered.candidates:
             decision = plan(pod, gathered.workloads, count, self.options, limits)
@@ -73,6 +86,32 @@ class Janitor:
                 limits.record(pod, decision.action)
             self._report(decision)
         return 1 if self.failed else 0
+
+    def _nothing_to_do(self, gathered: Gathered) -> str:
+        where = "in " + ", ".join(self.options.namespaces) if self.options.namespaces \
+            else "in scope"
+        line = f"nothing to do: none of the {gathered.in_scope} pod(s) {where} has a debug " \
+               "container"
+        if gathered.excluded:
+            line += f" outside --exclude-selector ({gathered.excluded} left by it)"
+        return line
+
+    def _clock(self, page: api.Page) -> float:
+        """The pass's now: the API server's clock at its first answer (later answers would
+        only make ages a second longer)."""
+        if self.now is None:
+            if page.date is None:
+                raise ServerError("the API server's answer has no usable Date header: the "
+                                  "janitor judges ages by the API server's clock",
+                                  "reach the API server directly, not through a proxy that "
+                                  "drops the Date header")
+            self.now = page.date
+            skew = self.wall() - page.date
+            if abs(skew) > CLOCK_WARNING:
+                self.warn(f"this machine's clock is {abs(skew):.0f}s "
+                          f"{'ahead of' if skew > 0 else 'behind'} the API server's; ages "
+                          "are judged by the API server's")
+        return self.now
 
     # ---- listing --------------------------------------------------------------------------
 
@@ -90,7 +129,8 @@ class Janitor:
                 if page is api.RESTART:
                     budgets = {ns: list(s) for ns, s in kept.items()}
                     continue
-                for obj in page:
+                self._clock(page)
+                for obj in page.items:
                     meta = obj.get("metadata") if isinstance(obj, dict) else None
                     ns = meta.get("namespace") if isinstance(meta, dict) else None
                     spec = obj.get("spec") if isinstance(obj, dict) else None
@@ -99,24 +139,31 @@ class Janitor:
                             spec.get("selector") if isinstance(spec, dict) else None))
         return budgets
 
-    def _pods(self, budgets: dict[str, list[Selector]], now: float) -> Gathered:
+    def _pods(self, budgets: dict[str, list[Selector]]) -> Gathered:
         gathered = Gathered()
         options = self.options
         for path in self._paths("/api/v1", "pods"):
-            kept = (dict(gathered.workloads), list(gathered.candidates), gathered.malformed)
+            kept = replace(gathered, workloads=dict(gathered.workloads),
+                           candidates=list(gathered.candidates))
             for page in api.pages(self.client, path, POD_PAGE):
                 if page is api.RESTART:
-                    gathered = Gathered(dict(kept[0]), list(kept[1]), kept[2])
+                    gathered = replace(kept, workloads=dict(kept.workloads),
+                                       candidates=list(kept.candidates))
                     continue
-                for obj in page:
+                now = self._clock(page)
+                for obj in page.items:
                     pod = read_pod(obj, now, options.after_exit, options.max_age)
                     if pod is None:
                         gathered.malformed += 1
+                        note_unreadable(gathered.workloads, controller_uid(obj))
                         continue
                     if not options.in_scope(pod.namespace):
                         continue
+                    gathered.in_scope += 1
                     note_workload(gathered.workloads, pod)
-                    if pod.debug and options.selected(pod):
+                    if pod.debug and not options.selected(pod):
+                        gathered.excluded += 1
+                    elif pod.debug:
                         count = sum(s.matches(pod.labels) for s in budgets.get(pod.namespace, ()))
                         gathered.candidates.append((_slim(pod), count))
         return gathered
@@ -125,7 +172,7 @@ class Janitor:
 
     def _evict(self, pod: PodFacts) -> Decision:
         _, debug = pod_verdict(pod.debug)
-        answer = api.evict(self.client, pod.namespace, pod.name, pod.uid, self.options.dry_run)
+        answer = api.evict(self.client, pod, self.options.dry_run)
         action = outcome(answer, self.options.dry_run)
         reason = due_reason(pod, self.options)
         if answer.message and action != EVICTED:

@@ -1,5 +1,6 @@
-"""Label selectors: the `--exclude-selector` text (kubectl's syntax) and a PodDisruptionBudget's
-`spec.selector` object, both turned into the same requirements and matched against pod labels.
+"""Label selectors: the `--exclude-selector` text (kubectl's syntax, read in selector_text.py)
+and a PodDisruptionBudget's `spec.selector` object, both turned into the same requirements and
+matched against pod labels.
 
 The janitor counts the budgets the server will apply. A policy/v1 PDB's empty selector (`{}`)
 selects every pod in its namespace (tried on kube-apiserver 1.37: the Eviction API and the
@@ -8,19 +9,11 @@ cannot read selects nothing here."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# (key, operator, values); operators: in, notin, exists, !exists
-Requirement = tuple[str, str, frozenset[str]]
-
-_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}"
-                  r"[A-Za-z0-9])?$")
-_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_SET = re.compile(r"^\s*(!?)\s*([^\s=!(),]+)\s*(?:(notin|in)\s*\(([^()]*)\)|(==|=|!=)\s*"
-                  r"([^\s=!(),]*))?\s*$")
+from .selector_text import Requirement, as_int64, parse_requirements
 
 
 @dataclass(frozen=True)
@@ -42,60 +35,23 @@ def _holds(req: Requirement, labels: Mapping[str, str]) -> bool:
         return key not in labels
     if op == "in":
         return key in labels and labels[key] in values
-    return key not in labels or labels[key] not in values  # notin, as Kubernetes reads it
+    if op == "notin":
+        return key not in labels or labels[key] not in values  # as Kubernetes reads it
+    # gt, lt: the label's value and the requirement's one value as integers
+    have = as_int64(labels[key]) if key in labels else None
+    want = as_int64(next(iter(values))) if len(values) == 1 else None
+    if have is None or want is None:
+        return False
+    return have > want if op == "gt" else have < want
 
 
 def parse_selector(text: str) -> Selector:
-    """`app=web,tier!=db,env in (a,b),!canary`; ValueError with what is wrong."""
-    requirements: list[Requirement] = []
-    for part in _split(text):
-        match = _SET.match(part)
-        if not match:
-            raise ValueError(f"cannot read {part.strip()!r}")
-        negated, key, set_op, set_values, op, value = match.groups()
-        _check_key(key)
-        if negated:
-            if set_op or op:
-                raise ValueError(f"cannot read {part.strip()!r}")
-            requirements.append((key, "!exists", frozenset()))
-        elif set_op:
-            values = frozenset(v.strip() for v in set_values.split(",") if v.strip())
-            for v in values:
-                _check_value(v)
-            requirements.append((key, set_op, values))
-        elif op:
-            _check_value(value)
-            requirements.append((key, "notin" if op == "!=" else "in", frozenset([value])))
-        else:
-            requirements.append((key, "exists", frozenset()))
+    """`--exclude-selector`'s text, as kubectl reads it (selector_text.py); ValueError with
+    what is wrong. An empty selector would select every pod, so it is refused here."""
+    requirements = parse_requirements(text)
     if not requirements:
         raise ValueError("the selector is empty")
     return Selector(tuple(requirements))
-
-
-def _split(text: str) -> list[str]:
-    """Split on commas outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p for p in parts if p.strip()]
-
-
-def _check_key(key: str) -> None:
-    if not _KEY.match(key):
-        raise ValueError(f"{key!r} is not a label key")
-
-
-def _check_value(value: str) -> None:
-    if not _VALUE.match(value):
-        raise ValueError(f"{value!r} is not a label value")
 
 
 def selector_object(obj: Any) -> Selector:

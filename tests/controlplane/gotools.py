@@ -4,13 +4,15 @@ runs reuse it:
 
 - kubelogin (`github.com/int128/kubelogin`), the closest peer bench/kubelogin.py times
   cred-helper against;
-- krew (`sigs.k8s.io/krew`), which tests/packaging uses to install the krew manifest.
+- krew (`sigs.k8s.io/krew`), which tests/packaging uses to install the krew manifest;
+- the selector oracle (`selectororacle/main.go` here, a program of our own built against
+  `k8s.io/apimachinery`), apimachinery's `labels.Parse` for the janitor's selector tests.
 
 Some module paths list no versions on the proxy, so `go install pkg@version` fails, but it
 serves an exact version: a wrapper module requiring it builds (GONOSUMDB for its owner where the
 checksum database has no record the list would point at).
 
-    python tests/controlplane/gotools.py kubelogin|krew    # prints the path of the binary
+    python tests/controlplane/gotools.py kubelogin|krew|selectororacle   # prints the binary
 
 Prints how long the build took on stderr. Needs Go and the module proxy; without them it
 exits 1 with one line saying why.
@@ -18,6 +20,7 @@ exits 1 with one line saying why.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -36,6 +39,7 @@ class GoTool:
     package: str  # the main package, inside the module
     ldflags: str  # the version stamp, else the tool calls itself a development build
     nosumdb: str = ""
+    source: str = ""  # a directory beside this file holding our own main package, if any
 
 
 KUBELOGIN = GoTool("kubelogin", "github.com/int128/kubelogin", "v1.36.3",
@@ -43,7 +47,11 @@ KUBELOGIN = GoTool("kubelogin", "github.com/int128/kubelogin", "v1.36.3",
                    ldflags="-X main.version=v1.36.3", nosumdb="github.com/int128")
 KREW = GoTool("krew", "sigs.k8s.io/krew", "v0.4.3", package="sigs.k8s.io/krew/cmd/krew",
               ldflags="-X sigs.k8s.io/krew/internal/version.gitTag=v0.4.3")
-TOOLS = {tool.name: tool for tool in (KUBELOGIN, KREW)}
+# apimachinery at the control plane's version (tests/controlplane/build.py: v1.37.2).
+SELECTOR_ORACLE = GoTool("selectororacle", "k8s.io/apimachinery", "v0.37.2", package=".",
+                         ldflags="", source="selectororacle")
+TOOLS = {tool.name: tool for tool in (KUBELOGIN, KREW, SELECTOR_ORACLE)}
+HERE = Path(__file__).resolve().parent
 
 
 class Unavailable(Exception):
@@ -52,7 +60,13 @@ class Unavailable(Exception):
 
 def cache_root(tool: GoTool) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cred-helper-tests" / f"{tool.name}-{tool.version}"
+    key = f"{tool.name}-{tool.version}"
+    if tool.source:  # our own code: a change to it is a new build
+        digest = hashlib.sha256()
+        for path in sorted((HERE / tool.source).glob("*.go")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        key += f"-{digest.hexdigest()[:12]}"
+    return Path(base) / "cred-helper-tests" / key
 
 
 def _go(tool: GoTool, args: list[str], cwd: Path) -> None:
@@ -67,8 +81,12 @@ def _go(tool: GoTool, args: list[str], cwd: Path) -> None:
 def _build(tool: GoTool, work: Path, out: Path) -> None:
     _go(tool, ["mod", "init", f"cred-helper-tests/{tool.name}"], work)
     _go(tool, ["mod", "edit", f"-require={tool.module}@{tool.version}"], work)
-    (work / "tools.go").write_text(
-        f'//go:build tools\n\npackage tools\n\nimport _ "{tool.package}"\n')
+    if tool.source:
+        for path in (HERE / tool.source).glob("*.go"):
+            shutil.copy(path, work / path.name)
+    else:
+        (work / "tools.go").write_text(
+            f'//go:build tools\n\npackage tools\n\nimport _ "{tool.package}"\n')
     _go(tool, ["mod", "tidy"], work)
     _go(tool, ["build", "-trimpath", "-o", str(out / tool.name), "-ldflags", tool.ldflags,
                tool.package], work)

@@ -1,5 +1,6 @@
 """Builds every Go program the tests and benchmarks run, once per machine, before pytest starts:
-the real control plane (build.py), kubelogin and krew (gotools.py), and whatever else registers
+the real control plane (build.py), kubelogin, krew and the selector oracle (gotools.py), and
+whatever else registers
 in TOOLS. A cold build takes about 15 minutes on 2 cores, so the test command (scripts/test) runs
 this first, under a limit of its own, and no test's timeout ever includes a build: under CI=true a
 fixture that finds a tool unbuilt fails (`prebuilt` below) instead of building it.
@@ -49,7 +50,8 @@ CONTROL_PLANE = Tool(f"control plane (kubernetes {build.KUBERNETES}, etcd {build
                      lambda: build.built(build.cache_root()), _control_plane)
 KUBELOGIN = _go_tool(gotools.KUBELOGIN)
 KREW = _go_tool(gotools.KREW)
-TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW]
+SELECTOR_ORACLE = _go_tool(gotools.SELECTOR_ORACLE)
+TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW, SELECTOR_ORACLE]
 
 
 def in_ci() -> bool:

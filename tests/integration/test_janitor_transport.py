@@ -13,9 +13,13 @@ import pytest
 from cred_helper.errors import ServerError
 from cred_helper.janitor.api import evict
 from cred_helper.janitor.decide import outcome
+from cred_helper.janitor.pods import PodFacts
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.support.pki import CA
 from tests.support.tcp import serve
+
+POD = PodFacts("shop", "web-1", "uid-1", None, 0, "", False, True, {}, (),
+               resource_version="4711")
 
 
 @pytest.fixture
@@ -47,7 +51,7 @@ def test_a_connection_cut_after_the_request_is_unknown(ca):
 
     server = serve(swallow)
     try:
-        answer = evict(client(ca, server.server_address[1]), "shop", "web-1", "uid-1", False)
+        answer = evict(client(ca, server.server_address[1]), POD, False)
     finally:
         server.shutdown()
     assert seen and seen[0].startswith(b"POST /api/v1/namespaces/shop/pods/web-1/eviction")
@@ -60,6 +64,6 @@ def test_a_refused_connection_is_never_sent_and_stops_the_pass(ca):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     with pytest.raises(ServerError) as caught:
-        evict(client(ca, port), "shop", "web-1", "uid-1", False)
+        evict(client(ca, port), POD, False)
     assert caught.value.unsent and caught.value.status is None
     assert "connection refused" in caught.value.message

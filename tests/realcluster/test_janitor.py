@@ -7,7 +7,13 @@ There is no kubelet or scheduler: the tests create pods owned by real ReplicaSet
 and Job objects (no controller acts on them), add a debug container through the
 `pods/ephemeralcontainers` subresource, and write the pod's status (Running, Ready, the debug
 container's running or terminated times) through `pods/status` as the admin. Pods have no
-`spec.nodeName`, so an evicted pod is deleted at once (an unscheduled pod has no grace)."""
+`spec.nodeName`, so an evicted pod is deleted at once (an unscheduled pod has no grace).
+
+Time: a pod cannot be created in the past, and the janitor believes no debug container that
+started before its pod was created or before it was added. So the janitor reaches the server
+through a proxy whose Date header runs SHIFT (10 h) ahead (tests/support/clockproxy.py): it
+judges ages by that clock, and a container that "exited an hour ago" is written as exiting 9 h
+from now, after its pod was created and the container added, as on a real node."""
 
 from __future__ import annotations
 
@@ -25,12 +31,14 @@ from cred_helper.errors import ServerError
 from cred_helper.janitor.decide import Options
 from cred_helper.janitor.run import Janitor
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
+from tests.support.clockproxy import ClockProxy
 from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.realcluster
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600
+SHIFT = 10 * HOUR  # how far ahead the janitor's view of the server's clock runs
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +47,35 @@ def plane(control_plane_bin):
         yield p
 
 
-def admin(plane) -> KubeClient:
-    return KubeClient(Endpoint(plane.url, ca_pem=plane.ca.cert_pem),
+@pytest.fixture(scope="module")
+def proxy(plane):
+    with ClockProxy(plane.url, plane.ca, SHIFT) as p:
+        yield p
+
+
+def admin(plane, url: str = "") -> KubeClient:
+    return KubeClient(Endpoint(url or plane.url, ca_pem=plane.ca.cert_pem),
                       BearerAuth(plane.admin_token, source="admin"))
 
 
 def stamp(seconds_ago: float) -> str:
+    """The time `seconds_ago` before the janitor's now (the proxy's clock)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                         time.gmtime(time.time() + SHIFT - seconds_ago))
+
+
+def real_stamp(seconds_ago: float) -> str:
+    """By the real clock, as a node whose clock is wrong would write it."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
 
 
 class Cluster:
-    """Objects in one namespace of its own, written as the admin."""
+    """Objects in one namespace of its own, written as the admin; the janitor runs behind
+    the clock proxy."""
 
-    def __init__(self, plane, tmp: Path) -> None:
+    def __init__(self, plane, tmp: Path, proxy: ClockProxy) -> None:
         self.plane = plane
+        self.proxy = proxy
         self.api = admin(plane)
         self.ns = f"jan-{uuid.uuid4().hex[:8]}"
         self.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
@@ -60,8 +83,8 @@ class Cluster:
         # No serviceaccount controller: pods need the default ServiceAccount made by hand.
         self.api.post(f"/api/v1/namespaces/{self.ns}/serviceaccounts", {
             "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
-        self.kubeconfig = plane.write_kubeconfig(tmp / "janitor.kubeconfig",
-                                                 {"token": plane.admin_token})
+        direct = plane.write_kubeconfig(tmp / "direct.kubeconfig", {"token": plane.admin_token})
+        self.kubeconfig = proxy.kubeconfig(direct, tmp / "janitor.kubeconfig")
 
     def _template(self, app: str, restart: str = "Always") -> dict:
         return {"metadata": {"labels": {"app": app}},
@@ -86,17 +109,19 @@ class Cluster:
             "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": app},
             "spec": {"template": self._template(app, "Never")}})
 
-    def pod(self, name: str, app: str, owner: dict | None = None, node: str = "") -> dict:
-        meta: dict = {"name": name, "labels": {"app": app}}
+    def pod(self, name: str, app: str, owner: dict | None = None, node: str = "",
+            annotations: dict | None = None, env: list | None = None) -> dict:
+        meta: dict = {"name": name, "labels": {"app": app}, "annotations": annotations or {}}
         if owner:
             meta["ownerReferences"] = [{"apiVersion": owner["apiVersion"],
                                         "kind": owner["kind"],
                                         "name": owner["metadata"]["name"],
                                         "uid": owner["metadata"]["uid"], "controller": True}]
-        return self.api.post(f"/api/v1/namespaces/{self.ns}/pods", {
+        # A pod of 1.4 MiB comes back as up to 8.2 MiB of JSON: read it with room.
+        return self.api.request("POST", f"/api/v1/namespaces/{self.ns}/pods", body={
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": "app", "image": "busybox"}],
-                     **({"nodeName": node} if node else {})}})
+            "spec": {"containers": [{"name": "app", "image": "busybox", "env": env or []}],
+                     **({"nodeName": node} if node else {})}}, max_body=16 << 20).json()
 
     def debug(self, name: str, container: str = "debugger") -> None:
         """Attach a debug container, as `kubectl debug` does (the ephemeralcontainers
@@ -108,13 +133,14 @@ class Cluster:
              "stdin": True, "tty": True})
         self.api.put(f"{path}/ephemeralcontainers", pod)
 
-    def status(self, name: str, ready: bool = True, debug: dict | None = None) -> None:
-        """Running, Ready or not, and the debug containers' states (by name), as a kubelet
-        would write them."""
+    def status(self, name: str, ready: bool = True, debug: dict | None = None,
+               phase: str = "Running") -> None:
+        """Running (or `phase`), Ready or not, and the debug containers' states (by name), as
+        a kubelet would write them."""
         path = f"/api/v1/namespaces/{self.ns}/pods/{name}"
         pod = self.api.get(path)
         pod["status"] = {
-            "phase": "Running",
+            "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
                                    "ready": ready, "restartCount": 0,
@@ -174,10 +200,11 @@ class Cluster:
         items = self.api.get(f"/api/v1/namespaces/{self.ns}/events")["items"]
         return [e for e in items if e["involvedObject"].get("uid") == uid]
 
-    def janitor(self, *args: str) -> tuple[int, list[dict], str]:
+    def janitor(self, *args: str, everywhere: bool = False) -> tuple[int, list[dict], str]:
+        scope = () if everywhere else ("--namespace", self.ns)
         done = subprocess.run(
             [sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
-             str(self.kubeconfig), "--namespace", self.ns, *args],
+             str(self.kubeconfig), *scope, *args],
             capture_output=True, text=True, timeout=120, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -198,8 +225,8 @@ def exited(seconds_ago: float) -> dict:
 
 
 @pytest.fixture
-def cluster(plane, tmp_path) -> Cluster:
-    return Cluster(plane, tmp_path)
+def cluster(plane, proxy, tmp_path) -> Cluster:
+    return Cluster(plane, tmp_path, proxy)
 
 
 def test_evicts_a_stale_pod_and_says_so_on_the_pod(cluster):
@@ -374,25 +401,30 @@ def test_fresh_and_running_debug_containers(cluster):
 
 def test_waiting_container_uses_the_managed_fields_time(cluster):
     """A debug container with no status yet: its `ephemeralcontainers` managedFields entry
-    (just now) bounds its age from below, so it is fresh, never guessed stale."""
+    (written by the server when it was added, SHIFT before the janitor's now) bounds its age
+    from below: fresh under a --max-age longer than that, stale under a shorter one."""
     rs = cluster.replicaset("wait", 1)
     cluster.pod("wait-0", "wait", rs)
     cluster.debug("wait-0")
     cluster.status("wait-0", debug={"debugger": {"waiting": {"reason": "ContainerCreating"}}})
     cluster.pdb("wait", 0, allowed=1)
 
-    rc, lines, err = cluster.janitor("--max-age", "1h")
-
+    rc, lines, err = cluster.janitor("--max-age", "11h")
     assert rc == 0, err
     assert [ln["action"] for ln in lines] == ["skipped:fresh"]
     assert lines[0]["started"] is None
 
+    rc, lines, err = cluster.janitor("--max-age", "9h", "--dry-run")
+    assert rc == 0, err
+    assert [ln["action"] for ln in lines] == ["would-evict"]
+
 
 class Racing(KubeClient):
-    """The real server, with something done to the pod just before its eviction is sent."""
+    """The real server (behind the clock proxy), with something done to the pod just before
+    its eviction is sent."""
 
-    def __init__(self, plane, before_evict) -> None:
-        super().__init__(Endpoint(plane.url, ca_pem=plane.ca.cert_pem),
+    def __init__(self, plane, proxy: ClockProxy, before_evict) -> None:
+        super().__init__(Endpoint(proxy.url, ca_pem=plane.ca.cert_pem),
                          BearerAuth(plane.admin_token, source="admin"))
         self.before_evict = before_evict
 
@@ -405,7 +437,7 @@ class Racing(KubeClient):
 
 def run_in_process(plane, cluster, hook, **options) -> tuple[int, list[dict]]:
     lines: list[str] = []
-    janitor = Janitor(Racing(plane, hook),
+    janitor = Janitor(Racing(plane, cluster.proxy, hook),
                       Options(namespaces=(cluster.ns,), **options),
                       out=lines.append, warn=lambda _: None, wall=time.time)
     rc = janitor.run()
@@ -488,7 +520,8 @@ def test_owner_kinds(cluster):
 
 def test_an_unreachable_api_server_is_one_clean_error(cluster, tmp_path):
     dead = tmp_path / "dead.kubeconfig"
-    doc = cluster.kubeconfig.read_text().replace(f":{cluster.plane.port}", ":1")
+    port = cluster.proxy.url.rsplit(":", 1)[1]
+    doc = cluster.kubeconfig.read_text().replace(f":{port}", ":1")
     dead.write_text(doc)
     done = subprocess.run([sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
                            str(dead)], capture_output=True, text=True, timeout=60, cwd=ROOT,
@@ -499,6 +532,158 @@ def test_an_unreachable_api_server_is_one_clean_error(cluster, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+# ---- issue 23: the janitor under attack ------------------------------------------------------
+
+def test_a_debug_session_started_between_the_list_and_the_eviction_is_not_cut(plane, cluster):
+    """`kubectl debug` on a due pod after the janitor listed it: the eviction carries the
+    listed resourceVersion, the ephemeralcontainers update changed it, and kube-apiserver
+    answers 409. Before, with the uid alone, the pod was evicted (201) seconds after the
+    engineer attached."""
+    _, pod = cluster.pair("live")
+
+    def attach() -> None:
+        plane.kubectl("debug", "live-a", "-n", cluster.ns, "--image=nicolaka/netshoot",
+                      "--attach=false", "-c", "second")
+
+    rc, lines = run_in_process(plane, cluster, attach)
+
+    assert rc == 0
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("changed", 409)]
+    assert "the ResourceVersion in the precondition" in lines[0]["reason"]
+    now = cluster.get("live-a")
+    assert now["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert [c["name"] for c in now["spec"]["ephemeralContainers"]] == ["debugger", "second"]
+    assert [e["reason"] for e in cluster.events(pod["metadata"]["uid"])] == ["DebugPodChanged"]
+
+
+def test_a_dry_run_with_nothing_to_do_says_so(cluster):
+    """It printed nothing at all (issue 25). Behind the clock proxy, the clock line shows
+    too: ages are the API server's."""
+    cluster.pod("plain", "plain")
+
+    rc, lines, err = cluster.janitor("--dry-run")
+
+    assert (rc, lines) == (0, [])
+    said = err.splitlines()
+    assert said[0].startswith("cred-helper janitor: this machine's clock is ")
+    assert said[0].endswith("s behind the API server's; ages are judged by the API server's")
+    assert said[1:] == [f"cred-helper janitor: nothing to do: none of the 1 pod(s) in "
+                        f"{cluster.ns} has a debug container"]
+
+
+def test_a_second_janitor_at_the_same_moment_claims_nothing_twice(plane, cluster):
+    """Two passes list the same due pod; one evicts it first. The pod is scheduled (a
+    nodeName), so it stays Terminating with no kubelet to confirm, and an eviction of a
+    terminating pod skips the budget: with the uid alone the second pass was answered 201 as
+    well and claimed a second eviction. Its listed resourceVersion is gone now: 409."""
+    rs = cluster.replicaset("twice", 2)
+    cluster.pod("twice-a", "twice", rs, node="node-1")
+    cluster.debug("twice-a")
+    cluster.status("twice-a", debug={"debugger": exited(HOUR)})
+    pod = cluster.get("twice-a")
+    cluster.pod("twice-b", "twice", rs)
+    cluster.status("twice-b")
+    cluster.pdb("twice", 1, allowed=1)
+    first: list = []
+
+    def other_pass() -> None:
+        first.append(cluster.janitor())
+
+    rc, lines = run_in_process(plane, cluster, other_pass)
+
+    [(other_rc, other_lines, err)] = first
+    assert other_rc == 0, err
+    assert [(ln["action"], ln["status"]) for ln in other_lines] == [("evicted", 201)]
+    assert rc == 0
+    assert [(ln["action"], ln["status"]) for ln in lines] == [("changed", 409)]
+    left = cluster.get("twice-a")
+    assert left["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert left["metadata"].get("deletionTimestamp")
+
+
+def test_big_pods_anywhere_never_stop_a_pass(control_plane_bin, tmp_path):
+    """Pods read 100 to a page, each answer capped at 4 MiB: seventeen pods with 250 KiB of
+    annotations, three with 1.4 MiB of environment, even in an excluded namespace, failed every
+    pass. And one pod of 1.4 MiB of `<` is 8.2 MiB of JSON alone (kube-apiserver writes
+    `\u003c`). A cluster-wide pass now completes and evicts the due pod elsewhere. A plane of
+    its own: the pass lists every namespace."""
+    with ControlPlane(control_plane_bin) as plane, \
+            ClockProxy(plane.url, plane.ca, SHIFT) as proxy:
+        (tmp_path / "big").mkdir()
+        (tmp_path / "due").mkdir()
+        big, due = Cluster(plane, tmp_path / "big", proxy), Cluster(plane, tmp_path / "due", proxy)
+        for i in range(17):
+            big.pod(f"annotated-{i}", "big", annotations={"blob": "a" * (250 << 10)})
+        for i in range(3):
+            big.pod(f"env-{i}", "big", env=[{"name": "BLOB", "value": "e" * (1400 << 10)}])
+        big.pod("escaped", "big", env=[{"name": "BLOB", "value": "<" * (1400 << 10)}])
+        rs = due.replicaset("web", 1)
+        pod = due.stale_pod("web-0", "web", rs)
+
+        alone = big.api.request("GET", f"/api/v1/namespaces/{big.ns}/pods/escaped",
+                                max_body=16 << 20)
+        assert len(alone.content) > 8.2 * (1 << 20)
+
+        rc, lines, err = due.janitor("--without-pdb", "evict", "--exclude-namespace", big.ns,
+                                     everywhere=True)
+        assert rc == 0, err
+        assert [(ln["pod"], ln["action"]) for ln in lines] == [("web-0", "evicted")]
+        assert due.get("web-0") is None and lines[0]["uid"] == pod["metadata"]["uid"]
+
+
+def test_past_a_thousand_debug_containers_a_fresh_one_is_not_ignored(cluster):
+    """kube-apiserver 1.37 accepts a pod with 1,001 debug containers. The 1,001st, running for
+    a minute, was past the janitor's cap and dropped, and the pod was evicted."""
+    rs = cluster.replicaset("many", 1)
+    cluster.pod("many-0", "many", rs)
+    path = f"/api/v1/namespaces/{cluster.ns}/pods/many-0"
+    obj = cluster.api.get(path)
+    obj["spec"]["ephemeralContainers"] = [
+        {"name": f"d{i}", "image": "busybox", "targetContainerName": "app"} for i in range(1001)]
+    cluster.api.put(f"{path}/ephemeralcontainers", obj)
+    states = {f"d{i}": exited(HOUR) for i in range(1000)}
+    states["d1000"] = {"running": {"startedAt": stamp(60)}}
+    cluster.status("many-0", debug=states)
+    cluster.pdb("many", 0, allowed=1)
+
+    got = cluster.decided()
+
+    assert got["many-0"]["action"] == "skipped:no-start-time"
+    assert "more than 1000 debug containers" in got["many-0"]["reason"]
+    assert cluster.get("many-0") is not None
+
+
+def test_a_failed_leftover_does_not_block_its_workload(cluster):
+    """A ReplicaSet's pod left in phase Failed (evicted, its node shut down) is not Ready.
+    ReplicaSets keep such pods, so every due pod of the workload was skipped for ever as
+    `workload-not-ready`."""
+    rs, _ = cluster.pair("kept")
+    cluster.pod("kept-c", "kept", rs)
+    cluster.status("kept-c", ready=False, phase="Failed")
+
+    got = cluster.decided()
+
+    assert got["kept-a"]["action"] == "evicted"
+    assert cluster.get("kept-a") is None and cluster.get("kept-c") is not None
+
+
+def test_a_node_clock_behind_the_servers_is_caught(cluster):
+    """A node 9 h behind writes its debug container's start 9 h before the pod was created
+    (by the API server's clock): no time, where it looked past --max-age. The 20-minutes-behind
+    case rests on the add time, which a test cannot put far enough after a pod's creation here:
+    it is tested on the scripted API (tests/unit/janitor/test_run.py)."""
+    rs = cluster.replicaset("skew", 1)
+    cluster.pod("skew-0", "skew", rs)
+    cluster.debug("skew-0")
+    cluster.status("skew-0", debug={"debugger": {"running": {"startedAt": real_stamp(9 * HOUR)}}})
+    cluster.pdb("skew", 0, allowed=1)
+
+    got = cluster.decided("--max-age", "8h")
+
+    assert got["skew-0"]["action"] == "skipped:no-start-time"
+    assert "it started before the pod was created" in got["skew-0"]["reason"]
+
+
 def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
     """kube-apiserver stops after the lists, just before the eviction: the pass ends with an
     error (or an `unknown` line, if the request went out on a connection that then broke),
@@ -507,7 +692,7 @@ def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
     cluster.stale_pod("late-0", "late", rs)
     try:
         lines: list[str] = []
-        janitor = Janitor(Racing(plane, lambda: plane.halt("kube-apiserver")),
+        janitor = Janitor(Racing(plane, cluster.proxy, lambda: plane.halt("kube-apiserver")),
                           Options(namespaces=(cluster.ns,), without_pdb=True),
                           out=lines.append, warn=lambda _: None, wall=time.time)
         try:
@@ -543,7 +728,7 @@ def test_an_expired_continue_token_restarts_the_list(control_plane_bin):
             make(i)
         listed = pages(api, path, 1)
         first = next(listed)
-        assert first is not RESTART and len(first) == 1
+        assert first is not RESTART and len(first.items) == 1
         # Wait until a token given now has expired: the generator's, older, has too.
         probe = api.get(path, {"limit": "1"})["metadata"]["continue"]
         for i in range(3, 6):
@@ -559,5 +744,5 @@ def test_an_expired_continue_token_restarts_the_list(control_plane_bin):
             time.sleep(1)
         assert next(listed) is RESTART
         names = [item["metadata"]["name"] for page in listed if page is not RESTART
-                 for item in page]
+                 for item in page.items]
         assert sorted(names) == [f"cm-{i}" for i in range(6)]

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.clockproxy import ClockProxy
+
 pytestmark = pytest.mark.realcluster
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "packaging" / "kubernetes"
@@ -222,10 +224,14 @@ def test_namespaced_rbac_is_least_privilege(control_plane, namespace_variant):
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600
+# The janitor judges ages by the API server's clock and believes no start before its pod's
+# creation; it runs behind a proxy whose clock runs this far ahead (as in test_janitor.py).
+SHIFT = 10 * HOUR
 
 
 def stamp(seconds_ago: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                         time.gmtime(time.time() + SHIFT - seconds_ago))
 
 
 def due_pod(plane, namespace: str) -> dict:
@@ -268,11 +274,13 @@ def due_pod(plane, namespace: str) -> dict:
     return pod
 
 
-def janitor(sa_kubeconfig: Path, *args: str) -> tuple[int, list[dict], str]:
-    done = subprocess.run([sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
-                           str(sa_kubeconfig), "--without-pdb=evict", *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+def janitor(plane, sa_kubeconfig: Path, *args: str) -> tuple[int, list[dict], str]:
+    with ClockProxy(plane.url, plane.ca, SHIFT) as proxy:
+        shifted = proxy.kubeconfig(sa_kubeconfig, sa_kubeconfig.with_suffix(".shifted"))
+        done = subprocess.run([sys.executable, "-m", "cred_helper", "janitor", "--kubeconfig",
+                               str(shifted), "--without-pdb=evict", *args],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], \
         done.stderr
 
@@ -290,14 +298,14 @@ def evicted_with_an_event(plane, pod: dict) -> bool:
 def test_the_namespaced_rights_are_enough_for_a_pass(control_plane, namespace_variant):
     pytest.importorskip("cred_helper.janitor")
     pod, elsewhere = due_pod(control_plane, WATCHED), due_pod(control_plane, OTHER)
-    code, lines, err = janitor(namespace_variant, "--namespace", WATCHED)
+    code, lines, err = janitor(control_plane, namespace_variant, "--namespace", WATCHED)
     assert code == 0, err
     mine = [line for line in lines if line["uid"] == pod["metadata"]["uid"]]
     assert [line["action"] for line in mine] == ["evicted"], lines
     assert evicted_with_an_event(control_plane, pod)
     # Without --namespace it would list the whole cluster, which these rights refuse: the
     # pass fails cleanly, and nothing elsewhere is touched.
-    code, lines, err = janitor(namespace_variant)
+    code, lines, err = janitor(control_plane, namespace_variant)
     assert code == 1 and "forbidden" in err.lower(), err
     assert "Traceback" not in err
     control_plane.kubectl("get", "pod", "-n", OTHER, elsewhere["metadata"]["name"])
@@ -306,10 +314,11 @@ def test_the_namespaced_rights_are_enough_for_a_pass(control_plane, namespace_va
 def test_the_cluster_wide_rights_are_enough_for_a_pass(control_plane, cluster_variant):
     pytest.importorskip("cred_helper.janitor")
     pod = due_pod(control_plane, OTHER)
-    code, lines, err = janitor(cluster_variant, "--dry-run")  # every namespace, changes nothing
+    # Every namespace, changing nothing.
+    code, lines, err = janitor(control_plane, cluster_variant, "--dry-run")
     assert code == 0, err
     mine = [line for line in lines if line["uid"] == pod["metadata"]["uid"]]
     assert [line["action"] for line in mine] == ["would-evict"], lines
-    code, lines, err = janitor(cluster_variant, "--namespace", OTHER)
+    code, lines, err = janitor(control_plane, cluster_variant, "--namespace", OTHER)
     assert code == 0, err
     assert evicted_with_an_event(control_plane, pod)

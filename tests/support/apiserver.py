@@ -94,6 +94,20 @@ def _csr_details(name: str) -> dict:
     return {"name": name, "group": GROUP, "kind": RESOURCE}
 
 
+def _check_preconditions(pod: dict, eviction: dict) -> None:
+    """An Eviction's uid and resourceVersion preconditions, with kube-apiserver 1.37's 409s."""
+    options = eviction.get("deleteOptions") or {}
+    wanted = options.get("preconditions") or {}
+    meta = pod["metadata"]
+    for field, name in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        if wanted.get(field) and wanted[field] != meta.get(field):
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on Pod '
+                           f'"{meta["name"]}": the {name} in the precondition ({wanted[field]}) '
+                           f'does not match the {name} in record ({meta.get(field)}). The '
+                           "object might have been modified", {"name": meta["name"],
+                                                               "kind": "Pod"})
+
+
 def not_found(name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{RESOURCE}.{GROUP} "{name}" not found', _csr_details(name))
 
@@ -1046,6 +1060,7 @@ class _Handler(BaseHTTPRequestHandler):
                            and p["metadata"]["name"] == name), None)
                 if at is None:
                     raise not_found(name)
+                _check_preconditions(pods[at], body)
                 if query.get("dryRun") != ["All"]:
                     self.api.evicted.append(f"{ns}/{name}")
                     del pods[at]

@@ -30,9 +30,12 @@ def owner(kind: str = "ReplicaSet", uid: str = "rs-1", api_version: str = "apps/
 def pod(name: str = "web-1", *, namespace: str = "shop", uid: str | None = None,
         owners: list | None = None, ready: bool = True, debug: dict | None = None,
         statuses: dict | None = None, added: float | None = None,
-        deleting: bool = False, labels: dict | None = None) -> dict:
-    """`debug`: container name -> state (None: no status at all)."""
+        deleting: bool = False, labels: dict | None = None, created: float = 48 * HOUR,
+        phase: str = "Running") -> dict:
+    """`debug`: container name -> state (None: no status at all); `added`, `created`: how
+    long ago the last debug container was added (managedFields) and the pod was created."""
     meta: dict = {"name": name, "namespace": namespace, "uid": uid or f"uid-{name}",
+                  "resourceVersion": "4711", "creationTimestamp": stamp(created),
                   "labels": labels if labels is not None else {"app": "web"}}
     if owners is None:
         owners = [owner()]
@@ -51,7 +54,7 @@ def pod(name: str = "web-1", *, namespace: str = "shop", uid: str | None = None,
         "metadata": meta,
         "spec": {"containers": [{"name": "app", "image": "app"}],
                  "ephemeralContainers": [{"name": n, "image": f"img-{n}"} for n in debug]},
-        "status": {"phase": "Running",
+        "status": {"phase": phase,
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                    "ephemeralContainerStatuses": [{"name": n, "state": s}
                                                   for n, s in states.items()]},

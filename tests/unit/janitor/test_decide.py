@@ -12,6 +12,7 @@ from cred_helper.janitor.decide import (
     Limits,
     Options,
     exclusions,
+    note_unreadable,
     note_workload,
     outcome,
     plan,
@@ -89,6 +90,36 @@ def test_note_workload_collects_siblings():
     assert workloads["rs-1"] == NOT_READY | TERMINATING
 
 
+@pytest.mark.parametrize("phase", ["Failed", "Succeeded"])
+def test_a_finished_sibling_is_no_replica_that_is_short(phase):
+    """A ReplicaSet leaves a Failed pod (evicted, its node shut down) and makes another: the
+    leftover is not Ready, and must not spare the workload's due pods for ever."""
+    workloads: dict[str, int] = {}
+    note_workload(workloads, facts(name="left", debug={}, ready=False, phase=phase))
+    note_workload(workloads, facts(name="left2", debug={}, ready=False, phase=phase,
+                                   deleting=True))
+    assert workloads == {"rs-1": 0}
+    assert action(facts(), workloads) is None
+    note_workload(workloads, facts(name="short", debug={}, ready=False, phase="Pending"))
+    assert action(facts(), workloads) == "skipped:workload-not-ready"
+
+
+def test_an_unreadable_sibling_counts_as_not_ready():
+    workloads: dict[str, int] = {}
+    note_unreadable(workloads, "rs-1")
+    note_unreadable(workloads, None)  # its controller cannot be told: nothing to mark
+    assert workloads == {"rs-1": NOT_READY}
+    assert action(facts(), workloads) == "skipped:workload-not-ready"
+
+
+def test_a_skip_for_no_time_says_why():
+    p = facts(debug={"d": running(9 * HOUR)}, created=2 * HOUR)
+    decision = plan(p, {}, 1, OPTIONS, Limits())
+    assert decision.action == "skipped:no-start-time"
+    assert decision.reason.startswith("debug container d has no usable time: it started "
+                                      "before the pod was created")
+
+
 def test_one_eviction_per_workload_and_the_global_limit():
     limits = Limits()
     a, b = facts(name="a"), facts(name="b")
@@ -106,7 +137,7 @@ def test_one_eviction_per_workload_and_the_global_limit():
     ("evicted", False, 1), ("would-evict", False, 1), ("unknown", False, 1),
     ("pdb-blocked", False, 0), ("throttled", False, 0),
     # The workload changed since the list: its new pod is likely not Ready yet.
-    ("gone", False, 0), ("replaced", False, 0),
+    ("gone", False, 0), ("replaced", False, 0), ("changed", False, 0),
     ("skipped:api-error", True, 0),  # refused outright: nothing happened to it
 ])
 def test_what_uses_up_a_workload(done, next_allowed, count):
@@ -124,7 +155,17 @@ def test_what_uses_up_a_workload(done, next_allowed, count):
     (Answer(429, "TooManyRequests", ("DisruptionBudget",)), True, "pdb-blocked"),
     (Answer(429, "TooManyRequests"), False, "throttled"),
     (Answer(404, "NotFound"), False, "gone"),
-    (Answer(409, "Conflict"), False, "replaced"),
+    # kube-apiserver 1.37's two precondition messages (eviction.go; the dry run's delete says
+    # "Precondition failed: UID in precondition: ...").
+    (Answer(409, "Conflict", message='Operation cannot be fulfilled on Pod "a": the UID in the '
+            "precondition (u1) does not match the UID in record (u2). The object might have "
+            "been deleted and then recreated"), False, "replaced"),
+    (Answer(409, "Conflict", message="Precondition failed: UID in precondition: u1, UID in "
+            "object meta: u2"), True, "replaced"),
+    (Answer(409, "Conflict", message='Operation cannot be fulfilled on Pod "a": the '
+            "ResourceVersion in the precondition (7) does not match the ResourceVersion in "
+            "record (8). The object might have been modified"), False, "changed"),
+    (Answer(409, "Conflict"), False, "changed"),
     (Answer(None), False, "unknown"),
     (Answer(403, "Forbidden"), False, "skipped:api-error"),
     (Answer(422, "Invalid"), False, "skipped:api-error"),

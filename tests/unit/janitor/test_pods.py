@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cred_helper.janitor.pods import FRESH, NO_TIME, STALE, pod_verdict, read_pod
-from cred_helper.janitor.times import parse_time
+from cred_helper.janitor.pods import (
+    FRESH,
+    MAX_CONTAINERS,
+    MAX_FIELDS,
+    NO_TIME,
+    STALE,
+    controller_uid,
+    pod_verdict,
+    read_pod,
+)
+from cred_helper.janitor.times import http_date, parse_time
 
 from .pods_fixture import HOUR, NOW, exited, owner, pod, running, stamp
 
@@ -79,12 +88,14 @@ def test_a_running_container_with_an_absurd_start_is_no_time_whatever_managed_fi
 
 
 def test_one_managed_fields_entry_without_a_sane_time_makes_the_bound_unknown():
-    """The entry with the bad time may be the latest addition: no lower bound then."""
-    obj = pod(debug={"a": None, "b": None}, added=9 * HOUR)
-    obj["metadata"]["managedFields"].append(
-        {"manager": "kubectl-debug", "operation": "Update",
-         "subresource": "ephemeralcontainers", "time": "garbage-but-20-chars!"})
-    assert verdict(obj) == (NO_TIME, "a")
+    """The entry with the bad time may be the latest addition: no bound then, and no check of
+    a start against it either, so the pod has no time, whatever its containers say."""
+    for states in ({"a": None, "b": None}, {"a": exited(HOUR), "b": running(9 * HOUR)}):
+        obj = pod(debug=states, added=9 * HOUR + 60)
+        obj["metadata"]["managedFields"].append(
+            {"manager": "kubectl-debug", "operation": "Update",
+             "subresource": "ephemeralcontainers", "time": "garbage-but-20-chars!"})
+        assert verdict(obj) == (NO_TIME, "b")
 
 
 def test_a_container_that_finished_before_it_started_has_no_time():
@@ -155,3 +166,115 @@ def test_malformed_owners(owners, problem):
 def test_only_non_controller_owners():
     facts = read_pod(pod(owners=[owner(controller=False)]), NOW, AFTER_EXIT, MAX_AGE)
     assert facts.owner is None and facts.owners == 1 and facts.owner_problem == ""
+
+
+# ---- caps (issue 23): a list beyond a cap is no time, never fewer containers -------------
+
+def test_past_the_cap_a_fresh_container_is_never_left_out():
+    """kube-apiserver 1.37 accepts a pod with 1,001 debug containers: the 1,001st, running for
+    a minute, is past the cap, and the pod is no time, not judged on the first 1,000."""
+    states = {f"d{i}": exited(5 * HOUR) for i in range(MAX_CONTAINERS)}
+    states["last"] = running(60)
+    v, debug = pod_verdict(read_pod(pod(debug=states), NOW, AFTER_EXIT, MAX_AGE).debug)
+    assert (v, debug.name) == (NO_TIME, "last")
+    assert "more than 1000 debug containers" in debug.note
+    del states["last"]
+    assert verdict(pod(debug=states))[0] == STALE  # at the cap, every one is read
+
+
+def test_past_the_cap_of_statuses_the_pod_has_no_time():
+    obj = pod(debug={"d": exited(5 * HOUR)},
+              statuses={f"s{i}": exited(5 * HOUR) for i in range(MAX_CONTAINERS)}
+              | {"d": exited(5 * HOUR)})
+    assert verdict(obj)[0] == NO_TIME
+
+
+def test_past_the_cap_of_owner_references_the_owner_is_malformed():
+    facts = read_pod(pod(owners=[owner(controller=False)] * MAX_CONTAINERS + [owner()]), NOW,
+                     AFTER_EXIT, MAX_AGE)
+    assert facts.owner is None and facts.owner_problem == "more than 1000 owner references"
+
+
+def test_past_the_cap_of_managed_fields_the_pod_has_no_time():
+    obj = pod(debug={"d": exited(5 * HOUR)}, added=6 * HOUR)
+    obj["metadata"]["managedFields"] *= MAX_FIELDS + 1
+    assert verdict(obj)[0] == NO_TIME
+
+
+def test_a_debug_container_that_cannot_be_read_makes_the_pod_no_time():
+    obj = pod(debug={"d": exited(5 * HOUR)})
+    obj["spec"]["ephemeralContainers"].append({"image": "no-name"})
+    assert verdict(obj)[0] == NO_TIME
+
+
+# ---- clocks (issue 23): a start the API server's times contradict is no time -----------------
+
+def test_a_node_clock_hours_behind_is_caught_by_the_pods_creation():
+    """Created 2 h ago, the container added 60 s ago (both by the API server's clock), its
+    start read 9 h ago from a node 9 h behind: evicted before, no time now."""
+    obj = pod(debug={"d": running(9 * HOUR)}, created=2 * HOUR, added=60)
+    v, debug = pod_verdict(read_pod(obj, NOW, AFTER_EXIT, MAX_AGE).debug)
+    assert v == NO_TIME and "before the pod was created" in debug.note
+
+
+def test_a_node_clock_minutes_behind_is_caught_by_the_add_time():
+    """A node 20 minutes behind: the container exited 30 s ago, which its clock writes as 20.5
+    minutes ago, past --after-exit. It was added 90 s ago: it cannot have started 21 minutes
+    ago."""
+    behind = 20 * 60
+    state = {"terminated": {"startedAt": stamp(60 + behind), "finishedAt": stamp(30 + behind)}}
+    obj = pod(debug={"d": state}, added=90)
+    v, debug = pod_verdict(read_pod(obj, NOW, AFTER_EXIT, MAX_AGE).debug)
+    assert v == NO_TIME and "before it was added" in debug.note
+    # The same pod with a node whose clock is right: fresh.
+    state = {"terminated": {"startedAt": stamp(60), "finishedAt": stamp(30)}}
+    assert verdict(pod(debug={"d": state}, added=90))[0] == FRESH
+
+
+def test_ordinary_drift_is_allowed():
+    """A node 30 s behind: a start 20 s before the add is drift, not a wrong clock."""
+    state = {"terminated": {"startedAt": stamp(16 * 60 + 30), "finishedAt": stamp(16 * 60)}}
+    assert verdict(pod(debug={"d": state}, added=16 * 60 + 10))[0] == STALE
+
+
+def test_only_the_last_debug_container_is_held_to_the_last_add_time():
+    """managedFields says when the last container was added; the earlier ones were added
+    before that, so their older starts are no contradiction."""
+    obj = pod(debug={"old": exited(5 * HOUR), "new": running(50)}, added=60)
+    assert verdict(obj) == (FRESH, "new")
+    obj = pod(debug={"old": exited(5 * HOUR), "new": exited(HOUR)}, added=HOUR + 120)
+    assert verdict(obj) == (STALE, "new")
+
+
+def test_a_start_before_the_add_makes_the_whole_pod_no_time():
+    """Every debug container of a pod runs on one node: with the last one's clock caught out,
+    the pod is no time even where another container would look stale."""
+    obj = pod(debug={"old": exited(5 * HOUR), "new": running(10 * 60)}, added=60)
+    assert verdict(obj)[0] == NO_TIME
+
+
+# ---- what else a pass needs from a pod ------------------------------------------------------
+
+def test_a_pod_without_a_resource_version_cannot_be_evicted_safely():
+    obj = pod(debug={"d": exited(5 * HOUR)})
+    del obj["metadata"]["resourceVersion"]
+    assert read_pod(obj, NOW, AFTER_EXIT, MAX_AGE) is None
+    assert controller_uid(obj) == "rs-1"  # its workload can still be told
+    assert controller_uid({"metadata": {"ownerReferences": "x"}}) is None
+    assert controller_uid(None) is None
+
+
+@pytest.mark.parametrize(("phase", "terminal"), [("Running", False), ("Pending", False),
+                                                  ("Failed", True), ("Succeeded", True)])
+def test_finished_pods(phase, terminal):
+    assert read_pod(pod(phase=phase), NOW, AFTER_EXIT, MAX_AGE).terminal is terminal
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("Mon, 07 Dec 2026 04:40:00 GMT", 1796618400.0),
+    ("Mon, 07 Dec 2026 04:40:00 -0000", None),  # no zone said
+    ("", None), (None, None), ("yesterday", None), ("Thu, 01 Jan 1970 00:00:00 GMT", None),
+    ("x" * 100, None), (12, None),
+])
+def test_the_servers_date_header(header, seconds):
+    assert http_date(header) == seconds

@@ -1,8 +1,10 @@
-"""One pass over a scripted API (the I/O seams: pages, 410 restarts, evictions whose answer is
-lost, Events said once). The real server's answers are tested in tests/realcluster."""
+"""One pass over a scripted API (the I/O seams: pages, 410 restarts, oversized answers,
+evictions whose answer is lost, Events said once, the server's clock from its Date header). The
+real server's answers are tested in tests/realcluster."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 
 import pytest
@@ -11,7 +13,7 @@ from cred_helper.errors import ServerError
 from cred_helper.janitor.decide import Options
 from cred_helper.janitor.run import Janitor
 
-from .pods_fixture import HOUR, NOW, exited, owner, pod
+from .pods_fixture import HOUR, NOW, exited, owner, pod, running, stamp
 
 PDB = {"metadata": {"namespace": "shop", "name": "web"},
        "spec": {"selector": {"matchLabels": {"app": "web"}}}}
@@ -25,25 +27,31 @@ def error(status: int | None, reason: str = "", causes=(), unsent: bool = False)
 
 
 class Response:
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, doc: dict | None = None, date: float | None = None) -> None:
         self.status_code = status
+        self.doc = doc
+        self.headers = {"Date": email.utils.formatdate(date, usegmt=True)} if date else {}
+
+    def json(self) -> dict | None:
+        return self.doc
 
 
 class FakeAPI:
-    """Lists served in pages of `page` items; evictions answered from `answers`."""
+    """Lists served in pages of `page` items, answered at `date` by the server's clock (None:
+    no Date header); evictions answered from `answers`."""
 
     def __init__(self, pods: list[dict], answers: list | None = None, page: int = 2,
-                 expire_once: bool = False) -> None:
+                 expire_once: bool = False, date: float | None = NOW) -> None:
         self.pods = pods
         self.answers = list(answers or [])
         self.page = page
         self.expire_once = expire_once
+        self.date = date
         self.requests: list[tuple[str, str, dict | None]] = []
+        self.bodies: list[dict] = []  # of the evictions
         self.events: dict[str, dict] = {}
 
-    def get(self, path: str, params: dict | None = None) -> dict:
-        params = params or {}
-        self.requests.append(("GET", path, params))
+    def list(self, path: str, params: dict) -> dict:
         items = [PDB] if "poddisruptionbudgets" in path else self.pods
         start = int(params.get("continue", "0"))
         if start and self.expire_once and "pods" in path:
@@ -53,8 +61,16 @@ class FakeAPI:
         more = str(end) if end < len(items) else ""
         return {"metadata": {"continue": more}, "items": items[start:end]}
 
-    def request(self, method: str, path: str, body=None, params=None):
+    def request(self, method: str, path: str, body=None, params=None, max_body=None):
         self.requests.append((method, path, params))
+        if method == "GET":
+            doc = self.list(path, params or {})
+            if max_body is not None and len(json.dumps(doc)) > max_body:
+                too_large = ServerError(f"answer larger than {max_body >> 20} MiB")
+                too_large.too_large = True
+                raise too_large
+            return Response(200, doc, self.date)
+        self.bodies.append(body)
         answer = self.answers.pop(0) if self.answers else 201
         if isinstance(answer, Exception):
             raise answer
@@ -68,11 +84,11 @@ class FakeAPI:
         return body
 
 
-def run(api: FakeAPI, **options) -> tuple[int, list[dict], list[str]]:
+def run(api: FakeAPI, wall: float = NOW, **options) -> tuple[int, list[dict], list[str]]:
     out: list[str] = []
     warnings: list[str] = []
     rc = Janitor(api, Options(**options), out=out.append, warn=warnings.append,  # type: ignore[arg-type]
-                 wall=lambda: NOW).run()
+                 wall=lambda: wall).run()
     return rc, [json.loads(line) for line in out], warnings
 
 
@@ -163,12 +179,13 @@ def test_namespaces_are_listed_one_by_one_and_malformed_items_skipped():
     assert {r[1] for r in api.requests if r[0] == "GET"} == {
         "/apis/policy/v1/namespaces/shop/poddisruptionbudgets",
         "/api/v1/namespaces/shop/pods"}
-    assert warnings == ["2 pod(s) in the list were malformed and skipped"]
+    assert warnings == ["2 pod(s) in the list could not be read and were skipped; their "
+                        "workloads count as not Ready"]
 
 
 def test_a_list_without_items_is_an_api_failure():
     api = FakeAPI([])
-    api.get = lambda path, params=None: {"metadata": {}}
+    api.list = lambda path, params: {"metadata": {}}
     with pytest.raises(ServerError):
         run(api)
 
@@ -176,10 +193,10 @@ def test_a_list_without_items_is_an_api_failure():
 def test_a_forbidden_list_says_what_the_janitor_needs():
     api = FakeAPI([])
 
-    def forbidden(path, params=None):
+    def forbidden(path, params):
         raise error(403, "Forbidden")
 
-    api.get = forbidden
+    api.list = forbidden
     with pytest.raises(ServerError) as caught:
         run(api)
     assert "list pods and poddisruptionbudgets" in caught.value.hint
@@ -238,10 +255,10 @@ class EndlessLister:
     def __init__(self, repeat: bool) -> None:
         self.repeat, self.calls = repeat, 0
 
-    def get(self, path: str, params: dict) -> dict:
+    def request(self, method: str, path: str, params: dict, max_body: int) -> Response:
         self.calls += 1
         token = "same" if self.repeat else f"t{self.calls}"
-        return {"metadata": {"continue": token}, "items": []}
+        return Response(200, {"metadata": {"continue": token}, "items": []}, NOW)
 
 
 @pytest.mark.parametrize("repeat", [True, False])
@@ -264,3 +281,134 @@ def test_an_event_name_never_ends_in_a_newline():
     assert facts is not None
     name = event_name(Decision(facts, None, "evicted", "why"))
     assert "\n" not in name and name.startswith("pod.")
+
+
+# ---- issue 23 ---------------------------------------------------------------------------------
+
+def test_the_eviction_names_the_pod_as_listed():
+    """uid and resourceVersion as preconditions: a `kubectl debug` between the list and the
+    eviction changes the pod's resourceVersion, and the server refuses (409)."""
+    api = FakeAPI([stale("a")])
+    run(api)
+    assert api.bodies[0]["deleteOptions"] == {
+        "preconditions": {"uid": "uid-a", "resourceVersion": "4711"}}
+
+
+def test_a_pod_changed_since_the_list_stays_and_uses_up_its_workload():
+    changed = error(409, "Conflict")
+    changed.status_message = ('Operation cannot be fulfilled on Pod "a": the ResourceVersion in '
+                              "the precondition (4711) does not match the ResourceVersion in "
+                              "record (4712). The object might have been modified")
+    api = FakeAPI([stale("a"), stale("b")], answers=[changed])
+    rc, lines, _ = run(api)
+    assert rc == 0
+    assert [(ln["pod"], ln["action"], ln["status"]) for ln in lines] == [
+        ("a", "changed", 409), ("b", "skipped:workload-limit", None)]
+    assert "might have been modified" in lines[0]["reason"]
+    assert next(iter(api.events.values()))["reason"] == "DebugPodChanged"
+
+
+def big(name: str, namespace: str, annotation: int = 0, env: int = 0) -> dict:
+    obj = pod(name, namespace=namespace, owners=[owner(uid=f"rs-{name}")])
+    obj["metadata"]["annotations"] = {"blob": "x" * annotation}
+    obj["spec"]["containers"][0]["env"] = [{"name": "BLOB", "value": "y" * env}]
+    return obj
+
+
+def test_big_pods_anywhere_slow_a_pass_and_never_stop_it():
+    """Seventeen pods with 250 KiB of annotations, and three with 1.4 MiB of environment, in a
+    namespace the pass excludes: pages of 100 were over 4 MiB and every pass failed. Now a
+    page too large is asked again with half the limit, and the limit grows back after."""
+    pods = [big(f"a{i}", "other", annotation=250 << 10) for i in range(17)]
+    pods += [big(f"e{i}", "other", env=1400 << 10) for i in range(3)]
+    pods += [stale("web"), *(pod(f"p{i}", owners=[owner(uid=f"rs-p{i}")]) for i in range(150))]
+    api = FakeAPI(pods, page=1000)
+    rc, lines, _ = run(api, exclude_namespaces=frozenset({"other"}))
+    assert rc == 0
+    assert [(ln["pod"], ln["action"]) for ln in lines] == [("web", "evicted")]
+    limits = [int(r[2]["limit"]) for r in api.requests if r[1] == "/api/v1/pods"]
+    # 100, 50 and 25 pods are over 4 MiB; then halved again wherever big pods are, grown back
+    # where they are not.
+    assert limits == [100, 50, 25, 12, 24, 12, 6, 12, 24, 48, 96]
+
+
+def test_one_pod_larger_than_any_pod_can_be_is_one_clear_error():
+    api = FakeAPI([stale("a"), big("huge", "shop", annotation=17 << 20)], page=1000)
+    with pytest.raises(ServerError) as caught:
+        run(api)
+    assert caught.value.message == ("one object in GET /api/v1/pods is larger than 16 MiB of "
+                                    "JSON: the janitor cannot read it")
+    assert "--namespace" in caught.value.hint
+
+
+@pytest.mark.parametrize("token", [5, ["x"], {"a": 1}, True])
+def test_a_continue_token_that_is_not_a_string_is_an_error(token):
+    api = FakeAPI([stale("a")])
+    api.list = lambda path, params: {"metadata": {"continue": token}, "items": []}
+    with pytest.raises(ServerError, match="not a string"):
+        run(api)
+
+
+@pytest.mark.parametrize(("case", "obj", "wall"), [
+    # A node clock 9 h behind: its start reads 9 h ago, though the pod was created 2 h ago and
+    # the container added 60 s ago.
+    ("node 9 h behind", pod("a", debug={"d": running(9 * HOUR)}, created=2 * HOUR, added=60),
+     NOW),
+    # A node clock 20 minutes behind: a container that exited 30 s ago reads 20.5 minutes ago.
+    ("node 20 min behind",
+     pod("a", debug={"d": {"terminated": {"startedAt": stamp(21 * 60 + 60),
+                                          "finishedAt": stamp(20 * 60 + 30)}}}, added=90),
+     NOW),
+    # The janitor's own clock 9 h ahead: ages are the server's (its Date header).
+    ("janitor 9 h ahead", pod("a", debug={"d": running(HOUR)}, added=HOUR + 5), NOW + 9 * HOUR),
+])
+def test_clock_skew_never_makes_a_fresh_session_stale(case, obj, wall):
+    rc, lines, warnings = run(FakeAPI([obj]), wall=wall)
+    assert rc == 0
+    assert [ln["action"] for ln in lines] in (["skipped:no-start-time"], ["skipped:fresh"]), case
+    if wall != NOW:
+        assert warnings == ["this machine's clock is 32400s ahead of the API server's; ages are "
+                            "judged by the API server's"]
+
+
+def test_ages_are_judged_by_the_servers_clock_both_ways():
+    """The server's clock says the session is 9 h old; the janitor's own clock, behind, would
+    say 1 h: it is stale."""
+    rc, lines, _ = run(FakeAPI([pod("a", debug={"d": running(9 * HOUR)}, added=9 * HOUR + 5)]),
+                       wall=NOW - 8 * HOUR)
+    assert (rc, [ln["action"] for ln in lines]) == (0, ["evicted"])
+
+
+def test_no_date_header_is_an_error_not_a_guess():
+    with pytest.raises(ServerError, match="no usable Date header"):
+        run(FakeAPI([stale("a")], date=None))
+
+
+def test_a_failed_leftover_does_not_block_its_workload():
+    failed = pod("left", phase="Failed", ready=False)
+    rc, lines, _ = run(FakeAPI([stale("a"), failed]))
+    assert (rc, [(ln["pod"], ln["action"]) for ln in lines]) == (0, [("a", "evicted")])
+
+
+def test_an_unreadable_sibling_spares_its_workload():
+    sibling = pod("b")
+    del sibling["metadata"]["uid"]
+    rc, lines, warnings = run(FakeAPI([stale("a"), sibling]))
+    assert rc == 0
+    assert [(ln["pod"], ln["action"]) for ln in lines] == [("a", "skipped:workload-not-ready")]
+    assert warnings == ["1 pod(s) in the list could not be read and were skipped; their "
+                        "workloads count as not Ready"]
+
+
+def test_nothing_to_do_is_said_on_stderr():
+    """`janitor --dry-run` with nothing to do printed nothing at all (issue 25)."""
+    from cred_helper.janitor.selectors import parse_selector
+
+    rc, lines, warnings = run(FakeAPI([pod("b"), pod("c")]), dry_run=True)
+    assert (rc, lines) == (0, [])
+    assert warnings == ["nothing to do: none of the 2 pod(s) in scope has a debug container"]
+    rc, lines, warnings = run(FakeAPI([stale("a"), pod("b")]), namespaces=("shop",),
+                              exclude_selector=parse_selector("app=web"))
+    assert (rc, lines) == (0, [])
+    assert warnings == ["nothing to do: none of the 2 pod(s) in shop has a debug container "
+                        "outside --exclude-selector (1 left by it)"]

@@ -17,13 +17,26 @@ from cred_helper.janitor.selectors import parse_selector, selector_object
     ("env notin (a,b)", {}, True),
     ("!canary", {"canary": "1"}, False),
     ("example.com/debug-keep=yes", {"example.com/debug-keep": "yes"}, True),
+    # Empty values, as apimachinery's labels.Parse reads them (issue 23): each of these
+    # excludes a pod labelled `k: ""`, as kubectl's selector does.
+    ("k in (v,)", {"k": ""}, True),
+    ("k in ()", {"k": ""}, True),
+    ("k in (,v)", {"k": ""}, True),
+    ("k in (a,,b)", {"k": ""}, True),
+    ("k=", {"k": ""}, True),
+    ("k notin ()", {"k": ""}, False),
+    ("in in (in)", {"in": "in"}, True),  # `in` is a key and a value where one stands
+    ("replicas>2", {"replicas": "3"}, True),
+    ("replicas>2", {"replicas": "x"}, False),
+    ("replicas<2", {}, False),
 ])
 def test_text(text, labels, matches):
     assert parse_selector(text).matches(labels) is matches
 
 
-@pytest.mark.parametrize("text", ["", ",", "a=b=c", "a in b", "!a=b", "-a=b", "a=-b",
-                                  "a in (b", "a b"])
+@pytest.mark.parametrize("text", ["", "  ", ",", "a=b=c", "a in b", "!a=b", "-a=b", "a=-b",
+                                  "a in (b", "a b", "keep=yes,", "tierin ()", "a>b", "a>",
+                                  "a..b/c=d", "Example.com/k"])
 def test_bad_text(text):
     with pytest.raises(ValueError):
         parse_selector(text)

@@ -1,31 +1,58 @@
 """The benchmarks still run and print their figures (their numbers are read by people, not
-asserted: shared machines are too noisy for time limits)."""
+asserted: shared machines are too noisy for time limits), each as docs/performance.md shows it,
+with fewer runs."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import doccommands
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def page_command(script: str, *shorter: str) -> list[str]:
+    """The command docs/performance.md shows for `script`, as typed from the checkout's root,
+    with the arguments that shorten its run here."""
+    for command in doccommands.block("docs/performance.md", "Performance").runnable:
+        argv = shlex.split(command, comments=True)
+        if argv[1] == f"bench/{script}":
+            return [*argv, *shorter]
+    raise AssertionError(f"docs/performance.md shows no command for bench/{script}")
+
+
+def test_the_page_shows_every_benchmark():
+    shown = {shlex.split(c, comments=True)[1]
+             for c in doccommands.block("docs/performance.md", "Performance").runnable}
+    assert shown == {f"bench/{p.name}" for p in (ROOT / "bench").glob("*.py")}
 
 
 @pytest.mark.parametrize(("script", "figure"), [("cache_hit.py", "ratio"),
                                                 ("token_sign.py", "p256"),
-                                                ("issuance.py", "requests per issuance 3.0"),
-                                                ("renewal.py", "later runs inside the margin")])
+                                                ("renewal.py", "later runs inside the margin"),
+                                                ("attestation.py", "forged chain")])
 def test_bench_script_prints_its_figures(script, figure):
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--runs", "3"],
+    done = subprocess.run(page_command(script, "--runs", "3"),
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert figure in done.stdout.lower(), done.stdout
 
 
+def test_issuance_bench_prints_both_servers(control_plane_bin):
+    """The local server and (--real) the real control plane, built up front."""
+    done = subprocess.run(page_command("issuance.py", "--runs", "3"),
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lower().count("requests per issuance 3.0") == 2, done.stdout
+
+
 def test_channels_bench_prints_every_channel_against_the_interpreter():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "channels.py"), "--runs", "3"],
+    done = subprocess.run(page_command("channels.py", "--runs", "3"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     for channel in ("venv script", "pipx", "single file", "python -I -c pass"):
@@ -33,8 +60,8 @@ def test_channels_bench_prints_every_channel_against_the_interpreter():
 
 
 def _kubelogin_bench(env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "kubelogin.py"), "--runs", "3",
-                           "--cold-runs", "2"], capture_output=True, text=True, timeout=600,
+    done = subprocess.run(page_command("kubelogin.py", "--runs", "3", "--cold-runs", "2"),
+                          capture_output=True, text=True, timeout=600,
                           cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
     assert "python -i -c pass" in done.stdout.lower(), done.stdout
@@ -65,7 +92,7 @@ def test_kubelogin_bench_without_go_prints_cred_helper_alone(tmp_path):
 
 def test_approval_bench_prints_p50_and_p99(control_plane_bin):
     """Against the real control plane, built up front (never inside this timeout)."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "approval.py"), "--runs", "5"],
+    done = subprocess.run(page_command("approval.py", "--runs", "5"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     out = done.stdout.lower()
@@ -73,8 +100,8 @@ def test_approval_bench_prints_p50_and_p99(control_plane_bin):
 
 
 def test_janitor_bench_prints_time_and_memory_per_size():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "janitor.py"), "--pods",
-                           "50,100"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(page_command("janitor.py", "--pods", "50,100"),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["50", "100"], done.stdout

@@ -17,6 +17,33 @@ TOP_PAGES = ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")
 # a fence's language says what it holds: commands to type (sh), output (text), files, diagrams
 LANGUAGES = frozenset({"sh", "text", "yaml", "toml", "json", "mermaid", "python", "ini"})
 
+_NO_KUBELET = ("attaches to a container: there is no kubelet or container runtime here "
+               "(tests/realcluster/test_debug_workflow.py runs it with --attach=false)")
+_YUBIKEY = "needs a YubiKey (tests/integration/test_attest.py runs the same path on SoftHSM2)"
+_STATIC_TOKENS = ("edits the static token file of a control plane's kube-apiserver, which "
+                  "reads it only when it restarts")
+# Commands the pages show that cannot run on these machines, and why. Keep it short: every
+# other command of a ```sh block is run by a test that takes it from its page.
+NOT_RUNNABLE: dict[str, str] = {
+    "scripts/test": "the whole suite: CI runs it (.ci/run); inside the suite it would run itself",
+    "kubectl debug -n shop shop-x7k2p -it --image=nicolaka/netshoot -c netshoot --target=app "
+    "-- tcpdump -i any -c 100": _NO_KUBELET,
+    "kubectl debug -n shop shop-x7k2p --copy-to=shop-x7k2p-debug --image=nicolaka/netshoot "
+    "--custom=profile.json -c debugger -it -- sh": _NO_KUBELET,
+    "ykman piv keys generate --algorithm ECCP256 --pin-policy ONCE --touch-policy CACHED 9a "
+    "pub.pem": _YUBIKEY,
+    'ykman piv certificates generate --subject "CN=alice" 9a pub.pem': _YUBIKEY,
+    "cred-helper login --cluster prod --attest-with "
+    "'pkcs11:token=YubiKey%20PIV%20%2312345678;id=%01' "
+    "--pkcs11-module /usr/lib/x86_64-linux-gnu/libykcs11.so.2": _YUBIKEY,
+    "token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')": _STATIC_TOKENS,
+    'echo "$token,alice@example.com,alice,\\"oncall,oncall-bootstrap\\"" >> '
+    "/etc/kubernetes/tokens.csv": _STATIC_TOKENS,
+    "printf '%s\\n' \"$token\" > alice.token   # hand it over privately": _STATIC_TOKENS,
+    'cred-helper completion zsh > "${fpath[1]}/_cred-helper"':
+        "zsh's $fpath: there is no zsh on these machines",
+}
+
 _FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
 _HEADING = re.compile(r"^(#{1,6}) (.*?)\s*$")
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
@@ -59,12 +86,25 @@ class Block:
                     i += 1
                     if lines[i - 1].strip() == marker:
                         break
+            while i < len(lines) and not _complete(command):  # `for ...; do` up to `done`
+                command += "\n" + lines[i]
+                i += 1
             out.append(command)
         return out
 
     @property
+    def runnable(self) -> list[str]:
+        """Its commands less those NOT_RUNNABLE here: what a test that takes it runs."""
+        return [c for c in self.commands if c not in NOT_RUNNABLE]
+
+    @property
     def where(self) -> str:
         return f"{self.page}:{self.line} ({self.heading})"
+
+
+def _complete(command: str) -> bool:
+    """Whether bash reads `command` as whole (a loop's `done` is not still to come)."""
+    return subprocess.run(["bash", "-n", "-c", command], capture_output=True).returncode == 0
 
 
 def blocks(page: str) -> list[Block]:
@@ -127,5 +167,18 @@ def run(command: str, *, cwd: Path, env: dict[str, str], replace: dict[str, str]
     example server becomes the test's own, say); stdout and stderr are captured."""
     for old, new in (replace or {}).items():
         command = command.replace(old, new)
-    return subprocess.run(["bash", "-c", "set -euo pipefail\n" + command], cwd=cwd, env=env,
+    # the trailing `:` keeps bash from exec-ing the command: each command a person types has
+    # its shell as parent, never this test process (cred-helper's 401 rule looks at parents)
+    return subprocess.run(["bash", "-c", f"set -euo pipefail\n{command}\n:"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, input=stdin)
+
+
+def start(command: str, *, cwd: Path, env: dict[str, str],
+          replace: dict[str, str] | None = None) -> subprocess.Popen:
+    """A command that runs until stopped (a broker, say), started as `run` runs one; its
+    stdout and stderr are pipes, in text."""
+    for old, new in (replace or {}).items():
+        command = command.replace(old, new)
+    return subprocess.Popen(["bash", "-c", f"set -euo pipefail\n{command}\n:"], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)

@@ -1,0 +1,170 @@
+"""The administrators' pages' commands, typed as an admin types them (`kubectl` and
+`cred-helper` on PATH, KUBECONFIG naming an admin's kubeconfig, paths from a checkout), on a
+real control plane of this module's own: the objects they create would otherwise meet the
+session plane's other tests. What each command is for is checked on the server afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.realcluster.test_approver_runtime import admin_client, create_csr
+from tests.realcluster.test_debug_workflow import get_pod, workload_pod
+from tests.support import doccommands, policies
+from tests.support.controlplane import ControlPlane
+from tests.support.harness import BIN
+
+pytestmark = pytest.mark.realcluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Admin:
+    def __init__(self, plane: ControlPlane, tmp: Path) -> None:
+        self.plane = plane
+        tools = tmp / "tools"
+        tools.mkdir()
+        (tools / "kubectl").symlink_to(plane.kubectl_path)
+        (tools / "cred-helper").symlink_to(BIN / "cred-helper")
+        self.env = {"HOME": str(tmp), "LANG": "C.UTF-8",
+                    "PATH": f"{tools}{os.pathsep}/usr/bin:/bin",
+                    "KUBECONFIG": str(plane.dir / "admin.kubeconfig")}
+
+    def run_all(self, block: doccommands.Block, count: int, cwd: Path) -> list:
+        assert len(block.runnable) == count, block.runnable
+        done = []
+        for command in block.runnable:
+            result = doccommands.run(command, cwd=cwd, env=self.env)
+            assert result.returncode == 0, f"{command}\n{result.stderr}"
+            done.append(result)
+        return done
+
+
+@pytest.fixture(scope="module")
+def plane(control_plane_bin):
+    with ControlPlane(control_plane_bin) as own:
+        for namespace in ("shop", "payments"):  # the namespaces the pages' examples watch
+            own.kubectl("create", "namespace", namespace)
+            own.kubectl("create", "serviceaccount", "default", "-n", namespace)
+        yield own
+
+
+@pytest.fixture
+def admin(plane, tmp_path) -> Admin:
+    return Admin(plane, tmp_path)
+
+
+def settled(plane, *question: str, want: str = "yes") -> None:
+    """RBAC reaches the authorizer through an informer: wait until it has."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            answer = plane.kubectl("auth", "can-i", *question).strip()
+        except RuntimeError:  # `no` exits 1
+            answer = "no"
+        if answer == want:
+            return
+        assert time.monotonic() < deadline, f"RBAC never settled: {question}"
+        time.sleep(0.2)
+
+
+def test_the_teams_rbac_then_a_token_for_a_person(admin, plane, tmp_path):
+    """docs/admin/rbac.md: print the team's RBAC, apply it, then mint alice's token, which may
+    ask for certificates and nothing else."""
+    printed, _ = admin.run_all(
+        doccommands.block("docs/admin/rbac.md", "The team's RBAC and the audit policy"), 2,
+        tmp_path)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in
+             yaml.safe_load_all((tmp_path / "cred-helper-rbac.yaml").read_text()) if d}
+    assert ("ClusterRole", "cred-helper-requester") in kinds
+    assert ("Role", "cred-helper-oncall-debug") in kinds
+    assert printed.stdout == ""
+    plane.kubectl("get", "clusterrole", "cred-helper-requester")
+    plane.kubectl("get", "rolebinding", "-n", "shop", "cred-helper-oncall-debug")
+
+    admin.run_all(doccommands.block("docs/admin/rbac.md", "Tokens for people"), 3, tmp_path)
+    token = (tmp_path / "alice.token").read_text().strip()
+    alice = plane.write_kubeconfig(tmp_path / "alice.kubeconfig", {"token": token})
+    settled(plane, "create", "certificatesigningrequests",
+            "--as=system:serviceaccount:cred-helper:alice")
+    ask = ["auth", "can-i", f"--kubeconfig={alice}"]
+    assert plane.kubectl(*ask, "create", "certificatesigningrequests").strip() == "yes"
+    with pytest.raises(RuntimeError):  # `no` exits 1
+        plane.kubectl(*ask, "list", "secrets", "-n", "cred-helper")
+
+
+def test_the_janitor_in_every_namespace_then_in_some(admin, plane, tmp_path):
+    """docs/admin/janitor.md: the cluster-wide variant, its rights asked as the page asks,
+    the janitor run out of the cluster on its ServiceAccount's token; then the variant for
+    some namespaces instead."""
+    admin.run_all(doccommands.block("docs/admin/janitor.md",
+                                    "Running the janitor in the cluster"), 1, ROOT)
+    plane.kubectl("get", "cronjob", "-n", "cred-helper", "cred-helper-janitor")
+    janitor = "--as=system:serviceaccount:cred-helper:cred-helper-janitor"
+    settled(plane, "create", "pods", "--subresource=eviction", "-n", "shop", janitor)
+    may, may_not = (doccommands.block("docs/admin/janitor.md",
+                                      "Running the janitor in the cluster", index=2).runnable)
+    assert doccommands.run(may, cwd=tmp_path, env=admin.env).stdout.strip() == "yes"
+    refused = doccommands.run(may_not, cwd=tmp_path, env=admin.env)
+    assert (refused.returncode, refused.stdout.strip()) == (1, "no")
+
+    token = plane.kubectl("create", "token", "-n", "cred-helper", "cred-helper-janitor",
+                          "--duration=1h").strip()
+    plane.write_kubeconfig(tmp_path / "janitor.kubeconfig", {"token": token})
+    dry, once = admin.run_all(doccommands.block("docs/admin/janitor.md", "The janitor"), 2,
+                              tmp_path)
+    assert "nothing to do" in dry.stderr and "nothing to do" in once.stderr
+
+    plane.kubectl("delete", "-f", str(ROOT / "packaging/kubernetes/janitor-rbac-cluster.yaml"))
+    settled(plane, "list", "pods", "-A", janitor, want="no")
+    admin.run_all(doccommands.block("docs/admin/janitor.md",
+                                    "Running the janitor in the cluster", index=1), 3, ROOT)
+    for namespace in ("shop", "payments"):
+        settled(plane, "list", "pods", "-n", namespace, janitor)
+    settled(plane, "list", "pods", "-n", "default", janitor, want="no")
+
+
+def test_the_broker_outside_the_cluster(admin, plane, tmp_path):
+    """docs/admin/broker.md: `approver run` with a policy file and a kubeconfig; with the
+    starter policy a CSR stays pending for a person, and the decision line says so."""
+    (tmp_path / "policy.yaml").write_text(policies.starter())
+    plane.write_kubeconfig(tmp_path / "approver.kubeconfig", {"token": plane.admin_token})
+    (command,) = doccommands.block("docs/admin/broker.md", "Run it outside the cluster").runnable
+    broker = doccommands.start(command, cwd=tmp_path, env=admin.env)
+    try:
+        time.sleep(2)  # listed and watching
+        csr = create_csr(admin_client(plane), "docs-broker-manual-1")
+        ready, _, _ = select.select([broker.stdout], [], [], 30)
+        assert ready, "no decision line"
+        line = json.loads(broker.stdout.readline())
+        assert (line["csr"], line["decision"]) == ("docs-broker-manual-1", "manual")
+        assert csr["metadata"]["name"] == "docs-broker-manual-1"
+    finally:
+        os.killpg(broker.pid, signal.SIGTERM)
+        broker.wait(15)
+
+
+def test_a_copy_with_a_custom_profile_then_its_removal(admin, plane, tmp_path):
+    """docs/admin/debug-workflow.md: the profile written as the page writes it is what
+    `kubectl debug --custom` takes (here with --attach=false: no kubelet), and the page's
+    delete removes the copy."""
+    write, delete = doccommands.block("docs/admin/debug-workflow.md", "The debug workflow",
+                                      index=1).runnable
+    assert doccommands.run(write, cwd=tmp_path, env=admin.env).returncode == 0
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    workload_pod(plane, "shop")
+    plane.kubectl("debug", "-n", "shop", "shop-x7k2p", "--copy-to=shop-x7k2p-debug",
+                  "--image=nicolaka/netshoot", f"--custom={tmp_path / 'profile.json'}",
+                  "-c", "debugger", "--attach=false", "--", "sh")
+    debugger = get_pod(plane, "shop", "shop-x7k2p-debug")["spec"]["containers"][-1]
+    assert debugger["resources"] == profile["resources"]
+    removed = doccommands.run(delete, cwd=tmp_path, env=admin.env)
+    assert removed.returncode == 0, removed.stderr
+    with pytest.raises(RuntimeError, match="NotFound"):
+        plane.kubectl("get", "pod", "-n", "shop", "shop-x7k2p-debug")

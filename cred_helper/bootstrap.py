@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import kubeconfig
 from .config import Settings
-from .errors import UsageError
+from .errors import NoServer, UsageError
 from .execinfo import ClusterInfo
 from .kube import Auth, BearerAuth, ClientCertAuth, Endpoint
 
@@ -105,7 +105,7 @@ def resolve(settings: Settings, cluster: ClusterInfo | None,
     server = settings.server or (cluster.server if cluster else "") or (
         target.server if target else "")
     if not server:
-        raise UsageError("no API server to send the certificate request to",
+        raise NoServer("no API server to send the certificate request to",
                          "set provideClusterInfo: true in the kubeconfig exec entry, "
                          "or pass --server")
     if settings.certificate_authority:

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import CredHelperError, UsageError
+from . import __version__, clistyle
+from .errors import CredHelperError, NoServer, UsageError
 
 
 def warn(message: str) -> None:
@@ -40,18 +40,44 @@ def _stdin_is_tty() -> bool:
         return False
 
 
-SHORT_USAGE = """\
-Usage: cred-helper [get] --cluster NAME   print a credential (kubectl runs this from its
-                                         kubeconfig exec entry)
-       cred-helper login --cluster NAME   log in now, in a terminal
-       cred-helper doctor --cluster NAME  check a set-up, one line per check
-       cred-helper status | logout | keys | completion
-Profiles live in $XDG_CONFIG_HOME/cred-helper/config.toml. More: cred-helper --help
-"""
+# What `cred-helper completion SHELL` is for, written once: the completion command's help, the
+# group's help and the README show these lines (a test checks the README).
+COMPLETION_INSTALL = {
+    "bash": "mkdir -p ~/.local/share/bash-completion/completions && "
+            "cred-helper completion bash > ~/.local/share/bash-completion/completions/cred-helper",
+    "zsh": 'cred-helper completion zsh > "${fpath[1]}/_cred-helper"',
+    "fish": "mkdir -p ~/.config/fish/completions && "
+            "cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish",
+}
+# Commands in the order a person meets them; --help, completion and the bare usage follow it.
+ORDER = ("get", "setup", "login", "status", "logout", "doctor", "keys", "completion",
+         "approver", "janitor", "help", "version")
+USAGE_LINES = (
+    ("[get] --cluster NAME", "print a credential (kubectl runs this from its kubeconfig)"),
+    ("setup --cluster NAME ...", "write a profile and the kubeconfig entry that runs it"),
+    ("login --cluster NAME", "log in now, in a terminal"),
+    ("status", "what is cached, for whom, until when"),
+    ("doctor --cluster NAME", "check a set-up, one line per check"),
+)
 
 
-def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
-    """Profile names from the profile file, for shell completion of --cluster."""
+def short_usage(commands: list[str]) -> str:
+    """What a bare `cred-helper` typed on a terminal prints: the everyday commands, then every
+    other command by name, so that none is missing."""
+    lines = []
+    for i, (words, does) in enumerate(USAGE_LINES):
+        lead = "Usage: " if i == 0 else "       "
+        lines.append(f"{lead}cred-helper {words:<26} {does}")
+    shown = {words.split()[0].strip("[]") for words, _ in USAGE_LINES}
+    lines.append("Also:  " + ", ".join(c for c in commands if c not in shown))
+    lines.append("Profiles live in $XDG_CONFIG_HOME/cred-helper/config.toml. "
+                 "More: cred-helper help [COMMAND]")
+    return "\n".join(lines) + "\n"
+
+
+def known_profiles(config: str | None) -> list[str]:
+    """The profile names of the profile file, or [] when it cannot be read (for suggestions and
+    completion, which never complain)."""
     from .config import profile_names
     from .paths import default_config_file
 
@@ -59,31 +85,74 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
-    path = (ctx.params.get("config") or os.environ.get("CRED_HELPER_CONFIG")
-            or default_config_file(os.environ))
+    path = config or os.environ.get("CRED_HELPER_CONFIG") or default_config_file(os.environ)
     try:
         with open(os.path.expanduser(path), "rb") as fh:
             doc = tomllib.loads(fh.read(1 << 20).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
-        return []  # completion never complains: nothing to offer
-    return [name for name in profile_names(doc) if name.startswith(incomplete)]
+        return []
+    return profile_names(doc)
 
 
-class _DefaultGet(click.Group):
+def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Profile names from the profile file, for shell completion of --cluster."""
+    return [name for name in known_profiles(ctx.params.get("config"))
+            if name.startswith(incomplete)]
+
+
+class Commands(click.Group):
+    """A group whose unknown command gets the one answer every command gives a typo: one line,
+    the closest command, and where the list is."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        word = args[0]
+        if not ctx.resilient_parsing and not word.startswith("-") \
+                and self.get_command(ctx, word) is None:
+            from .suggest import unknown_command
+
+            raise unknown_command(word, self.list_commands(ctx), ctx.command_path)
+        return super().resolve_command(ctx, args)
+
+
+class _DefaultGet(Commands):
     """`cred-helper --cluster=prod` means `cred-helper get --cluster=prod`."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if ctx.resilient_parsing:  # shell completion: complete command names, not get's
+        if ctx.resilient_parsing:
+            # Shell completion: `cred-helper --cluster <TAB>` is get's option, as it runs.
+            if args and args[0].startswith("-") and args[0] not in ("--help", "-h",
+                                                                    "--version"):
+                args = ["get", *args]
             return super().parse_args(ctx, args)
         if not args and _stdin_is_tty() and "KUBERNETES_EXEC_INFO" not in os.environ:
             # A person typed the bare command: kubectl never runs it so (it always passes a
             # profile or flags), so say how to use it instead of failing on a missing issuer.
-            sys.stderr.write(SHORT_USAGE)
+            sys.stderr.write(short_usage(self.list_commands(ctx)))
             ctx.exit(2)
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            from .suggest import unknown_command
+
+            raise unknown_command(args[0], self.list_commands(ctx), "cred-helper",
+                                  known_profiles(None))
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h",
                                                                          "--version")):
             args = ["get", *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
+        """`cred-helper --<TAB>` offers get's options too: they work without the word."""
+        found = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            get_ctx = click.Context(self.commands["get"], info_name="get", parent=ctx,
+                                    resilient_parsing=True)
+            have = {item.value for item in found}
+            found += [item for item in self.commands["get"].shell_complete(get_ctx, incomplete)
+                      if item.value not in have]
+        return found
 
 
 def _credential_options(fn):
@@ -195,9 +264,10 @@ def cli() -> None:
 
     \b
     Examples:
+      cred-helper setup --cluster prod ...  write a profile and its kubeconfig entry
       cred-helper login --cluster prod      log in now
       cred-helper doctor --cluster prod     find what is wrong with a set-up
-      cred-helper completion bash >> ~/.bashrc
+      cred-helper help login                the help of one command
     """
 
 
@@ -207,41 +277,98 @@ def _console():
     return Console(say=say, warn=warn, ask_pin=ask_pin)
 
 
-@cli.command()
+@cli.command(context_settings={"allow_extra_args": True})
 @_credential_options
 @click.pass_context
 def get(ctx: click.Context, **flags: Any) -> None:
     """Print one ExecCredential on stdout (the kubeconfig exec entry point).
 
+    Typed by hand (no KUBERNETES_EXEC_INFO), it finds the API server as `login` does: from the
+    kubeconfig context whose exec entry runs `cred-helper --cluster=NAME`, so it serves the
+    credential kubectl would get.
+
     \b
     Example (as a kubeconfig user's exec entry runs it):
       cred-helper --cluster=prod --ttl=30m
     """
+    from dataclasses import replace
+
     from . import wiring
     from .execcred import render, rfc3339
     from .execinfo import parse_exec_info
     from .fastkey import fast_key
     from .policy import expiration_timestamp
 
+    argv = ctx.find_root().obj["argv"]
+    if ctx.args:
+        raise _stray_word(ctx.args[0], argv)
+    by_hand = "KUBERNETES_EXEC_INFO" not in os.environ
     exec_info, problem = parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"),
                                          _stdin_is_tty())
     if problem:
         warn(problem)
-    settings, entry = wiring.obtain(flags, exec_info, _console(), "get")
+    entries: list = []
+    if by_hand:
+        # kubectl passes spec.cluster; a person typing the kubeconfig's command does not. The
+        # context that runs it gives the same spec.cluster, hence the same cache entry.
+        cluster, entries = _cluster_of_profile(None, flags)
+        exec_info = replace(exec_info, cluster=cluster)
+    try:
+        settings, entry = wiring.obtain(flags, exec_info, _console(), "get")
+    except NoServer:
+        if not by_hand:
+            raise
+        raise _no_server_by_hand(flags, entries) from None
     status = dict(entry.status)
     status["expirationTimestamp"] = rfc3339(
         expiration_timestamp(time.time(), entry.issued_at, entry.not_after))
-    if "clientKeyData" in status and "KUBERNETES_EXEC_INFO" not in os.environ \
-            and _stdout_is_tty():
-        warn("printing a private key (clientKeyData) to the terminal: `get` is for kubectl; "
-             "use `cred-helper login` to log in by hand")
+    if "clientKeyData" in status and by_hand and _stdout_is_tty():
+        warn("printing a private key (clientKeyData) to the terminal: `get` is what kubectl "
+             "runs; by hand, `cred-helper login` logs in and `cred-helper status` shows what "
+             "is cached")
     sys.stdout.write(render(exec_info.api_version, status))
     sys.stdout.flush()
     aliases = wiring.fast_path_aliases(settings, warn)
-    if aliases is not None and problem is None:
-        # Only after a clean run: a hit must answer exactly as this run did.
-        argv = ctx.find_root().obj["argv"]
+    if aliases is not None and problem is None and not (by_hand and exec_info.cluster):
+        # Only after a clean run: a hit must answer exactly as this run did. Not for a cluster
+        # read from a kubeconfig, which the hit's key does not cover.
         aliases.point(fast_key(argv, os.environ), entry.key, exec_info.api_version)
+
+
+def _stray_word(word: str, argv: list[str]) -> CredHelperError:
+    """`cred-helper --cluster prod login`: a command after get's options, or a typo."""
+    from .suggest import unknown_command
+
+    if word in cli.commands:
+        import shlex
+
+        rest = list(argv)
+        rest.remove(word)
+        shown = shlex.join(["cred-helper", word, *rest])
+        return UsageError(f"no command {word!r} after options: the command comes first",
+                          "".join(c if c.isprintable() else "?" for c in shown))
+    return unknown_command(word, cli.list_commands(click.get_current_context()),
+                           "cred-helper", known_profiles(None))
+
+
+def _no_server_by_hand(flags: dict[str, Any], entries: list) -> UsageError:
+    """Where a person typed kubectl's command and nothing says which API server to ask."""
+    name = flags.get("cluster") or os.environ.get("CRED_HELPER_CLUSTER") or ""
+    shown = f"cred-helper --cluster={name}" if name else "cred-helper"
+    without = [e for e in entries if not e.provides_cluster_info]
+    if without:
+        why = (f"the kubeconfig user {without[0].user!r} runs `{shown}` without "
+               "provideClusterInfo: true")
+        fix = "set provideClusterInfo: true in that exec entry"
+    else:
+        why = f"no kubeconfig context runs `{shown}`"
+        fix = (f"`cred-helper setup --cluster {name or 'NAME'}` writes one; or set server and "
+               "certificate-authority in the profile")
+    return UsageError(f"no API server: `{shown}` is what kubectl runs, passing the server; "
+                      f"by hand it looks for it in your kubeconfig, and {why}",
+                      f"{fix}. To log in by hand: `cred-helper login --cluster "
+                      f"{name or 'NAME'} --context CONTEXT`; to see what is cached: "
+                      "`cred-helper status`")
 
 
 @cli.command()
@@ -274,7 +401,7 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
             os.path.expanduser("~/.kube/config")
         cluster = cluster_info(path, context_name)
     else:
-        cluster = _cluster_of_profile(kubeconfig, flags)
+        cluster, _ = _cluster_of_profile(kubeconfig, flags)
     from .wiring import obtain
 
     _, entry = obtain(flags, ExecInfo(interactive=True, cluster=cluster), _console(), "login",
@@ -284,28 +411,44 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
         f"{expires_text(entry.not_after, time.time())}")
 
 
-def _cluster_of_profile(kubeconfig: str | None, flags: dict[str, Any]):
+def _cluster_of_profile(kubeconfig: str | None, flags: dict[str, Any]) -> tuple[Any, list]:
     """spec.cluster of the kubeconfig context that runs `cred-helper --cluster=NAME`, so that
-    `login --cluster NAME` needs no --context, and caches what kubectl's `get` will look for."""
+    `login --cluster NAME` needs no --context, and caches what kubectl's `get` will look for;
+    and every exec entry found for the profile."""
     from .execentry import cluster_info, find, kubeconfig_paths, load_all
 
     profile = flags.get("cluster") or os.environ.get("CRED_HELPER_CLUSTER")
     if not profile:
-        return None
+        return None, []
     entries = find(load_all(kubeconfig_paths(os.environ, kubeconfig)), profile)
     for entry in entries:
         if entry.context:
-            return cluster_info(entry)
-    return None
+            return cluster_info(entry), entries
+    return None, entries
+
+
+_PROFILE_FILE = click.option("--config", metavar="FILE",
+                             help="Profile file, for the profile's name.  [env: "
+                                  "CRED_HELPER_CONFIG]")
+
+
+def _known_to_cache_or_file(cluster: str, config: str | None, cached: list[str]) -> None:
+    """status and logout refuse a name neither the cache nor the profile file knows, as get,
+    login and doctor do, instead of answering "nothing cached" for a typo."""
+    from .config import require_profile
+
+    require_profile(cluster, config, os.environ, cached)
 
 
 @cli.command()
 @click.option("--cluster", metavar="NAME", help="Only this profile.",
               shell_complete=complete_profiles)
+@_PROFILE_FILE
 @click.option("--cache-dir", metavar="DIR", help="Cache directory.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               help="Output format.")
-def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
+def status(cluster: str | None, config: str | None, cache_dir: str | None,
+           output: str) -> None:
     """Show cached credentials: profile, issuer, identity, expires in.
 
     \b
@@ -322,7 +465,10 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
     cluster = cluster or os.environ.get("CRED_HELPER_CLUSTER")
     now = time.time()
     rows = []
-    for store, entry in cached_entries(resolve_cache_dir(cache_dir), warn):
+    found = list(cached_entries(resolve_cache_dir(cache_dir), warn))
+    if cluster:
+        _known_to_cache_or_file(cluster, config, [entry.profile for _, entry in found])
+    for store, entry in found:
         if cluster and entry.profile != cluster:
             continue
         rows.append({
@@ -355,8 +501,10 @@ def status(cluster: str | None, cache_dir: str | None, output: str) -> None:
               shell_complete=complete_profiles)
 @click.option("--all", "everything", is_flag=True,
               help="Forget everything cred-helper keeps, for every profile.")
+@_PROFILE_FILE
 @click.option("--cache-dir", metavar="DIR", help="Cache directory.")
-def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None:
+def logout(cluster: str | None, everything: bool, config: str | None,
+           cache_dir: str | None) -> None:
     """Forget cached credentials and refresh tokens, in files and the OS keyring.
 
     \b
@@ -369,11 +517,15 @@ def logout(cluster: str | None, everything: bool, cache_dir: str | None) -> None
     if not cluster and not everything:
         raise UsageError("logout needs --cluster NAME or --all",
                          "run `cred-helper status` to see what is cached")
-    removed = wiring.forget(wiring.cache_dir(cache_dir), None if everything else cluster, warn)
+    directory = wiring.cache_dir(cache_dir)
+    if cluster and not everything:
+        _known_to_cache_or_file(cluster, config, [entry.profile for _, entry in
+                                                  wiring.cached_entries(directory, warn)])
+    removed = wiring.forget(directory, None if everything else cluster, warn)
     say(removed.describe())
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def keys() -> None:
     """PKCS#11 keys: list tokens and keys, generate a non-exportable key, print a public key.
 
@@ -505,7 +657,7 @@ def keys_public(uri: str, fmt: str, login: bool, pkcs11_module: str | None,
     click.echo(render(public, fmt, f"{info.label}/{parsed.object or ''}".rstrip("/")), nl=False)
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def approver() -> None:
     """The access broker: approve client-certificate requests by a reviewed policy.
 
@@ -541,9 +693,14 @@ def approver() -> None:
 @click.option("--dry-run", is_flag=True,
               help="Judge and print the decision lines (marked dryRun), change nothing: no "
                    "approval, no denial, no Event. Takes no --lease-name.")
+@click.option("--health-address", metavar="HOST:PORT",
+              help="Answer the kubelet's probes on this address: GET /livez (every part of "
+                   "the process alive) and /readyz (and the API server answering).  [default: "
+                   "none; :8081 in the shipped Deployment]")
 def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                  lease_name: str | None, lease_namespace: str | None, identity: str | None,
-                 lease_duration: float, once: bool, dry_run: bool) -> int:
+                 lease_duration: float, once: bool, dry_run: bool,
+                 health_address: str | None) -> int:
     """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
     each pending one for a person, by the policy. One JSON line per decision on stdout.
 
@@ -556,7 +713,7 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
     return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
                                 lease_namespace=lease_namespace, lease_name=lease_name,
                                 identity=identity, lease_duration=lease_duration, once=once,
-                                dry_run=dry_run))
+                                dry_run=dry_run, health_address=health_address))
 
 
 @approver.command("check")
@@ -592,13 +749,10 @@ cli.add_command(janitor)
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the shell completion script: commands, options and profile names.
+    """Print the shell completion script: commands, options, their values and profile names.
 
     \b
-    Examples:
-      cred-helper completion bash > ~/.local/share/bash-completion/completions/cred-helper
-      cred-helper completion zsh > "${fpath[1]}/_cred-helper"
-      cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish
+    Install (once; a new shell picks it up):
     """
     from click.shell_completion import get_completion_class
 
@@ -607,9 +761,66 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "cred-helper", "_CRED_HELPER_COMPLETE").source())
 
 
+completion.help = (completion.help or "") + "".join(
+    f"  {line}\n" for line in COMPLETION_INSTALL.values())
+
+
+@cli.command("help")
+@click.argument("words", nargs=-1, metavar="[COMMAND]...",
+                shell_complete=lambda ctx, param, incomplete: _complete_command_words(
+                    ctx, incomplete))
+def help_command(words: tuple[str, ...]) -> None:
+    """Show the help of cred-helper, or of one of its commands.
+
+    \b
+    Examples:
+      cred-helper help login
+      cred-helper help keys generate
+    """
+    ctx, command = _command_at(words)
+    click.echo(command.get_help(ctx))
+
+
+def _command_at(words: tuple[str, ...]) -> tuple[click.Context, click.Command]:
+    """The command `words` name (`keys generate`) and a context whose path says so."""
+    from .suggest import unknown_command
+
+    ctx = click.Context(cli, info_name="cred-helper", **cli.context_settings)
+    command: click.Command = cli
+    for word in words:
+        sub = command.get_command(ctx, word) if isinstance(command, click.Group) else None
+        if sub is None:
+            if not isinstance(command, click.Group):
+                raise UsageError(f"`{ctx.command_path}` has no commands",
+                                 f"`cred-helper help {' '.join(words[:-1])}` says how to use "
+                                 "it")
+            raise unknown_command(word, command.list_commands(ctx), ctx.command_path,
+                                  known_profiles(None) if command is cli else ())
+        ctx = click.Context(sub, info_name=word, parent=ctx)
+        command = sub
+    return ctx, command
+
+
+def _complete_command_words(ctx: click.Context, incomplete: str) -> list[str]:
+    try:
+        at_ctx, command = _command_at(tuple(ctx.params.get("words") or ()))
+    except CredHelperError:
+        return []
+    if not isinstance(command, click.Group):
+        return []
+    return [name for name in command.list_commands(at_ctx) if name.startswith(incomplete)]
+
+
+@cli.command("version")
+def version_command() -> None:
+    """Print cred-helper's version (as --version does)."""
+    click.echo(f"cred-helper, version {__version__}")
+
+
 @cli.command()
 @click.option("--cluster", metavar="NAME", shell_complete=complete_profiles,
-              help="The profile to check.  [env: CRED_HELPER_CLUSTER]")
+              help="The profile to check.  [env: CRED_HELPER_CLUSTER; default: the one "
+                   "kubectl's current context runs, else the only one]")
 @click.option("--config", metavar="FILE",
               help="Profile file.  [env: CRED_HELPER_CONFIG]")
 @click.option("--kubeconfig", metavar="FILE",
@@ -639,6 +850,7 @@ def doctor(cluster: str | None, config: str | None, kubeconfig: str | None, use_
 from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices merge apart)
 
 cli.add_command(setup)
+clistyle.apply(cli)  # one way to write and complete a value's alternatives, in every command
 
 
 def run(args: list[str]) -> int:

@@ -237,29 +237,65 @@ def no_issuer(doc: Mapping[str, Any], cluster: str, path: str, has_profile: bool
               file_exists: bool) -> UsageError:
     """Why no issuer is known, in a newcomer's terms: which file was read, which profiles it
     has, and the closest to a misspelt name."""
-    import difflib
-
     names = profile_names(doc)
-    if not file_exists:
-        read = f"the profile file {path} does not exist"
-    else:
-        read = f"{path} has " + (f"the profiles {', '.join(names)}" if names else "no profiles")
     if cluster and not has_profile:
-        close = difflib.get_close_matches(cluster, names, n=1, cutoff=0.6)
-        hint = (f"did you mean --cluster {close[0]}?" if close else
-                "write [clusters.NAME] there (see `cred-helper setup`), or pass --config FILE")
-        return UsageError(f"no profile {cluster!r}: {read}", hint)
+        return unknown_profile(cluster, names, path, file_exists)
     if cluster:
         return UsageError(f"profile {cluster!r} in {path} sets no issuer",
                           f"add issuer = \"csr\" (or \"oidc\") to [clusters.{cluster}], "
                           "or pass --issuer csr")
+    read = _what_was_read(names, path, file_exists)
     if names:
+        # Never a guess: with several profiles, naming the first would pick one at random.
         return UsageError(f"no profile chosen and no issuer set ({read})",
-                          f"pass --cluster {names[0]} (or CRED_HELPER_CLUSTER), or --issuer "
-                          "csr|oidc with its settings")
+                          f"pass --cluster {_one_of(names)} or set CRED_HELPER_CLUSTER; or "
+                          "--issuer csr|oidc with its settings")
     return UsageError(f"no profile chosen and no issuer set ({read})",
                       "pass --cluster NAME with a profile (see `cred-helper setup`), or "
                       "--issuer csr|oidc with its settings; `cred-helper --help` shows usage")
+
+
+def _what_was_read(names: list[str], path: str, file_exists: bool) -> str:
+    if not file_exists:
+        return f"the profile file {path} does not exist"
+    return f"{path} has " + (f"the profiles {', '.join(names)}" if len(names) > 1 else
+                             f"the profile {names[0]}" if names else "no profiles")
+
+
+def _one_of(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else "NAME (one of " + ", ".join(names) + ")"
+
+
+def unknown_profile(cluster: str, names: list[str], path: str, file_exists: bool,
+                    cached: list[str] | None = None, named_by: str = "") -> UsageError:
+    """The one answer every command gives a profile name nobody knows: the file read, the
+    profiles in it (and those only the cache knows, for status and logout), the closest.
+    `named_by` says where the name came from when no flag gave it."""
+    from .suggest import close_words, either
+
+    read = _what_was_read(names, path, file_exists)
+    others = sorted(set(cached or ()) - set(names))
+    if others:
+        read += f"; credentials are cached for {', '.join(others)}"
+    close = close_words(cluster, [*names, *others])
+    hint = (f"did you mean --cluster {either(close)}?" if close else
+            "write [clusters.NAME] there (see `cred-helper setup`), or pass --config FILE")
+    by = f" ({named_by})" if named_by else ""
+    return UsageError(f"no profile {cluster!r}{by}: {read}", hint)
+
+
+def require_profile(cluster: str, config_flag: str | None, env: Mapping[str, str],
+                    cached: list[str] | None = None) -> None:
+    """Refuse `cluster` unless the profile file has it (or, for status and logout, the cache
+    holds credentials under that name: a profile given by flags alone leaves only those)."""
+    if cluster in (cached or ()):
+        return
+    named = config_flag or env.get("CRED_HELPER_CONFIG")
+    path = os.path.expanduser(named or default_config_file(env))
+    doc = load_config_file(path, named=bool(named))
+    names = profile_names(doc)
+    if cluster not in names:
+        raise unknown_profile(cluster, names, path, os.path.exists(path), cached)
 
 
 def _bootstrap(src: _Source, issuer: str) -> str:

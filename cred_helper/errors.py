@@ -37,6 +37,11 @@ class UsageError(CredHelperError):
     exit_code = 2
 
 
+class NoServer(UsageError):
+    """Nothing names the API server: kubectl passes it (provideClusterInfo), a person typing
+    the same command does not (cli.get says what to run instead)."""
+
+
 class CacheError(CredHelperError):
     """The cache directory or an entry is unsafe to use (symlink, foreign owner, open mode)."""
 

@@ -9,7 +9,7 @@ only the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,83 @@ def names_profile(args: Any, profile: str) -> bool:
         if arg == "--cluster" and i + 1 < len(args) and args[i + 1] == profile:
             return True
     return False
+
+
+def profile_in(args: Any) -> str:
+    """The profile exec args select (`--cluster=NAME` or `--cluster NAME`, the last one, as
+    click reads them), or ""."""
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return ""
+    found = ""
+    for i, arg in enumerate(args):
+        if arg.startswith("--cluster="):
+            found = arg[len("--cluster="):]
+        elif arg == "--cluster" and i + 1 < len(args):
+            found = args[i + 1]
+    return found
+
+
+def current_profile(docs: list[tuple[str, Mapping[str, Any]]]) -> tuple[str, str]:
+    """(context, profile) for kubectl's current context, where its user runs cred-helper with a
+    profile; ("", "") otherwise. The first file that sets current-context wins, and users and
+    contexts are looked up across the files, as kubectl merges them."""
+    current = next((doc["current-context"] for _, doc in docs if isinstance(doc, Mapping)
+                    and isinstance(doc.get("current-context"), str)
+                    and doc["current-context"]), "")
+    contexts: dict[str, dict] = {}
+    users: dict[str, dict] = {}
+    for _, doc in docs:
+        if isinstance(doc, Mapping):
+            for name, ctx in _items(doc, "contexts", "context"):
+                contexts.setdefault(name, ctx)
+            for name, user in _items(doc, "users", "user"):
+                users.setdefault(name, user)
+    user = users.get(contexts.get(current, {}).get("user"), {}) if current else {}
+    exec_ = user.get("exec") if isinstance(user, dict) else None
+    if isinstance(exec_, dict) and runs_cred_helper(exec_.get("command")):
+        profile = profile_in(exec_.get("args"))
+        if profile:
+            return current, profile
+    return "", ""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Where kubectl finds an exec entry's command: `path` it runs, or `problem` why it cannot."""
+
+    command: str
+    path: str = ""
+    problem: str = ""
+
+
+def look_up(command: str, kubeconfig_path: str, path_env: str,
+            unusable: Callable[[str], str]) -> Lookup:
+    """Find `command` as kubectl does (client-go's exec authenticator over Go's os/exec).
+
+    A command with a slash is a path: relative ones were made absolute against the directory
+    of the kubeconfig file that holds the user (clientcmd's ResolveLocalPaths). Any other is
+    looked up in the PATH kubectl itself runs with (the entry's `env` is for the plugin and
+    does not take part), directory by directory, an empty entry meaning `.`. The first match
+    wins, and one found through a relative directory is refused (Go's exec.ErrDot): kubectl
+    then says "executable ... not found". `unusable(path)` says why a file cannot run, or "".
+    """
+    if not command:
+        return Lookup(command, problem="the exec entry has no command")
+    if "/" in command:
+        # filepath.Clean, as client-go cleans the command: lexical, like normpath
+        full = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(kubeconfig_path)),
+                                             command))
+        why = unusable(full)
+        return Lookup(command, problem=f"{full} {why}") if why else Lookup(command, full)
+    for directory in path_env.split(os.pathsep) if path_env else []:
+        candidate = os.path.join(directory or ".", command)
+        if unusable(candidate):
+            continue
+        if not os.path.isabs(candidate):
+            return Lookup(command, problem=f"it is found only as {candidate}, through a "
+                          "relative PATH entry, which kubectl refuses to run")
+        return Lookup(command, candidate)
+    return Lookup(command, problem="it is not on PATH")
 
 
 def runs_cred_helper(command: Any) -> bool:

@@ -1,6 +1,7 @@
 """The manifests an on-call team needs (`setup --print-rbac`), from the one copy in package data
 (cred_helper/manifests/). packaging/kubernetes/rbac.yaml is generated from approver-rbac.yaml
-(`python -m cred_helper.rbac`), and a test checks that they match.
+(`python -m cred_helper.rbac`), and so is requester-rbac.yaml from requester-rbac.yaml; tests
+check that they match.
 
 Pure apart from reading package data: names are checked, then put into the templates as JSON
 strings (valid YAML double-quoted scalars), so a hostile group name cannot add YAML.
@@ -40,6 +41,17 @@ def read(name: str) -> str:
 def packaging_copy() -> str:
     """packaging/kubernetes/rbac.yaml, exactly."""
     return PACKAGING_HEADER + read(APPROVER)
+
+
+def packaging_requester_copy() -> str:
+    """packaging/kubernetes/requester-rbac.yaml, exactly: the requester role bound to
+    `setup --print-rbac`'s default group, so that applying both writes the same object."""
+    header = ("# Generated: cred_helper/manifests/requester-rbac.yaml for the group "
+              f"{Team().group} (tests check that\n# they match). Bind another group with a "
+              "patch in your overlay (README: Running the broker),\n# and give "
+              "`setup --print-rbac` the same --bootstrap-group.\n")
+    return header + _fill(read(REQUESTER), {"BOOTSTRAP_GROUP": check_group(Team().group,
+                                                                           "--group")})
 
 
 def check_group(value: str, flag: str) -> str:
@@ -103,9 +115,11 @@ def audit_howto(path: str) -> str:
 
 
 def main() -> None:
-    """Regenerate packaging/kubernetes/rbac.yaml from the package data."""
-    target = Path(__file__).resolve().parents[1] / "packaging" / "kubernetes" / "rbac.yaml"
-    target.write_text(packaging_copy(), encoding="utf-8")
+    """Regenerate packaging/kubernetes/rbac.yaml and requester-rbac.yaml from the package
+    data."""
+    target = Path(__file__).resolve().parents[1] / "packaging" / "kubernetes"
+    (target / "rbac.yaml").write_text(packaging_copy(), encoding="utf-8")
+    (target / "requester-rbac.yaml").write_text(packaging_requester_copy(), encoding="utf-8")
 
 
 if __name__ == "__main__":

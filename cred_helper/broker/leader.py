@@ -138,9 +138,13 @@ class Elector:
     """Runs a LeaseLock in a thread of its own; `leading()` is safe to call from the loop."""
 
     def __init__(self, lock: LeaseLock, warn: Callable[[str], None],
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None,
+                 beat: Callable[[], None] = lambda: None,
+                 observe: Callable[[str], None] = lambda why: None) -> None:
         self.lock = lock
         self.warn = warn
+        self.beat = beat  # a sign of life each round (health.py)
+        self.observe = observe  # each round's outcome: "" or why the API server failed
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
@@ -160,14 +164,24 @@ class Elector:
         self.lock.release()
 
     def _run(self) -> None:
+        try:
+            self._rounds()
+        except Exception as exc:  # a bug: one line, then no more beats (health.py's /livez)
+            self.warn(f"lease {self.lock.name}: unexpected {type(exc).__name__}; the Lease "
+                      "is no longer renewed here, and the liveness probe fails")
+
+    def _rounds(self) -> None:
         while not self._stop.is_set():
+            self.beat()
             try:
                 self.lock.try_acquire_or_renew()
                 self._unreachable = ""
+                self.observe("")
             except ServerError as error:
                 if error.message != self._unreachable:
                     self.warn(f"lease {self.lock.name}: {error.message}")
                 self._unreachable = error.message
+                self.observe(error.message)
             now_leading = self.lock.leading()
             if now_leading != self._was_leading:
                 self.warn(f"{self.lock.identity}: "

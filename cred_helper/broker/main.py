@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import CredHelperError, UsageError, os_reason
 from ..kube import KubeClient
-from .run import Approver, Judge
+from .run import WATCH_SECONDS, Approver, Judge
 from .verdict import DENY, Decision
 
 
@@ -29,6 +29,15 @@ class Options:
     lease_duration: float = 15.0
     once: bool = False
     dry_run: bool = False
+    health_address: str | None = None  # serve /livez and /readyz there (health.py)
+
+
+REQUEST_TIMEOUT = 30.0  # seconds, for every request to the API server
+# How soon each part shows its next sign of life at the latest (health.py): a Lease round is a
+# read and a write, then a pause; the loop's longest silence is one watch stream and its
+# server-side timeout, or one CSR's reads and writes.
+LEASE_PROMISE = 2 * REQUEST_TIMEOUT + 30.0
+LOOP_PROMISE = WATCH_SECONDS + 15.0 + 4 * REQUEST_TIMEOUT
 
 
 def policy_judge(policy: Any, wall: Callable[[], float]) -> Judge:
@@ -77,7 +86,7 @@ def connect(options: Options, env: dict[str, str]) -> Callable[[], KubeClient]:
     from ..connect import endpoint as where
 
     endpoint, auth = where(options.kubeconfig, options.context, env)
-    return lambda: KubeClient(endpoint, auth, timeout=30)
+    return lambda: KubeClient(endpoint, auth, timeout=REQUEST_TIMEOUT)
 
 
 class _Stop(Exception):
@@ -108,6 +117,13 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
     load()  # a policy that does not parse is refused here, at start, before anything is done
     make_client = connect(options, env)
     identity = options.identity or env.get("POD_NAME") or socket.gethostname()
+    health, server = None, None
+    if options.health_address:
+        from .health import Health, serve
+
+        health = Health(time.monotonic)
+        health.beat("approver loop", LOOP_PROMISE)
+        server = serve(options.health_address, health)
     elector = None
     if options.lease_name:
         from .leader import Elector, LeaseLock, Timing
@@ -118,11 +134,14 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         lock = LeaseLock(make_client(), namespace, options.lease_name, identity,
                          Timing.for_duration(options.lease_duration), time.monotonic,
                          time.time)
-        elector = Elector(lock, warn)
+        elector = Elector(lock, warn, **_health_hooks(health, "lease", LEASE_PROMISE))
+        if health:
+            health.beat("lease", LEASE_PROMISE)  # due from the start, in case its thread dies
     approver = Approver(make_client(), load, out=out, warn=warn, clock=time.monotonic,
                         sleep=time.sleep, identity=identity,
                         leading=elector.leading if elector else (lambda: True),
-                        dry_run=options.dry_run)
+                        dry_run=options.dry_run,
+                        **_health_hooks(health, "approver loop", LOOP_PROMISE))
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         if elector:
@@ -144,7 +163,17 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         signal.signal(signal.SIGTERM, previous)
         if elector:
             elector.stop()
+        if server:
+            server.shutdown()
     return 0
+
+
+def _health_hooks(health: Any, part: str, promise: float) -> dict[str, Any]:
+    """`beat` and `observe` for a part of the approver, reporting to `health` (if served)."""
+    if health is None:
+        return {}
+    return {"beat": lambda: health.beat(part, promise),
+            "observe": lambda why: health.failed(why) if why else health.answered()}
 
 
 def _own_namespace() -> str:

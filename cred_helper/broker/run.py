@@ -129,7 +129,9 @@ class Approver:
                  out: Callable[[str], None], warn: Callable[[str], None],
                  clock: Callable[[], float], sleep: Callable[[float], None],
                  identity: str = COMPONENT, leading: Callable[[], bool] = lambda: True,
-                 wall: Callable[[], float] | None = None, dry_run: bool = False) -> None:
+                 wall: Callable[[], float] | None = None, dry_run: bool = False,
+                 beat: Callable[[], None] = lambda: None,
+                 observe: Callable[[str], None] = lambda why: None) -> None:
         import time
 
         self.client = client
@@ -141,6 +143,8 @@ class Approver:
         self.wall = wall or time.time
         self.identity = identity
         self.leading = leading
+        self.beat = beat  # a sign of life: each pass of the loop, watch event and CSR
+        self.observe = observe  # the API server's answers: "" or why it failed (health.py)
         self.decided = 0  # decisions this process made (approve, deny, manual announced)
         self.dry_run = dry_run
         self._judged: set[tuple[str, str]] = set()  # (uid, resourceVersion) said in a dry run
@@ -159,11 +163,13 @@ class Approver:
         """List and watch until `until()`; breaks are retried with backoff, never the end."""
         tries = 0
         while not until():
+            self.beat()
             if not self.leading():
                 self.sleep(0.2)
                 continue
             try:
                 items, version = self._list()
+                self.observe("")
                 for obj in items:
                     if not self.leading():
                         break
@@ -180,6 +186,7 @@ class Approver:
                         tries += 1
                         self.sleep(backoff(tries))
             except ServerError as error:
+                self.observe(error.message)
                 if not (error.transient or error.status in (409, 410)):
                     raise
                 tries += 1
@@ -204,11 +211,14 @@ class Approver:
 
     def _watch(self, version: str, until: Callable[[], bool]) -> tuple[str, bool, bool]:
         """Follow one stream: (last version, whether to list afresh, whether it brought news)."""
+        self.beat()
         params = {"fieldSelector": f"spec.signerName={SIGNER}", "allowWatchBookmarks": "true"}
         if version:
             params["resourceVersion"] = version
         news = False
         for event in self.client.watch(CSR_PATH, params, WATCH_SECONDS):
+            self.beat()
+            self.observe("")
             kind, obj = event["type"], event["object"]
             if kind == "ERROR":
                 return version, True, news  # a Status: 410 Gone or worse; list afresh
@@ -229,6 +239,7 @@ class Approver:
         """Decide one CSR seen pending: read, judge, act; again after a conflict."""
         name = seen["metadata"]["name"]
         for _ in range(MAX_CONFLICTS):
+            self.beat()
             obj = self._read(name)
             if obj is None or not pending(obj):
                 return  # gone, or decided by someone else

@@ -62,12 +62,43 @@ def setting_sources(flags: Mapping[str, Any], env: Mapping[str, str],
     return found
 
 
-def profile_check(config_file: str, file_exists: bool, cluster: str, sources: dict[str, str]
-                  ) -> Check:
+def pick_profile(given: str, given_by: str, current: tuple[str, str], names: list[str],
+                 path: str, file_exists: bool) -> tuple[str, str]:
+    """The profile doctor checks and why: the one named (flag or CRED_HELPER_CLUSTER), else the
+    one kubectl's current context runs, else the file's only profile. Never a guess among
+    several: that would check one profile and let the person believe another is fine."""
+    from ..config import unknown_profile
+    from ..errors import UsageError
+
+    context, current_profile = current
+    if given:
+        chosen, why = given, given_by
+    elif current_profile:
+        chosen, why = current_profile, f"the profile kubectl's current context {context!r} runs"
+    elif len(names) == 1:
+        return names[0], f"the only profile in {path}"
+    elif names:
+        raise UsageError(f"doctor checks one profile, and {path} has {', '.join(names)}",
+                         f"name one: `cred-helper doctor --cluster {names[0]}` (or "
+                         + ", ".join(names[1:]) + "); with no --cluster it checks the "
+                         "profile kubectl's current context runs")
+    else:
+        where = f"{path} has none" if file_exists else f"{path} does not exist"
+        raise UsageError(f"no profile to check: {where}",
+                         "`cred-helper setup --cluster NAME ...` writes one and its kubeconfig "
+                         "entry (`cred-helper help setup`)")
+    if chosen not in names:
+        raise unknown_profile(chosen, names, path, file_exists, named_by=why)
+    return chosen, why
+
+
+def profile_check(config_file: str, file_exists: bool, cluster: str, sources: dict[str, str],
+                  why: str = "") -> Check:
     where = config_file if file_exists else f"{config_file} (missing)"
     chosen = {k: v for k, v in sources.items() if v != "default"}
     said = ", ".join(f"{k} from {v}" for k, v in chosen.items()) or "all defaults"
-    return Check("profile", OK, f"[clusters.{cluster or '-'}] of {where}: {said}")
+    because = f" ({why})" if why else ""
+    return Check("profile", OK, f"[clusters.{cluster or '-'}] of {where}{because}: {said}")
 
 
 # ---- kubectl and its exec entry --------------------------------------------------------------
@@ -134,6 +165,30 @@ def exec_entry_checks(entries: list[Any], cluster: str, profile_has_server: bool
                   "; ".join(p[2] for p in problems))]
 
 
+def exec_command_check(lookup: Any, said: str, own_version: str) -> Check:
+    """Whether kubectl can start the exec entry's command: found as kubectl looks (a
+    execentry.Lookup), and answering `--version` (a pipx venv whose Python went away is found,
+    yet cannot start). `said` is that answer's first line, or why it failed."""
+    name = "exec command"
+    if lookup.problem:
+        return Check(name, FAIL, f"kubectl cannot run `{lookup.command}`: {lookup.problem}",
+                     "put cred-helper on the PATH kubectl runs with (pipx: `pipx ensurepath`, "
+                     "then a new shell), or write its absolute path as the exec entry's "
+                     "command (`cred-helper setup --command PATH ...`)")
+    if not said.startswith("cred-helper, version "):
+        return Check(name, FAIL, f"{lookup.path} does not start as cred-helper: "
+                     f"{said or 'no answer to --version'}",
+                     "reinstall it (pipx reinstall cred-helper), or fix the exec entry's "
+                     "command")
+    version = said[len("cred-helper, version "):].strip()
+    if version != own_version:
+        return Check(name, WARN, f"kubectl runs {lookup.path}, version {version}; this doctor "
+                     f"is {own_version}",
+                     "two installs: remove the one you do not use, or point the exec entry "
+                     "at the other")
+    return Check(name, OK, f"`{lookup.command}` is {lookup.path} ({said})")
+
+
 def kuberc_check(minor: int | None, kuberc: Any, path: str, command: str,
                  resolved: str) -> Check:
     """kubectl 1.35+'s credentialPluginPolicy / credentialPluginAllowlist in kuberc."""
@@ -196,6 +251,23 @@ def access_review_check(review: Any) -> Check:
                  "the bootstrap identity may not create certificatesigningrequests"
                  + (f" ({reason[:200]})" if reason else ""),
                  "bind it to the requester ClusterRole: `cred-helper setup --print-rbac`")
+
+
+# ---- the OS keyring -------------------------------------------------------------------------
+
+def keyring_use(cache: str, issuer: str, bootstrap: str, client_auth: str,
+                client_secret_file: str) -> tuple[str, str]:
+    """What this profile keeps in the OS keyring: ("needs" | "prefers" | "", what). A profile
+    that never touches it gets no verdict on it."""
+    oidc = issuer == "oidc" or bootstrap == "oidc"
+    if cache == "keyring":
+        return "needs", "its credentials (cache keyring)"
+    if oidc and client_auth in ("client-secret", "client-secret-post") \
+            and not client_secret_file:
+        return "needs", "the OIDC client secret (no oidc-client-secret-file)"
+    if oidc and cache != "none":
+        return "prefers", "OIDC refresh tokens (else a 0600 file in the cache directory)"
+    return "", ""
 
 
 # ---- the PKCS#11 token ----------------------------------------------------------------------

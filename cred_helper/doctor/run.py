@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import CredHelperError
+from .. import __version__
+from ..errors import CredHelperError, os_reason, server_text
+from ..paths import default_config_file
 from . import checks as c
 from .checks import FAIL, OK, SKIP, WARN, Check
 
@@ -32,6 +35,7 @@ class Options:
     kubeconfig: str | None = None
     use_pin: bool = False
     output: str = "text"
+    chosen_because: str = ""  # why this profile, when no flag named it
 
 
 def _guard(name: str, fn: Callable[[], list[Check]]) -> list[Check]:
@@ -67,7 +71,7 @@ class Doctor:
         sources = c.setting_sources(flags, self.env, profile if isinstance(profile, dict)
                                     else {}, config.PROFILE_KEYS, config.ENV_VARS)
         return [c.profile_check(s.config_file, os.path.exists(s.config_file), s.cluster,
-                                sources)]
+                                sources, self.opts.chosen_because)]
 
     # ---- 2. kubectl ------------------------------------------------------------------------
     def kubectl(self) -> list[Check]:
@@ -120,9 +124,27 @@ class Doctor:
                 kuberc = "unreadable"
         command = self.entries[0].exec.get("command", "cred-helper") if self.entries \
             else "cred-helper"
-        resolved = shutil.which(command, path=self.env.get("PATH")) or ""
-        found.append(c.kuberc_check(minor, kuberc, kuberc_path, command, resolved))
+        lookup = execentry.look_up(command, self.entries[0].path, self.env.get("PATH", ""),
+                                   _unusable) if self.entries else None
+        if lookup is not None:
+            found.append(c.exec_command_check(lookup, self._says_version(lookup.path),
+                                              __version__))
+        found.append(c.kuberc_check(minor, kuberc, kuberc_path, command,
+                                    lookup.path if lookup else ""))
         return found
+
+    def _says_version(self, path: str) -> str:
+        """The first line `PATH --version` prints, or why it could not run."""
+        if not path:
+            return ""
+        try:
+            ran = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                 timeout=30, env=self.env, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"it cannot start ({os_reason(exc)})"
+        text = (ran.stdout or ran.stderr).strip()
+        line = server_text(text.splitlines()[0], 200) if text else ""
+        return line if ran.returncode == 0 else f"exit {ran.returncode}: {line}"
 
     # ---- 3. the API server -----------------------------------------------------------------
     def _cluster(self):
@@ -250,15 +272,22 @@ class Doctor:
     # ---- 7. keyring ------------------------------------------------------------------------
     def keyring(self) -> list[Check]:
         s = self.settings
+        use, what = c.keyring_use(s.cache, s.issuer, s.bootstrap, s.oidc_client_auth,
+                                  s.oidc_client_secret_file)
+        if not use:
+            return [Check("keyring", SKIP, "this profile keeps nothing in the OS keyring")]
+        needed = use == "needs"
         try:
             import keyring
             from keyring.backends import fail
         except ImportError:
-            return [Check("keyring", FAIL if s.cache == "keyring" else WARN,
-                          "the keyring package is not installed")]
+            return [Check("keyring", FAIL if needed else WARN,
+                          f"the keyring package is not installed, and this profile keeps {what} "
+                          "there")]
         backend = keyring.get_keyring()
         if not isinstance(backend, fail.Keyring):
-            return [Check("keyring", OK, f"{type(backend).__module__}.{type(backend).__name__}")]
+            return [Check("keyring", OK, f"{type(backend).__module__}.{type(backend).__name__}"
+                          f" keeps {what}")]
         reasons = []
         try:
             from keyring.backends import SecretService
@@ -267,11 +296,13 @@ class Doctor:
         except Exception as exc:
             reasons.append(f"Secret Service: {str(exc)[:160]}")
         why = "; ".join(reasons) or "no backend is usable"
-        status = FAIL if s.cache == "keyring" else WARN
-        return [Check("keyring", status, f"no OS keyring ({why})",
-                      "start a Secret Service (gnome-keyring in a D-Bus session); meanwhile "
-                      "refresh tokens go to a 0600 file in the cache directory"
-                      + ("; or use --cache file" if status == FAIL else ""))]
+        status = FAIL if needed else WARN
+        return [Check("keyring", status, f"no OS keyring for {what} ({why})",
+                      "start a Secret Service (gnome-keyring in a D-Bus session)"
+                      + ("; meanwhile refresh tokens go to a 0600 file in the cache directory"
+                         if not needed else
+                         "; or use --cache file" if s.cache == "keyring" else
+                         "; or pass --oidc-client-secret-file"))]
 
     # ---- 8. the cache directory ------------------------------------------------------------
     def cache_dir(self) -> list[Check]:
@@ -303,7 +334,39 @@ class Doctor:
         return found
 
 
+def _unusable(path: str) -> str:
+    """Why kubectl (Go's os/exec) cannot run `path`, or "" when it can."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return f"cannot be used ({os_reason(exc)})"
+    except ValueError:  # a NUL in the kubeconfig's command
+        return "cannot be used (not a file name)"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory"
+    if not os.access(path, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        return "is not executable"
+    return ""
+
+
+def choose_profile(opts: Options, env: dict[str, str]) -> Options:
+    """The profile to check (see checks.pick_profile); a name nobody knows is refused as every
+    command refuses it, before any check runs."""
+    from .. import config, execentry
+
+    given = opts.cluster or env.get("CRED_HELPER_CLUSTER") or ""
+    given_by = "" if opts.cluster or not given else "from CRED_HELPER_CLUSTER"
+    named = opts.config or env.get("CRED_HELPER_CONFIG")
+    path = os.path.expanduser(named or default_config_file(env))
+    names = config.profile_names(config.load_config_file(path, named=bool(named)))
+    current = ("", "") if given else execentry.current_profile(execentry.load_all(
+        execentry.kubeconfig_paths(env, opts.kubeconfig)))
+    chosen, why = c.pick_profile(given, given_by, current, names, path, os.path.exists(path))
+    return replace(opts, cluster=chosen, chosen_because=why)
+
+
 def run_doctor(opts: Options, ask_pin: Callable[[str], str]) -> int:
+    opts = choose_profile(opts, dict(os.environ))
     found = Doctor(opts, dict(os.environ), ask_pin).run()
     if opts.output == "json":
         sys.stdout.write(json.dumps({"ok": not c.failed(found),

@@ -49,7 +49,10 @@ def test_login_status_logout(sandbox):
     assert sandbox.run("login", "--force", *args).returncode == 0
     assert sandbox.server.csr_creations == 2
 
-    assert json.loads(sandbox.run("status", "--cluster=other", "-o", "json").stdout) == []
+    # A name neither the cache nor a profile file knows is refused, as get and login refuse it
+    other = sandbox.run("status", "--cluster=other", "-o", "json")
+    assert other.returncode == 2 and other.stdout == ""
+    assert "no profile 'other'" in other.stderr and "cached for prod" in other.stderr
     assert sandbox.run("logout").returncode == 2
     logout = sandbox.run("logout", "--cluster=prod")
     assert logout.returncode == 0

@@ -4,18 +4,24 @@ thing at a time, each found (FAIL on its own line) and hinted; and the all-good 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import softhsm
 from tests.support.apiserver import CA
-from tests.support.harness import profile_kubeconfig
+from tests.support.harness import BIN, CRED_HELPER, as_kubectl_would, profile_kubeconfig
 
 CKF_USER_PIN_LOCKED = 0x40000
 
 
 def _setup(sandbox, kubectl: str, extra_profile: str = "", provide: bool = True) -> None:
+    """A profile, a kubeconfig whose exec entry runs `cred-helper --cluster=prod`, and
+    cred-helper on PATH, as an install puts it there."""
     config = sandbox.root / "config" / "cred-helper"
     config.mkdir(parents=True, exist_ok=True)
     (config / "config.toml").write_text(
@@ -23,6 +29,7 @@ def _setup(sandbox, kubectl: str, extra_profile: str = "", provide: bool = True)
         f"bootstrap-token-file = \"{sandbox.token_file}\"\n" + extra_profile)
     profile_kubeconfig(sandbox, ["--cluster=prod"], provide=provide)
     sandbox.env["KUBECTL"] = kubectl
+    sandbox.env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def _doctor(sandbox, *args: str, extra_env: dict | None = None) -> tuple[int, dict]:
@@ -154,9 +161,177 @@ def test_exec_entry_without_cluster_info(sandbox, kubectl):
     assert "provideClusterInfo: true" in _by_name(doc)["exec entry"]["hint"]
 
 
-def test_misspelt_profile(sandbox, kubectl):
+def test_misspelt_profile_is_refused_as_login_refuses_it(sandbox, kubectl):
     _setup(sandbox, kubectl)
     result = sandbox.run("doctor", "--cluster=prd")
-    assert result.returncode == 1
-    assert "FAIL  profile: no profile 'prd'" in result.stdout
-    assert "did you mean --cluster prod?" in result.stdout
+    login = sandbox.run("login", "--cluster=prd")
+    # Before: a FAIL line among SKIPs (exit 1), where every other command refuses the name.
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == login.stderr
+    assert "no profile 'prd'" in result.stderr and "did you mean --cluster prod?" \
+        in result.stderr
+
+
+# ---- can kubectl find the exec entry's command? doctor answers as kubectl does ------------
+
+def _kubectl_version(sandbox, kubectl: str, cwd=None) -> subprocess.CompletedProcess:
+    """Real kubectl through the exec entry, in the environment doctor ran in."""
+    return subprocess.run([kubectl, "get", "--raw", "/version"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=cwd,
+                          env={k: v for k, v in sandbox.env.items() if k != "KUBECTL"})
+
+
+def _set_command(sandbox, command: str, env: list | None = None) -> None:
+    path = Path(sandbox.env["KUBECONFIG"])
+    doc = yaml.safe_load(path.read_text())
+    doc["users"][0]["user"]["exec"]["command"] = command
+    if env is not None:
+        doc["users"][0]["user"]["exec"]["env"] = env
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_command_not_on_path(sandbox, kubectl):
+    _setup(sandbox, kubectl)
+    sandbox.env["PATH"] = os.environ.get("PATH", "")  # an install that did not reach PATH
+    code, doc = _doctor(sandbox)
+    kubectl_ran = _kubectl_version(sandbox, kubectl)
+    # Before: doctor said OK and exited 0, and kubectl then failed like this.
+    assert kubectl_ran.returncode != 0
+    assert "executable cred-helper not found" in kubectl_ran.stderr
+    assert code == 1 and _failures(doc) == ["exec command"]
+    check = _by_name(doc)["exec command"]
+    assert check["detail"] == "kubectl cannot run `cred-helper`: it is not on PATH"
+    assert "pipx ensurepath" in check["hint"] and "--command PATH" in check["hint"]
+
+    sandbox.env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    code, doc = _doctor(sandbox)
+    assert code == 0, doc
+    assert _by_name(doc)["exec command"]["detail"].startswith(
+        f"`cred-helper` is {BIN / 'cred-helper'} (cred-helper, version ")
+    assert _kubectl_version(sandbox, kubectl).returncode == 0
+
+
+def test_the_entrys_own_env_does_not_find_the_command(sandbox, kubectl):
+    """The exec entry's `env` is given to the plugin; kubectl looks the command up in its own
+    PATH. A PATH set there does not help, for kubectl as for doctor."""
+    _setup(sandbox, kubectl)
+    sandbox.env["PATH"] = os.environ.get("PATH", "")
+    _set_command(sandbox, "cred-helper", env=[{"name": "PATH", "value": str(BIN)}])
+    code, doc = _doctor(sandbox)
+    ran = _kubectl_version(sandbox, kubectl)
+    assert ran.returncode != 0 and "executable cred-helper not found" in ran.stderr
+    assert code == 1 and _failures(doc) == ["exec command"]
+
+
+def test_relative_command_is_found_beside_the_kubeconfig(sandbox, kubectl, tmp_path):
+    """`bin/cred-helper` in a kubeconfig means beside that file, wherever kubectl runs."""
+    _setup(sandbox, kubectl)
+    sandbox.env["PATH"] = os.environ.get("PATH", "")
+    _set_command(sandbox, "bin/cred-helper")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "bin").mkdir(parents=True)
+    (elsewhere / "bin" / "cred-helper").symlink_to(BIN / "cred-helper")  # a decoy in cwd
+    code, doc = _doctor(sandbox)
+    assert code == 1 and _failures(doc) == ["exec command"]
+    assert f"{sandbox.root / 'bin' / 'cred-helper'} cannot be used" in \
+        _by_name(doc)["exec command"]["detail"]
+    assert _kubectl_version(sandbox, kubectl, cwd=elsewhere).returncode != 0
+
+    (sandbox.root / "bin").mkdir()
+    (sandbox.root / "bin" / "cred-helper").symlink_to(BIN / "cred-helper")
+    code, doc = _doctor(sandbox)
+    assert code == 0, doc
+    assert _kubectl_version(sandbox, kubectl, cwd=elsewhere).returncode == 0
+
+
+def test_found_only_through_a_relative_path_entry(sandbox, kubectl, tmp_path):
+    """Go refuses a command found through a relative PATH directory (exec.ErrDot)."""
+    _setup(sandbox, kubectl)
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / "cred-helper").symlink_to(BIN / "cred-helper")
+    sandbox.env["PATH"] = f"rel{os.pathsep}{os.environ.get('PATH', '')}"
+    ran = _kubectl_version(sandbox, kubectl, cwd=tmp_path)
+    assert ran.returncode != 0 and "executable cred-helper not found" in ran.stderr
+    result = subprocess.run(as_kubectl_would(CRED_HELPER, "doctor", "-o", "json"),
+                            env=sandbox.env, capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path)
+    check = _by_name(json.loads(result.stdout))["exec command"]
+    assert result.returncode == 1 and check["status"] == "FAIL"
+    assert "relative PATH entry" in check["detail"], check
+
+
+def test_command_that_cannot_start(sandbox, kubectl, tmp_path):
+    """Found, yet broken: a pipx venv whose Python is gone."""
+    _setup(sandbox, kubectl)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cred-helper").write_text("#!/nonexistent/python3.11\n")
+    (broken / "cred-helper").chmod(0o755)
+    sandbox.env["PATH"] = f"{broken}{os.pathsep}{os.environ.get('PATH', '')}"
+    assert _kubectl_version(sandbox, kubectl).returncode != 0
+    code, doc = _doctor(sandbox)
+    assert code == 1 and _failures(doc) == ["exec command"]
+    check = _by_name(doc)["exec command"]
+    assert check["detail"].startswith(f"{broken / 'cred-helper'} does not start as "
+                                      "cred-helper: it cannot start")
+    assert "reinstall" in check["hint"]
+
+
+# ---- which profile a bare doctor checks -----------------------------------------------------
+
+def test_bare_doctor_checks_the_profile_kubectls_context_runs(sandbox, kubectl):
+    _setup(sandbox, kubectl)
+    config = sandbox.root / "config" / "cred-helper" / "config.toml"
+    config.write_text('[clusters.dev]\nissuer = "csr"\n' + config.read_text())
+    result = sandbox.run("doctor", "-o", "json")
+    doc = json.loads(result.stdout)
+    assert result.returncode == 0, doc
+    assert "[clusters.prod]" in _by_name(doc)["profile"]["detail"]
+    assert "the profile kubectl's current context 'prod' runs" in \
+        _by_name(doc)["profile"]["detail"]
+
+
+def test_bare_doctor_never_guesses_among_profiles(sandbox, kubectl):
+    _setup(sandbox, kubectl)
+    config = sandbox.root / "config" / "cred-helper" / "config.toml"
+    config.write_text('[clusters.dev]\nissuer = "csr"\n' + config.read_text())
+    Path(sandbox.env["KUBECONFIG"]).unlink()  # no current context to go by
+    result = sandbox.run("doctor")
+    # Before: the profile line failed and its hint named the first profile, dev.
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"doctor checks one profile, and {config} has dev, prod" in result.stderr
+    assert "`cred-helper doctor --cluster dev` (or prod)" in result.stderr
+
+
+def test_bare_doctor_with_one_profile_checks_it(sandbox, kubectl):
+    _setup(sandbox, kubectl)
+    Path(sandbox.env["KUBECONFIG"]).unlink()
+    result = sandbox.run("doctor", "-o", "json")
+    profile = _by_name(json.loads(result.stdout))["profile"]
+    assert profile["status"] == "OK" and "(the only profile in " in profile["detail"]
+
+
+# ---- the keyring, only where the profile keeps something in it ------------------------------
+
+def test_no_keyring_verdict_for_a_profile_that_never_uses_it(sandbox, kubectl):
+    _setup(sandbox, kubectl)  # a CSR profile with a token file: the keyring is never touched
+    sandbox.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    code, doc = _doctor(sandbox)
+    assert code == 0, doc
+    # Before: WARN "no OS keyring" for a profile that keeps nothing there.
+    assert _by_name(doc)["keyring"] == {
+        "name": "keyring", "status": "SKIP", "hint": "",
+        "detail": "this profile keeps nothing in the OS keyring"}
+
+
+def test_keyring_warning_says_what_an_oidc_profile_keeps_there(sandbox, kubectl):
+    _setup(sandbox, kubectl)
+    config = sandbox.root / "config" / "cred-helper" / "config.toml"
+    config.write_text('[clusters.prod]\nissuer = "oidc"\n'
+                      'oidc-issuer-url = "https://127.0.0.1:1"\noidc-client-id = "c"\n')
+    sandbox.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    _, doc = _doctor(sandbox)
+    keyring = _by_name(doc)["keyring"]
+    assert keyring["status"] == "WARN"
+    assert keyring["detail"].startswith("no OS keyring for OIDC refresh tokens")
+    assert "0600 file" in keyring["hint"]

@@ -17,6 +17,7 @@ import yaml
 
 from tests.realcluster.test_approver_runtime import admin_client, create_csr
 from tests.realcluster.test_debug_workflow import get_pod, workload_pod
+from tests.realcluster.test_rollout import overlay
 from tests.support import doccommands, policies
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import BIN
@@ -99,17 +100,26 @@ def test_the_teams_rbac_then_a_token_for_a_person(admin, plane, tmp_path):
         plane.kubectl(*ask, "list", "secrets", "-n", "cred-helper")
 
 
-def test_the_janitor_in_every_namespace_then_in_some(admin, plane, tmp_path):
-    """docs/admin/janitor.md: the cluster-wide variant, its rights asked as the page asks,
-    the janitor run out of the cluster on its ServiceAccount's token; then the variant for
-    some namespaces instead."""
-    admin.run_all(doccommands.block("docs/admin/janitor.md",
-                                    "Running the janitor in the cluster"), 1, ROOT)
+def test_the_rollout_then_the_janitors_rights_then_a_pass(admin, plane, tmp_path):
+    """docs/admin/broker.md's rollout with the page's overlay (kustomize, a server-side dry
+    run, the apply; there is no kubelet to wait for), then docs/admin/janitor.md: the
+    janitor's rights asked as the page asks, and a pass out of the cluster on its token."""
+    overlay(tmp_path, "default: manual\nrules: []\n")
+    shown, checked, applied = admin.run_all(
+        doccommands.block("docs/admin/broker.md", "Deploy it in the cluster", index=1), 3,
+        tmp_path)
+    assert "kind: Deployment" in shown.stdout
+    assert "(server dry run)" in checked.stdout and "created" in applied.stdout
+    deployment = json.loads(plane.kubectl("get", "deployment", "-n", "cred-helper",
+                                          "cred-helper-approver", "-o", "json"))
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.example.com/platform/cred-helper:0.1.0"
     plane.kubectl("get", "cronjob", "-n", "cred-helper", "cred-helper-janitor")
+
     janitor = "--as=system:serviceaccount:cred-helper:cred-helper-janitor"
     settled(plane, "create", "pods", "--subresource=eviction", "-n", "shop", janitor)
-    may, may_not = (doccommands.block("docs/admin/janitor.md",
-                                      "Running the janitor in the cluster", index=2).runnable)
+    may, may_not = doccommands.block("docs/admin/janitor.md",
+                                     "Running the janitor in the cluster", index=1).runnable
     assert doccommands.run(may, cwd=tmp_path, env=admin.env).stdout.strip() == "yes"
     refused = doccommands.run(may_not, cwd=tmp_path, env=admin.env)
     assert (refused.returncode, refused.stdout.strip()) == (1, "no")
@@ -120,14 +130,6 @@ def test_the_janitor_in_every_namespace_then_in_some(admin, plane, tmp_path):
     dry, once = admin.run_all(doccommands.block("docs/admin/janitor.md", "The janitor"), 2,
                               tmp_path)
     assert "nothing to do" in dry.stderr and "nothing to do" in once.stderr
-
-    plane.kubectl("delete", "-f", str(ROOT / "packaging/kubernetes/janitor-rbac-cluster.yaml"))
-    settled(plane, "list", "pods", "-A", janitor, want="no")
-    admin.run_all(doccommands.block("docs/admin/janitor.md",
-                                    "Running the janitor in the cluster", index=1), 3, ROOT)
-    for namespace in ("shop", "payments"):
-        settled(plane, "list", "pods", "-n", namespace, janitor)
-    settled(plane, "list", "pods", "-n", "default", janitor, want="no")
 
 
 def test_the_broker_outside_the_cluster(admin, plane, tmp_path):

@@ -20,6 +20,7 @@ LANGUAGES = frozenset({"sh", "text", "yaml", "toml", "json", "mermaid", "python"
 _NO_KUBELET = ("attaches to a container: there is no kubelet or container runtime here "
                "(tests/realcluster/test_debug_workflow.py runs it with --attach=false)")
 _YUBIKEY = "needs a YubiKey (tests/integration/test_attest.py runs the same path on SoftHSM2)"
+_NO_RUNTIME = "builds or pushes an image: there is no container runtime or registry here"
 _STATIC_TOKENS = ("edits the static token file of a control plane's kube-apiserver, which "
                   "reads it only when it restarts")
 # Commands the pages show that cannot run on these machines, and why. Keep it short: every
@@ -40,6 +41,10 @@ NOT_RUNNABLE: dict[str, str] = {
     'echo "$token,alice@example.com,alice,\\"oncall,oncall-bootstrap\\"" >> '
     "/etc/kubernetes/tokens.csv": _STATIC_TOKENS,
     "printf '%s\\n' \"$token\" > alice.token   # hand it over privately": _STATIC_TOKENS,
+    'podman build -f packaging/Containerfile -t "$IMAGE:$VERSION" .': _NO_RUNTIME,
+    'podman push "$IMAGE:$VERSION"': _NO_RUNTIME,
+    "kubectl -n cred-helper rollout status deployment/cred-helper-approver":
+        "waits for the approver's pods to be ready: there is no kubelet here to run them",
     'cred-helper completion zsh > "${fpath[1]}/_cred-helper"':
         "zsh's $fpath: there is no zsh on these machines",
 }

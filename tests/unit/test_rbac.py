@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_packaging_rbac_is_the_generated_copy():
     assert (ROOT / "packaging" / "kubernetes" / "rbac.yaml").read_text() == \
         rbac.packaging_copy(), "run: python -m cred_helper.rbac"
+    assert (ROOT / "packaging" / "kubernetes" / "requester-rbac.yaml").read_text() == \
+        rbac.packaging_requester_copy(), "run: python -m cred_helper.rbac"
 
 
 def test_api_objects_carry_the_names_given():

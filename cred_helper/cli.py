@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__, clistyle
-from .errors import CredHelperError, NoServer, UsageError
+from .errors import CredHelperError, NoServer, UsageError, server_text
 
 
 def warn(message: str) -> None:
@@ -406,8 +406,9 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
 
     _, entry = obtain(flags, ExecInfo(interactive=True, cluster=cluster), _console(), "login",
                       force=force)
-    groups = ", ".join(entry.groups) or "no groups"
-    say(f"logged in as {entry.username} ({groups}) until "
+    # Names and groups are a provider's or signer's free text: one line, no escapes.
+    groups = ", ".join(server_text(g, 100) for g in entry.groups) or "no groups"
+    say(f"logged in as {server_text(entry.username, 200)} ({groups}) until "
         f"{expires_text(entry.not_after, time.time())}")
 
 
@@ -488,8 +489,9 @@ def status(cluster: str | None, config: str | None, cache_dir: str | None,
     table = [("PROFILE", "ISSUER", "CACHE", "IDENTITY", "GROUPS", "EXPIRES IN")]
     for r in rows:
         left = r["expiresInSeconds"]
-        table.append((r["profile"], r["issuer"], r["cache"], r["identity"]["username"],
-                      ",".join(r["identity"]["groups"]) or "-",
+        table.append((r["profile"], r["issuer"], r["cache"],
+                      server_text(r["identity"]["username"], 200),
+                      ",".join(server_text(g, 100) for g in r["identity"]["groups"]) or "-",
                       format_duration(left) if left else "expired"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:

@@ -11,6 +11,9 @@ those variables override `Session.verify`, and `trust_env=False` drops proxies t
 - Proxies as kubectl uses them (`Proxy`): a kubeconfig cluster's proxy-url for every request,
   else HTTPS_PROXY / HTTP_PROXY with NO_PROXY, loopback never proxied.
 - No redirect is followed, timeouts on connect and read, bodies and watch lines are capped.
+- Where plain http is allowed only to this machine (an OpenID provider), a name such as
+  `idp.localhost` is resolved once, every address must be loopback, and the connection goes to
+  those addresses (`LoopbackHTTPConnection`): DNS must not carry a secret off the machine.
 - Every transport failure is one error of the caller's kind, naming the server.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +31,9 @@ from typing import Any
 
 import urllib3
 from urllib3 import exceptions as u3
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.util import connection as u3_connection
 
 from . import __version__
 from .errors import CredHelperError, os_reason
@@ -167,6 +174,62 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+# ---- plain http to this machine only ---------------------------------------------------------
+
+class NotLoopback(Exception):
+    """A name that plain http may use only on loopback resolved to another address."""
+
+    def __init__(self, host: str, addresses: list[str]) -> None:
+        super().__init__(host)
+        self.host = host
+        self.addresses = addresses
+
+
+def loopback_addresses(host: str, addresses: list[str]) -> list[str]:
+    """`addresses` (what `host` resolved to), if every one is a loopback address; else
+    NotLoopback naming the others. One foreign address is enough to refuse: a connection
+    may go to any of them."""
+    foreign = [a for a in addresses if not _is_loopback_address(a)]
+    if foreign or not addresses:
+        raise NotLoopback(host, foreign)
+    return addresses
+
+
+def _is_loopback_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a scoped or unparsable address is not loopback
+        return False
+
+
+class LoopbackHTTPConnection(HTTPConnection):
+    """Plain http whose host must be this machine: the name is resolved once, checked, and
+    connected to by address, so a second lookup cannot send the connection elsewhere."""
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise u3.NameResolutionError(self.host, self, exc) from exc
+        addresses = loopback_addresses(self.host, list(dict.fromkeys(
+            str(info[4][0]) for info in infos)))
+        failure: OSError | None = None
+        for address in addresses:
+            try:
+                return u3_connection.create_connection(
+                    (address, self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options)
+            except OSError as exc:  # as urllib3 itself: try the next address
+                failure = exc
+        if isinstance(failure, TimeoutError):
+            raise u3.ConnectTimeoutError(self, f"Connection to {self.host} timed out")
+        raise u3.NewConnectionError(self, f"Failed to establish a new connection: {failure}")
+
+
+class LoopbackHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = LoopbackHTTPConnection
 
 
 # ---- proxies --------------------------------------------------------------------------------
@@ -338,8 +401,10 @@ class Client:
 
     def __init__(self, peer: Peer, ssl_context: ssl.SSLContext, proxy: Proxy | None = None,
                  tls_server_name: str = "", connect_timeout: float = CONNECT_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT,
+                 plain_http_loopback_only: bool = False) -> None:
         self.peer = peer
+        self.plain_http_loopback_only = plain_http_loopback_only
         self.ssl_context = ssl_context
         self.proxy = proxy or Proxy()
         self.tls_server_name = tls_server_name
@@ -356,6 +421,10 @@ class Client:
                 body: bytes | None = None, read_timeout: float | None = None,
                 stream: bool = False, max_body: int = MAX_BODY) -> Response:
         target = parse(url, _short(self.peer.name), self.peer.error)
+        if self.plain_http_loopback_only and target.scheme == "http" and \
+                not is_loopback(target.host):
+            raise self.peer.fail(f"{self.peer.name} at {target.origin} is plain http:// and "
+                                 "not on this machine", "use its https:// URL")
         all_headers = {"User-Agent": USER_AGENT}
         for name, value in (headers or {}).items():
             all_headers[name] = check_header(value, f"the {name} header", self.peer)
@@ -407,6 +476,9 @@ class Client:
             pool_kw["assert_hostname"] = self.tls_server_name
         if proxy is None:
             manager: urllib3.PoolManager = urllib3.PoolManager(**pool_kw)
+            if self.plain_http_loopback_only:
+                manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme,
+                                                  "http": LoopbackHTTPConnectionPool}
         else:
             where = "proxy-url" if self.proxy.fixed else "HTTPS_PROXY / HTTP_PROXY"
             schemes = PROXY_SCHEMES if self.proxy.fixed else ENV_PROXY_SCHEMES
@@ -421,6 +493,13 @@ class Client:
             return call(*args, **kw)
         except CredHelperError:
             raise
+        except NotLoopback as exc:
+            shown = ", ".join(exc.addresses[:4]) or "no address"
+            raise self.peer.fail(
+                f"{self.peer.name} at {origin} is plain http://, and {exc.host} resolves to "
+                f"{shown}, not to this machine: nothing was sent",
+                "plain http goes only to loopback addresses: fix the name's resolution (e.g. "
+                "/etc/hosts), or use the provider's https:// URL") from None
         except (u3.HTTPError, OSError, ValueError) as exc:
             raise self.failure(exc, origin) from None
 

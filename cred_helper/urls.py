@@ -67,7 +67,8 @@ def parse(url: object, what: str, error: type[CredHelperError] = UsageError,
 
 
 def is_loopback(host: str) -> bool:
-    """localhost or a loopback address: never proxied, the only place plain http is allowed."""
+    """localhost or a loopback address: never proxied, the only place plain http is allowed
+    (a name only where it resolves to loopback addresses alone: net.LoopbackHTTPConnection)."""
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -88,12 +89,13 @@ def provider_url_ok(url: object) -> bool:
 
 
 def check_issuer_url(url: str, flag: str = "--oidc-issuer-url") -> str:
-    """The issuer URL without a trailing slash, if it passes the scheme rule."""
+    """The issuer URL as given (a trailing slash is part of an issuer's identifier), if it
+    passes the scheme rule."""
     parsed = parse(url, f"{flag}", UsageError)
     if parsed.scheme != "https" and not is_loopback(parsed.host):
         raise UsageError(f"{flag}: {url!r} is not an https:// URL",
                          "OpenID providers are reached over verified TLS (http only on loopback)")
-    return url.rstrip("/")
+    return url
 
 
 def _is_ip(host: str) -> bool:

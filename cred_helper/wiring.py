@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import UsageError, server_text
 
 if TYPE_CHECKING:
     from .cache.aliases import FastPathAliases
@@ -93,7 +93,8 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                                       secrets).issue()
                 return BearerAuth(
                     issued.status["token"],
-                    source=f"the OIDC login of {issued.identity['username']}",
+                    # a claim is the provider's free text: shown as such
+                    source=f"the OIDC login of {server_text(issued.identity['username'])}",
                     refused_hint="the API server must trust this provider's tokens: check its "
                                  "JWT authenticator (issuer URL, audience = --oidc-client-id, "
                                  "CA, claim rules such as a verified email); its log says why")
@@ -124,6 +125,7 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
     from .cache.discovery import DiscoveryCache
     from .cache.secrets import client_secret
     from .issuers import oidc
+    from .issuers.oidcissuer import OIDCIssuer
     from .kubeconfig import read_file
 
     say, warn = console.say, console.warn
@@ -166,7 +168,7 @@ def _oidc_issuer(settings, key: str, interactive: bool, held: contextlib.ExitSta
         # The grant issues no refresh token (RFC 6749 4.4.3): skip the OS keyring, whose
         # backend search alone costs about 0.1 s of every login.
         secrets = NoSecrets()
-    return oidc.OIDCIssuer(settings, provider, secrets, key, interactive, say, browser)
+    return OIDCIssuer(settings, provider, secrets, key, interactive, say, browser)
 
 
 def credential_store(kind: str, cache_dir: str, warn: Callable[[str], None]) -> Store:

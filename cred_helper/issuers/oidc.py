@@ -1,5 +1,6 @@
-"""OpenID Connect: discovery, the provider's keys, grants, client authentication, and the
-checks an ID token must pass before it is cached or printed.
+"""OpenID Connect: discovery, the provider's keys, grants, client authentication, the checks
+an ID token must pass before it is cached or printed, and what of a provider's error text may
+be shown. (Which grant runs, and the refresh token's keeping: oidcissuer.py.)
 
 HTTP goes through the network edge (`net.Client`, built by `http_client`) passed in; time
 comes from a clock passed in. The provider is trusted through --oidc-certificate-authority, else
@@ -11,25 +12,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from difflib import SequenceMatcher
+from typing import Any, Protocol
 from urllib.parse import quote_plus, urlencode
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .. import net
-from ..config import Settings
 from ..errors import CredHelperError, UsageError, server_text
 from ..urls import check_issuer_url, parse, provider_url_ok
-from .issued import Issued
-
-if TYPE_CHECKING:
-    from ..cache.secrets import NoSecrets, SecretStore
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # Asymmetric algorithms only: never `none`, never HMAC (a public key must not become a secret).
@@ -41,7 +39,6 @@ ASSERTION_LIFETIME = 60
 # meanwhile, so other kubectl processes wait this long (plus a margin) before giving up.
 LOGIN_TIMEOUT = 900
 MAX_POLL_INTERVAL = 60
-
 
 
 class OIDCError(CredHelperError):
@@ -64,17 +61,20 @@ def http_client(ca_file: str = "", environ: Mapping[str, str] | None = None) -> 
         from ..kubeconfig import read_file
 
         ca = read_file(ca_file, "CA bundle", "--oidc-certificate-authority")
+    # Plain http reaches only this machine: a name must resolve to loopback addresses alone.
     return net.Client(PROVIDER, net.provider_trust(ca, PROVIDER, ca_file), net.Proxy(
-        environ=environ))
+        environ=environ), plain_http_loopback_only=True)
 
 
 @dataclass(frozen=True)
 class ProviderMetadata:
-    issuer: str
+    issuer: str  # exactly as the discovery document names it
     token_endpoint: str
     jwks_uri: str
     authorization_endpoint: str = ""
     device_authorization_endpoint: str = ""
+    # RFC 9207: the provider says its authorization responses always carry `iss`.
+    iss_parameter_supported: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,22 +171,32 @@ def validate_id_token(token: str, jwks: dict, issuer: str, client_id: str, now: 
     if alg not in ID_TOKEN_ALGORITHMS:
         raise OIDCError(f"the ID token's algorithm {alg!r} is not allowed",
                         "the provider must sign ID tokens with an asymmetric key")
-    key = _find_key(jwks, header.get("kid"), alg)
-    try:
-        # Times are checked below against the clock we were given, not PyJWT's own.
-        claims = jwt.decode(
-            token, key, algorithms=[alg], audience=client_id, issuer=issuer,
-            options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_exp": False,
-                     "verify_iat": False, "verify_nbf": False},
-        )
-    except jwt.InvalidIssuerError:
-        raise OIDCError("the ID token was issued by another issuer") from None
-    except jwt.InvalidAudienceError:
-        raise OIDCError("the ID token is for another client (aud)") from None
-    except jwt.InvalidSignatureError:
-        raise OIDCError("the ID token's signature does not verify") from None
-    except jwt.InvalidTokenError as exc:
-        raise OIDCError(f"the ID token is invalid: {exc}") from None
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise OIDCError("the ID token's kid is not a string")
+    claims = None
+    for key in _find_keys(jwks, kid, alg):  # several only without a kid
+        try:
+            # Times are checked below against the clock we were given, not PyJWT's own.
+            claims = jwt.decode(
+                token, key, algorithms=[alg], audience=client_id, issuer=issuer,
+                options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_exp": False,
+                         "verify_iat": False, "verify_nbf": False},
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidIssuerError:
+            raise OIDCError("the ID token was issued by another issuer") from None
+        except jwt.InvalidAudienceError:
+            raise OIDCError("the ID token is for another client (aud)") from None
+        except jwt.InvalidKeyError:
+            raise KeyProblem("the provider's key cannot check the ID token's signature") \
+                from None
+        except jwt.InvalidTokenError as exc:
+            raise OIDCError(f"the ID token is invalid: {server_text(str(exc), 200)}") from None
+    if claims is None:
+        raise KeyProblem("the ID token's signature does not verify")
     # exp and iat are required (PyJWT saw them); nbf, when present, is held to the same rule.
     if not all(_finite_number(claims[name]) for name in ("exp", "iat", "nbf")
                if name in claims):
@@ -208,24 +218,62 @@ def validate_id_token(token: str, jwks: dict, issuer: str, client_id: str, now: 
     return claims
 
 
-class UnknownKey(OIDCError):
+class KeyProblem(OIDCError):
+    """The provider's keys as we hold them cannot check this token: the token names a key we
+    lack, a key of another type, or its signature fails. A copy of the keys kept from an
+    earlier run may be out of date, so the caller fetches them again once."""
+
+
+class UnknownKey(KeyProblem):
     pass
 
 
-def _find_key(jwks: dict, kid: str | None, alg: str) -> Any:
+# The key type and curve each algorithm needs (RFC 7518 §3, RFC 8037).
+_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def key_fits(key: Any, alg: str) -> bool:
+    """Whether a public-key object can check an `alg` signature (PyJWT would raise a
+    TypeError, not a verification failure, for a key of another type)."""
+    if alg.startswith(("RS", "PS")):
+        return isinstance(key, rsa.RSAPublicKey)
+    if alg in _CURVES:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _CURVES[alg]
+    if alg == "EdDSA":
+        return isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey))
+    return False
+
+
+def _find_keys(jwks: dict, kid: str | None, alg: str) -> list[Any]:
+    """The provider's signing keys that may have signed a token with this `kid` and `alg`."""
     try:
         keys = jwt.PyJWKSet.from_dict(jwks).keys
     except (jwt.PyJWTError, KeyError, TypeError, ValueError, AttributeError):
         # AttributeError too: PyJWT reads fields of keys whose members have the wrong types.
         raise OIDCError("the provider's JWKS has no usable keys") from None
-    matches = [k for k in keys if k.public_key_use in (None, "sig")
-               and (kid is None or k.key_id == kid)]
-    if kid is None:  # no kid: prefer a key made for this algorithm
-        matches = [k for k in matches if k.algorithm_name == alg] or matches
-    if not matches:
+    named = [k for k in keys if k.public_key_use in (None, "sig")
+             and (kid is None or k.key_id == kid)]
+    if not named:
         raise UnknownKey(f"the ID token is signed with a key the provider does not publish "
-                         f"(kid {kid!r})")
-    return matches[0].key
+                         f"(kid {server_text(str(kid), 100)!r})")
+    fitting = [k.key for k in named if key_fits(k.key, alg)]
+    if not fitting:
+        raise KeyProblem(f"the ID token's key (kid {server_text(str(kid), 100)!r}) is "
+                         f"{_kind(named[0].key)}, which cannot check an {alg} signature")
+    return fitting
+
+
+def _kind(key: Any) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "an RSA key"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        curve = {v: k for k, v in _CURVES.items()}.get(key.curve.name, key.curve.name)
+        return f"an EC key for {curve}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "an Ed25519 key"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "an Ed448 key"
+    return "a key of another kind"
 
 
 # ---- the provider --------------------------------------------------------------------------
@@ -236,12 +284,21 @@ class ProviderCache(Protocol):
     def save(self, issuer: str, discovery: dict, jwks: dict, now: float) -> None: ...
 
 
+def same_issuer(configured: str, named: object) -> bool:
+    """Whether the discovery document's issuer is the one configured. A trailing slash may
+    differ: both spellings fetch the same document (OpenID Connect Discovery §4), so the
+    document's own spelling is the issuer that tokens must then name exactly."""
+    return isinstance(named, str) and \
+        named.removesuffix("/") == configured.removesuffix("/")
+
+
 def parse_metadata(doc: dict, issuer_url: str) -> ProviderMetadata:
     """The endpoints of a discovery document, each a string that passes the issuer's scheme
     rule (https; http on loopback only): a document must not send credentials elsewhere."""
-    if doc.get("issuer") != issuer_url:
+    if not same_issuer(issuer_url, doc.get("issuer")):
         shown = doc.get("issuer")
-        shown = shown[:200] if isinstance(shown, str) else shown if shown is None else "?"
+        shown = server_text(shown, 200) if isinstance(shown, str) else \
+            shown if shown is None else "?"
         raise OIDCError(f"the discovery document of {issuer_url} names issuer {shown!r}",
                         "set --oidc-issuer-url to exactly the provider's issuer")
     fields = {}
@@ -260,7 +317,12 @@ def parse_metadata(doc: dict, issuer_url: str) -> ProviderMetadata:
             raise OIDCError(f"the discovery document of {issuer_url}: {name} is not an "
                             "https:// URL (http only on loopback)")
         fields[name] = value
-    return ProviderMetadata(issuer=issuer_url, **fields)
+    iss_supported = doc.get("authorization_response_iss_parameter_supported", False)
+    if not isinstance(iss_supported, bool):
+        raise OIDCError(f"the discovery document of {issuer_url}: "
+                        "authorization_response_iss_parameter_supported is not true or false")
+    return ProviderMetadata(issuer=doc["issuer"], iss_parameter_supported=iss_supported,
+                            **fields)
 
 
 class OIDCProvider:
@@ -276,6 +338,7 @@ class OIDCProvider:
         self._discovery: dict | None = None
         self._metadata: ProviderMetadata | None = None
         self._jwks: dict | None = None
+        self._jwks_fetched = False  # fetched in this run: the provider's current keys
 
     @property
     def origin(self) -> str:
@@ -300,7 +363,8 @@ class OIDCProvider:
                 self._discovery, self._jwks = cached
             else:
                 self._discovery = self._get_json(
-                    f"{self.issuer_url}/.well-known/openid-configuration", "discovery document")
+                    f"{self.issuer_url.rstrip('/')}/.well-known/openid-configuration",
+                    "discovery document")
             self._metadata = parse_metadata(self._discovery, self.issuer_url)
         return self._metadata
 
@@ -313,23 +377,31 @@ class OIDCProvider:
                 raise OIDCError(f"the OpenID provider at {self.origin}: its JWKS has no list "
                                 "of keys")
             self._jwks = jwks
+            self._jwks_fetched = True
             if self.cache is not None and self._discovery is not None:
                 self.cache.save(self.issuer_url, self._discovery, self._jwks, self.clock())
         return self._jwks
 
     def validate(self, id_token: str, nonce: str | None = None) -> dict[str, Any]:
-        """Check an ID token; an unknown `kid` refetches the JWKS once (key rotation)."""
+        """Check an ID token. When the keys kept from an earlier run cannot check it (an
+        unknown `kid`, a key of another type, a failing signature: the provider rotated its
+        keys, or fixed them), they are fetched once again, and the fresh copy replaces them."""
         now = self.clock()
+        issuer = self.metadata.issuer
         try:
-            return validate_id_token(id_token, self.jwks(), self.issuer_url, self.client_id,
-                                     now, nonce)
-        except UnknownKey:
-            return validate_id_token(id_token, self.jwks(refetch=True), self.issuer_url,
+            return validate_id_token(id_token, self.jwks(), issuer, self.client_id, now, nonce)
+        except KeyProblem:
+            if self._jwks_fetched:
+                raise
+            return validate_id_token(id_token, self.jwks(refetch=True), issuer,
                                      self.client_id, now, nonce)
 
     def _post(self, url: str, data: dict[str, str], authenticate: bool = True) -> dict:
         basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
             else None
+        sent = [value for name, value in data.items() if name in SENT_SECRETS]
+        if basic is not None:
+            sent.append(basic[1])
         headers = {"Accept": "application/json",
                    "Content-Type": "application/x-www-form-urlencoded"}
         if basic is not None:
@@ -343,10 +415,12 @@ class OIDCProvider:
                             f"({resp.status_code})")
         if resp.status_code >= 400 or "error" in doc:
             error, description = doc.get("error"), doc.get("error_description")
-            raise ProviderRefused(server_text(error) if isinstance(error, str) and error
+            # A provider may echo what it was sent: none of it reaches the terminal.
+            raise ProviderRefused(server_text(redact(error, sent))
+                                  if isinstance(error, str) and error
                                   else str(resp.status_code),
-                                  server_text(description) if isinstance(description, str)
-                                  else "", self.origin)
+                                  server_text(redact(description, sent))
+                                  if isinstance(description, str) else "", self.origin)
         return doc
 
     def token(self, data: dict[str, str]) -> TokenResponse:
@@ -467,6 +541,33 @@ def _finite_number(value: object) -> bool:
         return False
 
 
+# Form fields whose values are secrets (a code or device code is one until it is spent).
+SENT_SECRETS = ("client_secret", "client_assertion", "code", "code_verifier", "refresh_token",
+                "device_code")
+REDACTED = "[redacted]"
+MIN_SECRET = 4  # shorter values are not secrets worth hiding, and would blank out words
+MIN_PIECE = 8  # an echoed part of a secret this long is hidden too
+MAX_SHOWN = 2000  # more than server_text shows; bounds the work on a huge description
+
+
+def redact(text: str, sent: list[str]) -> str:
+    """`text` (its first MAX_SHOWN characters) without any of the `sent` secrets: whole, form-
+    or JSON-encoded, or a piece of one at least MIN_PIECE characters long (a provider that
+    echoes a truncated token)."""
+    text = text[:MAX_SHOWN]
+    secrets_ = sorted((s for s in sent if len(s) >= MIN_SECRET), key=len, reverse=True)
+    for secret in secrets_:
+        for form in {secret, quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}:
+            text = text.replace(form, REDACTED)
+        for _ in range(64):  # bounded: a secret that contains REDACTED would match again
+            match = SequenceMatcher(None, text, secret, autojunk=False).find_longest_match(
+                0, len(text), 0, len(secret))
+            if match.size < MIN_PIECE:
+                break
+            text = text[:match.a] + REDACTED + text[match.a + match.size:]
+    return text
+
+
 class ProviderRefused(OIDCError):
     def __init__(self, error: str, description: str, origin: str = "") -> None:
         detail = f"{error}: {description}" if description else error
@@ -482,105 +583,3 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-# ---- the issuer: one credential from whichever grant can run -------------------------------
-
-class OIDCIssuer:
-    """Refresh silently when a refresh token works; else the configured grant, where
-    `interactive` allows one that needs a person.
-
-    `browser` opens a URL and says whether it could; None when no browser is to be opened
-    (`--no-browser`, or nowhere to open one).
-    """
-
-    def __init__(self, settings: Settings, provider: OIDCProvider,
-                 refresh_tokens: SecretStore | NoSecrets, key: str,
-                 interactive: bool, say: Callable[[str], None],
-                 browser: Callable[[str], bool] | None = None,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.s = settings
-        self.provider = provider
-        self.refresh_tokens = refresh_tokens
-        self.key = key
-        self.interactive = interactive
-        self.say = say
-        self.browser = browser
-        self.clock = clock
-        self.sleep = sleep
-
-    def grant(self) -> str:
-        """The grant `auto` stands for: a browser login where a browser can open."""
-        if self.s.oidc_grant != "auto":
-            return self.s.oidc_grant
-        meta = self.provider.metadata
-        if meta.authorization_endpoint and (self.browser is not None
-                                            or not meta.device_authorization_endpoint):
-            return "authcode"
-        return "device"
-
-    def _tokens(self) -> tuple[TokenResponse, str | None]:
-        """Tokens, and the nonce the ID token must carry (None where the grant has none)."""
-        scopes = list(self.s.oidc_scopes)
-        stored = self.refresh_tokens.load(self.key)
-        if stored:
-            try:
-                return self.provider.refresh(stored, scopes), None
-            except ProviderRefused as exc:
-                self.refresh_tokens.delete(self.key)
-                self.say(f"the refresh token was refused ({exc.error}); logging in again")
-        if self.s.oidc_grant == "client-credentials":
-            return self.provider.client_credentials([s for s in scopes if s != "openid"]), None
-        if not self.interactive:
-            command = (f"`cred-helper login --cluster={self.s.cluster}`" if self.s.cluster
-                       else "`cred-helper login` with the exec entry's arguments")
-            raise CredHelperError("logging in needs a person, and kubectl ran cred-helper "
-                                  "without a terminal", f"run {command} in a terminal first")
-        if self.grant() == "authcode":
-            return self._authorization_code(scopes)
-        device = self.provider.device_authorize(scopes)
-        where = device.verification_uri_complete or device.verification_uri
-        self.say(f"to log in, open {where} and confirm the code {device.user_code}")
-        return self.provider.poll_device(device, self.sleep), None
-
-    def _authorization_code(self, scopes: list[str]) -> tuple[TokenResponse, str]:
-        from .loopback import LoopbackRedirect
-
-        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        verifier, challenge = pkce_pair()
-        with LoopbackRedirect(state) as redirect:
-            url = self.provider.authorization_url(scopes, redirect.redirect_uri, state, nonce,
-                                                  challenge)
-            if self.browser is not None and self.browser(url):
-                self.say(f"opened a browser to log in; if it did not open, visit {url}")
-            else:
-                self.say(f"to log in, open this URL in a browser on this machine: {url}")
-            code = redirect.wait(LOGIN_TIMEOUT)
-        return self.provider.exchange_code(code, verifier, redirect.redirect_uri), nonce
-
-    def issue(self) -> Issued:
-        issued_at = self.clock()
-        tokens, nonce = self._tokens()
-        claims: dict[str, Any] = {}
-        if tokens.id_token:
-            claims = self.provider.validate(tokens.id_token, nonce)
-        elif not self.s.oidc_use_access_token:
-            raise OIDCError("the provider sent no ID token",
-                            "request the openid scope, or use --oidc-use-access-token")
-        credential = tokens.access_token if self.s.oidc_use_access_token else tokens.id_token
-        if self.s.oidc_use_access_token:
-            end = issued_at + (tokens.expires_in or self.s.ttl)
-        else:
-            end = float(claims["exp"])
-        if tokens.refresh_token:
-            self.refresh_tokens.save(self.key, tokens.refresh_token)
-        username = claims.get("email") or claims.get("sub") or self.s.oidc_client_id
-        groups = claims.get("groups")
-        identity = {"username": str(username), "sub": str(claims.get("sub", "")),
-                    "email": str(claims.get("email", "")),
-                    "groups": [g for g in groups if isinstance(g, str)]
-                    if isinstance(groups, list) else []}
-        return Issued(status={"token": credential}, not_after=min(end, issued_at + self.s.ttl),
-                      identity=identity, source=self.provider.issuer_url,
-                      server=self.provider.issuer_url)

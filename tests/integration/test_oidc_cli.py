@@ -176,8 +176,13 @@ def test_auto_opens_the_browser_for_an_authorization_code_login(sandbox, provide
     assert proc.returncode == 0, err
     assert out == ""
     assert "opened a browser to log in" in err and "logged in as bob@example.com (dev)" in err
-    opened, page = log.read_text().split("\n", 1)
-    query = parse_qs(urlsplit(opened).query)
+    opened, page, *visited = log.read_text().splitlines()
+    # The browser's command line carries a one-time link to the listener, not the login's
+    # state, nonce and code challenge; the link sends the browser on to the provider.
+    assert opened.startswith("http://127.0.0.1:") and "/login/" in opened
+    assert not urlsplit(opened).query
+    assert visited[0] == opened and visited[1].startswith(provider.issuer)
+    query = parse_qs(urlsplit(visited[1]).query)
     assert query["code_challenge_method"] == ["S256"] and query["prompt"] == ["consent"]
     assert query["redirect_uri"][0].startswith("http://127.0.0.1:")
     assert "Logged in" in page
@@ -190,8 +195,10 @@ def test_no_browser_prints_the_url_instead(sandbox, provider):
                       extra_env={"BROWSER": "/bin/false"})
     assert proc.stderr is not None
     first = proc.stderr.readline()
-    assert "to log in, open this URL in a browser on this machine: " in first, first
+    assert "to log in, open this URL in a browser on this machine (it works once): " in first, \
+        first
     url = first.rsplit(" ", 1)[1].strip()
+    assert "/login/" in url and "state=" not in url
     page = ScriptedBrowser("alice").approve(url)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
@@ -209,7 +216,8 @@ def test_auto_without_a_browser_is_the_device_grant(sandbox, provider):
 def test_a_stray_answer_does_not_end_the_login(sandbox, provider):
     proc = _run_login(sandbox, *_args(provider, "--no-browser", grant="authcode"))
     assert proc.stderr is not None
-    url = proc.stderr.readline().rsplit(" ", 1)[1].strip()
+    link = proc.stderr.readline().rsplit(" ", 1)[1].strip()
+    url = requests.get(link, allow_redirects=False, timeout=10).headers["Location"]
     redirect_uri = parse_qs(urlsplit(url).query)["redirect_uri"][0]
     landed = ScriptedBrowser("alice").approve(url, stop_at=redirect_uri)
     assert "code=" in landed

@@ -186,7 +186,9 @@ class ScriptedBrowser:
                  ca_file: str | None = None) -> None:
         self.login = login
         self.deny = deny
+        self.visited: list[str] = []  # every URL requested, redirects included
         self.session = requests.Session()
+        self.session.hooks["response"].append(lambda r, *a, **k: self.visited.append(r.url))
         if ca_file:  # an https provider with a test CA
             self.session.verify = ca_file
             # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`

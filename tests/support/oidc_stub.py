@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,11 +19,24 @@ KEY = ec.generate_private_key(ec.SECP256R1())
 CLIENT_ID = "svc"
 
 
+# (status code, content type, body) or the same with extra headers (a redirect's Location)
+Reply = tuple[int, str, str | bytes] | tuple[int, str, str | bytes, dict[str, str]]
+
+
+@dataclass
+class Asked:
+    """One request, for answers that depend on it."""
+
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+
+
 class StubProvider(ThreadingHTTPServer):
     daemon_threads = True
     issuer: str
-    # path -> (status code, content type, body)
-    answers: dict[str, tuple[int, str, str | bytes]]
+    # path -> a reply, or a function of the request that returns one
+    answers: dict[str, Reply | Callable[[Asked], Reply]]
     seen: list[tuple[str, str, str]]  # (path, Authorization header, form body)
 
     def good_answers(self) -> None:
@@ -43,14 +58,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.server.seen.append((self.path, self.headers.get("Authorization", ""),
-                                 self.rfile.read(length).decode("utf-8", "replace")))
-        code, kind, body = self.server.answers.get(self.path.split("?")[0],
-                                                   (404, "text/plain", "no"))
+        form = self.rfile.read(length).decode("utf-8", "replace")
+        self.server.seen.append((self.path, self.headers.get("Authorization", ""), form))
+        path, _, query = self.path.partition("?")
+        answer = self.server.answers.get(path, (404, "text/plain", "no"))
+        if callable(answer):
+            answer = answer(Asked(path, dict(parse_qsl(query)), dict(parse_qsl(form))))
+        code, kind, body, *more = answer
         data = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (more[0] if more else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -67,10 +87,12 @@ def id_token(issuer: str, **claims) -> str:
 
 
 @contextmanager
-def stub_provider() -> Iterator[StubProvider]:
+def stub_provider(issuer_host: str = "127.0.0.1") -> Iterator[StubProvider]:
+    """Listens on 127.0.0.1; its issuer names `issuer_host` (a name that should resolve
+    there)."""
     server = StubProvider(("127.0.0.1", 0), _Handler)
     server.seen = []
-    server.issuer = f"http://127.0.0.1:{server.server_address[1]}"
+    server.issuer = f"http://{issuer_host}:{server.server_address[1]}"
     server.answers = {}
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -188,3 +188,62 @@ def test_an_unusable_tls_server_name_is_one_error(name):
         return
     with pytest.raises(ServerError, match="tls-server-name"):
         net.Client(PEER, net.os_trust_without_env(), tls_server_name=name)
+
+
+# ---- plain http to this machine only ----
+
+@pytest.mark.parametrize(("addresses", "foreign"), [
+    (["127.0.0.1"], None),
+    (["127.0.0.1", "::1", "127.9.9.9"], None),
+    (["192.0.2.1"], ["192.0.2.1"]),
+    (["127.0.0.1", "192.0.2.1"], ["192.0.2.1"]),  # one foreign address is enough
+    (["::1", "fe80::1%eth0"], ["fe80::1%eth0"]),
+    (["0.0.0.0"], ["0.0.0.0"]),
+    ([], []),
+])
+def test_a_name_for_plain_http_must_resolve_to_loopback_alone(addresses, foreign):
+    if foreign is None:
+        assert net.loopback_addresses("idp.localhost", addresses) == addresses
+    else:
+        with pytest.raises(net.NotLoopback) as refused:
+            net.loopback_addresses("idp.localhost", addresses)
+        assert refused.value.addresses == foreign
+
+
+def test_plain_http_elsewhere_is_refused_before_connecting():
+    from cred_helper.issuers.oidc import PROVIDER, OIDCError
+
+    client = net.Client(PROVIDER, ssl.create_default_context(), net.Proxy(environ={}),
+                        plain_http_loopback_only=True)
+    with pytest.raises(OIDCError, match="plain http:// and not on this machine"):
+        client.request("GET", "http://192.0.2.1:9/x")
+
+
+def test_plain_http_to_localhost_connects_to_its_loopback_address():
+    """`localhost` resolves (through /etc/hosts) to loopback: the request goes there, with the
+    name in the Host header. (tests/integration/test_oidc_hostile_provider.py points a name
+    elsewhere in a private /etc/hosts.)"""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from cred_helper.issuers.oidc import PROVIDER
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        client = net.Client(PROVIDER, ssl.create_default_context(), net.Proxy(environ={}),
+                            plain_http_loopback_only=True)
+        assert client.request("GET", f"http://localhost:{port}/x").status_code == 204
+        server.shutdown()
+    assert seen == [f"localhost:{port}"]

@@ -78,7 +78,8 @@ def test_provider_scheme_rule(url, ok):
 
 
 def test_issuer_url():
-    assert check_issuer_url("https://idp.example.com/") == "https://idp.example.com"
+    # A trailing slash is part of an issuer's identifier: kept, for tokens to match exactly.
+    assert check_issuer_url("https://idp.example.com/") == "https://idp.example.com/"
     with pytest.raises(UsageError, match="not an https:// URL"):
         check_issuer_url("http://idp.example.com")
     with pytest.raises(UsageError, match="cannot be parsed"):

@@ -62,3 +62,29 @@ def test_loopback_http_endpoints_pass_for_a_loopback_issuer():
     meta = parse_metadata({"issuer": issuer, "token_endpoint": issuer + "/t",
                            "jwks_uri": issuer + "/k"}, issuer)
     assert meta.token_endpoint == issuer + "/t" and meta.device_authorization_endpoint == ""
+
+
+@pytest.mark.parametrize(("configured", "named"), [
+    ("https://idp.example.com/", "https://idp.example.com/"),  # exactly as the provider says
+    ("https://idp.example.com", "https://idp.example.com/"),
+    ("https://idp.example.com/", "https://idp.example.com"),
+    ("https://idp.example.com/realms/x/", "https://idp.example.com/realms/x/"),
+])
+def test_an_issuer_with_a_trailing_slash_is_the_documents_own(configured, named):
+    meta = parse_metadata({**_doc(), "issuer": named}, configured)
+    assert meta.issuer == named, "tokens must name the issuer exactly as the provider does"
+
+
+@pytest.mark.parametrize("named", ["https://idp.example.com//", "https://idp.example.com/x",
+                                   "https://idp.example.co", "http://idp.example.com/"])
+def test_only_a_trailing_slash_may_differ(named):
+    with pytest.raises(OIDCError, match="names issuer"):
+        parse_metadata({**_doc(), "issuer": named}, "https://idp.example.com/")
+
+
+def test_the_promise_of_iss_in_authorization_responses():
+    assert parse_metadata(_doc(), ISSUER).iss_parameter_supported is False
+    promised = _doc(authorization_response_iss_parameter_supported=True)
+    assert parse_metadata(promised, ISSUER).iss_parameter_supported is True
+    with pytest.raises(OIDCError, match="not true or false"):
+        parse_metadata(_doc(authorization_response_iss_parameter_supported="yes"), ISSUER)

@@ -6,9 +6,15 @@ import json
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from cred_helper.issuers.oidc import OIDCError, UnknownKey, pkce_pair, validate_id_token
+from cred_helper.issuers.oidc import (
+    KeyProblem,
+    OIDCError,
+    UnknownKey,
+    pkce_pair,
+    validate_id_token,
+)
 
 ISSUER, CLIENT, NOW = "https://idp.example.com", "kubectl", 1_800_000_000
 KEY = rsa.generate_private_key(65537, 2048)
@@ -93,6 +99,56 @@ def _hs256(secret: bytes) -> str:
 def test_unknown_kid():
     with pytest.raises(UnknownKey):
         _check(_token(kid="rotated"))
+
+
+def _jwk(public_key, kid):
+    algorithm = {rsa.RSAPublicKey: jwt.algorithms.RSAAlgorithm,
+                 ec.EllipticCurvePublicKey: jwt.algorithms.ECAlgorithm,
+                 ed25519.Ed25519PublicKey: jwt.algorithms.OKPAlgorithm}
+    kind = next(algorithm[k] for k in algorithm if isinstance(public_key, k))
+    return json.loads(kind.to_jwk(public_key)) | {"kid": kid}
+
+
+P256 = ec.generate_private_key(ec.SECP256R1())
+P384 = ec.generate_private_key(ec.SECP384R1())
+ED = ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.mark.parametrize(("signer", "alg", "published", "kind"), [
+    (P256, "ES256", KEY.public_key(), "an RSA key"),  # PyJWT: "unexpected TypeError"
+    (P256, "ES256", P384.public_key(), "an EC key for ES384"),  # another curve
+    (KEY, "RS256", P256.public_key(), "an EC key for ES256"),
+    (ED, "EdDSA", KEY.public_key(), "an RSA key"),
+    (KEY, "PS256", ED.public_key(), "an Ed25519 key"),
+])
+def test_a_kid_naming_a_key_of_another_type_is_a_clean_error(signer, alg, published, kind):
+    token = _token(key=signer, alg=alg, kid="k1")
+    with pytest.raises(KeyProblem, match=f"is {kind}, which cannot check an {alg} signature"):
+        _check(token, jwks={"keys": [_jwk(published, "k1")]})
+
+
+def test_without_a_kid_every_key_of_the_right_type_is_tried():
+    token = jwt.encode({"iss": ISSUER, "aud": CLIENT, "sub": "a", "iat": NOW, "exp": NOW + 60},
+                       KEY, algorithm="RS256")
+    jwks = {"keys": [_jwk(OTHER.public_key(), "old"), _jwk(P256.public_key(), "ec"),
+                     _jwk(KEY.public_key(), "new")]}
+    assert _check(token, nonce=None, jwks=jwks)["sub"] == "a"
+    with pytest.raises(KeyProblem, match="signature does not verify"):
+        _check(token, nonce=None, jwks={"keys": [_jwk(OTHER.public_key(), "old")]})
+
+
+def test_a_kid_that_is_not_text_is_refused():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = b64(b'{"alg":"RS256","kid":7}') + "." + b64(json.dumps(
+        {"iss": ISSUER, "aud": CLIENT, "sub": "a", "iat": NOW, "exp": NOW + 60}).encode())
+    signature = KEY.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(OIDCError):
+        _check(f"{signing_input}.{b64(signature)}", nonce=None)
 
 
 def test_es256_token_without_kid_finds_its_key():

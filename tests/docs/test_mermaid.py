@@ -52,4 +52,4 @@ def test_the_flows_a_reader_looks_at_are_drawn():
     assert ("docs/setup.md", "What happens next: the first kubectl waits for an approver") in where
     assert ("docs/reference/behaviour.md", "Renewal") in where
     assert ("docs/admin/policy.md", "How the broker decides") in where
-    assert ("docs/admin/janitor.md", "The janitor") in where
+    assert ("docs/admin/janitor.md", "One pass, and what spares a pod") in where

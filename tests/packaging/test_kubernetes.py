@@ -118,7 +118,7 @@ def test_what_it_shares_with_print_rbac_is_the_same_object(rendered, tmp_path):
 def test_the_readmes_version_line(tmp_path):
     """The build step's shell lines that run here (not podman's: no container runtime), as
     one shell runs them: the tag is the version."""
-    block = doccommands.block("docs/admin/broker.md", "Deploy it in the cluster")
+    block = doccommands.block("docs/admin/broker.md", "Rolling it out")
     assert [c.split("=")[0] for c in block.runnable] == ["VERSION", "IMAGE"]
     script = "\n".join([*block.runnable, 'echo "$IMAGE:$VERSION"'])
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,

@@ -106,7 +106,7 @@ def test_the_rollout_then_the_janitors_rights_then_a_pass(admin, plane, tmp_path
     janitor's rights asked as the page asks, and a pass out of the cluster on its token."""
     overlay(tmp_path, "default: manual\nrules: []\n")
     shown, checked, applied = admin.run_all(
-        doccommands.block("docs/admin/broker.md", "Deploy it in the cluster", index=1), 3,
+        doccommands.block("docs/admin/broker.md", "Rolling it out", index=1), 3,
         tmp_path)
     assert "kind: Deployment" in shown.stdout
     assert "(server dry run)" in checked.stdout and "created" in applied.stdout
@@ -127,7 +127,7 @@ def test_the_rollout_then_the_janitors_rights_then_a_pass(admin, plane, tmp_path
     token = plane.kubectl("create", "token", "-n", "cred-helper", "cred-helper-janitor",
                           "--duration=1h").strip()
     plane.write_kubeconfig(tmp_path / "janitor.kubeconfig", {"token": token})
-    dry, once = admin.run_all(doccommands.block("docs/admin/janitor.md", "The janitor"), 2,
+    dry, once = admin.run_all(doccommands.block("docs/admin/janitor.md", "Running it"), 2,
                               tmp_path)
     assert "nothing to do" in dry.stderr and "nothing to do" in once.stderr
 
@@ -156,8 +156,8 @@ def test_a_copy_with_a_custom_profile_then_its_removal(admin, plane, tmp_path):
     """docs/admin/debug-workflow.md: the profile written as the page writes it is what
     `kubectl debug --custom` takes (here with --attach=false: no kubelet), and the page's
     delete removes the copy."""
-    write, delete = doccommands.block("docs/admin/debug-workflow.md", "The debug workflow",
-                                      index=1).runnable
+    write, delete = doccommands.block("docs/admin/debug-workflow.md",
+                                      "What a team can do instead: a copy").runnable
     assert doccommands.run(write, cwd=tmp_path, env=admin.env).returncode == 0
     profile = json.loads((tmp_path / "profile.json").read_text())
     workload_pod(plane, "shop")

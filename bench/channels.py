@@ -3,10 +3,11 @@
     .venv/bin/python bench/channels.py [--runs N] [--single-file PATH] [--extra NAME=PATH ...]
 
 Channels: the venv's `cred-helper` script (the interpreter running this), a pipx install of
-the wheel built from this checkout (into a temporary PIPX_HOME), the fast launcher that
-`setup --fast-launcher` writes (this venv's Python with `-IS`), and the single-file build
-(packaging/singlefile/build.py, unless --single-file names one already built). `--extra`
-adds any other executable, e.g. candidate single-file builds to compare.
+the wheel built from this checkout (into a temporary PIPX_HOME), the single-file build
+(packaging/singlefile/build.py, unless --single-file names one already built), and "setup
+default": the command `cred-helper setup` writes into the kubeconfig when asked nothing about
+it, run through the pipx install as a newcomer would (the fast launcher: pipx's Python with
+`-IS`). `--extra` adds any other executable, e.g. candidate single-file builds to compare.
 
 Method as in bench/cache_hit.py: the local API server issues one certificate, every channel
 then runs once to warm up (all share one cache, so these are hits), and the timed runs go
@@ -65,6 +66,24 @@ def build_single_file(wheel: Path, out: Path) -> str:
     return str(target)
 
 
+def setup_default(command: str, server: LocalAPIServer, work: Path, token_file: Path) -> str:
+    """The exec entry's command that `setup`, run through `command` with no choice of its
+    own, writes (setup also writes whatever file that command is)."""
+    import yaml
+
+    home = work / "setup-home"
+    ca = work / "ca.crt"
+    ca.write_bytes(server.ca.cert_pem)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
+           "XDG_CONFIG_HOME": f"{home}/config", "XDG_DATA_HOME": f"{home}/data"}
+    subprocess.run([command, "setup", "--cluster=bench", f"--server={server.url}",
+                    f"--certificate-authority={ca}", "--issuer=csr",
+                    f"--bootstrap-token-file={token_file}", "--no-verify"],
+                   env=env, check=True, capture_output=True)
+    doc = yaml.safe_load((home / ".kube" / "config").read_text())
+    return doc["users"][0]["user"]["exec"]["command"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=40)
@@ -81,17 +100,15 @@ def main() -> None:
         if piped:
             channels["pipx"] = piped
         channels["single file"] = args.single_file or build_single_file(wheel, work / "sf")
-        from cred_helper import launcher
-
-        fast = str(work / "fast" / "cred-helper")
-        launcher.write_launcher(fast)  # what `setup --fast-launcher` writes, for this venv
-        channels["fast launcher -IS"] = fast
         for extra in args.extra:
             name, _, path = extra.partition("=")
             channels[name] = path
         token_file = work / "token"
         token_file.write_text("bench-token\n")
         token_file.chmod(0o600)  # a secret file must be private, as ssh wants of keys
+        default = setup_default(piped or VENV_SCRIPT, server, work, token_file)
+        print(f"setup default      {default}")
+        channels["setup default"] = default
         info = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                 "spec": {"interactive": False, "cluster": server.cluster_entry()}}
         home = work / "home"

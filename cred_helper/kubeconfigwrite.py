@@ -1,36 +1,41 @@
-"""Adding a cluster, user and context to kubeconfig files the way kubectl does.
+"""Adding a cluster, user and context to kubeconfig files the way kubectl does, without
+changing anything else in them.
 
 Which file: an entry that exists goes back into the first file of the list that defines it
 (kubectl's merge keeps the first); a new one goes where `kubectl config set-*` writes: the
 explicit `--kubeconfig` file, else the first file of `$KUBECONFIG` that exists (the last one
-when none does), else ~/.kube/config. Everything else in a file (foreign entries, unknown
-fields, preferences, extensions) is kept; YAML comments are not (no YAML round trip keeps
-them). A changed file is backed up first and replaced atomically with its mode (0600 when new).
+when none does), else ~/.kube/config.
 
-`plan` is pure (documents in, documents out); `load_files` and `write` do the I/O.
+Files are read as kubectl reads them (goyaml.py) and edited as text (yamledit.py): what setup
+does not change keeps its bytes, comments and quoting included. An entry setup replaces is
+replaced whole with `--overwrite`; without it, one that runs cred-helper is updated (the fields
+setup sets change, the rest stay), and any other that differs is refused.
+
+`plan` is pure (documents in, edits out); `load_files` reads.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import shutil
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import kubeconfig
-from .atomicfile import replace_file
-from .errors import UsageError, os_reason
+from . import atomicfile, goyaml, yamledit
+from .errors import UsageError
+from .kubeconfig import MAX_FILE
 
 SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
 @dataclass
 class KubeFile:
     path: str
-    doc: dict[str, Any] | None  # None: the file does not exist yet
+    old: atomicfile.Existing | None  # None: the file does not exist yet
+    text: str = ""
+    encoding: str = "utf-8"
+    doc: dict[str, Any] | None = None  # as kubectl reads it; None: empty or new
 
 
 @dataclass(frozen=True)
@@ -38,15 +43,16 @@ class Entry:
     section: str  # clusters, users, contexts
     name: str
     body: dict[str, Any]
-    # True: an existing entry of this name is ours to update (merged into); False: an
-    # existing different one is someone else's, and is not overwritten.
+    # True: an existing entry of this name is ours to update (setup's fields set, the rest
+    # kept); False: an existing different one is someone else's, and is not overwritten.
     ours: bool = False
 
 
 @dataclass
 class Plan:
-    changed: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> new document
+    edits: dict[str, list[yamledit.Edit]] = field(default_factory=dict)  # path -> edits
     notes: list[str] = field(default_factory=list)
+    shown: dict[str, list[tuple[str, Entry]]] = field(default_factory=dict)  # for --print
 
 
 def file_list(explicit: str | None, env: Mapping[str, str]) -> tuple[list[str], str]:
@@ -67,27 +73,61 @@ def file_list(explicit: str | None, env: Mapping[str, str]) -> tuple[list[str], 
     return paths, existing[0] if existing else paths[-1]
 
 
+def decode(data: bytes, path: str) -> tuple[str, str]:
+    """(text, encoding): UTF-8, or UTF-16 with its byte-order mark, as Go's YAML reads."""
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text",
+                         "fix the kubeconfig file before running setup") from None
+
+
+def load_file(path: str) -> KubeFile:
+    import yaml
+
+    old = atomicfile.read_or_refuse(path, "KUBECONFIG",
+                                    "name a kubeconfig file (--kubeconfig FILE)", MAX_FILE)
+    if old is None:
+        return KubeFile(path, None)
+    text, encoding = decode(old.data, path)
+    try:
+        doc = goyaml.load(text)
+    except goyaml.NotJSON as exc:
+        raise UsageError(f"{path} holds {exc}", "fix the kubeconfig file before running "
+                         "setup (kubectl cannot read it either)") from None
+    except (yaml.YAMLError, ValueError):
+        raise UsageError(f"{path} is not valid YAML", "fix the kubeconfig file before "
+                         "running setup (kubectl cannot read it either)") from None
+    except RecursionError:
+        raise UsageError(f"{path} nests too deeply to be a kubeconfig") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise UsageError(f"{path} is not a kubeconfig", "fix or remove the file")
+    for section, inner in SECTIONS.items():
+        items = (doc or {}).get(section)
+        if items is not None and not isinstance(items, list):
+            raise UsageError(f"{path}: {section} is not a list",
+                             "fix the kubeconfig file before running setup")
+        names = [i.get("name") for i in items or [] if isinstance(i, dict)]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            raise UsageError(f"{path} has two {section} named {twice!r}, and kubectl refuses "
+                             "to read it", f"remove one of the {inner} entries")
+    return KubeFile(path, old, text, encoding, doc)
+
+
 def load_files(paths: list[str]) -> list[KubeFile]:
-    files = []
-    for path in paths:
-        if not os.path.exists(path):
-            files.append(KubeFile(path, None))
-            continue
-        doc = kubeconfig.load(path, "KUBECONFIG") if os.path.getsize(path) else {}
-        for section in SECTIONS:
-            if doc.get(section) is not None and not isinstance(doc.get(section), list):
-                raise UsageError(f"{path}: {section} is not a list",
-                                 "fix the kubeconfig file before running setup")
-        files.append(KubeFile(path, doc))
-    return files
+    return [load_file(path) for path in paths]
 
 
-def find(files: list[KubeFile], section: str, name: str) -> tuple[KubeFile, dict] | None:
-    """The first file defining `name` in `section`, and that item (kubectl's merge)."""
+def find(files: list[KubeFile], section: str, name: str
+         ) -> tuple[KubeFile, int, dict[str, Any]] | None:
+    """The first file defining `name` in `section`, the item's index and the item (kubectl's
+    merge)."""
     for kf in files:
-        for item in (kf.doc or {}).get(section) or []:
+        for index, item in enumerate((kf.doc or {}).get(section) or []):
             if isinstance(item, dict) and item.get("name") == name:
-                return kf, item
+                return kf, index, item
     return None
 
 
@@ -102,75 +142,64 @@ def merge_body(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def plan(files: list[KubeFile], default_path: str, entries: list[Entry]) -> Plan:
-    """The documents that change when `entries` are set, and nothing for those that do not."""
-    docs = {kf.path: copy.deepcopy(kf.doc) if kf.doc is not None else None for kf in files}
+def plan(files: list[KubeFile], default_path: str, entries: list[Entry],
+         overwrite: bool = False) -> Plan:
+    """The edits that set `entries`, and none for those already set."""
     result = Plan()
+
+    def add(path: str, edit: yamledit.Edit, verb: str, entry: Entry) -> None:
+        result.edits.setdefault(path, []).append(edit)
+        result.shown.setdefault(path, []).append((verb, entry))
+        result.notes.append(f"{verb} {SECTIONS[entry.section]} {entry.name!r} "
+                            f"{'to' if verb == 'added' else 'in'} {path}")
+
     for entry in entries:
         inner = SECTIONS[entry.section]
         found = find(files, entry.section, entry.name)
         if found is None:
-            path = default_path
-            doc = docs.get(path)
-            if doc is None:
-                doc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                       "clusters": [], "users": [], "contexts": [], "current-context": ""}
-            doc.setdefault(entry.section, [])
-            if doc[entry.section] is None:
-                doc[entry.section] = []
-            doc[entry.section].append({"name": entry.name, inner: entry.body})
-            docs[path] = doc
-            result.notes.append(f"added {inner} {entry.name!r} to {path}")
+            add(default_path, yamledit.Edit(entry.section, {"name": entry.name,
+                                                            inner: entry.body}), "added", entry)
             continue
-        kf, item = found
+        kf, index, item = found
         old = item.get(inner)
-        new = merge_body(old, entry.body) if entry.ours else entry.body
-        if new == old:
+        if overwrite:
+            new = entry.body
+            verb = "replaced"
+        elif entry.ours:
+            new = merge_body(old, entry.body)
+            verb = "updated"
+        elif goyaml.to_json(entry.body) == old:
             continue
-        if not entry.ours:
+        else:
             raise UsageError(
                 f"{kf.path} already has a {inner} named {entry.name!r}, different from the "
                 "one setup would write",
-                "choose another name (--cluster, --context-name), or pass --overwrite")
-        doc = docs[kf.path]
-        assert doc is not None
-        for other in doc[entry.section]:
-            if isinstance(other, dict) and other.get("name") == entry.name:
-                other[inner] = new
-                break
-        result.notes.append(f"updated {inner} {entry.name!r} in {kf.path}")
-    for kf in files:
-        if docs.get(kf.path) != kf.doc:
-            result.changed[kf.path] = docs[kf.path]  # type: ignore[assignment]
-    if default_path not in {kf.path for kf in files} and docs.get(default_path) is not None:
-        result.changed[default_path] = docs[default_path]  # type: ignore[assignment]
+                "choose another name (--cluster, --context-name), or pass --overwrite to "
+                "replace it")
+        new_item = {"name": entry.name, inner: new}
+        if goyaml.to_json(new_item) == item:
+            continue
+        add(kf.path, yamledit.Edit(entry.section, new_item, index), verb, entry)
     return result
 
 
-def render(doc: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(doc, default_flow_style=False, sort_keys=False)
-
-
-def write(path: str, text: str, now: float | None = None) -> str | None:
-    """Replace `path` (through a symlink: its target) atomically, with its mode, after a
-    backup `path.bak-YYYYmmddTHHMMSSZ`; returns the backup's path (None for a new file)."""
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target)
-    backup = None
+def new_text(kf: KubeFile, edits: list[yamledit.Edit]) -> bytes:
+    """The file's new bytes (its encoding kept); UsageError where it cannot be edited."""
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o600
-        else:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-            backup = f"{target}.bak-{stamp}"
-            shutil.copy2(target, backup)  # keeps the mode: a kubeconfig holds secrets
-        replace_file(target, text, mode)
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {os_reason(exc)}",
-                         "check the file's directory and permissions") from None
-    return backup
+        text = yamledit.apply(kf.text, edits, kf.doc)
+    except yamledit.NotEditable as exc:
+        raise UsageError(f"cannot add setup's entries to {kf.path}: {exc}",
+                         "add them by hand (cred-helper setup --print shows them), or "
+                         "simplify that part of the file") from None
+    return text.encode(kf.encoding)
+
+
+def shown(path: str, changes: list[tuple[str, Entry]]) -> str:
+    """What --print shows for a file: setup's entries only, never the rest of the file."""
+    lines = [f"# {path}"]
+    for verb, entry in changes:
+        inner = SECTIONS[entry.section]
+        kept = " (its other fields kept)" if verb == "updated" else ""
+        lines.append(f"# {verb} in {entry.section}{kept}:")
+        lines += yamledit.item_lines({"name": entry.name, inner: entry.body})
+    return "\n".join(lines) + "\n"

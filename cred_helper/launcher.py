@@ -1,6 +1,7 @@
-"""The fast launcher `cred-helper setup --fast-launcher` writes: a script whose shebang starts
-the interpreter isolated and without site processing (`-IS`), and which puts cred-helper's own
-site-packages on `sys.path` itself.
+"""The fast launcher `cred-helper setup` writes by default (`--no-fast-launcher`: not): a
+script whose shebang starts the interpreter isolated and without site processing (`-IS`), and
+which puts cred-helper's own site-packages on `sys.path` itself. setup writes it with the
+profile and kubeconfig (setupcmd.py), as one change.
 
 kubectl starts the plugin on every command, and a cache hit needs neither the environment's
 variables (`-I`) nor site processing (`-S`: a quarter of the interpreter's start here). pip's
@@ -12,7 +13,6 @@ runs site processing for that directory after all (`.pth` files), see __main__.p
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 
 # Linux reads at most 127 bytes of a shebang on older kernels (256 since 5.1): stay portable.
@@ -31,9 +31,9 @@ def launcher_text(python: str, site: str) -> str:
 
         raise UsageError(f"the interpreter path {python!r} cannot go in a shebang (too long, "
                          "or it has spaces)", "use the installed cred-helper command instead "
-                         "(drop --fast-launcher)")
+                         "(--no-fast-launcher)")
     return (f"{shebang}\n"
-            "# cred-helper's fast launcher, written by `cred-helper setup --fast-launcher`:\n"
+            "# cred-helper's fast launcher, written by `cred-helper setup`:\n"
             "# -I -S skip the environment and site processing on every kubectl command.\n"
             "import sys\n"
             f"sys.path.insert(0, {site!r})\n"
@@ -44,24 +44,3 @@ def launcher_text(python: str, site: str) -> str:
 def default_path(env: Mapping[str, str]) -> str:
     base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "cred-helper", "bin", "cred-helper")
-
-
-def write_launcher(path: str, python: str = sys.executable, site: str | None = None) -> bool:
-    """Write the launcher (0755, atomically); False when it was already so."""
-    from .errors import UsageError, os_reason
-
-    text = launcher_text(python, site or site_dir())
-    try:
-        with open(path, encoding="utf-8") as fh:
-            if fh.read() == text:
-                return False
-    except OSError:
-        pass
-    from .atomicfile import replace_file
-
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        replace_file(path, text, 0o755)
-    except OSError as exc:
-        raise UsageError(f"cannot write the fast launcher {path}: {os_reason(exc)}") from None
-    return True

@@ -1,5 +1,8 @@
 """Writing one `[clusters.NAME]` profile into the profile file, keeping the rest of it as text
-(comments and other profiles included): the table is appended, or its lines replaced.
+(comments and other profiles included): the table is appended, or (with `--overwrite`) its
+lines replaced. A profile of that name that differs from what setup would write, written by
+hand or by an earlier setup with other options, is refused without `--overwrite`, as the
+kubeconfig side refuses a different entry of the same name.
 
 `updated_text` is pure; the result is parsed again and must hold exactly the profiles it held
 before plus this one, else nothing is written.
@@ -51,7 +54,8 @@ def _parse(text: str, path: str) -> dict[str, Any]:
                          "fix the file before running setup") from None
 
 
-def updated_text(old: str, path: str, name: str, profile: dict[str, Any]) -> str | None:
+def updated_text(old: str, path: str, name: str, profile: dict[str, Any],
+                 overwrite: bool = False) -> str | None:
     """The file's new text, or None when it already holds exactly this profile."""
     before = _parse(old, path)
     clusters = before.get("clusters", {})
@@ -59,6 +63,10 @@ def updated_text(old: str, path: str, name: str, profile: dict[str, Any]) -> str
         raise UsageError(f"{path}: [clusters] must be a table of profiles")
     if clusters.get(name) == profile:
         return None
+    if name in clusters and not overwrite:
+        raise UsageError(f"{path} already has a profile [clusters.{name}], different from the "
+                         f"one setup would write ({differences(clusters[name], profile)})",
+                         "choose another --cluster name, or pass --overwrite to replace it")
     lines = old.splitlines(keepends=True)
     start = _find_header(lines, name)
     if start is None:
@@ -81,6 +89,14 @@ def updated_text(old: str, path: str, name: str, profile: dict[str, Any]) -> str
                          "in a form setup does not edit)",
                          f"remove [clusters.{name}] from the file and run setup again")
     return new
+
+
+def differences(old: Any, new: dict[str, Any]) -> str:
+    """Which keys differ, by name only (values may be anything the user wrote)."""
+    if not isinstance(old, dict):
+        return "it is not a table"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "differs in " + ", ".join(keys)
 
 
 def _find_header(lines: list[str], name: str) -> int | None:

@@ -31,11 +31,12 @@ def _out(text: str) -> None:
               help="Write into this file.  [default: as kubectl: $KUBECONFIG, ~/.kube/config]")
 @click.option("--context-name", metavar="NAME", help="The context to add.  [default: --cluster]")
 @click.option("--command", "command", metavar="PATH",
-              help="The exec entry's command.  [default: cred-helper; kubectl-cred_helper when "
-                   "run as `kubectl cred-helper`]")
-@click.option("--fast-launcher", is_flag=True,
+              help="The exec entry's command, instead of the fast launcher.  [default: the "
+                   "fast launcher; kubectl-cred_helper when run as `kubectl cred-helper`]")
+@click.option("--fast-launcher/--no-fast-launcher", default=None,
               help="Write a launcher that starts this Python with -IS (a quicker cache hit on "
-                   "every kubectl command) and make it the exec entry's command.")
+                   "every kubectl command) and make it the exec entry's command.  [default: "
+                   "on, unless --command is given or setup runs from the single file]")
 @click.option("--issuer", metavar="csr|oidc", help="Where credentials come from.")
 @click.option("--ttl", metavar="DURATION", help="Credential lifetime.  [default: 30m]")
 @click.option("--bootstrap", metavar="token|kubeconfig|oidc",
@@ -45,6 +46,8 @@ def _out(text: str) -> None:
               help="Create CSRs as a user of this kubeconfig.")
 @click.option("--bootstrap-context", metavar="NAME", help="Context of --bootstrap-kubeconfig.")
 @click.option("--subject-cn", metavar="NAME", help="Certificate CN.")
+@click.option("--subject-o", metavar="GROUP", multiple=True,
+              help="Certificate O (a group), repeatable.")
 @click.option("--oidc-issuer-url", metavar="URL", help="OpenID provider (issuer) URL.")
 @click.option("--oidc-client-id", metavar="ID", help="OIDC client id.")
 @click.option("--oidc-client-secret-file", metavar="FILE", help="File holding the client secret.")
@@ -113,7 +116,6 @@ def setup(**flags: Any) -> None:
         server=flags["server"], certificate_authority=flags["certificate_authority"],
         from_context=flags["from_context"], kubeconfig=flags["kubeconfig"],
         context_name=flags["context_name"],
-        command=flags["command"] or setupcmd.default_command(sys.argv[0]),
-        fast_launcher=flags["fast_launcher"],
+        command=flags["command"], fast_launcher=flags["fast_launcher"], run_as=sys.argv[0],
         overwrite=flags["overwrite"], print_only=flags["print_only"],
         verify=not flags["no_verify"]), os.environ, _say, _out)

@@ -2,23 +2,27 @@
 with the bootstrap identity (SelfSubjectReview and a SelfSubjectAccessReview for creating
 CSRs: never a CSR, which would wait for a person). `--print-rbac`: the team's manifests.
 
-The decisions are in profilewrite.py, kubeconfigwrite.py and rbac.py; this module reads the
-files, asks them, writes, and reports on stderr (`say`), never printing a secret.
+Everything is checked before anything is written: the options as `get` will read them, the
+secret files they name, every file to be written (a regular file, its owner and group kept).
+Then, holding kubectl's lock on each file (kubelock.py), the files are read again, changed and
+replaced together (atomicfile.write_all): the profile and the kubeconfig are written both or
+neither. The decisions are in profilewrite.py, kubeconfigwrite.py and rbac.py; this module
+reads, asks them, writes, and reports on stderr (`say`), never printing a secret.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import kubeconfig, profilewrite
+from . import atomicfile, kubeconfig, kubelock, profilewrite
 from . import kubeconfigwrite as kw
 from .errors import CredHelperError, ServerError, UsageError, os_reason
 from .execinfo import ClusterInfo
@@ -30,11 +34,16 @@ SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 # profile keys setup writes from its own options, in the order they are written
 PROFILE_OPTIONS = ("issuer", "ttl", "bootstrap", "bootstrap-token-file", "bootstrap-kubeconfig",
-                   "bootstrap-context", "subject-cn", "oidc-issuer-url", "oidc-client-id",
-                   "oidc-client-secret-file", "oidc-scope", "oidc-grant", "oidc-client-auth",
-                   "oidc-client-key", "oidc-certificate-authority", "oidc-use-access-token")
+                   "bootstrap-context", "subject-cn", "subject-o", "oidc-issuer-url",
+                   "oidc-client-id", "oidc-client-secret-file", "oidc-scope", "oidc-grant",
+                   "oidc-client-auth", "oidc-client-key", "oidc-certificate-authority",
+                   "oidc-use-access-token")
 PATH_KEYS = ("bootstrap-token-file", "bootstrap-kubeconfig", "oidc-client-secret-file",
              "oidc-certificate-authority")
+# kubectl prints this when it cannot find the exec entry's command
+INSTALL_HINT = ("cred-helper, the credential plugin of this kubeconfig user, was not found.\n"
+                "Install it (pipx install cred-helper) and put it on PATH, then run\n"
+                "`cred-helper setup --cluster {cluster} ...` again to point this entry at it.")
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,9 @@ class SetupOptions:
     from_context: str | None = None
     kubeconfig: str | None = None
     context_name: str | None = None
-    command: str = "cred-helper"
-    fast_launcher: bool = False  # write launcher.py's -IS launcher and run that
+    command: str | None = None  # None: the fast launcher where it helps, else cred-helper
+    fast_launcher: bool | None = None  # None: the default (see launcher_wanted)
+    run_as: str = "cred-helper"  # the name setup itself was run by (argv[0])
     overwrite: bool = False
     print_only: bool = False
     verify: bool = True
@@ -77,25 +87,55 @@ def profile_values(given: Mapping[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def check_profile(name: str, text: str, env: Mapping[str, str]):
-    """Settings as `get --cluster=NAME` will resolve them from this profile file text: every
-    check the plugin makes, before anything is written."""
+def check_profile(name: str, profile: dict[str, Any], env: Mapping[str, str]):
+    """Settings as `get --cluster=NAME` will resolve them from this profile: every check the
+    plugin makes, before anything is written. The values are passed as the flags they came
+    from, so that an error names what the user typed (`--ttl`), not the file setup writes."""
     from . import config
 
     with tempfile.TemporaryDirectory(prefix="cred-helper-setup-") as tmp:
         path = os.path.join(tmp, "config.toml")
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.write(profilewrite.table(name, profile))
         quiet = {k: v for k, v in env.items() if not k.startswith("CRED_HELPER_")}
-        return config.resolve({"cluster": name, "config": path}, quiet)
+        flags = {key.replace("-", "_"): tuple(value) if isinstance(value, list) else value
+                 for key, value in profile.items()}
+        return config.resolve({**flags, "cluster": name, "config": path}, quiet)
 
 
-def _exec_entry(opts: SetupOptions, config_file: str) -> dict[str, Any]:
+def preflight(settings) -> None:
+    """Read every file the profile names as `get` will (secret files refused unless private),
+    so that a 0644 token fails now, not after the files are written."""
+    from . import bootstrap
+
+    if settings.bootstrap_token_file:
+        bootstrap.read_token(settings.bootstrap_token_file, "--bootstrap-token-file")
+    if settings.bootstrap_kubeconfig:
+        doc = kubeconfig.load(settings.bootstrap_kubeconfig, "--bootstrap-kubeconfig",
+                              secret=True)
+        context = settings.bootstrap_context or doc.get("current-context") or ""
+        if kubeconfig.named(doc, "contexts", context, "context") is None:
+            raise UsageError(f"--bootstrap-context: no context {context!r} in "
+                             f"{settings.bootstrap_kubeconfig}",
+                             "name one of its contexts with --bootstrap-context")
+    if settings.oidc_client_secret_file:
+        kubeconfig.read_file(settings.oidc_client_secret_file, "client secret",
+                             "--oidc-client-secret-file", secret=True)
+    if settings.oidc_client_key and not settings.oidc_client_key.startswith("pkcs11:"):
+        kubeconfig.read_file(settings.oidc_client_key, "client key", "--oidc-client-key",
+                             secret=True)
+    if settings.oidc_certificate_authority:
+        kubeconfig.read_file(settings.oidc_certificate_authority, "CA bundle",
+                             "--oidc-certificate-authority")
+
+
+def _exec_entry(opts: SetupOptions, command: str, config_file: str) -> dict[str, Any]:
     args = [f"--cluster={opts.cluster}"]
     if opts.config:
         args.append(f"--config={config_file}")
-    return {"apiVersion": EXEC_API, "command": opts.command, "args": args,
-            "provideClusterInfo": True, "interactiveMode": "IfAvailable"}
+    return {"apiVersion": EXEC_API, "command": command, "args": args,
+            "provideClusterInfo": True, "interactiveMode": "IfAvailable",
+            "installHint": INSTALL_HINT.format(cluster=opts.cluster)}
 
 
 def _is_ours(item: dict | None, section: str, user_name: str) -> bool:
@@ -121,7 +161,7 @@ def _cluster_from_context(files: list[kw.KubeFile], name: str
         paths = ", ".join(kf.path for kf in files)
         raise UsageError(f"--from-context: no context {name!r} in {paths}",
                          "kubectl config get-contexts lists them")
-    context = found[1].get("context")
+    context = found[2].get("context")
     if not isinstance(context, dict) or not isinstance(context.get("cluster"), str):
         raise UsageError(f"--from-context: context {name!r} names no cluster")
     cluster_name = context["cluster"]
@@ -129,7 +169,7 @@ def _cluster_from_context(files: list[kw.KubeFile], name: str
     if where is None:
         raise UsageError(f"--from-context: context {name!r} names cluster {cluster_name!r}, "
                          "which no kubeconfig file defines")
-    kf, item = where
+    kf, _, item = where
     cluster = item.get("cluster")
     if not isinstance(cluster, dict):
         raise UsageError(f"{kf.path}: cluster {cluster_name!r} is not a mapping")
@@ -163,106 +203,178 @@ def _new_cluster(opts: SetupOptions) -> tuple[dict[str, Any], ClusterInfo]:
     return body, ClusterInfo(server=server, ca_data=ca)
 
 
-def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], None],
-              out: Callable[[str], None], now: float | None = None) -> Outcome:
-    from .paths import default_config_file
+def launcher_wanted(opts: SetupOptions) -> bool:
+    """The fast launcher is the default: kubectl starts the plugin on every command, and the
+    launcher's `-IS` start is the quickest a venv or pipx install can give. Not where the
+    entry's command is chosen (--command), nor where setup itself was started that way
+    already (the single file and krew's link run -IS through the single file's header)."""
+    if opts.fast_launcher is not None:
+        return opts.fast_launcher
+    if opts.command is not None or os.path.basename(opts.run_as) == KREW_COMMAND:
+        return False
+    return not sys.flags.no_site
 
-    if bool(opts.server) == bool(opts.from_context):
-        raise UsageError("setup needs a cluster: --server URL --certificate-authority FILE, "
-                         "or --from-context NAME", "choose one")
-    launcher_path = None
-    if opts.fast_launcher:
-        from . import launcher
 
-        if opts.command != "cred-helper":
-            raise UsageError("--fast-launcher writes its own command: drop --command")
-        launcher_path = launcher.default_path(env)
-        launcher.launcher_text(sys.executable, launcher.site_dir())  # fails before writing
-        opts = dataclasses.replace(opts, command=launcher_path)
-    outcome = Outcome()
-    # 1. the profile
-    config_file = os.path.abspath(os.path.expanduser(
-        opts.config or env.get("CRED_HELPER_CONFIG") or default_config_file(env)))
-    try:
-        with open(config_file, encoding="utf-8") as fh:
-            old_profile_text = fh.read(1 << 20)
-    except FileNotFoundError:
-        old_profile_text = ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file {config_file}: {os_reason(exc)}") from None
-    profile = profile_values(opts.profile)
-    new_profile_text = profilewrite.updated_text(old_profile_text, config_file, opts.cluster,
-                                                 profile)
-    settings = check_profile(opts.cluster, new_profile_text or old_profile_text, env)
+@dataclass
+class _Kubeconfig:
+    files: list[kw.KubeFile]
+    plan: kw.Plan
+    cluster: ClusterInfo
+    context_name: str
 
-    # 2. the kubeconfig entries
-    paths, default_path = kw.file_list(opts.kubeconfig, env)
+
+def _kubeconfig_plan(opts: SetupOptions, command: str, config_file: str,
+                     new_cluster: tuple[dict[str, Any], ClusterInfo] | None,
+                     paths: list[str], default_path: str) -> _Kubeconfig:
     files = kw.load_files(paths)
     user_name = f"cred-helper-{opts.cluster}"
     context_name = opts.context_name or opts.cluster
     entries = []
-    if opts.from_context:
+    if new_cluster is None:
+        assert opts.from_context
         cluster_name, extra, cluster = _cluster_from_context(files, opts.from_context)
     else:
         cluster_name, extra = opts.cluster, {}
-        body, cluster = _new_cluster(opts)
+        body, cluster = new_cluster
         entries.append(kw.Entry("clusters", cluster_name, body, ours=False))
     for section, name, body in (
-            ("users", user_name, {"exec": _exec_entry(opts, config_file)}),
+            ("users", user_name, {"exec": _exec_entry(opts, command, config_file)}),
             ("contexts", context_name, {"cluster": cluster_name, "user": user_name, **extra})):
         found = kw.find(files, section, name)
-        ours = opts.overwrite or found is None or _is_ours(found[1], section, user_name)
+        ours = found is None or _is_ours(found[2], section, user_name)
         entries.append(kw.Entry(section, name, body, ours=ours))
-    if opts.overwrite:
-        entries = [kw.Entry(e.section, e.name, e.body, ours=True) for e in entries]
-    plan = kw.plan(files, default_path, entries)
+    plan = kw.plan(files, default_path, entries, overwrite=opts.overwrite)
+    return _Kubeconfig(files, plan, cluster, context_name)
 
-    # 3. write (or show)
-    if opts.print_only:
-        if new_profile_text is not None:
-            out(f"# {config_file}\n{profilewrite.table(opts.cluster, profile)}")
-        for path, doc in plan.changed.items():
-            out(f"# {path}\n{kw.render(doc)}")
-        if new_profile_text is None and not plan.changed:
-            say("nothing to change: the profile and kubeconfig entries are already set")
-        return outcome
-    if launcher_path is not None:
-        from . import launcher
 
-        if launcher.write_launcher(launcher_path):
-            outcome.written.append(launcher_path)
-            say(f"wrote the fast launcher {launcher_path} (starts {sys.executable} -IS)")
-    if new_profile_text is not None:
-        backup = _write_profile(config_file, new_profile_text, bool(old_profile_text), now)
-        outcome.written.append(config_file)
-        outcome.backups += [backup] if backup else []
+def _read_profile(config_file: str) -> tuple[atomicfile.Existing | None, str]:
+    old = atomicfile.read_or_refuse(config_file, "config file",
+                                    "name a profile file with --config FILE", 1 << 20)
+    if old is None:
+        return None, ""
+    try:
+        return old, old.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {config_file} is not UTF-8 text") from None
+
+
+def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], None],
+              out: Callable[[str], None], now: float | None = None) -> Outcome:
+    from . import launcher
+    from .paths import default_config_file
+
+    # 1. everything that can be checked without the files: the options, the files they name
+    if bool(opts.server) == bool(opts.from_context):
+        raise UsageError("setup needs a cluster: --server URL --certificate-authority FILE, "
+                         "or --from-context NAME", "choose one")
+    launcher_path = launcher_text = None
+    command = opts.command or default_command(opts.run_as)
+    if launcher_wanted(opts):
+        if opts.command is not None:
+            raise UsageError("--fast-launcher writes its own command: drop --command")
+        launcher_path = launcher.default_path(env)
+        launcher_text = launcher.launcher_text(sys.executable, launcher.site_dir())
+        command = launcher_path
+    config_file = os.path.abspath(os.path.expanduser(
+        opts.config or env.get("CRED_HELPER_CONFIG") or default_config_file(env)))
+    profile = profile_values(opts.profile)
+    settings = check_profile(opts.cluster, profile, env)
+    preflight(settings)
+    new_cluster = _new_cluster(opts) if opts.server else None
+    paths, default_path = kw.file_list(opts.kubeconfig, env)
+
+    if opts.print_only:  # read, decide, show; no lock, nothing written
+        old_profile, old_text = _read_profile(config_file)
+        new_profile = profilewrite.updated_text(old_text, config_file, opts.cluster, profile,
+                                                opts.overwrite)
+        kube = _kubeconfig_plan(opts, command, config_file, new_cluster, paths, default_path)
+        launcher_new = bool(launcher_path and launcher_text and
+                            _launcher_change(launcher_path, launcher_text))
+        _show(opts, config_file, profile, new_profile, kube.plan,
+              launcher_path if launcher_new else None, say, out)
+        return Outcome()
+
+    # 2. under kubectl's locks: read again, decide, write both or neither
+    outcome = Outcome()
+    locked = [*paths, config_file, *([launcher_path] if launcher_path else [])]
+    for path, what in zip(locked, [*["KUBECONFIG"] * len(paths), "config file", "launcher"],
+                          strict=False):
+        why = atomicfile.not_a_file(path)
+        if why:
+            raise UsageError(f"{what}: {why}", "name a regular file")
+    with kubelock.holding(locked):
+        old_profile, old_text = _read_profile(config_file)
+        new_profile = profilewrite.updated_text(old_text, config_file, opts.cluster, profile,
+                                                opts.overwrite)
+        kube = _kubeconfig_plan(opts, command, config_file, new_cluster, paths, default_path)
+        changes = []
+        if launcher_path and launcher_text:
+            changes += _launcher_change(launcher_path, launcher_text)
+        if new_profile is not None:
+            target = old_profile.target if old_profile else os.path.realpath(config_file)
+            changes.append(atomicfile.Change(target, new_profile.encode(), 0o600, old_profile))
+        by_path = {kf.path: kf for kf in kube.files}
+        for path, edits in kube.plan.edits.items():
+            kf = by_path.get(path) or kw.KubeFile(path, None)
+            target = kf.old.target if kf.old else os.path.realpath(path)
+            changes.append(atomicfile.Change(target, kw.new_text(kf, edits), 0o600, kf.old))
+        try:
+            outcome.backups = atomicfile.write_all(changes, time.time() if now is None else now)
+        except atomicfile.Refused as exc:
+            raise UsageError(str(exc), "nothing was written: run setup as the file's owner, "
+                             "or name another file") from None
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise UsageError(f"cannot write{where}: {os_reason(exc)}",
+                             "nothing was written: check the directory, its permissions and "
+                             "free space") from None
+    outcome.written = [c.target for c in changes]
+
+    # 3. say what happened
+    if launcher_path and any(c.target == os.path.realpath(launcher_path) for c in changes):
+        say(f"wrote the fast launcher {launcher_path} (starts {sys.executable} -IS)")
+    if new_profile is not None:
         say(f"wrote profile [clusters.{opts.cluster}] to {config_file}")
-    for path, doc in plan.changed.items():
-        backup = kw.write(path, kw.render(doc), now)
-        outcome.written.append(path)
-        outcome.backups += [backup] if backup else []
-    for note in plan.notes:
+    for note in kube.plan.notes:
         say(note)
     for backup in outcome.backups:
         say(f"backed up the previous file as {backup}")
     if not outcome.written:
         say("nothing to change: the profile and kubeconfig entries are already set")
-    _warn_command(opts.command, env, say)
+    _warn_command(command, env, say)
 
     # 4. prove it
     if opts.verify:
-        verify(settings, cluster, say)
-    say(f"done: kubectl --context {context_name} get pods"
+        verify(settings, kube.cluster, say)
+    say(f"done: kubectl --context {kube.context_name} get pods"
         + ("" if opts.verify else " (not checked: --no-verify)"))
     return outcome
 
 
-def _write_profile(path: str, text: str, existed: bool, now: float | None) -> str | None:
+def _launcher_change(path: str, text: str) -> list[atomicfile.Change]:
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {os.path.dirname(path)}: {os_reason(exc)}") from None
-    return kw.write(path, text, now) if existed or text else None
+        old = atomicfile.read_regular(path, max_size=1 << 16)
+    except (atomicfile.Refused, OSError) as exc:
+        raise UsageError(f"cannot write the fast launcher: {exc}",
+                         "remove it, or pass --no-fast-launcher") from None
+    if old is not None and old.data == text.encode():
+        return []
+    target = old.target if old else os.path.realpath(path)
+    return [atomicfile.Change(target, text.encode(), 0o755, old, backup=False)]
+
+
+def _show(opts: SetupOptions, config_file: str, profile: dict[str, Any],
+          new_profile: str | None, plan: kw.Plan, launcher_path: str | None,
+          say: Callable[[str], None], out: Callable[[str], None]) -> None:
+    """--print: what setup would change, and nothing else of the files (no secret of theirs)."""
+    if launcher_path:
+        out(f"# {launcher_path}: the fast launcher (starts {sys.executable} -IS)")
+    if new_profile is not None:
+        out(f"# {config_file}\n{profilewrite.table(opts.cluster, profile)}")
+    for path, changes in plan.shown.items():
+        out(kw.shown(path, changes))
+    if new_profile is None and not plan.edits and not launcher_path:
+        say("nothing to change: the profile and kubeconfig entries are already set")
 
 
 def default_command(argv0: str) -> str:

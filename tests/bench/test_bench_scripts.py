@@ -55,8 +55,10 @@ def test_channels_bench_prints_every_channel_against_the_interpreter():
     done = subprocess.run(page_command("channels.py", "--runs", "3"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    for channel in ("venv script", "pipx", "single file", "python -I -c pass"):
+    for channel in ("venv script", "pipx", "single file", "setup default", "python -I -c pass"):
         assert f"\n{channel:<18} median" in done.stdout, done.stdout
+    # what a newcomer gets: setup wrote the fast launcher (a file of its own, not pipx's)
+    assert "/data/cred-helper/bin/cred-helper" in done.stdout.split("setup default", 1)[1]
 
 
 def _kubelogin_bench(env: dict[str, str] | None = None) -> str:

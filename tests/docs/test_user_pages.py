@@ -94,7 +94,7 @@ def test_the_readmes_quick_start(shell, server):
 
 def test_the_manual_entry_is_what_setup_writes(shell):
     """docs/setup.md's kubeconfig entry by hand, and its profile, are what setup wrote for the
-    page's first example (the CA's data and the token's full path aside)."""
+    page's first example (the CA's data, the token's full path and the command aside)."""
     shell.run_all(doccommands.block("docs/setup.md", "Where a bootstrap identity comes from"),
                   1)
     shell.run(doccommands.block("docs/setup.md", "Run setup").commands[0])
@@ -103,6 +103,10 @@ def test_the_manual_entry_is_what_setup_writes(shell):
                                              "yaml").text)
     written["clusters"][0]["cluster"]["certificate-authority-data"] = "LS0tLS1CRUdJTi..."
     written["clusters"][0]["cluster"]["server"] = EXAMPLE_SERVER
+    # the one difference the page states: setup's command is its fast launcher
+    exec_entry = written["users"][0]["user"]["exec"]
+    assert exec_entry["command"] == str(shell.home / ".local/share/cred-helper/bin/cred-helper")
+    exec_entry["command"] = "cred-helper"
     for key in ("clusters", "users", "contexts", "apiVersion", "kind"):
         assert shown[key] == written[key], key
     profile = (shell.home / ".config" / "cred-helper" / "config.toml").read_text()

@@ -1,6 +1,7 @@
-"""The fast launcher (`setup --fast-launcher`): a script that starts this venv's Python with
-`-IS` and finds cred-helper's site-packages itself. kubectl runs it for the miss (the full CLI,
-which then does its site processing) and for the hit (standard library only)."""
+"""The fast launcher (setup's default; `--no-fast-launcher`: not): a script that starts this
+venv's Python with `-IS` and finds cred-helper's site-packages itself. kubectl runs it for the
+miss (the full CLI, which then does its site processing) and for the hit (standard library
+only)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from cred_helper import launcher
 from tests.integration.test_setup import base, kubectl_run, setup
 
 
-def test_setup_writes_the_launcher_and_kubectl_runs_through_it(sandbox, kubectl):
+def test_setup_writes_the_launcher_unasked_and_kubectl_runs_through_it(sandbox, kubectl):
     data = sandbox.root / "data"
     args = [a for a in base(sandbox) if not a.startswith("--command=")]
-    done = setup(sandbox, *args, "--fast-launcher", env={"XDG_DATA_HOME": str(data)})
+    done = setup(sandbox, *args, env={"XDG_DATA_HOME": str(data)})
     assert done.returncode == 0, done.stderr
     path = data / "cred-helper" / "bin" / "cred-helper"
     first = path.read_text().splitlines()[0]
@@ -34,9 +35,24 @@ def test_setup_writes_the_launcher_and_kubectl_runs_through_it(sandbox, kubectl)
         assert out.returncode == 0, out.stderr
     assert len(sandbox.server.csrs) == 1
 
-    again = setup(sandbox, *args, "--fast-launcher", env={"XDG_DATA_HOME": str(data)})
+    again = setup(sandbox, *args, env={"XDG_DATA_HOME": str(data)})
     assert again.returncode == 0, again.stderr
     assert "wrote the fast launcher" not in again.stderr  # idempotent
+    assert "nothing to change" in again.stderr
+
+
+def test_no_fast_launcher_writes_the_installed_command(sandbox):
+    data = sandbox.root / "data"
+    args = [a for a in base(sandbox) if not a.startswith("--command=")]
+    done = setup(sandbox, *args, "--no-fast-launcher", "--no-verify",
+                 env={"XDG_DATA_HOME": str(data)})
+    assert done.returncode == 0, done.stderr
+    config = sandbox.root / ".kube" / "config"
+    assert yaml.safe_load(config.read_text())["users"][0]["user"]["exec"]["command"] == \
+        "cred-helper"
+    assert not data.exists()
+    both = setup(sandbox, *args, "--fast-launcher", "--command=/x/cred-helper")
+    assert both.returncode == 2 and "drop --command" in both.stderr
 
 
 def test_the_launcher_really_skips_site_processing(sandbox, tmp_path):

@@ -57,9 +57,11 @@ def test_setup_then_kubectl_works_with_no_hand_editing(sandbox, kubectl):
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     doc = yaml.safe_load(config.read_text())
     user = doc["users"][0]["user"]["exec"]
+    hint = user.pop("installHint")
     assert user == {"apiVersion": "client.authentication.k8s.io/v1", "command": CRED_HELPER,
                     "args": ["--cluster=local"], "provideClusterInfo": True,
                     "interactiveMode": "IfAvailable"}
+    assert "pipx install cred-helper" in hint and "--cluster local" in hint
     profile = (sandbox.root / "config" / "cred-helper" / "config.toml").read_text()
     assert '[clusters.local]\nissuer = "csr"' in profile
     out = kubectl_run(kubectl, sandbox, str(config), "--context=local", "auth", "whoami",
@@ -118,12 +120,13 @@ def test_kubeconfig_list_an_entry_is_updated_where_it_is(sandbox):
     first, second = sandbox.root / "a.yaml", sandbox.root / "b.yaml"
     first.write_text(yaml.safe_dump(FOREIGN))
     listing = f"{first}{os.pathsep}{second}"
-    # our user, with an env setting of the user's own, lives in the second file
-    second.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "users": [
-        {"name": "cred-helper-local", "user": {"exec": {
-            "command": "cred-helper", "args": ["--cluster=old"],
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "env": [{"name": "X", "value": "y"}]}}}]}))
+    # our user, with an env setting of the user's own, lives in the second file (quoted as
+    # kubectl quotes it: a plain y is a boolean to kubectl)
+    second.write_text('apiVersion: v1\nkind: Config\nusers:\n- name: cred-helper-local\n'
+                      '  user:\n    exec:\n      command: cred-helper\n'
+                      '      args: ["--cluster=old"]\n'
+                      '      apiVersion: client.authentication.k8s.io/v1beta1\n'
+                      '      env:\n      - name: X\n        value: "y"\n')
     done = setup(sandbox, *base(sandbox), env={"KUBECONFIG": listing})
     assert done.returncode == 0, done.stderr
     user = yaml.safe_load(second.read_text())["users"][0]["user"]["exec"]
@@ -194,7 +197,8 @@ def test_profile_file_keeps_other_profiles_and_comments(sandbox):
     profile.write_text('# mine\n[clusters.other]\nissuer = "oidc"  # keep\n'
                        'oidc-issuer-url = "https://idp.example"\noidc-client-id = "x"\n\n'
                        '[clusters.local]\nissuer = "oidc"\n\n[clusters.z]\nissuer = "csr"\n')
-    assert setup(sandbox, *base(sandbox), "--no-verify").returncode == 0
+    done = setup(sandbox, *base(sandbox), "--no-verify", "--overwrite")
+    assert done.returncode == 0, done.stderr
     text = profile.read_text()
     assert text.startswith('# mine\n[clusters.other]\nissuer = "oidc"  # keep\n')
     assert text.endswith('\n\n[clusters.z]\nissuer = "csr"\n')
@@ -214,3 +218,66 @@ def test_a_hostile_kubeconfig_is_one_error_and_left_alone(sandbox, text):
     assert done.returncode == 2
     one_error(done.stderr)
     assert config.read_text() == text and not backups(config)
+
+
+# ---- a newcomer's first setup (issue 25) ------------------------------------------------------
+
+def test_kubectl_prints_the_install_hint_when_the_command_is_missing(sandbox, kubectl):
+    """kubectl shows installHint when it cannot find the command on its PATH (a command by
+    name; a missing absolute path is only "no such file")."""
+    config = sandbox.root / ".kube" / "config"
+    args = [a for a in base(sandbox) if not a.startswith("--command=")]
+    done = setup(sandbox, *args, "--command=cred-helper-not-installed", "--no-verify")
+    assert done.returncode == 0, done.stderr
+    assert "note: cred-helper-not-installed is not on PATH" in done.stderr
+    out = kubectl_run(kubectl, sandbox, str(config), "--context=local", "get", "--raw",
+                      "/version")
+    assert out.returncode != 0
+    assert "pipx install cred-helper" in out.stderr
+    assert "cred-helper setup --cluster local" in out.stderr
+
+
+def test_a_token_others_can_read_is_refused_before_anything_is_written(sandbox):
+    """setup checks everything first: with --no-verify too, nothing is written."""
+    sandbox.token_file.chmod(0o644)
+    data = sandbox.root / "data"
+    args = [a for a in base(sandbox) if not a.startswith("--command=")]
+    done = setup(sandbox, *args, "--no-verify", env={"XDG_DATA_HOME": str(data)})
+    assert done.returncode == 1
+    error = one_error(done.stderr)
+    assert f"--bootstrap-token-file: token file {sandbox.token_file}" in error
+    assert "chmod 600" in done.stderr
+    assert not (sandbox.root / ".kube" / "config").exists()
+    assert not (sandbox.root / "config" / "cred-helper" / "config.toml").exists()
+    assert not data.exists()  # nor the fast launcher
+
+
+def test_an_error_about_a_value_names_the_flag_that_was_typed(sandbox):
+    done = setup(sandbox, *base(sandbox), "--ttl=1m")
+    error = one_error(done.stderr)
+    assert error.startswith("cred-helper: error: --ttl: 1m0s is shorter than")
+    assert "cred-helper-setup-" not in error  # not the temporary file setup checks with
+    assert done.returncode == 2
+
+
+def test_subject_o_goes_into_the_profile_and_the_certificate_request(sandbox, kubectl):
+    """docs/admin/rbac.md's ServiceAccount path: a bootstrap identity with only system: groups, and
+    the subject chosen with --subject-cn and --subject-o."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    done = setup(sandbox, *base(sandbox), "--subject-cn=alice@example.com",
+                 "--subject-o=oncall", "--subject-o=sre")
+    assert done.returncode == 0, done.stderr
+    profile = (sandbox.root / "config" / "cred-helper" / "config.toml").read_text()
+    assert 'subject-cn = "alice@example.com"\nsubject-o = ["oncall", "sre"]\n' in profile
+    config = sandbox.root / ".kube" / "config"
+    out = kubectl_run(kubectl, sandbox, str(config), "--context=local", "get", "--raw",
+                      "/version")
+    assert out.returncode == 0, out.stderr
+    (csr,) = sandbox.server.csrs.values()
+    request = x509.load_pem_x509_csr(base64.b64decode(csr["spec"]["request"]))
+    groups = [a.value for a in request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    assert sorted(groups) == ["oncall", "sre"]

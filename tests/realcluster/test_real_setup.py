@@ -69,6 +69,26 @@ def test_setup_then_real_kubectl(box, control_plane):
     assert config.read_bytes() == before
 
 
+def test_a_kubeconfig_kubectl_137_wrote_keeps_every_entry(box, control_plane):
+    """Issue 21's corpus, written and read back by kubectl 1.37 itself (go.yaml.in/yaml/v2
+    v2.4.4): every entry as before, then setup's context used against kube-apiserver."""
+    from tests.integration.test_kubeconfig_fidelity import assert_kept, kubectl_written, view
+
+    kubectl = control_plane.kubectl_path
+    config = box.root / ".kube" / "config"
+    kubectl_written(kubectl, config, box.root)
+    before = view(kubectl, config, box.root)
+    done = cred_helper(box, "setup", "--cluster=real", f"--server={control_plane.url}",
+                       f"--certificate-authority={control_plane.dir / 'ca.crt'}",
+                       "--issuer=csr", f"--bootstrap-token-file={box.token_file}")
+    assert done.returncode == 0, done.stderr
+    assert_kept(before, view(kubectl, config, box.root),
+                {"clusters": {"real"}, "users": {"cred-helper-real"}, "contexts": {"real"}})
+    out = kubectl_approving(box, control_plane, "--context=real", "auth", "whoami", "-o",
+                            "jsonpath={.status.userInfo.username}")
+    assert out.returncode == 0 and out.stdout == "alice@example.com", out.stderr
+
+
 def test_print_rbac_apply_lets_the_group_read_pods(box, control_plane):
     namespace = f"debug-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", namespace)

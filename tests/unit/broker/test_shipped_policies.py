@@ -39,7 +39,7 @@ def test_the_starter_policy_leaves_everything_for_a_person():
         (facts(orgs=("break-glass",)), NO_PROOF),
         (facts(orgs=("oncall",), reason=None, expiration=None, kind="p384"), NO_PROOF),
         (facts(user="system:serviceaccount:cred-helper:alice", orgs=("oncall",),
-               groups=("system:serviceaccounts",)), NO_PROOF),  # the README's ServiceAccount path
+               groups=("system:serviceaccounts",)), NO_PROOF),  # the docs' ServiceAccount path
         (facts(), ATTESTED),
         (facts(), FAILING),  # --attest-with with a key nobody registered yet
     ]

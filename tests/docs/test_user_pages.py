@@ -84,10 +84,11 @@ def test_the_token_then_setup_then_kubectl(shell, server):
 
 
 def test_the_readmes_quick_start(shell, server):
-    """README steps 2 and 3, with the token kept as docs/setup.md says."""
-    shell.run_all(doccommands.block("docs/setup.md", "Where a bootstrap identity comes from"),
-                  1)
-    shell.run_all(doccommands.block("README.md", "Quick start", index=1), 1)
+    """README steps 2 and 3: the token kept where docs/setup.md keeps it, setup, kubectl."""
+    readme = doccommands.block("README.md", "Quick start", index=1)
+    kept = doccommands.block("docs/setup.md", "Where a bootstrap identity comes from")
+    assert readme.commands[0] == kept.commands[0], "one token path everywhere"
+    shell.run_all(readme, 2)
     (whoami,) = shell.run_all(doccommands.block("README.md", "Quick start", index=2), 1)
     assert "alice@example.com" in whoami.stdout
 

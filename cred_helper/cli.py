@@ -41,7 +41,7 @@ def _stdin_is_tty() -> bool:
 
 
 # What `cred-helper completion SHELL` is for, written once: the completion command's help, the
-# group's help and the README show these lines (a test checks the README).
+# group's help and docs/usage.md show these lines (a test checks the docs).
 COMPLETION_INSTALL = {
     "bash": "mkdir -p ~/.local/share/bash-completion/completions && "
             "cred-helper completion bash > ~/.local/share/bash-completion/completions/cred-helper",

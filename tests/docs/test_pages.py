@@ -119,3 +119,13 @@ def test_the_annotated_policy_differs_from_step_two_only_as_the_page_says():
     oncall = dict(shown["oncall"])
     assert oncall.pop("pin-policies") and oncall.pop("touch-policies")
     assert oncall == shipped["oncall"]
+
+
+def test_no_message_sends_a_reader_to_the_readmes_old_sections():
+    """Hints and packaged comments name the docs page that now holds what they point at."""
+    stale = [f"{path.relative_to(ROOT)}:{n}" for folder in ("cred_helper", "packaging", "bin")
+             for path in (ROOT / folder).rglob("*") if path.is_file()
+             and path.suffix in ("", ".py", ".yaml", ".rb")
+             for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+             if "README" in line and not line.startswith("COPY ")]  # the image's own copy
+    assert not stale, stale

@@ -49,13 +49,19 @@ def approved(obj: dict) -> bool:
 
 def one(client, name: str) -> float:
     start = time.perf_counter()
-    created = create_csr(client, name)
+    return until(client, CSRS, create_csr(client, name), approved, start, "approved")
+
+
+def until(client, path: str, created: dict, done, start: float, what: str) -> float:
+    """Seconds from `start` until the object `created` (followed by one watch from its
+    resourceVersion) is `done`."""
+    name = created["metadata"]["name"]
     params = {"fieldSelector": f"metadata.name={name}",
               "resourceVersion": created["metadata"]["resourceVersion"]}
-    for event in client.watch(CSRS, params, 30):
-        if approved(event["object"]):
+    for event in client.watch(path, params, 30):
+        if done(event["object"]):
             return time.perf_counter() - start
-    raise SystemExit(f"{name} was not approved within 30 s")
+    raise SystemExit(f"{name} was not {what} within 30 s")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -63,18 +69,26 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def runs_and_binaries(doc: str, figure: str) -> tuple[int, Path | None]:
+    """(--runs, the control plane's binaries), or None after saying why `figure` is skipped."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     built = subprocess.run([sys.executable, str(ROOT / "tests" / "controlplane" / "build.py")],
                            capture_output=True, text=True)
     if built.returncode != 0:
         lines = built.stderr.strip().splitlines() or ["build failed"]
-        print(f"approval latency: skipped, no real control plane ({lines[-1]})")
+        print(f"{figure}: skipped, no real control plane ({lines[-1]})")
+        return args.runs, None
+    return args.runs, Path(built.stdout.strip())
+
+
+def main() -> None:
+    runs, binaries = runs_and_binaries(__doc__, "approval latency")
+    if binaries is None:
         return
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
-    with tempfile.TemporaryDirectory() as tmp, ControlPlane(Path(built.stdout.strip())) as plane:
+    with tempfile.TemporaryDirectory() as tmp, ControlPlane(binaries) as plane:
         kubeconfig = plane.write_kubeconfig(Path(tmp, "kubeconfig"),
                                             {"token": plane.admin_token})
         policy = Path(tmp, "policy.yaml")
@@ -85,7 +99,7 @@ def main() -> None:
         try:
             client = admin_client(plane)
             one(client, f"{prefix}approve-warmup")  # the approver has listed and watches
-            times = [one(client, f"{prefix}approve-{i}") for i in range(args.runs)]
+            times = [one(client, f"{prefix}approve-{i}") for i in range(runs)]
         finally:
             approver.kill()
             approver.wait()

@@ -239,6 +239,59 @@ def decision_of(status: dict[str, Any]) -> Decision:
     return found.get("Denied") or found.get("Approved") or Decision(PENDING, "", "", "", "")
 
 
+def is_namespace(value: str) -> bool:
+    return bool(_DNS_LABEL.fullmatch(value))
+
+
+def is_pod_pattern(value: str) -> bool:
+    return bool(_POD_PATTERN.fullmatch(value))
+
+
+def is_name(value: str) -> bool:
+    """A name the API server accepts for the object (and OpenSSH for a login name)."""
+    return len(value) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(value))
+
+
+def spec_json(spec: Spec) -> dict[str, Any]:
+    """`spec` as it is sent: the fields the requester set, none left empty."""
+    doc: dict[str, Any] = {"username": spec.username, "groups": list(spec.groups),
+                           "publicKey": spec.public_key, "namespace": spec.namespace,
+                           "expirationSeconds": spec.expiration_seconds}
+    if spec.uid:
+        doc["uid"] = spec.uid
+    if spec.extra:
+        doc["extra"] = {key: list(values) for key, values in spec.extra}
+    if spec.pods:
+        doc["pods"] = list(spec.pods)
+    if spec.reason:
+        doc["reason"] = spec.reason
+    if spec.attestation:
+        doc["attestation"] = spec.attestation
+    return doc
+
+
+def new_object(name: str, spec: Spec) -> dict[str, Any]:
+    """The object a requester creates (status is the deciders' to write)."""
+    return {"apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "cred-helper"}},
+            "spec": spec_json(spec)}
+
+
+# The hardware proof over an access request's key (spec.attestation: base64 of
+# attestproof's wire format) names this subject in place of a CSR's: the request's name, and an
+# OU that no certificate subject the broker approves may carry, so a proof made for one kind
+# of request never passes for the other.
+PROOF_UNIT = "cred-helper access request"
+
+
+def proof_subject(name: str):  # -> x509.Name (cryptography is imported only when asked)
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, PROOF_UNIT)])
+
+
 def principal(name: str) -> str:
     """The certificate's one principal, and the login name at the gateway."""
     return name

@@ -699,12 +699,18 @@ def approver() -> None:
               help="Answer the kubelet's probes on this address: GET /livez (every part of "
                    "the process alive) and /readyz (and the API server answering).  [default: "
                    "none; :8081 in the shipped Deployment]")
+@click.option("--ssh-ca", metavar="FILE|pkcs11:URI",
+              help="The SSH user CA that signs approved access requests: a key file (from a "
+                   "Secret) or a key on a token.  [default: access requests are not handled]")
+@_token_flags
 def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
                  lease_name: str | None, lease_namespace: str | None, identity: str | None,
                  lease_duration: float, once: bool, dry_run: bool,
-                 health_address: str | None) -> int:
+                 health_address: str | None, ssh_ca: str | None,
+                 pkcs11_module: str | None, pin_source: str | None) -> int:
     """List and watch CSRs for kubernetes.io/kube-apiserver-client; approve, deny or leave
-    each pending one for a person, by the policy. One JSON line per decision on stdout.
+    each pending one for a person, by the policy. With --ssh-ca, access requests too: judged
+    by the policy's access: section and signed. One JSON line per decision on stdout.
 
     \b
     Example:
@@ -712,10 +718,17 @@ def approver_run(policy: str, kubeconfig: str | None, context_name: str | None,
     """
     from .broker.main import Options, run_approver
 
+    if pin_source:
+        from .keys.pin import check_source
+
+        check_source(pin_source)
     return run_approver(Options(policy=policy, kubeconfig=kubeconfig, context=context_name,
                                 lease_namespace=lease_namespace, lease_name=lease_name,
                                 identity=identity, lease_duration=lease_duration, once=once,
-                                dry_run=dry_run, health_address=health_address))
+                                dry_run=dry_run, health_address=health_address,
+                                ssh_ca=ssh_ca or "",
+                                pkcs11_module=_module_setting(pkcs11_module),
+                                pin_source=pin_source or ""))
 
 
 @approver.command("check")
@@ -853,6 +866,11 @@ from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices me
 
 cli.add_command(setup)
 clistyle.apply(cli)  # one way to write and complete a value's alternatives, in every command
+
+from .sshcli import approve, deny, ssh_config  # noqa: E402  (access requests: their own module)
+
+for _command in (ssh_config, approve, deny):
+    cli.add_command(_command)
 
 
 def run(args: list[str]) -> int:

@@ -55,6 +55,14 @@ PROFILE_KEYS = {
     "pkcs11-module": "--pkcs11-module",
     "pin-source": "--pin-source",
     "attest-with": "--attest-with",
+    # Access requests and the SSH gateway (sshaccess/settings.py reads these).
+    "namespace": "--namespace",
+    "session-ttl": "--session-ttl",
+    "ssh-key": "--ssh-key",
+    "gateway": "gateway",
+    "gateway-host-key": "gateway-host-key",
+    "gateway-host-ca": "gateway-host-ca",
+    "ssh-user-ca": "ssh-user-ca",
 }
 OIDC_GRANTS = ("auto", "authcode", "device", "client-credentials")
 OIDC_CLIENT_AUTH = ("none", "client-secret", "client-secret-post", "private-key-jwt")

@@ -1,7 +1,8 @@
 """The manifests an on-call team needs (`setup --print-rbac`), from the one copy in package data
-(cred_helper/manifests/). packaging/kubernetes/rbac.yaml is generated from approver-rbac.yaml
-(`python -m cred_helper.rbac`), and so is requester-rbac.yaml from requester-rbac.yaml; tests
-check that they match.
+(cred_helper/manifests/). packaging/kubernetes/rbac.yaml is generated from approver-rbac.yaml,
+requester-rbac.yaml from requester-rbac.yaml (for the default group), and the access requests'
+CRD, admission and broker RBAC likewise (`python -m cred_helper.rbac`); tests check that they
+match.
 
 Pure apart from reading package data: names are checked, then put into the templates as JSON
 strings (valid YAML double-quoted scalars), so a hostile group name cannot add YAML.
@@ -20,7 +21,15 @@ MANIFESTS = Path(__file__).resolve().parent / "manifests"
 APPROVER, REQUESTER, DEBUG, AUDIT = ("approver-rbac.yaml", "requester-rbac.yaml",
                                      "oncall-debug.yaml", "audit-policy.yaml")
 HUMAN_APPROVERS = "human-approvers.yaml"  # docs/admin/rbac.md's, for people who approve by hand
-PACKAGING_HEADER = ("# Generated: a copy of cred_helper/manifests/approver-rbac.yaml "
+# Access requests: the CRD, the admission that binds a request to its creator, the broker's
+# rights, and people's (requesters, deciders: bound to groups by --print-rbac).
+CRD, ADMISSION, ACCESS_BROKER, ACCESS_PEOPLE = (
+    "accessrequest-crd.yaml", "access-admission.yaml", "access-broker-rbac.yaml",
+    "access-people-rbac.yaml")
+# packaging/kubernetes/<name> -> the manifest it is a generated copy of.
+PACKAGED = {"rbac.yaml": APPROVER, CRD: CRD, ADMISSION: ADMISSION,
+            ACCESS_BROKER: ACCESS_BROKER}
+PACKAGING_HEADER = ("# Generated: a copy of cred_helper/manifests/{name} "
                     "(tests check that they match).\n")
 APPROVER_NAMESPACE = "cred-helper"
 # RFC 1123 label, as Kubernetes checks namespace names.
@@ -32,15 +41,16 @@ class Team:
     group: str = "oncall"  # who may debug in the namespaces
     namespaces: tuple[str, ...] = ("debug",)
     bootstrap_group: str = ""  # who may ask for certificates; empty: the group itself
+    approver_group: str = ""  # who may decide access requests; empty: the group itself
 
 
 def read(name: str) -> str:
     return (MANIFESTS / name).read_text(encoding="utf-8")
 
 
-def packaging_copy() -> str:
-    """packaging/kubernetes/rbac.yaml, exactly."""
-    return PACKAGING_HEADER + read(APPROVER)
+def packaging_copy(name: str = "rbac.yaml") -> str:
+    """packaging/kubernetes/<name>, exactly."""
+    return PACKAGING_HEADER.format(name=PACKAGED[name]) + read(PACKAGED[name])
 
 
 def packaging_requester_copy() -> str:
@@ -85,11 +95,13 @@ def api_parts(team: Team) -> tuple[str, str]:
     namespace does not exist, so `--apply` makes the namespace first."""
     group = check_group(team.group, "--group")
     bootstrap = check_group(team.bootstrap_group or group, "--bootstrap-group")
+    deciders = check_group(team.approver_group or group, "--approver-group")
     if not team.namespaces:
         raise UsageError("--print-rbac needs at least one --namespace")
     approver_ns = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {APPROVER_NAMESPACE}\n"
     parts = [_fill(read(REQUESTER), {"BOOTSTRAP_GROUP": bootstrap}),
-             read(APPROVER)]
+             read(APPROVER), read(CRD), read(ADMISSION), read(ACCESS_BROKER),
+             _fill(read(ACCESS_PEOPLE), {"GROUP": group, "APPROVER_GROUP": deciders})]
     for namespace in dict.fromkeys(team.namespaces):  # in order, once each
         parts.append(_fill(read(DEBUG), {"NAMESPACE": check_namespace(namespace),
                                          "GROUP": group}))
@@ -115,10 +127,10 @@ def audit_howto(path: str) -> str:
 
 
 def main() -> None:
-    """Regenerate packaging/kubernetes/rbac.yaml and requester-rbac.yaml from the package
-    data."""
+    """Regenerate packaging/kubernetes's copies from the package data."""
     target = Path(__file__).resolve().parents[1] / "packaging" / "kubernetes"
-    (target / "rbac.yaml").write_text(packaging_copy(), encoding="utf-8")
+    for name in PACKAGED:
+        (target / name).write_text(packaging_copy(name), encoding="utf-8")
     (target / "requester-rbac.yaml").write_text(packaging_requester_copy(), encoding="utf-8")
 
 

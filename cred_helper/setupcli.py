@@ -77,6 +77,9 @@ def _out(text: str) -> None:
               help="--print-rbac: a namespace to debug in, repeatable.  [default: debug]")
 @click.option("--bootstrap-group", metavar="GROUP",
               help="--print-rbac: the group that may ask for certificates.  [default: --group]")
+@click.option("--approver-group", metavar="GROUP",
+              help="--print-rbac: the group that may decide others' access requests (never "
+                   "their own).  [default: --group]")
 @click.option("--audit-policy", metavar="FILE", default="cred-helper-audit-policy.yaml",
               show_default=True, help="--print-rbac: where to write the audit policy.")
 @click.option("--apply", is_flag=True,
@@ -101,6 +104,7 @@ def setup(**flags: Any) -> None:
         setupcmd.print_rbac(setupcmd.RbacOptions(
             group=flags["group"], namespaces=flags["namespaces"] or ("debug",),
             bootstrap_group=flags["bootstrap_group"] or "", audit_policy=flags["audit_policy"],
+            approver_group=flags["approver_group"] or "",
             apply=flags["apply"], kubectl=flags["kubectl_path"],
             kubectl_context=flags["kubectl_context"]), _say, _out)
         return

@@ -456,6 +456,7 @@ class RbacOptions:
     namespaces: tuple[str, ...] = ("debug",)
     bootstrap_group: str = ""
     audit_policy: str = "cred-helper-audit-policy.yaml"
+    approver_group: str = ""
     apply: bool = False
     kubectl: str = "kubectl"
     kubectl_context: str | None = None
@@ -465,7 +466,8 @@ def print_rbac(opts: RbacOptions, say: Callable[[str], None], out: Callable[[str
                run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
     from . import rbac
 
-    manifests = rbac.api_objects(rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group))
+    team = rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group, opts.approver_group)
+    manifests = rbac.api_objects(team)
     policy = rbac.audit_policy()
     path = os.path.abspath(os.path.expanduser(opts.audit_policy))
     _write_audit_policy(path, policy)
@@ -476,7 +478,7 @@ def print_rbac(opts: RbacOptions, say: Callable[[str], None], out: Callable[[str
     context = [f"--context={opts.kubectl_context}"] if opts.kubectl_context else []
     # The approver's Namespace first (its Roles' dry run needs it), then the rest: each
     # through a server-side dry run before it is applied.
-    for part in rbac.api_parts(rbac.Team(opts.group, opts.namespaces, opts.bootstrap_group)):
+    for part in rbac.api_parts(team):
         for extra in (["--dry-run=server"], []):
             _kubectl_apply(opts.kubectl, context, extra, part, run, say)
     say(rbac.audit_howto(path))

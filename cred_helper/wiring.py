@@ -212,8 +212,11 @@ def cache_dir(flag: str | None) -> str:
 
 
 def every_store(directory: str, warn: Callable[[str], None]) -> list[Store]:
-    """The file cache and, where one can be opened, the OS keyring (file first)."""
-    stores = [credential_store("file", directory, warn)]
+    """The file cache, the access requests' SSH certificates and, where one can be opened,
+    the OS keyring (file first)."""
+    from .sshaccess.store import SshStore
+
+    stores = [credential_store("file", directory, warn), SshStore(directory, warn)]
     try:
         stores.append(credential_store("keyring", directory, warn))
     except ImportError:

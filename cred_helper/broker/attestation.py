@@ -49,9 +49,10 @@ class CsrFactsLike(Protocol):
     """What verify() reads of facts.CsrFacts (the policy slice's type)."""
 
     proof: bytes | None
-    request: x509.CertificateSigningRequest
     key_sha256: str
     username: str
+    subject_der: bytes
+    created: float | None
 
 
 class Failed(Exception):
@@ -90,7 +91,7 @@ def verify(facts: CsrFactsLike, config: AttestationConfig, now: float) -> Attest
         token_key = _load_key(payload.token_key)
         _check_signature(found, token_key)
         _check_binding(payload, facts)
-        _check_time(payload.time, now, config.max_age)
+        _check_time(payload.time, facts.created, now, config.max_age)
         device = _check_chain(found.certs, token_key, config, now) if found.certs else None
         user = _owner(payload.token_key, device, config, facts.username)
     except wire.ProofError as exc:
@@ -171,22 +172,31 @@ def _check_binding(payload: wire.Payload, facts: CsrFactsLike) -> None:
     (whoever moves it would also need the CSR key's private half)."""
     if key_sha256(payload.csr_key) != str(facts.key_sha256).lower():
         raise Failed("the proof was made for another CSR key than this request's")
-    try:
-        subject = facts.request.subject.public_bytes()
-    except ValueError:
-        raise Failed("the CSR's subject cannot be read") from None
-    if payload.subject != subject:
+    if payload.subject != facts.subject_der:
         raise Failed("the proof was made for another subject than this request's")
 
 
-def _check_time(when: int, now: float, max_age: int) -> None:
-    age = now - when
-    if age > max_age:
-        raise Failed(f"the proof is {int(age)} s old, more than the {max_age} s allowed "
-                     "(a replayed or stale proof)")
-    if -age > max_age:
-        raise Failed(f"the proof is dated {int(-age)} s in the future, more than the "
-                     f"{max_age} s allowed")
+def _check_time(when: int, created: float | None, now: float, max_age: int) -> None:
+    """The proof was made when its request was: against the CSR's creationTimestamp, which
+    kube-apiserver sets, and not against when the broker judges it, so that a request made
+    while the broker was down, or saved for `approver check`, is judged as it was sent. A CSR
+    object without a creation time (none from the API server) is held to now."""
+    if created is None:
+        age = now - when
+        if age > max_age:
+            raise Failed(f"the proof is {int(age)} s old, more than the {max_age} s allowed "
+                         "(a replayed or stale proof)")
+        if -age > max_age:
+            raise Failed(f"the proof is dated {int(-age)} s in the future, more than the "
+                         f"{max_age} s allowed")
+        return
+    lead = created - when
+    if lead > max_age:
+        raise Failed(f"the proof was made {int(lead)} s before its request, more than the "
+                     f"{max_age} s allowed (a replayed or stale proof)")
+    if -lead > max_age:
+        raise Failed(f"the proof is dated {int(-lead)} s after its request was made, more than "
+                     f"the {max_age} s allowed")
 
 
 # ---- the attestation chain -------------------------------------------------------------------
@@ -391,6 +401,14 @@ def _device_facts(cert: x509.Certificate) -> DeviceFacts:
     raw = _extension(cert, FORM_FACTOR_OID)
     if raw is not None and len(raw) == 1:
         form = FORM_FACTORS.get(raw[0], f"form factor 0x{raw[0]:02x}")
+    # Every YubiKey that attests at all (firmware 4.3 and later) writes these three. Without
+    # them the "slot certificate" is some other certificate of a CA under a listed root (an
+    # organisation's issuing CA and its TLS client certificates), not a device's attestation.
+    missing = [what for what, value in (("firmware version", firmware), ("serial", serial),
+                                        ("PIN and touch policy", pin)) if value is None]
+    if missing:
+        raise Failed("the slot certificate lacks what every YubiKey writes into its "
+                     f"attestation ({', '.join(missing)}): it is no device's attestation")
     return DeviceFacts(serial, pin or "", touch or "", firmware or "", form or "")
 
 

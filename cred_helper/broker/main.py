@@ -1,12 +1,15 @@
 """`cred-helper approver run`: the wiring of the approver's parts. The judge is the policy slice's
-facts + attestation + policy; the loop (run.py) and the Lease (leader.py) only see a `judge`."""
+facts + attestation + policy; the loops (run.py for CSRs, accessrun.py for access requests, each
+in a thread of its own) and the Lease (leader.py) only see a `judge`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +17,8 @@ from typing import Any
 
 from ..errors import CredHelperError, UsageError, os_reason
 from ..kube import KubeClient
-from .run import WATCH_SECONDS, Approver, Judge
+from .run import Approver, Judge
+from .stream import WATCH_SECONDS
 from .verdict import DENY, Decision
 
 
@@ -30,6 +34,9 @@ class Options:
     once: bool = False
     dry_run: bool = False
     health_address: str | None = None  # serve /livez and /readyz there (health.py)
+    ssh_ca: str = ""  # the SSH user CA: a key file or a pkcs11: URI ("": no access requests)
+    pkcs11_module: str = ""
+    pin_source: str = ""
 
 
 REQUEST_TIMEOUT = 30.0  # seconds, for every request to the API server
@@ -61,23 +68,26 @@ def policy_judge(policy: Any, wall: Callable[[], float]) -> Judge:
     return judge
 
 
-def policy_file_loader(path: str, wall: Callable[[], float]) -> Callable[[], Judge]:
-    """load() for Reloading: the judge of the policy file, parsed again only when the file
-    changed (a ConfigMap update swaps a symlink: a new inode)."""
+def policy_file_loader(path: str, wall: Callable[[], float]
+                       ) -> Callable[[], tuple[Judge, Any]]:
+    """load() for Reloading: (the CSR judge, the access judge or None) of the policy file,
+    parsed again only when the file changed (a ConfigMap update swaps a symlink: a new inode)."""
+    from .accessrun import access_judge
     from .policy import load_policy_file
 
     last: dict[str, Any] = {}
 
-    def load() -> Judge:
+    def load() -> tuple[Judge, Any]:
         try:
             st = os.stat(path)
         except OSError as exc:
             raise UsageError(f"--policy: cannot read {path}: {os_reason(exc)}") from None
         signature = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
         if last.get("signature") != signature:
-            last["judge"] = policy_judge(load_policy_file(path), wall)
+            policy = load_policy_file(path)
+            last["judges"] = (policy_judge(policy, wall), access_judge(policy, wall))
             last["signature"] = signature
-        return last["judge"]
+        return last["judges"]
 
     return load
 
@@ -98,23 +108,40 @@ def _stop(signum: int, frame: Any) -> None:
 
 
 def run_approver(options: Options, load: Callable[[], Judge] | None = None,
-                 env: dict[str, str] | None = None) -> int:
+                 env: dict[str, str] | None = None,
+                 access_load: Callable[[], Any] | None = None) -> int:
+    """`load` gives the CSR judge; without it both judges come from the policy file.
+    `access_load` gives the access judge (None while the policy has no `access:` section)."""
+    from .run import Reloading
+
     env = dict(os.environ) if env is None else env
 
     def out(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        with _OUT:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     def warn(line: str) -> None:
-        sys.stderr.write(f"cred-helper approver: {line}\n")
-        sys.stderr.flush()
+        with _OUT:
+            sys.stderr.write(f"cred-helper approver: {line}\n")
+            sys.stderr.flush()
 
     if options.dry_run and options.lease_name:
         raise UsageError("--dry-run takes no --lease-name: it changes nothing, and holding "
                          "the Lease would stop the acting approver",
                          "run the dry run beside the broker, without --lease-name")
-    load = load or policy_file_loader(options.policy, time.time)
+    if load is None:
+        # One reload for both loops: a bad file is said once, and both keep the last good one.
+        judges = Reloading(policy_file_loader(options.policy, time.time), warn)
+        load = lambda: judges.get()[0]  # noqa: E731
+        access_load = access_load or (lambda: judges.get()[1])
     load()  # a policy that does not parse is refused here, at start, before anything is done
+    if options.dry_run and access_load is not None and access_load() is not None:
+        warn("dry run: access requests are not judged, only CSRs")
+        access_load = None
+    if access_load is not None and access_load() is not None and not options.ssh_ca:
+        raise UsageError("the policy has an access: section, and no --ssh-ca signs for it",
+                         "pass --ssh-ca FILE|pkcs11:URI (the SSH user CA the gateway trusts)")
     make_client = connect(options, env)
     identity = options.identity or env.get("POD_NAME") or socket.gethostname()
     health, server = None, None
@@ -137,26 +164,32 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
         elector = Elector(lock, warn, **_health_hooks(health, "lease", LEASE_PROMISE))
         if health:
             health.beat("lease", LEASE_PROMISE)  # due from the start, in case its thread dies
+    leading = elector.leading if elector else (lambda: True)
     approver = Approver(make_client(), load, out=out, warn=warn, clock=time.monotonic,
-                        sleep=time.sleep, identity=identity,
-                        leading=elector.leading if elector else (lambda: True),
+                        sleep=time.sleep, identity=identity, leading=leading,
                         dry_run=options.dry_run,
                         **_health_hooks(health, "approver loop", LOOP_PROMISE))
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        if elector:
-            elector.start()
-        if options.once:
+        with contextlib.ExitStack() as held:
+            loops = [approver]
+            if options.ssh_ca and access_load is not None:
+                loops.append(_access_broker(options, access_load, make_client, held, env,
+                                            out, warn, leading))
             if elector:
-                deadline = time.monotonic() + options.lease_duration * 2
-                while not elector.leading() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if not elector.leading():
-                    raise CredHelperError(f"lease {options.lease_name} is held by another "
-                                          "approver", "it acts; nothing to do here")
-            approver.run_once()
-        else:
-            approver.run()
+                elector.start()
+            if options.once:
+                if elector:
+                    deadline = time.monotonic() + options.lease_duration * 2
+                    while not elector.leading() and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    if not elector.leading():
+                        raise CredHelperError(f"lease {options.lease_name} is held by another "
+                                              "approver", "it acts; nothing to do here")
+                for loop in loops:
+                    loop.run_once()
+            else:
+                _run_all(loops)
     except (_Stop, KeyboardInterrupt):
         pass
     finally:
@@ -174,6 +207,69 @@ def _health_hooks(health: Any, part: str, promise: float) -> dict[str, Any]:
         return {}
     return {"beat": lambda: health.beat(part, promise),
             "observe": lambda why: health.failed(why) if why else health.answered()}
+
+
+_OUT = threading.Lock()  # two loops write lines: one line at a time
+
+
+def _access_broker(options: Options, access_load: Callable[[], Any],
+                   make_client: Callable[[], KubeClient], held: contextlib.ExitStack,
+                   env: dict[str, str], out: Callable[[str], None],
+                   warn: Callable[[str], None], leading: Callable[[], bool]) -> Any:
+    """The access-request loop, with its CA open (a token logged in once) for its lifetime."""
+    from .accessguard import Guard
+    from .accessrun import AccessBroker
+    from .sshsign import open_ca
+
+    ca = held.enter_context(open_ca(options.ssh_ca, options.pkcs11_module,
+                                    options.pin_source or "prompt", env, warn))
+    client = make_client()
+    decider = _own_name(client)
+    warn(f"signing access requests as {decider} with the SSH user CA {ca.fingerprint} "
+         f"({ca.source})")
+    return AccessBroker(client, access_load, ca, decider=decider,
+                        guard=Guard(make_client(), time.monotonic), out=out,
+                        warn=warn, clock=time.monotonic, sleep=time.sleep, wall=time.time,
+                        leading=leading)
+
+
+def _own_name(client: KubeClient) -> str:
+    """The broker's user name, as the API server knows it (written as `decidedBy`, which
+    admission checks against the writer)."""
+    review = client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    status = review.get("status")
+    info = status.get("userInfo") if isinstance(status, dict) else None
+    name = info.get("username") if isinstance(info, dict) else None
+    if not isinstance(name, str) or not name:
+        raise CredHelperError("the API server's SelfSubjectReview named no user for the broker")
+    return name
+
+
+def _run_all(loops: list[Any]) -> None:
+    """Each loop in a thread of its own; the first that fails ends the run with its error
+    (the main thread stays free for signals)."""
+    failed: list[BaseException] = []
+    ended = threading.Event()
+
+    def follow(loop: Any) -> None:
+        try:
+            loop.run(until=ended.is_set)
+        except BaseException as exc:  # re-raised in the main thread
+            failed.append(exc)
+        finally:
+            ended.set()
+
+    for loop in loops:
+        threading.Thread(target=follow, args=(loop,), daemon=True,
+                         name=type(loop).__name__).start()
+    try:
+        while not ended.wait(0.5):
+            pass
+    finally:
+        ended.set()
+    if failed:
+        raise failed[0]
 
 
 def _own_namespace() -> str:

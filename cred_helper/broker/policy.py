@@ -103,6 +103,7 @@ class Policy:
     default: str  # MANUAL or DENY, for a requester no rule matches
     rules: tuple[Rule, ...]
     attestation: AttestationConfig
+    access: Any = None  # accesspolicy.AccessPolicy: the `access:` section, when there is one
 
     def rule_for(self, facts: CsrFacts) -> Rule | None:
         for rule in self.rules:
@@ -402,7 +403,7 @@ class _Reader:
     # -- the sections --
 
     def policy(self, root: yaml.Node) -> Policy:
-        top = self.mapping(root, "", ("default", "attestation", "rules"), ("rules",))
+        top = self.mapping(root, "", ("default", "attestation", "rules", "access"), ("rules",))
         default = MANUAL
         if "default" in top:
             default = self.choice(top["default"], "default", (MANUAL, DENY))
@@ -416,7 +417,12 @@ class _Reader:
                                 f"of the rule on line {names[rule.name]}")
             names[rule.name] = rule.line
             rules.append(rule)
-        return Policy(self.source, default, tuple(rules), config)
+        access = None
+        if "access" in top:
+            from .accesspolicy import read_access  # its own module: access requests' rules
+
+            access = read_access(self, top["access"])
+        return Policy(self.source, default, tuple(rules), config, access)
 
     def rule(self, node: yaml.Node, where: str) -> Rule:
         fields = self.mapping(node, where, (

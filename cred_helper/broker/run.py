@@ -25,21 +25,20 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import CredHelperError, ServerError
-from ..issuers.approval import backoff
 from ..issuers.csr import csr_shape_problem
 from ..kube import KubeClient
+from .stream import Stream
 from .verdict import APPROVE, DENY, MANUAL, Attestation, Decision
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 EVENTS_PATH = "/api/v1/namespaces/default/events"
 COMPONENT = "cred-helper-approver"
-WATCH_SECONDS = 300.0  # one watch stream at most; then a new one from the last version
-RESYNC_SECONDS = 600.0  # a full list this often, so a reloaded policy sees old pending CSRs
 MAX_TEXT = 1000  # condition and Event messages carry attacker-chosen text: bounded
 MAX_CONFLICTS = 5  # re-reads after a 409 before leaving the CSR to the next pass
 
@@ -149,89 +148,22 @@ class Approver:
         self.dry_run = dry_run
         self._judged: set[tuple[str, str]] = set()  # (uid, resourceVersion) said in a dry run
 
-    # ---- the loop ---------------------------------------------------------------------------
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def stream(self) -> Stream:
+        return Stream(self.client, CSR_PATH, {"fieldSelector": f"spec.signerName={SIGNER}"},
+                      "CSR list", usable=lambda obj: shape_problem(obj) is None,
+                      wanted=pending, handle=self.handle, warn=self.warn, clock=self.clock,
+                      sleep=self.sleep, leading=self.leading, beat=self.beat,
+                      observe=self.observe)
 
     def run_once(self) -> None:
         """One pass over the CSRs pending now."""
-        items, _ = self._list()
-        for obj in items:
-            if not self.leading():
-                return
-            self.handle(obj)
+        self.stream().run_once()
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """List and watch until `until()`; breaks are retried with backoff, never the end."""
-        tries = 0
-        while not until():
-            self.beat()
-            if not self.leading():
-                self.sleep(0.2)
-                continue
-            try:
-                items, version = self._list()
-                self.observe("")
-                for obj in items:
-                    if not self.leading():
-                        break
-                    self.handle(obj)
-                listed = self.clock()
-                while not until() and self.leading() \
-                        and self.clock() - listed < RESYNC_SECONDS:
-                    version, gone, news = self._watch(version, until)
-                    if news:
-                        tries = 0
-                    if gone:
-                        break  # 410 or an ERROR event: list afresh
-                    if not news:
-                        tries += 1
-                        self.sleep(backoff(tries))
-            except ServerError as error:
-                self.observe(error.message)
-                if not (error.transient or error.status in (409, 410)):
-                    raise
-                tries += 1
-                self.warn(f"{error.message}; trying again")
-                self.sleep(backoff(tries))
-
-    def _list(self) -> tuple[list[dict], str]:
-        items: list[dict] = []
-        params = {"fieldSelector": f"spec.signerName={SIGNER}", "limit": "500"}
-        while True:
-            doc = self.client.get(CSR_PATH, params)
-            meta = doc.get("metadata")
-            got = doc.get("items")
-            if not isinstance(meta, dict) or not isinstance(got, list):
-                raise ServerError("the API server sent a CSR list without items or metadata")
-            items += [obj for obj in got if shape_problem(obj) is None]
-            more = meta.get("continue")
-            if not (isinstance(more, str) and more):
-                version = meta.get("resourceVersion")
-                return items, version if isinstance(version, str) else ""
-            params = {**params, "continue": more}
-
-    def _watch(self, version: str, until: Callable[[], bool]) -> tuple[str, bool, bool]:
-        """Follow one stream: (last version, whether to list afresh, whether it brought news)."""
-        self.beat()
-        params = {"fieldSelector": f"spec.signerName={SIGNER}", "allowWatchBookmarks": "true"}
-        if version:
-            params["resourceVersion"] = version
-        news = False
-        for event in self.client.watch(CSR_PATH, params, WATCH_SECONDS):
-            self.beat()
-            self.observe("")
-            kind, obj = event["type"], event["object"]
-            if kind == "ERROR":
-                return version, True, news  # a Status: 410 Gone or worse; list afresh
-            meta = obj.get("metadata")
-            seen = meta.get("resourceVersion") if isinstance(meta, dict) else None
-            version, news = (seen if isinstance(seen, str) and seen else version), True
-            if kind in ("ADDED", "MODIFIED") and shape_problem(obj) is None and pending(obj):
-                if not self.leading():
-                    return version, True, news  # lost the lease: list again once we lead
-                self.handle(obj)
-            if until():
-                break
-        return version, False, news
+        self.stream().run(until)
 
     # ---- one CSR ----------------------------------------------------------------------------
 
@@ -259,16 +191,11 @@ class Approver:
             if decision.action == MANUAL:
                 self._announce_manual(obj, decision, attestation, facts)
                 return
-            try:
-                self._approval(obj, decision)
-            except ServerError as error:
-                if error.status == 409:
-                    continue  # changed under us: read again, judge again
-                if error.status == 404:
-                    return
-                if error.transient:
-                    raise
-                self.warn(f"csr {name}: {decision.action} refused: {error.message}")
+            written = write_at_version(partial(self._approval, obj, decision), self.warn,
+                                       f"csr {name}: {decision.action}")
+            if written == AGAIN:
+                continue  # changed under us: read again, judge again
+            if written == GONE:
                 return
             self._report(obj, decision, attestation, facts)
             return
@@ -333,32 +260,64 @@ class Approver:
     def _event(self, obj: dict, decision: Decision, what: str) -> bool:
         """Create the Event for this decision; False when it exists already (said before)."""
         meta = obj["metadata"]
-        now = utc_now(self.wall())
-        reason = {APPROVE: "Approved", DENY: "Denied"}.get(what, "ManualApprovalRequired")
-        message = _clip(f"{what} by rule {decision.rule or '(none)'}: {decision.reason}")
-        event = {
-            "apiVersion": "v1", "kind": "Event",
-            # One name per CSR and outcome: a second create is refused, so it is said once.
-            "metadata": {"name": f"csr-{meta['uid']}.{what}", "namespace": "default",
-                         "labels": {"app.kubernetes.io/name": COMPONENT}},
-            "involvedObject": {"apiVersion": "certificates.k8s.io/v1",
-                               "kind": "CertificateSigningRequest", "name": meta["name"],
-                               "uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
-            "reason": reason, "message": message,
-            "type": "Normal" if what == APPROVE else "Warning",
-            "source": {"component": COMPONENT},
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
-        try:
-            self.client.post(EVENTS_PATH, event)
-        except ServerError as error:
-            if error.status == 409:
-                return False
-            if error.transient:
-                raise
-            # The decision stands without its Event; say why once here.
-            self.warn(f"csr {meta['name']}: could not record the Event: {error.message}")
-        return True
+        involved = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                    "name": meta["name"], "uid": meta["uid"],
+                    "resourceVersion": meta["resourceVersion"]}
+        return post_event(self.client, involved, f"csr-{meta['uid']}.{what}", decision, what,
+                          self.wall(), self.warn)
+
+
+DONE, AGAIN, GONE = "done", "again", "gone"
+
+
+def write_at_version(write: Callable[[], None], warn: Callable[[str], None], what: str) -> str:
+    """Write a decision at the version judged: DONE; AGAIN after a 409 (the object changed
+    meanwhile: read and judge it again); GONE when it was deleted, or the write was refused
+    (said on `warn`). A transient failure is raised: the loop tries again later."""
+    try:
+        write()
+    except ServerError as error:
+        if error.status == 409:
+            return AGAIN
+        if error.status == 404:
+            return GONE
+        if error.transient:
+            raise
+        warn(f"{what} refused: {error.message}")
+        return GONE
+    return DONE
+
+
+def post_event(client: KubeClient, involved: dict, name: str, decision: Decision, what: str,
+               now: float, warn: Callable[[str], None]) -> bool:
+    """Create the Event `name` (in `default`: the objects decided are cluster-scoped) about
+    `involved`; False when it exists already: one name per object and outcome, so a second
+    create (a restart, the other replica) is refused, and it is said once."""
+    stamp = utc_now(now)
+    reason = {APPROVE: "Approved", DENY: "Denied", "sign": "Signed"}.get(
+        what, "ManualApprovalRequired")
+    message = _clip(f"{what} by rule {decision.rule or '(none)'}: {decision.reason}")
+    event = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"app.kubernetes.io/name": COMPONENT}},
+        "involvedObject": involved,
+        "reason": reason, "message": message,
+        "type": "Normal" if what in (APPROVE, "sign") else "Warning",
+        "source": {"component": COMPONENT},
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+    }
+    try:
+        client.post(EVENTS_PATH, event)
+    except ServerError as error:
+        if error.status == 409:
+            return False
+        if error.transient:
+            raise
+        # The decision stands without its Event; say why once here.
+        warn(f"{involved['kind']} {involved['name']}: could not record the Event: "
+             f"{error.message}")
+    return True
 
 
 def decision_line(obj: dict, decision: Decision, attestation: Attestation, facts: Any,

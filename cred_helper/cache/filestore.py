@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import CacheError, os_reason
 from ..fastkey import parse_alias
@@ -39,14 +40,24 @@ def ensure_private_dir(path: str) -> None:
 
 
 class FileStore:
+    """Credentials as `<key>.json`. Another kind of checksummed entry (an access request's,
+    sshaccess/store.py) is kept the same way under its own `suffix`, read by its own `parse`,
+    which raises one of `damage` for anything that is not an intact entry we wrote."""
+
     name = "file"
+    suffix = ".json"
+    damage: tuple[type[Exception], ...] = (CorruptEntry,)
 
     def __init__(self, cache_dir: str, warn: Callable[[str], None]) -> None:
         self.dir = cache_dir
         self.warn = warn
 
+    @staticmethod
+    def parse(data: bytes) -> Any:
+        return Entry.from_json(data)
+
     def _path(self, key: str) -> str:
-        return os.path.join(self.dir, f"{key}.json")
+        return os.path.join(self.dir, f"{key}{self.suffix}")
 
     def _dir_exists(self) -> bool:
         try:
@@ -57,12 +68,13 @@ class FileStore:
             raise unsafe(exc) from None
         return True
 
-    def load(self, key: str) -> Entry | None:
+    def load(self, key: str) -> Any:
+        """The entry (an Entry for credentials), or None."""
         if not self._dir_exists():
             return None
         path = self._path(key)
         try:
-            entry = Entry.from_json(read_private(path))
+            entry = self.parse(read_private(path))
         except FileNotFoundError:
             return None
         except WrongKind as exc:
@@ -71,7 +83,7 @@ class FileStore:
             return None
         except UnsafePath as exc:
             raise unsafe(exc) from None
-        except (CorruptEntry, OSError) as exc:
+        except (*self.damage, OSError) as exc:
             why = os_reason(exc) if isinstance(exc, OSError) else exc
             self.warn(f"discarding unreadable cache entry {path}: {why}")
             self._discard(path)
@@ -98,7 +110,7 @@ class FileStore:
             raise CacheError(f"cannot remove the damaged cache entry {path}: {os_reason(exc)}",
                              f"remove {path}") from None
 
-    def save(self, entry: Entry) -> None:
+    def save(self, entry: Any) -> None:
         """Keep `entry`; CacheError naming the path and the reason if it cannot be written."""
         ensure_private_dir(self.dir)
         path = self._path(entry.key)
@@ -127,12 +139,12 @@ class FileStore:
         except OSError:
             pass
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[Any]:
         if not self._dir_exists():
             return []
         found = []
-        for path in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
-            key = os.path.basename(path)[: -len(".json")]
+        for path in sorted(glob.glob(os.path.join(self.dir, f"*{self.suffix}"))):
+            key = os.path.basename(path)[: -len(self.suffix)]
             entry = self.load(key)
             if entry is not None:
                 found.append(entry)

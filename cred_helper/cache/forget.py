@@ -1,7 +1,8 @@
 """`logout`: remove every file and keyring item cred-helper made for some entries, and count
 them by kind.
 
-An entry's traces, all named after its key: the credential (`<key>.json`, or a keyring item),
+An entry's traces, all named after its key: the credential (`<key>.json`, or a keyring item;
+an access request's SSH key and certificate: `<key>.ssh` and the files of its Host block),
 its refresh token (keyring, or `<key>.refresh`), the served log (`<key>.served`), the issuance
 lock (`<key>.lock`), the key of a CSR still pending (`<key>.pending*`), and the fast path's
 aliases that name it (`<fast key>.alias`). `--all` also removes what belongs to no single
@@ -21,7 +22,7 @@ from ..fastkey import parse_alias
 from .private import UnsafePath, check_dir, read_private
 from .store import SecretStore, Store
 
-_KEYED = re.compile(r"^([0-9a-f]{64})\.(json|lock|served|refresh|pending.*)$")
+_KEYED = re.compile(r"^([0-9a-f]{64})\.(json|ssh|lock|served|refresh|pending.*)$")
 _SHARED = re.compile(r"^(\.tmp-.*|[0-9a-f]{64}\.provider|keyring-index\.lock)$")
 
 
@@ -64,7 +65,7 @@ def forget(cache_dir: str, stores: Sequence[Store], secrets: SecretStore,
         kind = _kind(cache_dir, name, keys, everything)
         if kind is None or not _unlink(os.path.join(cache_dir, name)):
             continue
-        if kind == "json":
+        if kind in ("json", "ssh"):
             removed.credentials += name[:64] not in {k for _, k in chosen}  # unreadable ones
         elif kind == "refresh":
             removed.refresh_tokens += 1

@@ -65,15 +65,22 @@ def _version(obj: dict[str, Any]) -> str:
 
 
 class Follow:
-    """One wait on CSR `name`. `shape` checks (and returns) a CSR object from the server."""
+    """One wait on CSR `name`. `shape` checks (and returns) a CSR object from the server.
+    Another kind of object is followed the same way with its `path`, `done` (whether nothing
+    more will happen to it) and `what` (its name in messages): an access request."""
 
     def __init__(self, client: KubeClient, name: str, shape: Callable[[Any], dict[str, Any]],
-                 clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+                 clock: Callable[[], float], sleep: Callable[[float], None], *,
+                 path: str = CSR_PATH, done: Callable[[dict[str, Any]], bool] = decided,
+                 what: str = "certificate signing request") -> None:
         self.client = client
         self.name = name
         self.shape = shape
         self.clock = clock
         self.sleep = sleep
+        self.path = path
+        self.done = done
+        self.what = what
         # The failure that stood when the wait ended, if the server was away at the end.
         self.unreachable: ServerError | None = None
 
@@ -90,7 +97,7 @@ class Follow:
             quiet += 1
             self.sleep(min(backoff(quiet), max(0.0, deadline - self.clock())))
 
-        while not decided(obj):
+        while not self.done(obj):
             left = deadline - self.clock()
             if left <= 0:
                 return obj
@@ -124,7 +131,7 @@ class Follow:
 
     def _get(self) -> dict[str, Any]:
         try:
-            return self.shape(self.client.get(f"{CSR_PATH}/{self.name}"))
+            return self.shape(self.client.get(f"{self.path}/{self.name}"))
         except ServerError as error:
             if error.status == 404:
                 raise self._deleted() from None
@@ -136,7 +143,7 @@ class Follow:
         params = {"fieldSelector": f"metadata.name={self.name}", "resourceVersion": version,
                   "allowWatchBookmarks": "true"}
         news = False
-        for event in self.client.watch(CSR_PATH, params, left):  # shaped {type, object}
+        for event in self.client.watch(self.path, params, left):  # shaped {type, object}
             kind, changed = event["type"], event["object"]
             if kind == "ERROR":
                 # A Status. 410 Gone (Expired): our version was compacted away, read afresh.
@@ -153,10 +160,10 @@ class Follow:
             if kind == "DELETED":
                 raise self._deleted()
             obj, version, news = changed, _version(changed), True
-            if decided(obj):
+            if self.done(obj):
                 break
         return obj, version, False, news
 
     def _deleted(self) -> CSRDenied:
-        return CSRDenied(f"certificate signing request {self.name} was deleted",
+        return CSRDenied(f"{self.what} {self.name} was deleted",
                          "run the command again to make a new request")

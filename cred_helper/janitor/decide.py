@@ -19,6 +19,10 @@ DEFAULT_OWNER_KINDS = frozenset({"ReplicaSet", "StatefulSet"})
 EVICTED, WOULD_EVICT, PDB_BLOCKED, NO_PDB = "evicted", "would-evict", "pdb-blocked", "no-pdb"
 GONE, REPLACED, THROTTLED, UNKNOWN = "gone", "replaced", "throttled", "unknown"
 CHANGED = "changed"
+NAMESPACE_TERMINATING = "namespace-terminating"
+# The cause kube-apiserver's NamespaceLifecycle admission gives for a create in a namespace
+# being deleted (an eviction or an Event alike).
+TERMINATING_CAUSE = "NamespaceTerminating"
 API_ERROR = "skipped:api-error"
 # Answers that say the eviction was not done: the request itself was refused.
 REFUSED = frozenset({400, 401, 403, 405, 413, 415, 422})
@@ -152,11 +156,11 @@ def note_workload(workloads: dict[str, int], pod: PodFacts) -> None:
         workloads[pod.workload] = workloads.get(pod.workload, 0) | bits
 
 
-def note_unreadable(workloads: dict[str, int], controller: str | None) -> None:
+def note_unreadable(workloads: dict[str, int], workload: str | None) -> None:
     """A pod the janitor could not read counts as a sibling that is not Ready, where its
-    controller can be told: its workload is left alone."""
-    if controller is not None:
-        workloads[controller] = workloads.get(controller, 0) | NOT_READY
+    workload can be told (pods.workload_of): that workload is left alone."""
+    if workload is not None:
+        workloads[workload] = workloads.get(workload, 0) | NOT_READY
 
 
 def due_reason(pod: PodFacts, options: Options) -> str:
@@ -196,6 +200,8 @@ def outcome(answer: Answer, dry_run: bool) -> str:
         return PDB_BLOCKED if "DisruptionBudget" in answer.causes else THROTTLED
     if status == 404:
         return GONE
+    if status == 403 and TERMINATING_CAUSE in answer.causes:
+        return NAMESPACE_TERMINATING  # the pod goes with its namespace
     if status == 409:
         # A precondition failed: the uid (a new pod has the name) or the resourceVersion (the
         # pod changed since the list: a new `kubectl debug`, a status update). Either way the

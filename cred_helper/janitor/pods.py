@@ -77,8 +77,15 @@ class PodFacts:
 
     @property
     def workload(self) -> str:
-        """The controller owner's uid; a pod with none is its own workload."""
-        return self.owner.uid if self.owner else f"pod:{self.uid}"
+        """The controller owner's uid within the pod's namespace; a pod with none is its own
+        workload."""
+        return _workload(self.namespace, self.owner.uid) if self.owner else f"pod:{self.uid}"
+
+
+def _workload(namespace: str, uid: str) -> str:
+    # An owner reference names an owner in the pod's own namespace, and kube-apiserver takes
+    # any uid in one: a pod elsewhere naming a workload's uid is not of that workload.
+    return f"{namespace}/{uid}"
 
 
 def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFacts | None:
@@ -108,11 +115,14 @@ def read_pod(obj: Any, now: float, after_exit: float, max_age: float) -> PodFact
                     resource_version=version, terminal=status.get("phase") in TERMINAL)
 
 
-def controller_uid(obj: Any) -> str | None:
-    """The controller owner's uid of a pod that cannot be read whole, where that much can."""
+def workload_of(obj: Any) -> str | None:
+    """The workload (PodFacts.workload) of a pod that cannot be read whole, where its
+    namespace and controller owner can be."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
-    owner = _owner(meta.get("ownerReferences"))[0] if isinstance(meta, dict) else None
-    return owner.uid if owner else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("namespace"), str):
+        return None
+    owner = _owner(meta.get("ownerReferences"))[0]
+    return _workload(meta["namespace"], owner.uid) if owner else None
 
 
 def pod_verdict(debug: tuple[Debug, ...]) -> tuple[str, Debug]:

@@ -22,6 +22,7 @@ from . import api
 from .decide import (
     API_ERROR,
     EVICTED,
+    TERMINATING_CAUSE,
     UNKNOWN,
     Decision,
     Limits,
@@ -32,7 +33,7 @@ from .decide import (
     outcome,
     plan,
 )
-from .pods import PodFacts, controller_uid, pod_verdict, read_pod
+from .pods import PodFacts, pod_verdict, read_pod, workload_of
 from .selectors import Selector, selector_object
 
 CLOCK_WARNING = 60.0  # seconds between this machine's clock and the API server's worth a word
@@ -155,7 +156,7 @@ class Janitor:
                     pod = read_pod(obj, now, options.after_exit, options.max_age)
                     if pod is None:
                         gathered.malformed += 1
-                        note_unreadable(gathered.workloads, controller_uid(obj))
+                        note_unreadable(gathered.workloads, workload_of(obj))
                         continue
                     if not options.in_scope(pod.namespace):
                         continue
@@ -188,6 +189,8 @@ class Janitor:
         try:
             api.announce(self.client, decision, self.wall())
         except ServerError as error:
+            if TERMINATING_CAUSE in error.cause_types:
+                return  # its namespace is being deleted, with every Event in it
             self.failed = True
             self.warn(f"pod {decision.pod.namespace}/{decision.pod.name}: could not record "
                       f"the Event: {error.message}")

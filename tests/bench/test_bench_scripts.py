@@ -108,3 +108,23 @@ def test_janitor_bench_prints_time_and_memory_per_size():
     rows = [line.split() for line in done.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["50", "100"], done.stdout
     assert [row[2] for row in rows] == ["5", "10"], done.stdout  # one line per debug pod
+
+
+def test_access_bench_prints_finite_and_sane_figures():
+    """Against the real control plane where Go can build it; else the script says it skipped.
+    The figures are milliseconds: finite, positive, p50 <= p99 <= max, under the script's own
+    30 s limit per request."""
+    import math
+    import re
+
+    done = subprocess.run(page_command("access.py", "--runs", "5"),
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    if "skipped" in done.stdout:
+        return
+    found = re.search(r"p50 (\S+) ms\s+p99 (\S+) ms\s+max (\S+) ms", done.stdout)
+    assert found, done.stdout
+    p50, p99, most = (float(x) for x in found.groups())
+    assert all(math.isfinite(x) and x > 0 for x in (p50, p99, most)), done.stdout
+    assert p50 <= p99 <= most < 30_000, done.stdout
+    assert "over 5 requests" in done.stdout

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.support.harness import CRED_HELPER, one_error
+from tests.unit.broker.test_accesspolicy import RULE as ACCESS_POLICY
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -144,3 +145,83 @@ def test_check_with_a_missing_csr_file_is_one_usage_error(tmp_path):
     done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'gone.yaml'}")
     assert (done.returncode, done.stdout) == (2, "")
     assert f"--csr: cannot read CSR file {tmp_path / 'gone.yaml'}" in one_error(done.stderr)
+
+
+def test_check_denies_a_saved_csr_that_names_an_extension_twice(tmp_path):
+    """kube-apiserver refuses such a request, but a file given to `--csr` has met none: a
+    decision line with the reason, not "unexpected DuplicateExtension"."""
+    import json
+
+    from tests.unit.broker.build import csr_object, request_naming_an_extension_twice
+
+    (tmp_path / "policy.yaml").write_text("rules:\n  - name: oncall\n    match: {groups: "
+                                          "[oncall]}\n    action: approve\n    subject-groups: "
+                                          "['*']\n    max-expiration: 1h\n    attestation: none\n")
+    (tmp_path / "csr.json").write_text(json.dumps(csr_object(request_naming_an_extension_twice())))
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'csr.json'}")
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert (line["decision"], line["reason"]) == (
+        "deny", "the request cannot be read: the request's extensions name 2.25.1433927580 twice")
+
+
+def test_check_reads_a_name_longer_than_64_characters_without_a_python_warning(tmp_path):
+    """An OIDC-style username of 89 characters (Kubernetes sets no bound): the decision, and
+    on stderr only the summary line, not cryptography's UserWarning lines."""
+    import json
+    import warnings
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from tests.unit.broker.build import csr_object, key
+    from tests.unit.broker.test_facts import JUDGED_POLICY, LONG_NAME
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LONG_NAME, _validate=False)])
+    pem = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        key("ed25519"), None).public_bytes(Encoding.PEM)
+    (tmp_path / "policy.yaml").write_text(JUDGED_POLICY)
+    (tmp_path / "csr.json").write_text(json.dumps(csr_object(pem, username=LONG_NAME)))
+    done = check(str(tmp_path / "policy.yaml"), f"--csr={tmp_path / 'csr.json'}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["decision"] == "approve"
+    assert done.stderr == f"policy {tmp_path}/policy.yaml: valid; rules in order: oncall " \
+        "(approve); default manual\n"
+
+
+def test_an_access_section_without_an_ssh_ca_is_refused_at_start(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ACCESS_POLICY)
+    done = run(f"--policy={policy}", f"--kubeconfig={tmp_path / 'missing'}")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "the policy has an access: section, and no --ssh-ca signs for it" in \
+        one_error(done.stderr)
+
+
+def test_an_ssh_ca_others_can_read_is_refused_at_start(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ACCESS_POLICY)
+    ca = tmp_path / "ca"
+    ca.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    ca.chmod(0o644)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n"
+                          "  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: c\n"
+                          "  context: {cluster: c, user: u}\nusers:\n- name: u\n"
+                          "  user: {token: t}\n")
+    done = run(f"--policy={policy}", f"--kubeconfig={kubeconfig}", f"--ssh-ca={ca}")
+    assert done.returncode == 1 and done.stdout == ""
+    error = one_error(done.stderr)
+    assert f"--ssh-ca: SSH CA key {ca} is open to group or others" in error
+    assert "PRIVATE KEY" not in done.stderr

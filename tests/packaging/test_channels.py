@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import cred_helper
+from tests.support.harness import one_error
 
 pytestmark = pytest.mark.kubectl
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +160,11 @@ def test_krew_installs_the_manifest_and_kubectl_cred_helper_setup_works(
                             stdin=subprocess.DEVNULL)
     assert whoami.returncode == 0, whoami.stderr
     assert whoami.stdout == "alice@example.com"
+    # `kubectl cred-helper approve` decides with the context's own credential (its user runs
+    # kubectl-cred_helper for the profile); the local server has no access requests.
+    approve = subprocess.run([kubectl, "cred-helper", "approve", "alice-1", "--context=local"],
+                             env=setup_env, capture_output=True, text=True, timeout=300,
+                             stdin=subprocess.DEVNULL)
+    assert approve.returncode == 1
+    assert one_error(approve.stderr).endswith("there is no access request alice-1"), \
+        approve.stderr

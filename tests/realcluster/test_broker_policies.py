@@ -343,3 +343,36 @@ def test_a_watching_dry_run_says_each_version_once(tmp_path, control_plane, step
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_kube_apiserver_refuses_a_csr_naming_an_extension_twice(control_plane):
+    """Why a request naming an extension twice reaches the broker only through `approver
+    check --csr` (where it is denied with its reason, tests/unit/broker/test_facts.py): Go's
+    parser refuses it, and kube-apiserver with it."""
+    from cred_helper.errors import ServerError
+    from tests.unit.broker.build import request_naming_an_extension_twice
+
+    with pytest.raises(ServerError) as refused:
+        create(alice_client(control_plane), _name("twice"), request_naming_an_extension_twice())
+    assert refused.value.status == 422
+    assert "spec.request" in refused.value.status_message
+
+
+def test_a_request_made_while_the_broker_was_down_is_judged_as_it_was_made(control_plane,
+                                                                            scene, step_two):
+    """alice's genuine attested request, created while no broker runs; the broker starts
+    later than the policy's max-age (2 s here, 5 minutes as shipped). The proof is held to the
+    CSR's creationTimestamp, which kube-apiserver set: approved and signed. Before, it was
+    denied as "a replayed or stale proof"."""
+    policy = step_two.parent / "short.yaml"
+    policy.write_text(step_two.read_text().replace("attestation:\n", "attestation:\n"
+                                                   "  max-age: 2s\n", 1))
+    pem, _ = request_pem(scene.genuine(), groups=("oncall",))
+    name = create(alice_client(control_plane), _name("late"), pem)["metadata"]["name"]
+    time.sleep(4)
+
+    decisions, _ = approver(control_plane, policy, "--once")
+
+    (ours,) = [d for d in decisions if d["csr"] == name]
+    assert (ours["decision"], ours["attestation"]["ok"]) == ("approve", True), ours["reason"]
+    wait_certificate(admin_client(control_plane), name)

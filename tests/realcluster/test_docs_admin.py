@@ -5,6 +5,7 @@ session plane's other tests. What each command is for is checked on the server a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -170,3 +171,26 @@ def test_a_copy_with_a_custom_profile_then_its_removal(admin, plane, tmp_path):
     assert removed.returncode == 0, removed.stderr
     with pytest.raises(RuntimeError, match="NotFound"):
         plane.kubectl("get", "pod", "-n", "shop", "shop-x7k2p-debug")
+
+
+def test_access_requests_installed_as_the_admin_page_says(admin, plane, tmp_path):
+    """docs/access-requests.md, "For the admin": the kustomization, the people's RBAC from
+    setup, the SSH user CA made and kept in its Secret; then the CRD serves requests, the
+    people's roles exist, and the Secret holds the CA's private key."""
+    (tmp_path / "packaging").symlink_to(ROOT / "packaging")  # paths from a checkout
+    admin.run_all(doccommands.block("docs/access-requests.md", "For the admin"), 4, tmp_path)
+    deadline = time.monotonic() + 15
+    while True:  # a new CRD is served once it is established
+        try:
+            plane.kubectl("get", "accessrequests")
+            break
+        except RuntimeError:
+            assert time.monotonic() < deadline, "the AccessRequest CRD is not served"
+            time.sleep(0.2)
+    for role in ("cred-helper-access-requester", "cred-helper-access-decider"):
+        plane.kubectl("get", "clusterrole", role)
+    secret = json.loads(plane.kubectl("get", "secret", "-n", "cred-helper",
+                                      "cred-helper-ssh-ca", "-o", "json"))
+    assert "OPENSSH PRIVATE KEY" in base64.b64decode(secret["data"]["ssh-ca"]).decode()
+    assert (tmp_path / "ssh-ca.pub").read_text().startswith("ssh-ed25519 ")
+

@@ -684,6 +684,56 @@ def test_a_node_clock_behind_the_servers_is_caught(cluster):
     assert "it started before the pod was created" in got["skew-0"]["reason"]
 
 
+# ---- after issue 23: its review ----------------------------------------------------------------
+
+def test_a_pod_in_another_namespace_cannot_speak_for_a_workload(plane, proxy, cluster,
+                                                                 tmp_path):
+    """kube-apiserver takes a pod whose controller reference names the uid of a ReplicaSet
+    in another namespace (an owner reference means an owner in the pod's own namespace). A
+    not-Ready pod so made by mallory in her namespace spared shop's due pod as
+    `workload-not-ready`, in every pass that listed both."""
+    rs, pod = cluster.pair("owned")
+    (tmp_path / "mallory").mkdir()
+    mallory = Cluster(plane, tmp_path / "mallory", proxy)
+    mallory.pod("intruder", "intruder", rs)
+    mallory.status("intruder", ready=False)
+    assert mallory.get("intruder")["metadata"]["ownerReferences"][0]["uid"] == \
+        rs["metadata"]["uid"]
+
+    rc, lines, err = cluster.janitor("--namespace", mallory.ns)
+
+    assert rc == 0, err
+    assert [(ln["pod"], ln["action"]) for ln in lines] == [("owned-a", "evicted")]
+    assert cluster.get("owned-a") is None and lines[0]["uid"] == pod["metadata"]["uid"]
+
+
+def test_a_namespace_being_deleted_is_no_api_failure(plane, proxy, tmp_path):
+    """In a namespace being deleted kube-apiserver refuses the eviction and the Event alike
+    (403, cause NamespaceTerminating). Such a namespace stuck Terminating, with a due pod or a
+    terminating one carrying a debug container, failed every pass with exit 1. This plane
+    runs no namespace controller, so the namespace stays Terminating, as a stuck one does."""
+    (tmp_path / "doomed").mkdir()
+    doomed = Cluster(plane, tmp_path / "doomed", proxy)
+    _, due = doomed.pair("doom")
+    rs = doomed.replicaset("leave", 1)
+    doomed.pod("leave-0", "leave", rs, node="node-1")  # on a node: it stays Terminating
+    doomed.debug("leave-0")
+    doomed.status("leave-0", debug={"debugger": exited(HOUR)})
+    doomed.api.request("DELETE", f"/api/v1/namespaces/{doomed.ns}/pods/leave-0")
+    plane.kubectl("delete", "namespace", doomed.ns, "--wait=false")
+    assert doomed.get("leave-0")["metadata"].get("deletionTimestamp")
+
+    rc, lines, err = doomed.janitor()
+
+    assert (rc, err.count("could not record the Event")) == (0, 0), err
+    assert sorted((ln["pod"], ln["action"], ln["status"]) for ln in lines) == [
+        ("doom-a", "namespace-terminating", 403), ("leave-0", "skipped:terminating", None)]
+    (refused,) = [ln for ln in lines if ln["pod"] == "doom-a"]
+    assert refused["reason"].endswith(f"unable to create new content in namespace {doomed.ns} "
+                                      "because it is being terminated")
+    assert doomed.get("doom-a")["metadata"]["uid"] == due["metadata"]["uid"]
+
+
 def test_the_api_server_going_away_mid_run_claims_nothing(plane, cluster):
     """kube-apiserver stops after the lists, just before the eviction: the pass ends with an
     error (or an `unknown` line, if the request went out on a connection that then broke),

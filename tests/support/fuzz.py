@@ -124,6 +124,31 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
+YAML_NOISE = ["&a ", "*a", "!!binary ", "{", "]", ":", "- ", "\t", "'", "\x00", "\ufeff", "-1",
+              "?", "%YAML 1.1\n", "---\n", "**", "[[", "99999", "true"]
+
+
+def damaged_yaml(text: str, rng: random.Random, first_line: int = 0) -> str:
+    """`text` with one to three lines (from `first_line` on) deleted, repeated, indented
+    afresh or given a piece of YAML syntax: a policy file an editor or a merge broke."""
+    damaged = text.splitlines(keepends=True)
+    for _ in range(rng.randrange(1, 4)):
+        i = rng.randrange(min(first_line, len(damaged) - 1), len(damaged))
+        action = rng.randrange(4)
+        if action == 0:
+            del damaged[i]
+        elif action == 1:
+            damaged.insert(i, damaged[rng.randrange(len(damaged))])
+        elif action == 2:
+            at = rng.randrange(len(damaged[i]) + 1)
+            damaged[i] = damaged[i][:at] + rng.choice(YAML_NOISE) + damaged[i][at:]
+        else:
+            damaged[i] = " " * rng.randrange(12) + damaged[i].lstrip()
+        if not damaged:
+            break
+    return "".join(damaged)
+
+
 def json_text(doc: Any) -> str:
     """JSON as a hostile writer would produce it: NaN and Infinity allowed."""
     return json.dumps(doc, allow_nan=True)

@@ -26,7 +26,7 @@ def test_api_objects_carry_the_names_given():
     kinds = [(d["kind"], d["metadata"].get("namespace", "")) for d in docs]
     assert ("Role", "a") in kinds and ("RoleBinding", "b") in kinds
     bindings = {d["metadata"]["name"] + d["metadata"].get("namespace", ""): d["subjects"]
-                for d in docs if d["kind"].endswith("Binding")}
+                for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")}
     assert bindings["cred-helper-requester"][0]["name"] == "boot"
     assert bindings["cred-helper-oncall-debuga"][0]["name"] == "sre: x"
     assert all(d["kind"] != "Policy" for d in docs)  # the audit policy is not applied

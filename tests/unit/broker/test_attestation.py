@@ -252,11 +252,37 @@ def test_unknown_pin_policies_stay_visible_and_match_nothing():
                .public_key(token.public_key()).serial_number(1)
                .not_valid_before(slot.not_valid_before_utc)
                .not_valid_after(slot.not_valid_after_utc))
+    builder = attestca._ext(builder, 3, bytes([5, 7, 1]))
+    builder = attestca._ext(builder, 7, bytes([0x02, 0x01, 0x2A]))
     builder = attestca._ext(builder, 8, bytes([4, 2]))
     odd = builder.sign(CA.device_key, hashes.SHA256())
     got = verify(_request(token, (attestca.der(odd), attestca.der(CA.device))),
                  _config(token), NOW)
     assert got.ok and got.pin_policy == "unknown-0x04" and got.touch_policy == "always"
+
+
+@pytest.mark.parametrize("left_out", [3, 7, 8])
+def test_a_slot_certificate_without_yubicos_extensions_is_no_attestation(left_out):
+    """Every YubiKey that attests (firmware 4.3 on) writes its firmware (.3), serial (.7) and
+    PIN and touch policy (.8) into the slot certificate: one without them is some other
+    certificate of a CA under a listed root, never a device's attestation."""
+    from tests.support import attestca
+
+    token = _token_key()
+    slot = CA.attest(token.public_key())
+    builder = (x509.CertificateBuilder().subject_name(slot.subject).issuer_name(slot.issuer)
+               .public_key(token.public_key()).serial_number(1)
+               .not_valid_before(slot.not_valid_before_utc)
+               .not_valid_after(slot.not_valid_after_utc))
+    for suffix, value in ((3, bytes([5, 7, 1])), (7, bytes([0x02, 0x01, 0x2A])),
+                          (8, bytes([2, 2]))):
+        if suffix != left_out:
+            builder = attestca._ext(builder, suffix, value)
+    bare = builder.sign(CA.device_key, hashes.SHA256())
+    got = verify(_request(token, (attestca.der(bare), attestca.der(CA.device))),
+                 _config(token), NOW)
+    assert not got.ok and "lacks what every YubiKey writes into its attestation" in got.reason
+    assert got.serial is None and got.user == ""
 
 
 # ---- hostile bytes ---------------------------------------------------------------------------

@@ -235,3 +235,62 @@ def test_an_intermediate_is_trusted_only_where_roots_name_it(tmp_path):
     assert outcomes["root.pem"][0] == DENY
     assert "does not lead to any of the configured roots" in outcomes["root.pem"][1]
     assert outcomes["intermediate.pem"][0] == APPROVE, outcomes
+
+
+def test_an_issuing_ca_of_an_organisation_root_is_no_device(roots):
+    """mallory's own TLS client certificate from her organisation's issuing CA (a CA
+    directly under the organisation root an admin listed in `roots`, which issues no device
+    certificates), for a software key she registered as hers."""
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes
+
+    issuing = SCENE.org.new_device(cn="Example Corp Issuing CA 1",
+                                   basic_constraints=x509.BasicConstraints(True, 0))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    tls = (x509.CertificateBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, MALLORY)]))
+           .issuer_name(issuing.cert.subject).public_key(SCENE.software.public_key())
+           .serial_number(x509.random_serial_number())
+           .not_valid_before(now - datetime.timedelta(hours=1))
+           .not_valid_after(now + datetime.timedelta(days=1))
+           .add_extension(x509.BasicConstraints(False, None), critical=True)
+           .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                          critical=False)
+           .sign(issuing.key, hashes.SHA256()))
+    registry = [f"{{user: {MALLORY}, key-sha256: {key_sha256(spki(SCENE.software.public_key()))}}}"]
+    judge = policy_judge(load_policy(policies.with_attestation(policies.step_two(), roots,
+                                                               registry), "p"), lambda: NOW)
+    forgery = SCENE.genuine()
+    forgery.token, forgery.user = SCENE.software, MALLORY
+    forgery.certs = (tls.public_bytes(Encoding.DER), issuing.cert.public_bytes(Encoding.DER))
+    decision, proved = _judged(judge, forgery)
+    assert decision.action == DENY, (decision.reason, proved.reason)
+    assert "lacks what every YubiKey writes into its attestation" in proved.reason
+
+
+def test_a_proof_is_as_fresh_as_its_request_not_as_the_judgment(roots):
+    """The proof's time is held to the CSR's creationTimestamp (kube-apiserver's clock; the
+    requester cannot set it), not to the broker's now. A broker down longer than max-age (a
+    crash loop, a drained node) denied every attested request made meanwhile as "a replayed
+    or stale proof", and `approver check --csr` did so for every saved one. A proof made
+    long before its request, or dated long after it, is refused as before."""
+    pem, _ = request_pem(SCENE.genuine(), groups=("oncall",), now=NOW)
+    text = policies.with_attestation(policies.step_two(), roots[:1], REGISTRY)
+    an_hour_later = policy_judge(load_policy(text, "p"), lambda: NOW + 3600)
+
+    def judged(created: float):
+        decision, proved, _ = an_hour_later(csr_object(pem, username=ALICE, groups=GROUPS,
+                                                       created=created))
+        return decision, proved
+
+    decision, proved = judged(NOW + 2)
+    assert (decision.action, proved.ok) == (APPROVE, True), proved.reason
+    decision, proved = judged(NOW + 301)
+    assert decision.action == DENY
+    assert proved.reason == ("the proof was made 301 s before its request, more than the 300 "
+                             "s allowed (a replayed or stale proof)")
+    decision, proved = judged(NOW - 301)
+    assert decision.action == DENY
+    assert proved.reason == ("the proof is dated 301 s after its request was made, more than "
+                             "the 300 s allowed")

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
+from cred_helper.attestproof import PROOF_OID
 from cred_helper.broker.facts import CsrFacts, FactsError, csr_facts
 
 from .build import csr_object, key, request_pem
@@ -352,3 +353,62 @@ def test_general_names_cryptography_cannot_read_are_a_denial(oid, value):
     decision = _judge(csr_object(csr.public_bytes(Enc.PEM)))
     assert decision.action == "deny"
     assert "x400Address or ediPartyName" in decision.reason
+
+
+@pytest.mark.parametrize("oid", ["2.25.1433927580", "2.5.29.17"], ids=["proof", "san"])
+def test_an_extension_named_twice_is_a_denial(oid):
+    """cryptography raises DuplicateExtension, which is no ValueError, for a request naming an
+    extension twice (two proofs, two subjectAltNames: Go keeps the last of those). The judge
+    denies it with a reason instead of raising (which left it pending with a warning each
+    pass, and made `approver check` fail with "unexpected DuplicateExtension")."""
+    from .build import request_naming_an_extension_twice
+
+    obj = csr_object(request_naming_an_extension_twice(x509.ObjectIdentifier(oid)))
+    with pytest.raises(FactsError) as caught:
+        csr_facts(obj)
+    assert caught.value.reason == f"the request's extensions name {oid} twice"
+    decision = _judge(obj)
+    assert decision.action == "deny"
+    assert decision.reason == f"the request cannot be read: the request's extensions name " \
+        f"{oid} twice"
+
+
+LONG_NAME = "oidc:https://login.example.com/tenant-0123456789#" + "a" * 40  # 89 characters
+
+
+def test_a_name_longer_than_64_characters_is_judged_without_a_warning():
+    """X.509 bounds a CN at 64 characters; Kubernetes does not (an OIDC username of 85 was
+    accepted, signed and authenticated on 1.37, DESIGN.md). cryptography warns each time it
+    reads such a name: two UserWarnings, four lines, on the broker's stderr for every request
+    (and, under -W error, an exception that left the request pending). Read with a proof too,
+    whose check reads the subject again."""
+    import time
+    import warnings
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cred_helper.broker.attestation import key_sha256, spki
+    from cred_helper.broker.main import policy_judge
+    from cred_helper.broker.policy import load_policy
+    from cred_helper.keys.attest import make_proof
+
+    token, csr_key = ec.generate_private_key(ec.SECP256R1()), key("ed25519")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plugin's own side of it is not this test's
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LONG_NAME, _validate=False)])
+    proof = make_proof(token, (), csr_key.public_key(), name, time.time())
+    pem = (x509.CertificateSigningRequestBuilder().subject_name(name)
+           .add_extension(x509.UnrecognizedExtension(PROOF_OID, proof), critical=False)
+           .sign(csr_key, None).public_bytes(Encoding.PEM))
+    digest = key_sha256(spki(token.public_key()))
+    policy = load_policy(JUDGED_POLICY.replace("attestation: none", "attestation: registry-key")
+                         + f"attestation:\n  registry:\n    - {{user: '{LONG_NAME}', "
+                         f"key-sha256: {digest}}}\n", "p.yaml")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        facts = csr_facts(csr_object(pem, username=LONG_NAME))
+        decision, proved, _ = policy_judge(policy, time.time)(
+            csr_object(pem, username=LONG_NAME))
+    assert facts.common_name == LONG_NAME
+    assert (decision.action, proved.ok) == ("approve", True), decision.reason
+    assert [str(w.message) for w in said] == []

@@ -456,27 +456,13 @@ def test_a_bad_last_rule_refuses_the_whole_file():
 def test_damaged_policies_raise_only_policy_error(seed):
     import random
 
+    from tests.support.fuzz import damaged_yaml
+
     rng = random.Random(seed)
-    lines = POLICY.splitlines(keepends=True)
     outcomes = {"read": 0, "refused": 0}
     for _ in range(150):
-        damaged = list(lines)
-        for _ in range(rng.randrange(1, 4)):
-            i = rng.randrange(len(damaged))
-            action = rng.randrange(4)
-            if action == 0:
-                del damaged[i]
-            elif action == 1:
-                damaged.insert(i, damaged[rng.randrange(len(damaged))])
-            elif action == 2:
-                at = rng.randrange(len(damaged[i]) + 1)
-                noise = rng.choice(["&a ", "*a", "!!binary ", "{", "]", ":", "- ", "\t", "'",
-                                    "\x00", "\ufeff", "-1", "?", "%YAML 1.1\n", "---\n"])
-                damaged[i] = damaged[i][:at] + noise + damaged[i][at:]
-            else:
-                damaged[i] = " " * rng.randrange(6) + damaged[i].lstrip()
         try:
-            load_policy("".join(damaged), "policy.yaml")
+            load_policy(damaged_yaml(POLICY, rng), "policy.yaml")
         except PolicyError as error:
             assert "\n" not in error.message
             outcomes["refused"] += 1

@@ -74,20 +74,20 @@ def test_budgets():
 
 
 def test_workload_facts_spare_every_pod_of_the_workload():
-    assert action(facts(), {"rs-1": TERMINATING}) == "skipped:workload-terminating"
-    assert action(facts(), {"rs-1": NOT_READY}) == "skipped:workload-not-ready"
-    assert action(facts(), {"rs-2": NOT_READY}) is None
+    assert action(facts(), {"shop/rs-1": TERMINATING}) == "skipped:workload-terminating"
+    assert action(facts(), {"shop/rs-1": NOT_READY}) == "skipped:workload-not-ready"
+    assert action(facts(), {"shop/rs-2": NOT_READY}) is None
 
 
 def test_note_workload_collects_siblings():
     workloads: dict[str, int] = {}
     note_workload(workloads, facts(name="a", debug={}))
-    assert workloads == {"rs-1": 0}
+    assert workloads == {"shop/rs-1": 0}
     note_workload(workloads, facts(name="b", debug={}, ready=False))
     note_workload(workloads, facts(name="c", debug={}))
-    assert workloads == {"rs-1": NOT_READY}
+    assert workloads == {"shop/rs-1": NOT_READY}
     note_workload(workloads, facts(name="d", debug={}, deleting=True))
-    assert workloads["rs-1"] == NOT_READY | TERMINATING
+    assert workloads["shop/rs-1"] == NOT_READY | TERMINATING
 
 
 @pytest.mark.parametrize("phase", ["Failed", "Succeeded"])
@@ -98,7 +98,7 @@ def test_a_finished_sibling_is_no_replica_that_is_short(phase):
     note_workload(workloads, facts(name="left", debug={}, ready=False, phase=phase))
     note_workload(workloads, facts(name="left2", debug={}, ready=False, phase=phase,
                                    deleting=True))
-    assert workloads == {"rs-1": 0}
+    assert workloads == {"shop/rs-1": 0}
     assert action(facts(), workloads) is None
     note_workload(workloads, facts(name="short", debug={}, ready=False, phase="Pending"))
     assert action(facts(), workloads) == "skipped:workload-not-ready"
@@ -106,9 +106,9 @@ def test_a_finished_sibling_is_no_replica_that_is_short(phase):
 
 def test_an_unreadable_sibling_counts_as_not_ready():
     workloads: dict[str, int] = {}
-    note_unreadable(workloads, "rs-1")
+    note_unreadable(workloads, "shop/rs-1")
     note_unreadable(workloads, None)  # its controller cannot be told: nothing to mark
-    assert workloads == {"rs-1": NOT_READY}
+    assert workloads == {"shop/rs-1": NOT_READY}
     assert action(facts(), workloads) == "skipped:workload-not-ready"
 
 
@@ -168,6 +168,8 @@ def test_what_uses_up_a_workload(done, next_allowed, count):
     (Answer(409, "Conflict"), False, "changed"),
     (Answer(None), False, "unknown"),
     (Answer(403, "Forbidden"), False, "skipped:api-error"),
+    (Answer(403, "Forbidden", ("NamespaceTerminating",)), False, "namespace-terminating"),
+    (Answer(403, "Forbidden", ("NamespaceTerminating",)), True, "namespace-terminating"),
     (Answer(422, "Invalid"), False, "skipped:api-error"),
     (Answer(202), False, "evicted"),
     # It may have gone through: kube-apiserver's 504 timeout, an etcd timeout, a proxy's 502.

@@ -10,9 +10,9 @@ from cred_helper.janitor.pods import (
     MAX_FIELDS,
     NO_TIME,
     STALE,
-    controller_uid,
     pod_verdict,
     read_pod,
+    workload_of,
 )
 from cred_helper.janitor.times import http_date, parse_time
 
@@ -146,7 +146,7 @@ def test_pods_without_identity_are_unreadable(obj):
 def test_owner_and_readiness():
     facts = read_pod(pod(ready=False, deleting=True), NOW, AFTER_EXIT, MAX_AGE)
     assert facts.owner.kind == "ReplicaSet" and facts.owner.group == "apps"
-    assert facts.workload == "rs-1"
+    assert facts.workload == "shop/rs-1"  # the owner is in the pod's own namespace
     assert not facts.ready and facts.terminating
     bare = read_pod(pod(owners=[]), NOW, AFTER_EXIT, MAX_AGE)
     assert bare.owner is None and bare.owners == 0 and bare.workload == "pod:uid-web-1"
@@ -259,9 +259,11 @@ def test_a_pod_without_a_resource_version_cannot_be_evicted_safely():
     obj = pod(debug={"d": exited(5 * HOUR)})
     del obj["metadata"]["resourceVersion"]
     assert read_pod(obj, NOW, AFTER_EXIT, MAX_AGE) is None
-    assert controller_uid(obj) == "rs-1"  # its workload can still be told
-    assert controller_uid({"metadata": {"ownerReferences": "x"}}) is None
-    assert controller_uid(None) is None
+    assert workload_of(obj) == "shop/rs-1"  # its workload can still be told
+    assert workload_of({"metadata": {"ownerReferences": "x", "namespace": "shop"}}) is None
+    assert workload_of({"metadata": {"ownerReferences": obj["metadata"]["ownerReferences"]}}) \
+        is None  # no namespace: no workload to name
+    assert workload_of(None) is None
 
 
 @pytest.mark.parametrize(("phase", "terminal"), [("Running", False), ("Pending", False),

@@ -412,3 +412,47 @@ def test_nothing_to_do_is_said_on_stderr():
     assert (rc, lines) == (0, [])
     assert warnings == ["nothing to do: none of the 2 pod(s) in shop has a debug container "
                         "outside --exclude-selector (1 left by it)"]
+
+
+def test_a_pod_in_another_namespace_cannot_speak_for_a_workload():
+    """An owner reference names its owner within the pod's own namespace, and kube-apiserver
+    takes any uid in one. A not-Ready pod that mallory creates in her own namespace, naming
+    the uid of shop's ReplicaSet as its controller, spared shop's due pod
+    (workload-not-ready); a due pod of hers so named used up shop's workload for the run."""
+    intruder = pod("intruder", namespace="mallory", ready=False, owners=[owner(uid="rs-1")])
+    rc, lines, _ = run(FakeAPI([intruder, stale("a")]))
+    assert (rc, [(ln["pod"], ln["action"]) for ln in lines]) == (0, [("a", "evicted")])
+    decoy = stale("decoy")
+    decoy["metadata"]["namespace"] = "mallory"
+    api = FakeAPI([decoy, stale("a")], answers=[error(429, causes=["DisruptionBudget"]), 201])
+    plain_list = api.list
+
+    def with_her_budget(path: str, params: dict) -> dict:
+        doc = plain_list(path, params)
+        if "poddisruptionbudgets" in path:
+            doc["items"] = [*doc["items"], {**PDB, "metadata": {"namespace": "mallory",
+                                                                "name": "hers"}}]
+        return doc
+
+    api.list = with_her_budget
+    rc, lines, _ = run(api)
+    assert [(ln["namespace"], ln["pod"], ln["action"]) for ln in lines] == [
+        ("mallory", "decoy", "pdb-blocked"), ("shop", "a", "evicted")]
+
+
+def test_a_namespace_being_deleted_is_no_api_failure():
+    """kube-apiserver takes no new object in a namespace being deleted: an eviction and an
+    Event there are refused with 403 and the cause NamespaceTerminating (shown on 1.37). A
+    namespace stuck Terminating (a pod on a node that went away, a finalizer nobody removes)
+    with a pod carrying a debug container failed every pass with exit 1; the pod goes with its
+    namespace, so that is said, and the pass completes."""
+    terminating = error(403, "Forbidden", ["NamespaceTerminating"])
+    leaving = pod("leaving", deleting=True, debug={"d": exited(HOUR)}, owners=[owner(uid="rs-2")])
+    api = FakeAPI([stale("a"), leaving], answers=[terminating])
+    api.post = lambda path, body: (_ for _ in ()).throw(terminating)
+    rc, lines, warnings = run(api)
+    assert [(ln["pod"], ln["action"], ln["status"]) for ln in lines] == [
+        ("a", "namespace-terminating", 403), ("leaving", "skipped:terminating", None)]
+    assert (rc, warnings) == (0, [])
+    # Any other refusal of an Event still fails the pass (test above), and so does a 403 with
+    # no such cause on the eviction (test_429_causes_and_other_refusals).

@@ -1,0 +1,337 @@
+"""The policy file's `access:` section: whose access requests (accessrequest.py) the broker
+approves, which wait for a person, and what an approved one grants at the SSH gateway.
+
+Rules are tried in order; the first whose `match` names the requester (`spec.username`,
+`spec.groups`, set by admission) and whose `namespaces` hold the requested namespace decides,
+with no falling through: a request that fails one of its checks is denied, with the check and
+the values in the reason. A request no rule takes is denied: without a rule there is no grant
+to sign. Parsing shares policy.py's reader, so a bad section is a PolicyError with file, line
+and field, and nothing of the file is used. Pure: facts and the attestation result in, a
+verdict out.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import accessrequest as ar
+from .verdict import APPROVE, DENY, MANUAL, Attestation, Decision
+
+if TYPE_CHECKING:
+    import yaml
+
+    from .accessfacts import AccessFacts
+    from .policy import _Reader
+
+KEY_TYPES = {"ed25519": "ssh-ed25519", "p256": "ecdsa-sha2-nistp256"}
+ATTESTATION_MODES = ("required", "registry-key", "none")
+ANY_NAMESPACE = "*"
+_GLOB = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class GrantRule:
+    """What a rule grants besides the scope (the namespace and pods come from the request)."""
+
+    commands: tuple[str, ...]
+    exec: tuple[tuple[str, ...], ...]
+    shell: bool
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    name: str
+    action: str  # APPROVE, MANUAL or DENY
+    users: frozenset[str]
+    groups: frozenset[str]
+    namespaces: frozenset[str]  # ANY_NAMESPACE: any
+    pods: tuple[str, ...]  # pod names or globs a request may name; empty: any pod
+    max_expiration: int  # seconds; 0 in a rule that denies
+    max_expiration_text: str
+    key_types: frozenset[str]  # of KEY_TYPES
+    require_reason: bool
+    attestation: str
+    pin_policies: frozenset[str]
+    touch_policies: frozenset[str]
+    grant: GrantRule | None  # None in a rule that denies
+    line: int = 0
+
+    def takes(self, username: str, groups: tuple[str, ...], namespace: str) -> bool:
+        who = username in self.users or not self.groups.isdisjoint(groups)
+        return who and (ANY_NAMESPACE in self.namespaces or namespace in self.namespaces)
+
+
+@dataclass(frozen=True)
+class AccessVerdict:
+    decision: Decision
+    grant: ar.Grant | None = None  # what an approved request may do (None unless approved)
+    seconds: int = 0  # the certificate's lifetime, never beyond the rule's
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    rules: tuple[AccessRule, ...]
+
+    def rule_for(self, facts: AccessFacts) -> AccessRule | None:
+        for rule in self.rules:
+            if rule.takes(facts.username, facts.groups, facts.namespace):
+                return rule
+        return None
+
+    def needs_attestation(self, facts: AccessFacts) -> bool:
+        """Whether the request's proof must be verified: it carries one (a failing proof is a
+        deny), or its rule looks at attestation."""
+        rule = self.rule_for(facts)
+        if rule is not None and rule.action == DENY:
+            return False
+        return facts.proof is not None or (rule is not None and rule.attestation != "none")
+
+    def decide(self, facts: AccessFacts, attestation: Attestation) -> AccessVerdict:
+        rule = self.rule_for(facts)
+        name = rule.name if rule else ""
+        who = f"requester {facts.username!r}"
+        if attestation.mode != "none" and not attestation.ok:
+            prefix = f"rule {name}" if rule else "no rule"
+            return _deny(name, "proof", f"{prefix}: the attestation proof fails: "
+                         f"{attestation.reason}")
+        if rule is None:
+            groups = ", ".join(facts.groups) or "none"
+            return _deny("", "no-rule", f"no access rule takes {who} (groups: {groups}) in "
+                         f"namespace {facts.namespace!r}")
+        if rule.action == DENY:
+            return _deny(name, "rule-denies", f"rule {name}: denies every request it takes "
+                         f"({who}, namespace {facts.namespace!r})")
+        failure = _first_failure(rule, facts, attestation)
+        if failure is not None:
+            return _deny(name, failure[0], f"rule {name}: {failure[1]}")
+        assert rule.grant is not None  # a rule that does not deny always has one (parsed so)
+        grant = ar.Grant(namespace=facts.namespace, pods=facts.pods or rule.pods,
+                         commands=rule.grant.commands, exec=rule.grant.exec,
+                         shell=rule.grant.shell, ports=rule.grant.ports)
+        seconds = min(facts.expiration_seconds, rule.max_expiration)
+        if rule.action == MANUAL:
+            return AccessVerdict(Decision(MANUAL, name, f"rule {name}: every check passed; "
+                                          f"this rule leaves the request for a person ({who})",
+                                          {"check": "manual"}), grant, seconds)
+        return AccessVerdict(Decision(APPROVE, name, f"rule {name}: every check passed ({who}, "
+                                      f"{_attested(attestation)})", {"check": "passed"}),
+                             grant, seconds)
+
+
+def _deny(rule: str, check: str, reason: str) -> AccessVerdict:
+    return AccessVerdict(Decision(DENY, rule, reason, {"check": check}))
+
+
+def _attested(attestation: Attestation) -> str:
+    if attestation.mode == "none":
+        return "no attestation"
+    return f"{attestation.mode}: {attestation.reason}"
+
+
+def _first_failure(rule: AccessRule, facts: AccessFacts,
+                   att: Attestation) -> tuple[str, str] | None:
+    for check in (_pods_failure, _key_failure, _expiration_failure, _reason_failure,
+                  _attestation_failure):
+        failure = check(rule, facts, att)
+        if failure is not None:
+            return failure
+    return None
+
+
+def pod_within(asked: str, allowed: tuple[str, ...]) -> bool:
+    """Whether every pod the request's name or glob `asked` can match is one `allowed`
+    holds. Glob containment is undecidable in general, so a glob is only within a list that
+    holds exactly that glob (or is empty: any pod); a plain name must match one entry."""
+    if not allowed:
+        return True
+    if asked in allowed:
+        return True
+    return not (_GLOB & set(asked)) and any(fnmatch.fnmatchcase(asked, p) for p in allowed)
+
+
+def _pods_failure(rule: AccessRule, facts: AccessFacts, _: Attestation) -> tuple[str, str] | None:
+    for pod in facts.pods:
+        if not pod_within(pod, rule.pods):
+            return "scope", (f"pod {pod!r} is not within the rule's pods "
+                             f"({', '.join(rule.pods)})")
+    return None
+
+
+def _key_failure(rule: AccessRule, facts: AccessFacts, _: Attestation) -> tuple[str, str] | None:
+    if facts.key_type not in rule.key_types:
+        allowed = ", ".join(k for k in KEY_TYPES if k in rule.key_types)
+        return "key-type", f"key type {facts.key_type} is not allowed ({allowed})"
+    return None
+
+
+def _expiration_failure(rule: AccessRule, facts: AccessFacts,
+                        _: Attestation) -> tuple[str, str] | None:
+    if facts.expiration_seconds > rule.max_expiration:
+        return "expiration", (f"expirationSeconds {facts.expiration_seconds} exceeds "
+                              f"{rule.max_expiration_text}")
+    return None
+
+
+def _reason_failure(rule: AccessRule, facts: AccessFacts,
+                    _: Attestation) -> tuple[str, str] | None:
+    if rule.require_reason and not facts.reason.strip():
+        return "reason", "spec.reason is empty (cred-helper ssh-config --reason writes it)"
+    return None
+
+
+def _attestation_failure(rule: AccessRule, facts: AccessFacts,
+                         att: Attestation) -> tuple[str, str] | None:
+    if rule.attestation == "none":
+        return None
+    modes = ("attested",) if rule.attestation == "required" else ("attested", "registry-key")
+    if att.mode not in modes or not att.ok:
+        wanted = "a hardware attestation" if rule.attestation == "required" else \
+            "a hardware attestation or a registered key"
+        return "attestation", f"the rule wants {wanted}; got {att.mode}: {att.reason}"
+    if att.user != facts.username:
+        owner = repr(att.user) if att.user else "nobody in the registry"
+        return "attestation", f"the key belongs to {owner}, not the requester {facts.username!r}"
+    if rule.pin_policies and att.pin_policy not in rule.pin_policies:
+        return "attestation", (f"PIN policy {att.pin_policy or 'not stated'} is not allowed "
+                               f"({', '.join(sorted(rule.pin_policies))})")
+    if rule.touch_policies and att.touch_policy not in rule.touch_policies:
+        return "attestation", (f"touch policy {att.touch_policy or 'not stated'} is not "
+                               f"allowed ({', '.join(sorted(rule.touch_policies))})")
+    return None
+
+
+# ---- reading the section ----------------------------------------------------------------------
+
+RULE_FIELDS = ("name", "match", "namespaces", "pods", "action", "max-expiration", "key-types",
+               "require-reason", "attestation", "pin-policies", "touch-policies", "grant")
+
+
+def read_access(reader: _Reader, node: yaml.Node) -> AccessPolicy:
+    """The `access:` section, read with policy.py's reader (PolicyError with line and field)."""
+    fields = reader.mapping(node, "access", ("rules",), ("rules",))
+    rules: list[AccessRule] = []
+    names: dict[str, int] = {}
+    for i, item in enumerate(reader.sequence(fields["rules"], "access.rules")):
+        rule = _rule(reader, item, f"access.rules[{i}]")
+        if rule.name in names:
+            raise reader.fail(item, f"access.rules[{i}].name", f"{rule.name!r} is already the "
+                              f"name of the rule on line {names[rule.name]}")
+        names[rule.name] = rule.line
+        rules.append(rule)
+    return AccessPolicy(tuple(rules))
+
+
+def _rule(reader: _Reader, node: yaml.Node, where: str) -> AccessRule:
+    from .policy import _RULE_NAME as RULE_NAME
+    from .policy import PIN_POLICIES, TOUCH_POLICIES, _line
+
+    fields = reader.mapping(node, where, RULE_FIELDS, ("name", "match", "namespaces", "action"))
+    name = reader.string(fields["name"], f"{where}.name")
+    if not RULE_NAME.match(name):
+        raise reader.fail(fields["name"], f"{where}.name", f"{name!r} is not a rule name "
+                          "(letters, digits, . _ : -; at most 63)")
+    action = reader.choice(fields["action"], f"{where}.action", (APPROVE, MANUAL, DENY))
+    match = reader.mapping(fields["match"], f"{where}.match", ("users", "groups"))
+    users = reader.strings(match["users"], f"{where}.match.users") if "users" in match else []
+    groups = reader.strings(match["groups"], f"{where}.match.groups") \
+        if "groups" in match else []
+    if not users and not groups:
+        raise reader.fail(fields["match"], f"{where}.match", "names no users and no groups "
+                          "(to match everyone: groups: [system:authenticated])")
+    namespaces = reader.strings(fields["namespaces"], f"{where}.namespaces")
+    if not namespaces:
+        raise reader.fail(fields["namespaces"], f"{where}.namespaces", "names no namespace "
+                          f"(any namespace: [{ANY_NAMESPACE!r}])")
+    for i, value in enumerate(namespaces):
+        if value != ANY_NAMESPACE and not ar.is_namespace(value):
+            raise reader.fail(fields["namespaces"], f"{where}.namespaces[{i}]",
+                              f"{value!r} is not a namespace name (or '*')")
+    pods: list[str] = []
+    if "pods" in fields:
+        pods = reader.strings(fields["pods"], f"{where}.pods")
+        for i, value in enumerate(pods):
+            if not ar.is_pod_pattern(value):
+                raise reader.fail(fields["pods"], f"{where}.pods[{i}]",
+                                  f"{value!r} is not a pod name or a glob of one")
+    approving = action != DENY
+    seconds, text = 0, ""
+    if "max-expiration" in fields:
+        seconds, text = reader.duration(fields["max-expiration"], f"{where}.max-expiration")
+        if not ar.MIN_SECONDS <= seconds <= ar.MAX_SECONDS:
+            raise reader.fail(fields["max-expiration"], f"{where}.max-expiration",
+                              f"{text} is not from 10m to 24h (an access request's range)")
+    elif approving:
+        raise reader.fail(node, f"{where}.max-expiration", f"is required in a rule that "
+                          f"{action}s")
+    key_types = reader.strings(fields["key-types"], f"{where}.key-types", tuple(KEY_TYPES)) \
+        if "key-types" in fields else list(KEY_TYPES)
+    if not key_types:
+        raise reader.fail(fields["key-types"], f"{where}.key-types", "allows no key type")
+    require_reason = reader.boolean(fields["require-reason"], f"{where}.require-reason") \
+        if "require-reason" in fields else False
+    if "attestation" in fields:
+        attestation = reader.choice(fields["attestation"], f"{where}.attestation",
+                                    ATTESTATION_MODES)
+    elif approving:
+        raise reader.fail(node, f"{where}.attestation", f"is required in a rule that "
+                          f"{action}s ({', '.join(ATTESTATION_MODES)})")
+    else:
+        attestation = "none"
+    pins = reader.strings(fields["pin-policies"], f"{where}.pin-policies", PIN_POLICIES) \
+        if "pin-policies" in fields else []
+    touches = reader.strings(fields["touch-policies"], f"{where}.touch-policies",
+                             TOUCH_POLICIES) if "touch-policies" in fields else []
+    if (pins or touches) and attestation != "required":
+        field = "pin-policies" if pins else "touch-policies"
+        raise reader.fail(fields[field], f"{where}.{field}", "only an attestation can state "
+                          "these: set attestation: required")
+    grant = None
+    if "grant" in fields:
+        grant = _grant(reader, fields["grant"], f"{where}.grant")
+    elif approving:
+        raise reader.fail(node, f"{where}.grant", f"is required in a rule that {action}s "
+                          "(what the gateway may run)")
+    return AccessRule(name=name, action=action, users=frozenset(users),
+                      groups=frozenset(groups), namespaces=frozenset(namespaces),
+                      pods=tuple(pods), max_expiration=seconds, max_expiration_text=text,
+                      key_types=frozenset(key_types), require_reason=require_reason,
+                      attestation=attestation, pin_policies=frozenset(pins),
+                      touch_policies=frozenset(touches), grant=grant, line=_line(node))
+
+
+def _grant(reader: _Reader, node: yaml.Node, where: str) -> GrantRule:
+    """The grant's fields, checked by the model's own parse (what the gateway will read)."""
+    fields = reader.mapping(node, where, ("commands", "exec", "shell", "ports"))
+    doc: dict = {"namespace": "default"}  # the request's, put in when a request is approved
+    if "commands" in fields:
+        doc["commands"] = reader.strings(fields["commands"], f"{where}.commands", ar.COMMANDS)
+    if "exec" in fields:
+        patterns = []
+        for i, item in enumerate(reader.sequence(fields["exec"], f"{where}.exec")):
+            argv = [reader.string(arg, f"{where}.exec[{i}][{j}]")
+                    for j, arg in enumerate(reader.sequence(item, f"{where}.exec[{i}]"))]
+            patterns.append(argv)
+        doc["exec"] = patterns
+    if "shell" in fields:
+        doc["shell"] = reader.boolean(fields["shell"], f"{where}.shell")
+    if "ports" in fields:
+        ports = []
+        for i, item in enumerate(reader.sequence(fields["ports"], f"{where}.ports")):
+            value = reader.scalar(item, f"{where}.ports[{i}]")
+            if type(value) is not int or not 1 <= value <= 65535:
+                raise reader.fail(item, f"{where}.ports[{i}]", f"{value!r} is not a port "
+                                  "number (1-65535)")
+            ports.append(value)
+        doc["ports"] = ports
+    try:
+        parsed = ar.parse_grant(doc, where)
+    except ar.AccessRequestError as error:
+        raise reader.fail(fields.get(error.field.rsplit(".", 1)[-1].split("[")[0], node),
+                          error.field, error.why) from None
+    if parsed.exec and "exec" not in parsed.commands:
+        raise reader.fail(fields["exec"], f"{where}.exec", "patterns without the exec "
+                          "command grant nothing: add exec to commands")
+    return GrantRule(parsed.commands, parsed.exec, parsed.shell, parsed.ports)

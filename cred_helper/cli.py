@@ -50,8 +50,8 @@ COMPLETION_INSTALL = {
             "cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish",
 }
 # Commands in the order a person meets them; --help, completion and the bare usage follow it.
-ORDER = ("get", "setup", "login", "status", "logout", "doctor", "keys", "completion",
-         "approver", "janitor", "help", "version")
+ORDER = ("get", "setup", "login", "status", "logout", "doctor", "ssh", "ssh-config", "approve",
+         "deny", "keys", "completion", "approver", "janitor", "gateway", "help", "version")
 USAGE_LINES = (
     ("[get] --cluster NAME", "print a credential (kubectl runs this from its kubeconfig)"),
     ("setup --cluster NAME ...", "write a profile and the kubeconfig entry that runs it"),
@@ -759,6 +759,10 @@ def approver_check(policy: str, csr: str | None) -> int:
 from .janitor.cli import janitor  # noqa: E402  (its own module, as setup's)
 
 cli.add_command(janitor)
+
+from .gateway.cli import gateway  # noqa: E402  (its own module, as setup's)
+
+cli.add_command(gateway)
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .cache.entrydoc import MAX_LIFETIME
 from .durations import format_duration, parse_duration
 from .errors import UsageError, os_reason
 from .execinfo import ClusterInfo
@@ -21,6 +22,16 @@ from .paths import default_cache_dir, default_config_file
 from .urls import check_issuer_url
 
 CSR_MIN_TTL = 600
+# The longest a credential may be asked for: what the cache keeps (cache/entrydoc.py), far
+# inside the CSR API's expirationSeconds (int32). Longer would be refused by the API server,
+# or issued and then thrown away by the cache on every run.
+MAX_TTL = MAX_LIFETIME
+# Kubernetes removes a CSR still pending after 24 hours: waiting longer waits for nothing.
+MAX_APPROVAL_TIMEOUT = 24 * 3600
+LONGEST_WHY = {
+    "ttl": "cred-helper keeps a credential at most 10 years (short-lived ones are the point)",
+    "approval-timeout": "Kubernetes removes a CSR still pending after 24 hours",
+}
 MAX_CONFIG = 1 << 20  # a profile file is a few hundred bytes; /dev/zero is not one
 ISSUERS = ("csr", "oidc")
 CACHES = ("file", "keyring", "none")
@@ -192,7 +203,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     issuer = _choice(src, "issuer", ISSUERS, None)
     if issuer is None:
         raise no_issuer(doc, cluster, config_file, bool(profile), os.path.exists(config_file))
-    ttl = _duration(src, "ttl", 1800)
+    ttl = _duration(src, "ttl", 1800, MAX_TTL)
     if issuer == "csr" and ttl < CSR_MIN_TTL:
         found = src.get("ttl")
         assert found is not None
@@ -221,7 +232,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         bootstrap_context=_text(src, "bootstrap-context"),
         subject_cn=_text(src, "subject-cn"),
         subject_o=_groups(src),
-        approval_timeout=_duration(src, "approval-timeout", 300),
+        approval_timeout=_duration(src, "approval-timeout", 300, MAX_APPROVAL_TIMEOUT),
         reason=flags.get("reason") or "",
         bootstrap=bootstrap,
         no_browser=_flag(src, "no-browser"),
@@ -409,6 +420,11 @@ def _text(src: _Source, key: str) -> str:
 
 def _path(src: _Source, key: str) -> str:
     value = _text(src, key)
+    if "\0" in value:  # TOML's \u0000 can say it; no file name holds it
+        found = src.get(key)
+        assert found is not None
+        raise UsageError(f"{found[1]}: a path cannot contain a NUL character"
+                         f"{_also(found[1], key)}")
     return os.path.abspath(os.path.expanduser(value)) if value else ""
 
 
@@ -466,7 +482,7 @@ def _attest_with(src: _Source, issuer: str) -> str:
     return value
 
 
-def _duration(src: _Source, key: str, default: int) -> int:
+def _duration(src: _Source, key: str, default: int, longest: int) -> int:
     found = src.get(key)
     if found is None:
         return default
@@ -483,6 +499,9 @@ def _duration(src: _Source, key: str, default: int) -> int:
     if seconds <= 0:
         raise UsageError(f"{where}: {value!r} is not a duration{_also(where, key)}",
                          "use seconds (1800) or units: 90s, 30m, 1h, 1h30m")
+    if seconds > longest:
+        raise UsageError(f"{where}: {value!r} is longer than {format_duration(longest)}"
+                         f"{_also(where, key)}", LONGEST_WHY[key])
     return seconds
 
 

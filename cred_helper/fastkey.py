@@ -77,6 +77,24 @@ def fast_key(argv: Sequence[str], env: Mapping[str, str]) -> str:
     return sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def belongs_to(profile: str, cluster: tuple[str, str, str] | None) -> str:
+    """What an entry is for, as a cache hit can tell it from its own command line: the profile
+    named (`--cluster`, else CRED_HELPER_CLUSTER) and the cluster kubectl named in
+    KUBERNETES_EXEC_INFO's spec.cluster (server, tls-server-name and the CA data's base64
+    text), or None without one. A digest, kept in one field of the entry.
+
+    Everything here shapes the cache key too (config.Settings.cache_key), so every run that
+    finds an entry by its key computes the same value: a hit that computes another was led to
+    the entry of another profile or cluster by an alias that is not this command line's."""
+    parts = [profile, *(("cluster", *cluster) if cluster is not None else ("no cluster",))]
+    return sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def profile_named(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The profile a command line names, as config.resolve reads it."""
+    return flag_value(argv, "--cluster") or env.get("CRED_HELPER_CLUSTER") or ""
+
+
 def is_key(value: object) -> bool:
     """A cache key or fast key as we make them: 64 lowercase hex digits, nothing else."""
     return type(value) is str and len(value) == 64 and not value.strip(_HEX)

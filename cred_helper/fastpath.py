@@ -6,9 +6,12 @@ the same C scanner the json module uses. Anything unexpected means "not a hit" a
 CLI takes over, which re-checks everything and reports problems properly (a damaged entry is
 discarded there with one warning); this path itself never prints anything but a credential.
 
-Served only: an alias of exactly one 64-hex key and one known apiVersion; an entry whose
+Served only: an alias of exactly one 64-hex key and one known apiVersion, the one
+KUBERNETES_EXEC_INFO names (v1 without it), which is the apiVersion printed; an entry whose
 checksum holds and whose fields pass cache/entrydoc.py's `check` (the rules the full CLI
-applies too); whose key is the one the alias names; and that is fresh.
+applies too); whose key is the one the alias names; that belongs to the profile and cluster
+this command line names (fastkey.belongs_to: an alias leading elsewhere is not followed); and
+that is fresh.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import time
 from .cache.entrydoc import check, unseal
 from .cache.private import check_dir, read_private, sweep_stale
 from .cache.served import record_served, was_served
-from .execcred import render, rfc3339
-from .fastkey import alias_path, cache_dir_for, fast_key, parse_alias
+from .execcred import API_VERSIONS, V1, render, rfc3339
+from .fastkey import alias_path, belongs_to, cache_dir_for, fast_key, parse_alias, profile_named
 from .parentproc import parent_identity
 from .policy import FRESH, classify, expiration_timestamp
 
@@ -77,6 +80,26 @@ def try_serve(argv: Sequence[str], env: Mapping[str, str], out: IO[str],
     return True
 
 
+def _requested(raw: str | None, loads) -> tuple[str, tuple[str, str, str] | None] | None:
+    """(apiVersion, spec.cluster's server, TLS server name and CA text) kubectl asked with,
+    or None where the full CLI would warn (it then writes no alias either)."""
+    if raw is None or not raw.strip():
+        return V1, None
+    doc = loads(raw)
+    spec = doc.get("spec") or {}
+    if doc.get("apiVersion") not in API_VERSIONS or doc.get("kind") != "ExecCredential" \
+            or type(spec) is not dict:
+        return None
+    cluster = spec.get("cluster")
+    if cluster is None:
+        return doc["apiVersion"], None
+    fields = tuple(cluster.get(name, "") for name in
+                   ("server", "tls-server-name", "certificate-authority-data"))
+    if not all(type(f) is str for f in fields):
+        return None
+    return doc["apiVersion"], fields  # type: ignore[return-value]
+
+
 def _lookup(argv: Sequence[str], env: Mapping[str, str], now: float) -> str | None:
     cache_dir = cache_dir_for(argv, env)
     check_dir(cache_dir)
@@ -84,11 +107,17 @@ def _lookup(argv: Sequence[str], env: Mapping[str, str], now: float) -> str | No
     alias = parse_alias(read_private(alias_path(cache_dir, fast_key(argv, env))))
     if alias is None:
         return None
+    loads = _make_loads()
+    requested = _requested(env.get("KUBERNETES_EXEC_INFO"), loads)
     key, api_version = alias
-    entry = _make_loads()(unseal(read_private(os.path.join(cache_dir, f"{key}.json"))).decode())
+    if requested is None or requested[0] != api_version:
+        return None  # an alias written for another request: kubectl gets what it asks for
+    entry = loads(unseal(read_private(os.path.join(cache_dir, f"{key}.json"))).decode())
     check(entry)  # Damaged: not a hit; the full CLI discards it with a warning
     if entry["key"] != key:  # the alias names this profile's entry; any other is not ours
         return None
+    if entry.get("belongs_to") != belongs_to(profile_named(argv, env), requested[1]):
+        return None  # another profile's or cluster's entry: the full CLI finds this one's
     not_after, issued_at, serial = entry["not_after"], entry["issued_at"], entry["serial"]
     if classify(now, issued_at, not_after) != FRESH:
         return None

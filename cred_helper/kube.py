@@ -97,7 +97,8 @@ def ssl_context(endpoint: Endpoint, auth: Auth):
 
 
 class KubeClient:
-    def __init__(self, endpoint: Endpoint, auth: Auth, timeout: float = 30) -> None:
+    def __init__(self, endpoint: Endpoint, auth: Auth, timeout: float = 30,
+                 extra_headers: tuple[tuple[str, str], ...] = ()) -> None:
         url = net.parse(endpoint.server, "API server", ServerError)
         if url.scheme != "https":
             raise ServerError(f"API server {endpoint.server!r} is not an https:// URL",
@@ -106,6 +107,8 @@ class KubeClient:
         self.auth = auth
         self.timeout = timeout
         self._headers = {"Accept": "application/json"}
+        # Sent with every request, names may repeat (the gateway's impersonation headers).
+        self._extra = extra_headers
         if isinstance(auth, BearerAuth):
             token = net.check_header(auth.token, auth.source or "the bootstrap token",
                                      API_SERVER)
@@ -130,13 +133,15 @@ class KubeClient:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         read = timeout[1] if isinstance(timeout, tuple) else timeout
-        resp = self._http.request(method, self.url(path, params), headers=headers, body=data,
+        resp = self._http.request(method, self.url(path, params),
+                                  headers=[*headers.items(), *self._extra], body=data,
                                   read_timeout=read, stream=stream, max_body=max_body)
         if resp.status_code == 401 and isinstance(self.auth, TokenFileAuth):
             # The file may have been rotated since we read it: once more with what it holds.
             resp.close()
             headers["Authorization"] = f"Bearer {self.auth.token(fresh=True)}"
-            resp = self._http.request(method, self.url(path, params), headers=headers,
+            resp = self._http.request(method, self.url(path, params),
+                                      headers=[*headers.items(), *self._extra],
                                       body=data, read_timeout=read, stream=stream,
                                       max_body=max_body)
         if resp.status_code >= 400:

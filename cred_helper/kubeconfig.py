@@ -62,6 +62,9 @@ def read_file(path: str, what: str, flag: str, secret: bool = False) -> bytes:
             data = fh.read(MAX_FILE + 1)
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read {what} {path}: {os_reason(exc)}") from None
+    except ValueError:  # a NUL in a name a kubeconfig gave ("a\0b" is YAML)
+        raise UsageError(f"{flag}: the {what} path {path!r} contains a NUL character") \
+            from None
     if len(data) > MAX_FILE:
         raise UsageError(f"{flag}: {what} {path} is larger than {MAX_FILE >> 20} MiB")
     return data
@@ -88,11 +91,12 @@ def cluster_info(path: str, context_name: str) -> ClusterInfo:
         raise UsageError(f"--context: no context {context_name!r} in {path}")
     cluster = named(doc, "clusters", context.get("cluster", ""), "cluster") or {}
     base = os.path.dirname(os.path.abspath(path))
+    where = f"--kubeconfig {path}"
     return ClusterInfo(
-        server=cluster.get("server", ""),
-        tls_server_name=cluster.get("tls-server-name", ""),
+        server=text(cluster, "server", where),
+        tls_server_name=text(cluster, "tls-server-name", where),
         ca_data=data_or_file(cluster, "certificate-authority", base, "--kubeconfig"),
-        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
-        proxy_url=text(cluster, "proxy-url", f"--kubeconfig {path}"),
+        insecure_skip_tls_verify=cluster.get("insecure-skip-tls-verify") is True,
+        proxy_url=text(cluster, "proxy-url", where),
     )
 

@@ -25,7 +25,7 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -417,17 +417,21 @@ class Client:
         if self.proxy.fixed:  # a bad proxy-url is an error before anything is sent
             _parse_proxy(self.proxy.fixed, "proxy-url", peer.error, PROXY_SCHEMES)
 
-    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+    def request(self, method: str, url: str, *,
+                headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
                 body: bytes | None = None, read_timeout: float | None = None,
                 stream: bool = False, max_body: int = MAX_BODY) -> Response:
+        """`headers` as a mapping, or as (name, value) pairs where a name repeats
+        (Kubernetes' Impersonate-Group: one header per group)."""
         target = parse(url, _short(self.peer.name), self.peer.error)
         if self.plain_http_loopback_only and target.scheme == "http" and \
                 not is_loopback(target.host):
             raise self.peer.fail(f"{self.peer.name} at {target.origin} is plain http:// and "
                                  "not on this machine", "use its https:// URL")
-        all_headers = {"User-Agent": USER_AGENT}
-        for name, value in (headers or {}).items():
-            all_headers[name] = check_header(value, f"the {name} header", self.peer)
+        all_headers = urllib3.HTTPHeaderDict({"User-Agent": USER_AGENT})
+        pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        for name, value in pairs:
+            all_headers.add(name, check_header(value, f"the {name} header", self.peer))
         timeout = urllib3.Timeout(connect=self.connect_timeout,
                                   read=read_timeout or self.read_timeout)
         manager = self._manager(target)

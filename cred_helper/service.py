@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from . import policy
 from .cache.entry import Entry
 from .cache.lock import LockHeld, exclusive
-from .cache.served import record_served, was_served
+from .cache.private import UnsafePath
+from .cache.served import record_served, served_path, was_served
+from .cache.sidefile import SideFiles
 from .cache.store import Store
-from .errors import CredHelperError
+from .errors import CredHelperError, os_reason
 from .issuers.issued import Issued
 
 # issue(renewing): renewing is True when kubectl runs us and a still-valid credential is there
@@ -43,6 +45,7 @@ class Request:
     lock_timeout: float
     command: str = "get"  # the 401 rule applies to `get` only (see policy.rejected)
     force: bool = False
+    belongs_to: str = ""  # fastkey.belongs_to for these settings, kept in the entry
 
 
 def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
@@ -50,11 +53,12 @@ def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
     """The credential to print. `keeper` collects failures to write the cache (shared with
     the refresh-token store, so a full disk costs one warning line, not several)."""
     keeper = keeper or Keeper(warn)
-    cached, action = _consult(req, store, clock)
+    side = SideFiles(warn)  # the served log and the lock: damage costs a warning, once
+    cached, action = _consult(req, store, clock, side)
     if action == policy.SERVE and cached:
         return cached
     if req.cache_dir is None:
-        return _issue(req, store, issue, clock, keeper, renewing=False)
+        return _issue(req, store, issue, clock, keeper, side, renewing=False)
     # Renewing, a still-valid credential is there to fall back on. kubectl never waits for
     # another process's issuance: while one renews it (or a person logs in under the lock),
     # the still-valid credential is served, as botocore's advisory refresh does. A lock that
@@ -65,27 +69,28 @@ def obtain(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(exclusive(req.cache_dir, req.key,
-                                         0.0 if hurried else req.lock_timeout))
+                                         0.0 if hurried else req.lock_timeout, side))
         except LockHeld:
             if not hurried or cached is None:
                 raise
-            _record(req, cached)
+            _record(req, cached, side)
             return cached
         except CredHelperError as exc:
-            return _fall_back(req, cached if renewable else None, exc, clock, warn)
-        cached, action = _consult(req, store, clock)  # another process may have issued
+            return _fall_back(req, cached if renewable else None, exc, clock, warn, side)
+        cached, action = _consult(req, store, clock, side)  # another process may have issued
         if action == policy.SERVE and cached:
             return cached
         renewing = action == policy.RENEW and cached is not None
         try:
-            return _issue(req, store, issue, clock, keeper,
+            return _issue(req, store, issue, clock, keeper, side,
                           renewing=renewing and policy.run_by_kubectl(req.command))
         except CredHelperError as exc:
-            return _fall_back(req, cached if renewing else None, exc, clock, warn)
+            return _fall_back(req, cached if renewing else None, exc, clock, warn, side)
 
 
 def _fall_back(req: Request, cached: Entry | None, exc: CredHelperError,
-               clock: Callable[[], float], warn: Callable[[str], None]) -> Entry:
+               clock: Callable[[], float], warn: Callable[[str], None],
+               side: SideFiles) -> Entry:
     """The still-valid `cached` credential after a renewal failed with `exc`, with one
     warning; re-raises `exc` when there is none (nothing cached, or it expired meanwhile)."""
     if cached is None or \
@@ -93,28 +98,27 @@ def _fall_back(req: Request, cached: Entry | None, exc: CredHelperError,
         raise exc
     warn(f"could not renew the credential ({exc.message}); "
          "serving the cached one until it expires")
-    _record(req, cached)
+    _record(req, cached, side)
     return cached
 
 
-def _consult(req: Request, store: Store,
-             clock: Callable[[], float]) -> tuple[Entry | None, str]:
+def _consult(req: Request, store: Store, clock: Callable[[], float],
+             side: SideFiles) -> tuple[Entry | None, str]:
     """(cached entry or None, the policy's action); a served entry is recorded as served."""
     entry = store.load(req.key)
     if entry is None:
         return None, policy.ISSUE
     if req.force:
         return entry, policy.ISSUE
-    served = bool(req.cache_dir) and \
-        was_served(req.cache_dir, req.key, entry.serial, req.parent)
+    served = _was_served(req, entry, side)
     action = policy.decide(req.command, clock(), entry.issued_at, entry.not_after, served)
     if action == policy.SERVE and not served:
-        _record(req, entry)
+        _record(req, entry, side)
     return entry, action
 
 
 def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
-           keeper: Keeper, renewing: bool) -> Entry:
+           keeper: Keeper, side: SideFiles, renewing: bool) -> Entry:
     got = issue(renewing)
     # The lifetime starts when the credential reached us: a login or an approval that took a
     # person minutes does not make it look longer-lived than it is.
@@ -126,22 +130,45 @@ def _issue(req: Request, store: Store, issue: Issue, clock: Callable[[], float],
         key=req.key, profile=req.profile, issuer=req.issuer, issued_at=issued_at,
         not_after=got.not_after, ttl=req.ttl, serial=secrets.token_hex(8),
         status=got.status, identity=got.identity, server=got.server, source=got.source,
+        belongs_to=req.belongs_to,
     )
     try:
         store.save(entry)
     except CredHelperError as exc:  # a full disk, a locked keyring, its index lock held
         keeper.lost(exc.message)
-    _record(req, entry)
+    _record(req, entry, side)
     return entry
 
 
-def _record(req: Request, entry: Entry) -> None:
+def _was_served(req: Request, entry: Entry, side: SideFiles) -> bool:
+    """Whether this kubectl process got this credential already (the 401 rule). A served log
+    that cannot be trusted is cleared with a warning: the rule then forgets, nobody loses."""
+    if req.cache_dir is None:
+        return False
+    try:
+        return was_served(req.cache_dir, req.key, entry.serial, req.parent)
+    except UnsafePath as exc:
+        side.refuse(exc.path, exc.why)
+    except OSError as exc:
+        side.refuse(served_path(req.cache_dir, req.key), f"cannot be read ({os_reason(exc)})")
+    return False
+
+
+def _record(req: Request, entry: Entry, side: SideFiles) -> None:
     if req.cache_dir is None or not policy.run_by_kubectl(req.command):
         return
-    try:
-        record_served(req.cache_dir, req.key, entry.serial, req.parent)
-    except OSError:
-        pass  # a full or read-only disk: the 401 rule loses its memory, the user nothing
+    path = served_path(req.cache_dir, req.key)
+    for _ in range(2):  # once more after clearing a damaged log
+        try:
+            record_served(req.cache_dir, req.key, entry.serial, req.parent)
+            return
+        except UnsafePath as exc:
+            if not side.refuse(exc.path, exc.why):
+                return
+        except OSError as exc:
+            # A full or read-only disk: the 401 rule loses its memory, the user nothing.
+            if not side.retry(path, exc):
+                return
 
 
 class Keeper:

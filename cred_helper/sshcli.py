@@ -60,8 +60,7 @@ def _cluster_info(kubeconfig: str | None, context: str | None, flags: dict[str, 
         from .sshaccess.cluster import default_kubeconfig
 
         return cluster_info(kubeconfig or default_kubeconfig(os.environ), context)
-    cluster, _ = _cluster_of_profile(kubeconfig, flags)
-    return cluster
+    return _cluster_of_profile(kubeconfig, flags)[0]
 
 
 def _connector(flags: dict[str, Any], cluster: Any, settings: Any):

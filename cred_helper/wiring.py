@@ -44,7 +44,7 @@ def obtain(flags: dict[str, Any], exec_info: ExecInfo, console: Console, command
     settings = config.resolve(flags, os.environ)
     keeper = service.Keeper(console.warn)
     store = credential_store(settings.cache, settings.cache_dir, console.warn)
-    secrets = refresh_tokens(settings.cache, settings.cache_dir, keeper.lost)
+    secrets = refresh_tokens(settings.cache, settings.cache_dir, keeper.lost, console.warn)
     key = settings.cache_key(exec_info.cluster)
 
     # A person may be logging in under the lock: others wait as long as that may take.
@@ -64,9 +64,22 @@ def obtain(flags: dict[str, Any], exec_info: ExecInfo, console: Console, command
         lock_timeout=waits,
         command=command,
         force=force,
+        belongs_to=belongs_to(settings.cluster, exec_info),
     )
     issue = issuer(settings, key, exec_info, console, secrets)
     return settings, service.obtain(request, store, issue, time.time, console.warn, keeper)
+
+
+def belongs_to(profile: str, exec_info: ExecInfo) -> str:
+    """fastkey.belongs_to from the parsed KUBERNETES_EXEC_INFO (the CA as kubectl encodes it:
+    standard base64, which is what the cache hit hashes)."""
+    import base64
+
+    from .fastkey import belongs_to as digest
+
+    c = exec_info.cluster
+    return digest(profile, None if c is None else
+                  (c.server, c.tls_server_name, base64.b64encode(c.ca_data).decode()))
 
 
 def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
@@ -109,7 +122,7 @@ def issuer(settings: Settings, key: str, exec_info: ExecInfo, console: Console,
                                console.ask_pin, say, held, time.time)
             csr_issuer = CsrIssuer(settings, KubeClient(endpoint, auth), say=say,
                                    pending=pending_store(settings.cache, settings.cache_dir,
-                                                         key), prove=prove)
+                                                         key, console.warn), prove=prove)
             # Renewing, a CSR nobody approves within moments gives up (StillPending) and the
             # still-valid certificate is served; the next run collects the new one.
             return csr_issuer.issue(renewing=renewing)
@@ -181,16 +194,18 @@ def credential_store(kind: str, cache_dir: str, warn: Callable[[str], None]) -> 
     if kind == "keyring":
         from .cache.keyringstore import KeyringStore
         from .cache.lock import exclusive
+        from .cache.sidefile import SideFiles
 
-        return KeyringStore(warn, lambda: exclusive(cache_dir, "keyring-index", 30))
+        side = SideFiles(warn)
+        return KeyringStore(warn, lambda: exclusive(cache_dir, "keyring-index", 30, side))
     return NullStore()
 
 
-def refresh_tokens(kind: str, cache_dir: str,
-                   lost: Callable[[str], None] | None = None) -> SecretStore:
+def refresh_tokens(kind: str, cache_dir: str, lost: Callable[[str], None] | None = None,
+                   warn: Callable[[str], None] | None = None) -> SecretStore:
     from .cache.secrets import NoSecrets, RefreshTokens
 
-    return NoSecrets() if kind == "none" else RefreshTokens(cache_dir, lost)
+    return NoSecrets() if kind == "none" else RefreshTokens(cache_dir, lost, warn)
 
 
 def fast_path_aliases(settings: Settings,

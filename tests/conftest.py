@@ -9,6 +9,7 @@ import pytest
 from tests.controlplane import prebuild
 from tests.support.apiserver import LocalAPIServer
 from tests.support.harness import Sandbox, find_kubectl
+from tests.support.needs import apply_needs
 
 
 def _approve_all(csr: dict) -> bool:
@@ -36,12 +37,22 @@ def sandbox(tmp_path, server) -> Sandbox:
     return box
 
 
+def pytest_runtest_setup(item) -> None:
+    apply_needs(item)  # a `needs` mark: skipped where missing, a failure under CI=true
+
+
 @pytest.fixture(scope="session")
 def control_plane_bin() -> Path:
     """The directory of the real control plane's binaries, which the test command builds up
     front (tests/controlplane/prebuild.py). Without Go the tier is skipped with one line saying
     why; under CI=true that, or an unbuilt plane, is a failure."""
     return prebuild.prebuilt(prebuild.CONTROL_PLANE)
+
+
+@pytest.fixture(scope="session")
+def kubelet_standin_bin() -> Path:
+    """The kubelet stand-in (tests/controlplane/standin), built up front."""
+    return prebuild.prebuilt(prebuild.KUBELET_STANDIN)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from .. import attestproof as wire
+from ..x509names import unbounded
 from . import yubico
 from .verdict import NO_PROOF, Attestation, AttestationConfig
 
@@ -231,7 +232,8 @@ def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         # Parsed lazily: make malformed names and extensions fail here, not mid-check.
-        _ = cert.extensions, cert.issuer, cert.subject
+        with unbounded():  # a name past X.509's bounds is still a name (x509names.py)
+            _ = cert.extensions, cert.issuer, cert.subject
     except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
             x509.UnsupportedGeneralNameType):
         raise Failed(f"the proof's {what} is not a readable X.509 certificate") from None
@@ -343,16 +345,17 @@ def _check_chain(certs: tuple[bytes, ...], token_key: Any, config: AttestationCo
     if not roots:
         which = "Yubico's PIV roots" if not config.roots_pem else "the configured roots"
         raise Failed(f"the attestation chain does not lead to any of {which} (the {DEVICE} "
-                     f"is issued by {_name(device.issuer)})")
+                     f"is issued by {_issuer_name(device)})")
     problems = [_device_problem(device, root) for root in roots]
     if all(problems):
         raise Failed(f"the attestation chain's {DEVICE} {problems[0]}")
     return _device_facts(slot)
 
 
-def _name(name: x509.Name) -> str:
+def _issuer_name(cert: x509.Certificate) -> str:
     try:
-        text = name.rfc4514_string()
+        with unbounded():
+            text = cert.issuer.rfc4514_string()
     except ValueError:
         text = "an unreadable name"
     return repr(text[:120])

@@ -14,7 +14,6 @@ import binascii
 import datetime
 import hashlib
 import unicodedata
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from ..attestproof import PROOF_OID
 from ..issuers.approval import csr_state
 from ..issuers.csr import csr_shape_problem
+from ..x509names import subject_of
 
 # The states a CSR can be in, as the broker sees them.
 STATES = ("pending", "approved", "denied", "failed", "issued")
@@ -141,12 +141,8 @@ def _subject(csr: x509.CertificateSigningRequest
     organizations: list[str] = []
     extra = False
     try:
-        with warnings.catch_warnings():
-            # cryptography warns each time it reads a CN longer than X.509's 64 characters;
-            # Kubernetes sets no such bound (DESIGN.md), and the operator's log is no place
-            # for a Python warning. Read once, here.
-            warnings.filterwarnings("ignore", "Attribute's length", UserWarning)
-            name = csr.subject
+        # any length of name, as Kubernetes takes it, read quietly (x509names.py)
+        name = subject_of(csr)
         rdns = list(name.rdns)
         text = name.rfc4514_string()
         der = name.public_bytes()

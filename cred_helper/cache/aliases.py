@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..errors import os_reason
 from ..fastkey import alias_bytes, alias_path
 from .private import write_private
+from .sidefile import SideFiles
 
 # A full or read-only disk, or a directory made read-only (mode 0500): the entry's save said
 # so already when a credential was issued, and serving a cached one loses nothing but speed.
@@ -20,6 +21,7 @@ class FastPathAliases:
     def __init__(self, cache_dir: str, warn: Callable[[str], None]) -> None:
         self.dir = cache_dir
         self.warn = warn
+        self.side = SideFiles(warn)  # whatever damaged thing stands there is replaced
 
     def point(self, fast_key: str, key: str, api_version: str) -> None:
         """Point the alias at an entry (after a clean `get`: a hit must answer as it did).
@@ -28,6 +30,8 @@ class FastPathAliases:
         saves time, and a hit checks it again.
         """
         path = alias_path(self.dir, fast_key)
+        if not self.side.clear_damage(path):  # said so: a directory holding files
+            return
         try:
             write_private(path, alias_bytes(key, api_version))
         except (OSError, ValueError) as exc:

@@ -11,8 +11,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .filestore import ensure_private_dir, unsafe
-from .private import UnsafePath, read_private, write_private
+from .filestore import ensure_private_dir
+from .private import write_private
+from .sidefile import SideFiles
 
 MAX_AGE = 24 * 3600
 
@@ -21,6 +22,7 @@ class DiscoveryCache:
     def __init__(self, cache_dir: str, warn: Callable[[str], None]) -> None:
         self.dir = cache_dir
         self.warn = warn
+        self.side = SideFiles(warn)
 
     def _path(self, issuer: str) -> str:
         return os.path.join(self.dir, hashlib.sha256(issuer.encode()).hexdigest() + ".provider")
@@ -29,11 +31,10 @@ class DiscoveryCache:
         """(discovery document, JWKS) if a copy younger than MAX_AGE is kept for `issuer`."""
         path = self._path(issuer)
         try:
-            record = json.loads(read_private(path))
-        except FileNotFoundError:
-            return None
-        except UnsafePath as exc:
-            raise unsafe(exc) from None
+            data = self.side.read(path)  # not a private file of ours: cleared, one warning
+            if data is None:
+                return None
+            record = json.loads(data)
         except (OSError, ValueError, RecursionError):  # RecursionError: absurd nesting
             self.warn(f"ignoring the unreadable provider cache {path}")
             return None
@@ -52,6 +53,7 @@ class DiscoveryCache:
         ensure_private_dir(self.dir)
         record = {"issuer": issuer, "fetched_at": now, "discovery": discovery, "jwks": jwks}
         try:
+            self.side.clear_damage(self._path(issuer))
             write_private(self._path(issuer), json.dumps(record).encode())
         except OSError:
             # A full or read-only disk: the copy only saves requests. The next run fetches

@@ -32,6 +32,9 @@ class Entry:
     identity: dict[str, Any] = field(default_factory=dict)
     server: str = ""
     source: str = ""
+    # fastkey.belongs_to: the profile and cluster it was issued for, checked by a cache hit
+    # ("" in entries written before it existed: served by the full run only).
+    belongs_to: str = ""
 
     def to_bytes(self) -> bytes:
         """The file content: canonical JSON sealed with its checksum (see entrydoc.py)."""

@@ -78,6 +78,8 @@ def check(doc: Any) -> None:
     for name in ("profile", "issuer", "server", "source"):
         if not _is_str(doc.get(name)):
             raise Damaged(f"{name} is not a string")
+    if doc.get("belongs_to", "") != "" and not is_key(doc["belongs_to"]):
+        raise Damaged("belongs_to is not 64 hex digits")
     if not _is_str(doc.get("serial"), empty=False):
         raise Damaged("no serial")
     issued_at, not_after, ttl = doc.get("issued_at"), doc.get("not_after"), doc.get("ttl")

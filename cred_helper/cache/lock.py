@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from ..errors import CacheError, CredHelperError, os_reason
 from .filestore import ensure_private_dir
+from .sidefile import SideFiles
 
 
 class LockHeld(CredHelperError):
@@ -19,14 +20,30 @@ HINT = ("free space on that disk or make the directory writable, or choose anoth
 
 
 @contextmanager
-def exclusive(cache_dir: str, name: str, timeout: float) -> Iterator[None]:
+def exclusive(cache_dir: str, name: str, timeout: float, side: SideFiles) -> Iterator[None]:
+    """Hold `<name>.lock` in `cache_dir`. A damaged lock file (a directory, a symlink, a file
+    open to others or someone else's) is replaced first, with `side`'s warning: it holds
+    nothing, and a symlink must never lead the lock to a file elsewhere. A directory there
+    that holds files is not cred-helper's to delete: the run goes on without the lock (its
+    warning asks to remove it), as commands started together then may each issue."""
     from filelock import FileLock, Timeout
 
     ensure_private_dir(cache_dir)
     path = os.path.join(cache_dir, f"{name}.lock")
+    if not side.clear_damage(path):
+        _can_write(cache_dir)
+        yield
+        return
     lock = FileLock(path, mode=0o600, timeout=timeout)
     try:
-        lock.acquire()
+        try:
+            lock.acquire()
+        except Timeout:
+            raise
+        except OSError as exc:
+            if not side.retry(path, exc):  # damaged in between (a second writer's mkdir)
+                raise
+            lock.acquire()
     except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         raise LockHeld(
             f"another cred-helper has held the lock {name[:12]}… for {int(timeout)}s",

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CacheError, os_reason, server_text
 from .entrydoc import is_time
 from .filestore import ensure_private_dir
-from .private import UnsafePath, read_private, write_private
+from .private import write_private
+from .sidefile import SideFiles
 
 FORMAT = 1
 LIFETIME = 24 * 3600  # Kubernetes' csrcleaner removes pending CSRs after 24 hours
@@ -114,25 +116,27 @@ def parse_refusal(data: bytes) -> Refusal | None:
 
 
 class PendingStore:
-    """One entry's pending CSR in the cache directory."""
+    """One entry's pending CSR in the cache directory.
 
-    def __init__(self, cache_dir: str, key: str) -> None:
+    A record that is not a private file of ours (a directory, a symlink, open to others,
+    someone else's) is never read: it is cleared with one warning (`side`), and the run makes
+    a new CSR, as for a damaged record. A record open to others may have shown its key."""
+
+    def __init__(self, cache_dir: str, key: str, side: SideFiles) -> None:
         self.dir = cache_dir
         self.path = os.path.join(cache_dir, f"{key}.pending")
         self.refused_path = f"{self.path}-refused"
+        self.side = side
 
     def load(self, now: float) -> PendingCsr | None:
         """The pending CSR, or None (a damaged or expired record is removed)."""
         try:
-            data = read_private(self.path)
-        except FileNotFoundError:
-            return None
-        except UnsafePath as exc:
-            raise CacheError(f"refusing to use the pending CSR record: {exc}",
-                             f"remove {exc.path}") from None
+            data = self.side.read(self.path)
         except OSError as exc:
-            raise CacheError(f"cannot read {self.path}: {os_reason(exc)}") \
-                from None
+            self.side.refuse(self.path, f"cannot be read ({os_reason(exc)})")
+            return None
+        if data is None:
+            return None
         found = parse(data)
         if found is None or found.expired(now):
             self.drop()
@@ -142,6 +146,7 @@ class PendingStore:
     def save(self, pending: PendingCsr) -> None:
         """Raises OSError or CacheError when it cannot be kept (the caller goes on without)."""
         ensure_private_dir(self.dir)
+        self.side.clear_damage(self.path)
         write_private(self.path, pending.to_json())
 
     def drop(self) -> None:
@@ -151,6 +156,7 @@ class PendingStore:
         """Remember a renewal's refused CSR; on a disk that keeps nothing, nothing is kept."""
         try:
             ensure_private_dir(self.dir)
+            self.side.clear_damage(self.refused_path)
             write_private(self.refused_path, refusal.to_json())
         except (OSError, CacheError):
             pass  # then the next renewal asks again: more requests, no harm
@@ -159,16 +165,18 @@ class PendingStore:
         """The refusal remembered for this entry, or None (a damaged one, or one older than
         a day, is removed)."""
         try:
-            found = parse_refusal(read_private(self.refused_path))
-        except (OSError, UnsafePath):
-            return None
+            data = self.side.read(self.refused_path)
+        except OSError:
+            return None  # unreadable (EACCES, EIO): then the renewal asks again
+        found = None if data is None else parse_refusal(data)
         if found is None or not found.at <= now < found.at + LIFETIME:
             self.forget_refusal()
             return None
         return found
 
     def forget_refusal(self) -> None:
-        _unlink(self.refused_path)
+        if self.side.clear_damage(self.refused_path):
+            _unlink(self.refused_path)
 
 
 def _unlink(path: str) -> None:
@@ -178,6 +186,7 @@ def _unlink(path: str) -> None:
         pass  # gone already, or a read-only cache: a record expires on its own after a day
 
 
-def pending_store(cache: str, cache_dir: str, key: str) -> PendingStore | None:
+def pending_store(cache: str, cache_dir: str, key: str,
+                  warn: Callable[[str], None]) -> PendingStore | None:
     """Where an entry's pending CSR is kept; None with `--cache none` (nothing is written)."""
-    return None if cache == "none" else PendingStore(cache_dir, key)
+    return None if cache == "none" else PendingStore(cache_dir, key, SideFiles(warn))

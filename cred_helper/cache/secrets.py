@@ -8,8 +8,9 @@ import os
 from collections.abc import Callable
 
 from ..errors import CredHelperError, os_reason
-from .filestore import ensure_private_dir, unsafe
-from .private import UnsafePath, read_private, write_private
+from .filestore import ensure_private_dir
+from .private import write_private
+from .sidefile import SideFiles
 from .store import SecretStore
 
 __all__ = ["NoSecrets", "RefreshTokens", "SecretStore", "client_secret"]
@@ -52,9 +53,13 @@ class RefreshTokens:
     the disk is full or read-only; the login it came with still succeeds.
     """
 
-    def __init__(self, cache_dir: str, lost: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cache_dir: str, lost: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.dir = cache_dir
         self.lost = lost
+        # A token file that is not a private file of ours is never read: it is cleared with
+        # a warning, and the person logs in again (the token may have been seen by others).
+        self.side = SideFiles(warn or _quiet)
 
     def _file(self, key: str) -> str:
         return os.path.join(self.dir, f"{key}.refresh")
@@ -77,11 +82,12 @@ class RefreshTokens:
             except errors:
                 pass
         try:
-            return read_private(self._file(key)).decode() or None
-        except FileNotFoundError:
+            data = self.side.read(self._file(key))
+        except OSError as exc:
+            self.side.refuse(self._file(key), f"cannot be read ({os_reason(exc)})")
             return None
-        except UnsafePath as exc:
-            raise unsafe(exc) from None
+        try:
+            return None if data is None else data.decode() or None
         except UnicodeDecodeError:  # damaged: no provider issued that; log in again instead
             self._remove_file(key)
             return None
@@ -98,6 +104,7 @@ class RefreshTokens:
                 pass
         ensure_private_dir(self.dir)
         try:
+            self.side.clear_damage(self._file(key))
             write_private(self._file(key), secret.encode())
         except OSError as exc:  # a full or read-only disk
             if self.lost is None:
@@ -122,7 +129,13 @@ class RefreshTokens:
             os.unlink(self._file(key))
         except FileNotFoundError:
             return False
+        except OSError:  # a directory in its place: refused when read, with its warning
+            return False
         return True
+
+
+def _quiet(message: str) -> None:
+    """No one to tell (`logout`, which removes these files anyway)."""
 
 
 class NoSecrets:

@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import BadCertificate
 from ..keys import software
+from ..x509names import subject_of
 
 SKEW = 300  # seconds a signer's clock may run ahead of ours (kcm backdates 5 minutes anyway)
 ADMIN_HINT = "report this to your cluster administrator; the certificate was not used"
@@ -79,7 +80,7 @@ def check_certificate(cert_pem: str, key, wanted: Wanted, trust: Trust,
 
 def check_subject(cert: x509.Certificate, wanted: Wanted) -> None:
     """Exactly the subject requested: one CN, the same set of O, no other attribute."""
-    attrs = list(cert.subject)
+    attrs = list(subject_of(cert))
     cns = [str(a.value) for a in attrs if a.oid == NameOID.COMMON_NAME]
     orgs = [str(a.value) for a in attrs if a.oid == NameOID.ORGANIZATION_NAME]
     others = sorted({a.oid.dotted_string for a in attrs} - {NameOID.COMMON_NAME.dotted_string,

@@ -22,7 +22,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 
 from ..cache.pending import PendingStore
 from ..config import Settings
@@ -34,9 +33,12 @@ from ..errors import (
     CSRDenied,
     ServerError,
     StillPending,
+    UsageError,
 )
 from ..keys import software
 from ..kube import KubeClient
+from ..x509names import subject as subject_name
+from ..x509names import text_problem
 from . import certcheck
 from .approval import CSR_PATH, Follow, csr_state
 from .issued import Issued
@@ -58,12 +60,6 @@ def usages_for(key_kind: str) -> list[str]:
 def visible_groups(groups: list[str]) -> list[str]:
     """Groups worth putting in a certificate: `system:` groups are the server's to assign."""
     return [g for g in groups if not g.startswith("system:")]
-
-
-def subject_name(common_name: str, groups: list[str]) -> x509.Name:
-    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    names += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
-    return x509.Name(names)
 
 
 def build_request(key, common_name: str, groups: list[str], proof: bytes | None = None) -> str:
@@ -207,10 +203,22 @@ class CsrIssuer:
         if not username:
             raise ServerError("the API server's SelfSubjectReview named no user",
                               "pass --subject-cn (and --subject-o) explicitly")
+        for name in (username, *groups):
+            if text_problem(name):
+                raise self._bad_shape("a SelfSubjectReview",
+                                      "a user or group name is not valid Unicode text")
         return username, groups
 
     def subject(self) -> tuple[str, list[str]]:
+        """(CN, O's) to request: --subject-cn/-o, else the bootstrap identity's. A name of any
+        length, as Kubernetes allows (see x509names.py)."""
         s = self.settings
+        for flag, values in (("--subject-cn", (s.subject_cn,)), ("--subject-o", s.subject_o)):
+            for value in values:
+                problem = text_problem(value)
+                if problem:
+                    raise UsageError(f"{flag} (or its profile key): {problem}",
+                                     "write the name as UTF-8 text")
         if s.subject_cn and s.subject_o:
             return s.subject_cn, list(s.subject_o)
         username, groups = self.whoami()
@@ -308,11 +316,12 @@ class CsrIssuer:
         if not found.matches(common_name, groups, s.ttl, s.key):
             self.pending.drop()  # asked for something else now: that request is not ours
             return None
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
             key = load_pem_private_key(found.key_pem, password=None)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             self.pending.drop()
             return None
         listed = self.client.get(CSR_PATH, params={"fieldSelector":

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +70,19 @@ def cache_root(tool: GoTool) -> Path:
     return Path(base) / "cred-helper-tests" / key
 
 
-def _go(tool: GoTool, args: list[str], cwd: Path) -> None:
-    nosumdb = ",".join(filter(None, (os.environ.get("GONOSUMDB"), tool.nosumdb)))
+def go(args: list[str], cwd: Path, nosumdb: str = "") -> str:
+    """Run go; Unavailable with its last line of error when it fails."""
+    nosumdb = ",".join(filter(None, (os.environ.get("GONOSUMDB"), nosumdb)))
     done = subprocess.run(["go", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "GONOSUMDB": nosumdb})
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise Unavailable(f"go {' '.join(args[:2])} failed: {last}")
+    return done.stdout
+
+
+def _go(tool: GoTool, args: list[str], cwd: Path) -> None:
+    go(args, cwd, tool.nosumdb)
 
 
 def _build(tool: GoTool, work: Path, out: Path) -> None:
@@ -94,21 +101,30 @@ def _build(tool: GoTool, work: Path, out: Path) -> None:
 
 def ensure(tool: GoTool) -> Path:
     """The tool's binary, built on the first call on this machine; raises Unavailable."""
-    root = cache_root(tool)
-    binary = root / "bin" / tool.name
+
+    def build(out: Path) -> None:
+        with tempfile.TemporaryDirectory() as work:
+            _build(tool, Path(work), out)
+
+    return cached_build(cache_root(tool), tool.name, f"{tool.name} {tool.version}", build)
+
+
+def cached_build(root: Path, name: str, label: str, build: Callable[[Path], None]) -> Path:
+    """`root`/bin/`name`, made by `build(bin_dir)` on the first call on this machine into a
+    staging directory beside `root` that becomes `root` whole (a killed build leaves no half
+    cache); raises Unavailable."""
+    binary = root / "bin" / name
     if binary.is_file():
         return binary
     if shutil.which("go") is None:
         raise Unavailable("Go is not installed")
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"build-{tool.name}-", dir=root.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"build-{name}-", dir=root.parent))
     try:
         (staging / "bin").mkdir()
         start = time.monotonic()
-        with tempfile.TemporaryDirectory() as work:
-            _build(tool, Path(work), staging / "bin")
-        print(f"build: {tool.name} {tool.version} took {time.monotonic() - start:.0f}s",
-              file=sys.stderr)
+        build(staging / "bin")
+        print(f"build: {label} took {time.monotonic() - start:.0f}s", file=sys.stderr)
         # Whole or not at all; another process may have finished first, which is as good.
         if not binary.is_file():
             shutil.rmtree(root, ignore_errors=True)

@@ -1,9 +1,9 @@
 """Builds every Go program the tests and benchmarks run, once per machine, before pytest starts:
-the real control plane (build.py), kubelogin, krew and the selector oracle (gotools.py), and
-whatever else registers
-in TOOLS. A cold build takes about 15 minutes on 2 cores, so the test command (scripts/test) runs
-this first, under a limit of its own, and no test's timeout ever includes a build: under CI=true a
-fixture that finds a tool unbuilt fails (`prebuilt` below) instead of building it.
+the real control plane (build.py), kubelogin, krew and the selector oracle (gotools.py), the
+kubelet stand-in (standin.py), and whatever else registers in TOOLS. A cold build takes about
+15 minutes on 2 cores, so the test command (scripts/test) runs this first, under a limit of its
+own, and no test's timeout ever includes a build: under CI=true a fixture that finds a tool
+unbuilt fails (`prebuilt` below) instead of building it.
 
     python tests/controlplane/prebuild.py     # one line per tool: cached, or built in N s
 
@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.controlplane import build, gotools
+from tests.controlplane import build, gotools, standin
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ CONTROL_PLANE = Tool(f"control plane (kubernetes {build.KUBERNETES}, etcd {build
 KUBELOGIN = _go_tool(gotools.KUBELOGIN)
 KREW = _go_tool(gotools.KREW)
 SELECTOR_ORACLE = _go_tool(gotools.SELECTOR_ORACLE)
-TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW, SELECTOR_ORACLE]
+KUBELET_STANDIN = Tool(f"kubelet stand-in (virtual-kubelet {standin.VIRTUAL_KUBELET})",
+                       lambda: standin.binary().is_file(), standin.ensure)
+TOOLS = [CONTROL_PLANE, KUBELOGIN, KREW, SELECTOR_ORACLE, KUBELET_STANDIN]
 
 
 def in_ci() -> bool:

@@ -47,10 +47,12 @@ def test_a_broken_diagram_is_caught():
 
 def test_the_flows_a_reader_looks_at_are_drawn():
     """Issuance with its approval wait, renewal inside the margin, the broker's decision, the
-    janitor's pass and an access request: each a diagram on its page."""
+    janitor's pass, an access request and a session through the gateway: each a diagram on
+    its page."""
     where = {(b.page, b.heading) for b in diagrams()}
     assert ("docs/setup.md", "What happens next: the first kubectl waits for an approver") in where
     assert ("docs/reference/behaviour.md", "Renewal") in where
     assert ("docs/admin/policy.md", "How the broker decides") in where
     assert ("docs/admin/janitor.md", "One pass, and what spares a pod") in where
     assert ("docs/access-requests.md", "Access requests and SSH certificates") in where
+    assert ("docs/ssh-gateway.md", "The SSH gateway") in where

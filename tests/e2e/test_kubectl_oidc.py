@@ -18,9 +18,10 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.apiserver import OIDCAuthenticator
 from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 SCOPES = ["--oidc-scope=openid", "--oidc-scope=email", "--oidc-scope=groups",
           "--oidc-scope=offline_access"]

@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.apiserver import OIDCAuthenticator
 from tests.support.harness import CRED_HELPER, as_kubectl_would
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 
 

@@ -12,14 +12,13 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from cred_helper.cache.entrydoc import unseal
 from tests.support.apiserver import OIDCAuthenticator
 from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry, one_error
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider, device_login, provider_clients
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 
 def _entry(sandbox) -> tuple[Path, dict]:

@@ -17,9 +17,10 @@ from cred_helper.broker.attestation import key_sha256, spki, verify
 from cred_helper.broker.verdict import Attestation, AttestationConfig, RegistryEntry
 from tests.support.attestca import AttestationCA, der, facts_of_object
 from tests.support.harness import one_error
+from tests.support.needs import needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
 
-pytestmark = pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup")
+pytestmark = needs(available(), "softhsm2 is installed by scripts/setup")
 
 USER = "alice@example.com"  # the sandbox's bootstrap identity
 

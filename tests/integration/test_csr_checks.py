@@ -13,6 +13,7 @@ import time
 import pytest
 
 from cred_helper.cache.pending import PendingStore
+from cred_helper.cache.sidefile import SideFiles
 from cred_helper.config import Settings
 from cred_helper.errors import ServerError, StillPending
 from cred_helper.issuers.csr import CsrIssuer
@@ -132,7 +133,7 @@ def _issuer(sandbox, said, tmp_path):
     client = KubeClient(Endpoint(sandbox.server.url, sandbox.server.ca.cert_pem),
                         BearerAuth(sandbox.token))
     return CsrIssuer(settings, client, say=said.append,
-                     pending=PendingStore(settings.cache_dir, "e" * 64))
+                     pending=PendingStore(settings.cache_dir, "e" * 64, SideFiles(said.append)))
 
 
 def test_a_renewal_does_not_wait_for_a_person(sandbox, tmp_path):
@@ -156,6 +157,23 @@ def test_a_renewal_does_not_wait_for_a_person(sandbox, tmp_path):
 def test_a_renewal_with_an_auto_approver_gets_its_certificate(sandbox, tmp_path):
     issued = _issuer(sandbox, [], tmp_path).issue(renewing=True)
     assert issued.status["clientCertificateData"].startswith("-----BEGIN CERTIFICATE")
+
+
+def test_a_pending_record_whose_key_is_of_an_unknown_kind_makes_a_new_csr(sandbox, tmp_path):
+    """cryptography raises UnsupportedAlgorithm (not a ValueError) for a key type it does not
+    know: a damaged record, dropped like any other, never `unexpected`."""
+    import base64
+
+    from cred_helper.cache.pending import PendingCsr
+
+    der = bytes.fromhex("300d020100300506032a0304040100")  # PKCS#8, algorithm 1.2.3.4
+    pem = b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(der) + \
+        b"-----END PRIVATE KEY-----\n"
+    issuer = _issuer(sandbox, [], tmp_path)
+    issuer.pending.save(PendingCsr("cred-helper-old", pem, "alice@example.com",
+                                   ("oncall", "sre"), 1800, "ed25519", time.time()))
+    issued = issuer.issue()
+    assert issued.source != "cred-helper-old" and sandbox.server.csr_creations == 1
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640])
@@ -263,3 +281,41 @@ def test_a_refused_renewal_is_not_asked_again_while_the_certificate_works(sandbo
     assert renewed.returncode == 0, renewed.stderr
     assert server.csr_creations == 3
     assert not list(sandbox.cache_dir.glob("*.pending-refused"))
+
+
+def test_a_user_name_past_x509s_64_bytes_is_issued(sandbox):
+    """Kubernetes bounds no user name (an OIDC name with its issuer prefix is longer than 64):
+    the certificate names it whole, and nobody sees cryptography's warning about it."""
+    name = "oidc:https://login.example.com/tenant#" + "0123456789" * 6 + "ab"
+    assert len(name) == 100
+    sandbox.server.tokens[sandbox.token] = (name, ["oncall", "o" * 200])
+    result = _get(sandbox)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from cred_helper.x509names import subject_of
+
+    cert = x509.load_pem_x509_certificate(
+        json.loads(result.stdout)["status"]["clientCertificateData"].encode())
+    names = subject_of(cert)
+    assert [a.value for a in names.get_attributes_for_oid(NameOID.COMMON_NAME)] == [name]
+    assert {a.value for a in names.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)} == \
+        {"oncall", "o" * 200}
+    again = _get(sandbox)  # and the cache serves it
+    assert again.returncode == 0 and again.stdout == result.stdout.replace(
+        json.loads(result.stdout)["status"]["expirationTimestamp"],
+        json.loads(again.stdout)["status"]["expirationTimestamp"])
+
+
+def test_a_subject_that_is_not_text_is_one_error(sandbox):
+    bad = _get(sandbox, "--subject-cn=caf\udce9")  # a Latin-1 byte on a UTF-8 command line
+    assert bad.returncode == 2
+    assert "--subject-cn (or its profile key): it is not valid Unicode text" in \
+        one_error(bad.stderr)
+    # A server's JSON can say the same with an escape: a wrong shape, not a crash.
+    sandbox.server.tokens[sandbox.token] = ("\ud800alice", ["oncall"])
+    worse = _get(sandbox)
+    assert worse.returncode == 1
+    assert "a user or group name is not valid Unicode text" in one_error(worse.stderr)

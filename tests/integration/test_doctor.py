@@ -9,12 +9,12 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.support import softhsm
 from tests.support.apiserver import CA
 from tests.support.harness import BIN, CRED_HELPER, as_kubectl_would, profile_kubeconfig
+from tests.support.needs import needs
 
 CKF_USER_PIN_LOCKED = 0x40000
 
@@ -127,7 +127,7 @@ def test_missing_pkcs11_module(sandbox, kubectl):
     assert "pkcs11-module" in check["hint"]
 
 
-@pytest.mark.skipif(not softhsm.available(), reason="SoftHSM2 is not installed")
+@needs(softhsm.available(), "SoftHSM2 is not installed")
 def test_token_key_then_locked_token(sandbox, kubectl, tmp_path):
     box = softhsm.SoftHSM(tmp_path / "hsm")
     label = box.new_token("ci")

@@ -96,3 +96,51 @@ def test_a_directory_where_the_alias_belongs_costs_one_warning_not_the_credentia
     _single_line_warning(out.stderr, str(alias))
     assert not list(sandbox.cache_dir.glob(".tmp-*"))
     assert sandbox.server.csr_creations == 1
+
+
+def _certificate(stdout: str):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(
+        json.loads(stdout)["status"]["clientCertificateData"].encode())
+
+
+def test_an_alias_naming_another_clusters_entry_is_not_followed(sandbox):
+    """Two clusters, each with its own CA and entry; this cluster's alias, well formed, made
+    to name the other's entry. The hit must not print a certificate this cluster's CA never
+    signed: the full CLI serves this cluster's own, and points the alias back."""
+    from tests.support.apiserver import LocalAPIServer
+
+    with LocalAPIServer() as other:
+        other.tokens[sandbox.token] = sandbox.server.tokens[sandbox.token]
+        other.auto_approve = sandbox.server.auto_approve
+        here = sandbox.exec_info()
+        there = {**here, "spec": {**here["spec"], "cluster": other.cluster_entry()}}
+        mine = sandbox.run(*sandbox.base_args(), exec_info=here)
+        theirs = sandbox.run(*sandbox.base_args(), exec_info=there)
+        assert mine.returncode == 0 and theirs.returncode == 0, mine.stderr + theirs.stderr
+        aliases = {p: p.read_bytes() for p in sandbox.cache_dir.glob("*.alias")}
+        first, second = aliases
+        first.write_bytes(aliases[second])  # each alias now names the other cluster's entry
+        second.write_bytes(aliases[first])
+        for info, ca in ((here, sandbox.server.ca), (there, other.ca)):
+            out = sandbox.run(*sandbox.base_args(), exec_info=info)
+            assert out.returncode == 0, out.stderr
+            _certificate(out.stdout).verify_directly_issued_by(ca.cert)  # its own CA's
+            assert out.stderr == ""
+        assert sandbox.server.csr_creations == 1 and other.csr_creations == 1
+        assert {p: p.read_bytes() for p in aliases} == aliases, "pointed back"
+
+
+def test_an_alias_of_another_api_version_is_not_followed(sandbox):
+    v1 = sandbox.exec_info()
+    v1beta1 = sandbox.exec_info(api_version="client.authentication.k8s.io/v1beta1")
+    assert sandbox.run(*sandbox.base_args(), exec_info=v1).returncode == 0
+    assert sandbox.run(*sandbox.base_args(), exec_info=v1beta1).returncode == 0
+    aliases = sorted(sandbox.cache_dir.glob("*.alias"))
+    beta = next(p for p in aliases if p.read_text().endswith("v1beta1\n"))
+    plain = next(p for p in aliases if p != beta)
+    plain.write_bytes(beta.read_bytes())  # v1's shortcut now says v1beta1
+    out = sandbox.run(*sandbox.base_args(), exec_info=v1)
+    assert json.loads(out.stdout)["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert out.stderr == "" and sandbox.server.csr_creations == 1

@@ -9,9 +9,10 @@ import pytest
 
 from tests.support.harness import one_error
 from tests.support.keyring_session import secret_service
+from tests.support.needs import needs
 
-pytestmark = pytest.mark.skipif(not shutil.which("gnome-keyring-daemon"),
-                                reason="gnome-keyring is installed by scripts/setup")
+pytestmark = needs(bool(shutil.which("gnome-keyring-daemon")),
+                   "gnome-keyring is installed by scripts/setup")
 
 
 @pytest.fixture

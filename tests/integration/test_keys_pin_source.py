@@ -9,9 +9,10 @@ import subprocess
 import pytest
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
+from tests.support.needs import needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
 
-pytestmark = pytest.mark.skipif(not available(), reason="SoftHSM2 is installed by scripts/setup")
+pytestmark = needs(available(), "SoftHSM2 is installed by scripts/setup")
 
 
 @pytest.fixture

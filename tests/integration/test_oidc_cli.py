@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
 from tests.support.keyring_session import secret_service
+from tests.support.needs import needs
 from tests.support.oidc_provider import (
     CLIENT_KEYS,
     OIDCProvider,
@@ -29,7 +30,7 @@ from tests.support.oidc_provider import (
 
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 
 @pytest.fixture(scope="module")
@@ -268,8 +269,8 @@ def _client_credentials_args(provider, client_id, *extra):
             "--oidc-use-access-token", *extra]
 
 
-@pytest.mark.skipif(not shutil.which("gnome-keyring-daemon"),
-                    reason="gnome-keyring is installed by scripts/setup")
+@needs(bool(shutil.which("gnome-keyring-daemon")),
+       "gnome-keyring is installed by scripts/setup")
 def test_client_secret_from_the_keyring(sandbox, provider):
     args = _client_credentials_args(provider, "confidential", "--oidc-client-auth=client-secret")
     with secret_service(str(sandbox.root)) as env:

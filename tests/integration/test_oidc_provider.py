@@ -20,10 +20,11 @@ from cred_helper.issuers.oidc import (
     http_client,
     pkce_pair,
 )
+from tests.support.needs import needs
 from tests.support.oidc_provider import CLIENT_KEYS, REDIRECT, ScriptedBrowser, provider_clients
 from tests.support.oidc_provider import OIDCProvider as Provider
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 SCOPES = ["openid", "email", "groups", "offline_access"]
 

@@ -25,9 +25,10 @@ from tests.support.harness import (
     on_terminal,
     one_error,
 )
+from tests.support.needs import needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available, spy_module
 
-pytestmark = pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup")
+pytestmark = needs(available(), "softhsm2 is installed by scripts/setup")
 KINDS = ("p256", "ed25519", "rsa2048")
 
 
@@ -208,8 +209,7 @@ def test_keys_public_warns_before_printing_to_a_terminal(box):
     assert seen[seen.index("-----BEGIN PUBLIC KEY-----"):] == piped.stdout
 
 
-@pytest.mark.skipif(spy_module() is None, reason="pkcs11-spy (opensc-pkcs11) is installed by "
-                                                 "scripts/setup")
+@needs(spy_module() is not None, "pkcs11-spy (opensc-pkcs11) is installed by scripts/setup")
 def test_a_wrong_pin_is_tried_once_and_reported_with_the_tokens_word(box):
     made = _cli(box, "keys", "generate", "pkcs11:token=ci;object=k", "--pin-source=env:PIN")
     assert made.returncode == 0, made.stderr

@@ -11,12 +11,13 @@ import subprocess
 import pytest
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, one_error
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available, spy_module
 
 pytestmark = [
-    pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup"),
-    pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js"),
+    needs(available(), "softhsm2 is installed by scripts/setup"),
+    needs(bool(shutil.which("node")), "needs Node.js"),
 ]
 
 

@@ -16,13 +16,14 @@ import pytest
 from cred_helper.cache.entrydoc import unseal
 from tests.support.harness import CRED_HELPER, as_kubectl_would, edit_entry, one_error
 from tests.support.keyring_session import secret_service
+from tests.support.needs import missing, needs
 from tests.support.oidc_provider import (
     OIDCProvider,
     device_login,
     provider_clients,
 )
 
-needs_node = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+needs_node = needs(bool(shutil.which("node")), "needs Node.js")
 
 AGE = textwrap.dedent("""
     import glob, sys
@@ -59,7 +60,7 @@ def small_disk(tmp_path):
     if os.geteuid() != 0 or subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(where)],
             capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        missing("mounting a tmpfs needs root")
     try:
         yield where
     finally:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.support.harness import edit_entry, one_error
+from tests.support.needs import missing
 
 
 @pytest.fixture
@@ -31,8 +32,8 @@ def read_only():
             return "Permission denied"
         bound = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
         if bound.returncode != 0:
-            pytest.skip(f"root here cannot bind-mount (mode 0500 does not stop root): "
-                        f"{bound.stderr.decode().strip()}")
+            missing(f"root here cannot bind-mount (mode 0500 does not stop root): "
+                    f"{bound.stderr.decode().strip()}")
         done.append(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
         subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
         return "Read-only file system"
@@ -108,12 +109,12 @@ def test_a_lock_file_that_still_opens_is_not_enough(sandbox, tmp_path):
     (here: no inode left on a small tmpfs; mode 0500 does the same for a user): one error
     before any CSR, not a CSR whose key and certificate could not be kept."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (the other tests here cover a 0500 directory)")
+        missing("mounting a tmpfs needs root (the other tests here cover a 0500 directory)")
     where = tmp_path / "few-inodes"
     where.mkdir(mode=0o700)
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=12,mode=0700", "tmpfs",
                        str(where)], capture_output=True).returncode != 0:
-        pytest.skip("this root cannot mount a tmpfs")
+        missing("this root cannot mount a tmpfs")
     try:
         args = sandbox.base_args(f"--cache-dir={where}", "--approval-timeout=2s")
         assert sandbox.run(*args, exec_info=sandbox.exec_info()).returncode == 0

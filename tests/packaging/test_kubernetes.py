@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "packaging" / "kubernetes"
 IMAGE = "ghcr.io/example/cred-helper-approver"
 ALTERNATIVES = {"janitor-rbac-namespace.yaml"}  # instead of janitor-rbac-cluster.yaml
+PATCHES = {"ssh-ca-patch.yaml"}  # an overlay's `patches:`, not a resource
 
 
 def render(kubectl: str, directory: Path) -> list[dict]:
@@ -48,7 +49,7 @@ def test_every_manifest_is_in_the_kustomization():
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     files = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
     # Before: the janitor's manifests and the requesters' RBAC were left out.
-    assert set(kustomization["resources"]) == files - ALTERNATIVES
+    assert set(kustomization["resources"]) == files - ALTERNATIVES - PATCHES
 
 
 def test_no_two_objects_share_a_name(rendered):
@@ -66,6 +67,8 @@ def test_one_image_at_the_package_version(rendered):
     assert len(workloads) == 2
     assert {c["image"] for d in workloads for c in containers(d)} == {wanted}
     for path in MANIFESTS.glob("*.yaml"):
+        if path.name in PATCHES:
+            continue
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") in ("Deployment", "CronJob"):
                 assert {c["image"] for c in containers(doc)} == {wanted}, path.name
@@ -125,3 +128,21 @@ def test_the_readmes_version_line(tmp_path):
                           env={"PATH": f"{BIN}:/usr/bin:/bin"})
     assert done.stdout.strip() == \
         f"registry.example.com/platform/cred-helper:{cred_helper.__version__}", done.stderr
+
+
+def test_the_ssh_ca_patch_keeps_every_arg_of_the_deployment(kubectl, tmp_path):
+    """A strategic-merge patch replaces the container's args whole: applied as its comment
+    says, the broker must keep its probes' address and every other flag, and gain --ssh-ca."""
+    import shutil
+
+    base = [d for d in render(kubectl, MANIFESTS) if d["kind"] == "Deployment"]
+    overlay = tmp_path / "overlay"
+    shutil.copytree(MANIFESTS, overlay)
+    with (overlay / "kustomization.yaml").open("a") as fh:
+        fh.write("patches:\n- path: ssh-ca-patch.yaml\n")
+    patched = [d for d in render(kubectl, overlay) if d["kind"] == "Deployment"]
+    ((before,),), ((after,),) = [containers(d) for d in base], [containers(d) for d in patched]
+    assert after["args"] == [*before["args"], "--ssh-ca=/etc/cred-helper-ssh-ca/ssh-ca"]
+    assert {"name": "ssh-ca", "mountPath": "/etc/cred-helper-ssh-ca", "readOnly": True} in \
+        after["volumeMounts"]
+    assert after["livenessProbe"] == before["livenessProbe"]

@@ -12,13 +12,13 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
 import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import cred_helper
+from tests.support.needs import needs
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULA = ROOT / "packaging" / "homebrew" / "cred-helper.rb"
@@ -85,7 +85,7 @@ def test_formula_is_what_the_generator_writes_from_the_lock():
     assert generate.render(project, LOCK, digest) == text
 
 
-@pytest.mark.skipif(shutil.which("ruby") is None, reason="ruby is not installed")
+@needs(shutil.which("ruby") is not None, "ruby is not installed")
 def test_formula_is_valid_ruby():
     done = subprocess.run(["ruby", "-c", str(FORMULA)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

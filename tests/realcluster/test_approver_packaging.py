@@ -51,14 +51,15 @@ def test_every_manifest_passes_a_server_side_dry_run(control_plane, installed):
 
 
 def can_i(plane, verb: str, resource: str, namespace: str = "", name: str = "",
-          subresource: str = "") -> bool:
+          subresource: str = "", user: str = SA) -> bool:
     """A SubjectAccessReview for the ServiceAccount (exact, where `kubectl auth can-i`
-    splits a signer's name at its slash)."""
+    splits a signer's name at its slash); `user`: another ServiceAccount of cred-helper's
+    namespace."""
     group, _, res = resource.rpartition("/") if "/" in resource else ("", "", resource)
     review = admin_client(plane).post(
         "/apis/authorization.k8s.io/v1/subjectaccessreviews",
         {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-         "spec": {"user": SA, "groups": ["system:serviceaccounts",
+         "spec": {"user": user, "groups": ["system:serviceaccounts",
                                          "system:serviceaccounts:cred-helper",
                                          "system:authenticated"],
                   "resourceAttributes": {"verb": verb, "group": group, "resource": res,

@@ -57,6 +57,39 @@ def verdicts(client: KubeClient, name: str) -> list[str]:
             if c["type"] in ("Approved", "Denied")]
 
 
+def requests_about(plane, name: str) -> list[tuple[str, str, int]]:
+    """(verb, subresource, response code) of every request kube-apiserver was asked about
+    the CSR `name`, by anyone, refused ones included (its audit log)."""
+    return [(e["verb"], e["objectRef"].get("subresource", ""),
+             e.get("responseStatus", {}).get("code", 0)) for e in plane.audit_events()
+            if e.get("objectRef", {}).get("resource") == "certificatesigningrequests"
+            and e["objectRef"].get("name") == name]
+
+
+def caught_up(client: KubeClient, plane, p: str, approvers: int, timeout: float = 60) -> None:
+    """Instead of a sleep: every active approver has handled every event so far. A CSR made
+    after all the others is decided, and each of the `approvers` has read it again to judge
+    it (a GET each, in the audit log); an approver handles its events in order, so each is
+    past every earlier one, and what it would have done about them it has done."""
+    name = f"{p}approve-caught-up"
+    create_csr(client, name)
+    wait_decided(client, [name])
+    deadline = time.monotonic() + timeout
+    while [r[:2] for r in requests_about(plane, name)].count(("get", "")) < approvers:
+        assert time.monotonic() < deadline, requests_about(plane, name)
+        time.sleep(0.1)
+
+
+def decided_once(plane, names: list[str]) -> None:
+    """Each CSR was decided by exactly one request the server took, all approvers together;
+    any other decision sent was refused as a conflict (each approves at the version it
+    judged, so a racing approver's is refused, then it reads the CSR decided)."""
+    for name in names:
+        sent = [code for verb, sub, code in requests_about(plane, name)
+                if (verb, sub) == ("update", "approval")]
+        assert sent.count(200) == 1 and set(sent) <= {200, 409}, (name, sent)
+
+
 def wait_decided(client: KubeClient, names: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     left = list(names)
@@ -127,12 +160,13 @@ def test_two_approvers_racing_decide_each_csr_once(tmp_path, control_plane, proc
     for name in names:
         create_csr(client, name)
     wait_decided(client, names)
-    time.sleep(1)  # a second decision, were there one, would have landed by now
+    caught_up(client, control_plane, p, approvers=2)
+    decided_once(control_plane, names)
     for name in names:
         expected = "Approved" if "approve" in name else "Denied"
         assert verdicts(client, name) == [expected], name
     lines = [line for proc in procs for line in proc.lines()]
-    assert sorted(line["csr"] for line in lines) == sorted(names)
+    assert sorted(line["csr"] for line in lines) == sorted([*names, f"{p}approve-caught-up"])
     assert all(line["rule"] in ("test-approve", "test-deny") for line in lines)
     # Each process is a live approver: neither sat out the race.
     assert all(proc.proc.poll() is None for proc in procs), [p.stderr() for p in procs]
@@ -156,9 +190,11 @@ def test_restart_mid_stream_decides_nothing_twice(tmp_path, control_plane, procs
     second = Proc(tmp_path, control_plane, p, tag="second")
     procs.append(second)
     wait_decided(client, meanwhile)
-    time.sleep(2)  # time to (wrongly) announce the manual CSR again
+    caught_up(client, control_plane, p, approvers=1)  # the second has judged manual-0 too
+    decided_once(control_plane, [*before, *meanwhile])
     assert sorted(line["csr"] for line in first.lines()) == sorted([*before, f"{p}manual-0"])
-    assert sorted(line["csr"] for line in second.lines()) == sorted(meanwhile)
+    assert sorted(line["csr"] for line in second.lines()) == sorted(
+        [*meanwhile, f"{p}approve-caught-up"])
     for name in before:
         assert verdicts(client, name) == ["Approved"]
     for name in meanwhile:
@@ -209,10 +245,12 @@ def test_leader_election_one_acts_and_the_other_takes_over(tmp_path, control_pla
     for name in names:
         create_csr(client, name)
     wait_decided(client, names)
-    time.sleep(1)
+    caught_up(client, control_plane, p, approvers=1)
+    decided_once(control_plane, names)  # the standby sent nothing
     holder = lease(control_plane, lease_name)["spec"]["holderIdentity"]
     leader, standby = (a, b) if holder == "replica-a" else (b, a)
-    assert sorted(line["csr"] for line in leader.lines()) == sorted(names)
+    assert sorted(line["csr"] for line in leader.lines()) == sorted(
+        [*names, f"{p}approve-caught-up"])
     assert standby.lines() == []
     transitions = lease(control_plane, lease_name)["spec"]["leaseTransitions"]
     leader.kill()  # no release: the standby must wait the lease out

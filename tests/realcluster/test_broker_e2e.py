@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.support.attestca import AttestationCA
 from tests.support.harness import CRED_HELPER, as_kubectl_would
+from tests.support.needs import needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
 
 pytestmark = [pytest.mark.realcluster,
-              pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup")]
+              needs(available(), "softhsm2 is installed by scripts/setup")]
 
 URI = "pkcs11:token=ci;object=piv-auth;id=%01"
 SERIAL = 20261202

@@ -194,3 +194,27 @@ def test_access_requests_installed_as_the_admin_page_says(admin, plane, tmp_path
     assert "OPENSSH PRIVATE KEY" in base64.b64decode(secret["data"]["ssh-ca"]).decode()
     assert (tmp_path / "ssh-ca.pub").read_text().startswith("ssh-ed25519 ")
 
+
+
+def test_the_gateway_installed_as_its_page_says(admin, plane, tmp_path):
+    """docs/ssh-gateway.md, "Running the gateway in the cluster": in a copy of the checkout's
+    packaging (the host key is written beside the kustomization), the four lines as one shell
+    runs them, after the base; the Deployment, its Secret and ConfigMap are then there."""
+    import shutil
+
+    shutil.copytree(ROOT / "packaging", tmp_path / "packaging")
+    user_ca = tmp_path / "ssh_user_ca.pub"
+    user_ca.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG8pXKf1i8dl2QmUJ2e1EelfQbVtJvTn"
+                       "fIf1ZcQXoOdy ssh-user-ca\n")
+    plane.kubectl("apply", "-k", str(ROOT / "packaging" / "kubernetes"))
+    block = doccommands.block("docs/ssh-gateway.md", "Running the gateway in the cluster")
+    assert len(block.runnable) == 4, block.runnable
+    script = "\n".join(block.runnable)  # `cd` holds for the lines after it, as in a shell
+    done = doccommands.run(script, cwd=tmp_path, env=admin.env,
+                           replace={"/path/to/ssh_user_ca.pub": str(user_ca)})
+    assert done.returncode == 0, done.stderr
+    plane.kubectl("get", "deployment", "-n", "cred-helper", "cred-helper-gateway")
+    secrets = plane.kubectl("get", "secrets", "-n", "cred-helper", "-o", "name")
+    assert "secret/cred-helper-gateway-host-key-" in secrets
+    config = plane.kubectl("get", "configmaps", "-n", "cred-helper", "-o", "name")
+    assert "configmap/cred-helper-gateway-user-ca-" in config

@@ -296,7 +296,6 @@ def evicted_with_an_event(plane, pod: dict) -> bool:
 
 
 def test_the_namespaced_rights_are_enough_for_a_pass(control_plane, namespace_variant):
-    pytest.importorskip("cred_helper.janitor")
     pod, elsewhere = due_pod(control_plane, WATCHED), due_pod(control_plane, OTHER)
     code, lines, err = janitor(control_plane, namespace_variant, "--namespace", WATCHED)
     assert code == 0, err
@@ -312,7 +311,6 @@ def test_the_namespaced_rights_are_enough_for_a_pass(control_plane, namespace_va
 
 
 def test_the_cluster_wide_rights_are_enough_for_a_pass(control_plane, cluster_variant):
-    pytest.importorskip("cred_helper.janitor")
     pod = due_pod(control_plane, OTHER)
     # Every namespace, changing nothing.
     code, lines, err = janitor(control_plane, cluster_variant, "--dry-run")

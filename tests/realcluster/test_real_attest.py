@@ -20,10 +20,11 @@ from cred_helper.broker.verdict import AttestationConfig, RegistryEntry
 from tests.realcluster.test_real_kubectl import csr_names, pending_csrs
 from tests.support.attestca import AttestationCA, facts_of_object
 from tests.support.harness import CRED_HELPER, as_kubectl_would
+from tests.support.needs import needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
 
 pytestmark = [pytest.mark.realcluster,
-              pytest.mark.skipif(not available(), reason="softhsm2 is installed by scripts/setup")]
+              needs(available(), "softhsm2 is installed by scripts/setup")]
 
 URI = "pkcs11:token=ci;object=piv-auth;id=%01"
 

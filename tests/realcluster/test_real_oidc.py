@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tests.support.harness import CRED_HELPER, Sandbox, as_kubectl_would, one_error
+from tests.support.needs import missing
 from tests.support.oidc_provider import device_login
 
 pytestmark = pytest.mark.realcluster
@@ -42,7 +43,7 @@ subjects:
 @pytest.fixture
 def plane(control_plane):
     if control_plane.oidc is None:
-        pytest.skip("Node.js is missing: no OpenID provider for the real control plane")
+        missing("Node.js is missing: no OpenID provider for the real control plane")
     return control_plane
 
 

@@ -5,6 +5,7 @@ rotated."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -60,20 +61,43 @@ def plane_box(box, plane: ControlPlane):
     return signer
 
 
+def watches(plane) -> list[dict]:
+    """cred-helper's watches on CSRs, as kube-apiserver logged them (one event each)."""
+    return [e for e in plane.audit_events("cred-helper/") if e["verb"] == "watch"
+            and e["objectRef"]["resource"] == "certificatesigningrequests"]
+
+
 def test_the_wait_outlives_an_api_server_restart(box, own_plane):
     signer = plane_box(box, own_plane)
     kubeconfig = box.kubeconfig(box.base_args(f"--signer-ca={signer}", "--cache=none"))
     proc = start_kubectl(box, own_plane, kubeconfig, "get", "--raw", "/version")
     csr = wait_for_pending(own_plane, proc)
-    time.sleep(1.5)  # past the quiet period: cred-helper is inside its watch
+    name = csr["metadata"]["name"]
+    deadline = time.monotonic() + 30
+    while not watches(own_plane):  # cred-helper is inside its watch: now the restart
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    restarted = datetime.datetime.now(datetime.timezone.utc)
     own_plane.restart("kube-apiserver")
     assert proc.poll() is None, proc.communicate()  # still waiting, not failed
-    own_plane.kubectl("certificate", "approve", csr["metadata"]["name"])
+    own_plane.kubectl("certificate", "approve", name)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert json.loads(out)["gitVersion"] == "v1.37.2"
     assert "cannot reach" not in err
-    assert csr_names(own_plane) == {csr["metadata"]["name"]}  # one CSR, the one approved
+    assert csr_names(own_plane) == {name}  # one CSR, the one approved
+    # The watch was opened again on the new kube-apiserver, on this CSR alone, from the last
+    # resourceVersion seen (or after a fresh read of it, were that too old): not a new wait.
+    first, *again = watches(own_plane)
+    assert again, "the watch was never opened again after the restart"
+    for watch in (first, *again):
+        assert f"metadata.name%3D{name}" in watch["requestURI"], watch["requestURI"]
+    assert "resourceVersion=" in again[0]["requestURI"], again[0]["requestURI"]
+    received = datetime.datetime.fromisoformat(again[0]["requestReceivedTimestamp"])
+    assert received > restarted, "opened again by the new kube-apiserver"
+    creates = [e for e in own_plane.audit_events("cred-helper/") if e["verb"] == "create"
+               and e["objectRef"]["resource"] == "certificatesigningrequests"]
+    assert len(creates) == 1
 
 
 def test_a_certificate_from_a_rotated_signer_is_replaced_after_the_401(box, own_plane):

@@ -62,6 +62,8 @@ import jwt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from cred_helper.x509names import subject_of, unbounded
+
 from . import protobuf
 from .pki import CA, pem
 
@@ -328,16 +330,17 @@ def go_subject(name: x509.Name) -> x509.Name:
     one multi-valued RDN, types come in Go's order, CN and serialNumber keep one value (the
     last) and other attribute types are dropped."""
     rdns = []
-    for oid in _GO_NAME_ORDER:
-        values = name.get_attributes_for_oid(oid)
-        if values:
-            rdns.append(x509.RelativeDistinguishedName(
-                [x509.NameAttribute(oid, str(v.value)) for v in values]))
-    for oid in (NameOID.COMMON_NAME, NameOID.SERIAL_NUMBER):
-        values = name.get_attributes_for_oid(oid)
-        if values:
-            rdns.append(x509.RelativeDistinguishedName(
-                [x509.NameAttribute(oid, str(values[-1].value))]))
+    with unbounded():  # Go and kcm set no bound on a name's length (x509names.py)
+        for oid in _GO_NAME_ORDER:
+            values = name.get_attributes_for_oid(oid)
+            if values:
+                rdns.append(x509.RelativeDistinguishedName(
+                    [x509.NameAttribute(oid, str(v.value), _validate=False) for v in values]))
+        for oid in (NameOID.COMMON_NAME, NameOID.SERIAL_NUMBER):
+            values = name.get_attributes_for_oid(oid)
+            if values:
+                rdns.append(x509.RelativeDistinguishedName(
+                    [x509.NameAttribute(oid, str(values[-1].value), _validate=False)]))
     return x509.Name(rdns)
 
 
@@ -409,6 +412,7 @@ class LocalAPIServer:
         self.tamper: Callable[[str, str, int, bytes], tuple[int, bytes]] | None = None
         self.csrs: dict[str, dict] = {}
         self.csr_creations = 0
+        self.received = 0  # every request that reached a handler
         # For the janitor's benchmark (system:masters only, no validation): pods and
         # PodDisruptionBudgets listed in pages (`limit`, `continue`), evictions that delete,
         # Events accepted.
@@ -562,9 +566,9 @@ class LocalAPIServer:
             bad = self.signer
             if bad.ignore_expiration:
                 seconds = 24 * 3600
-            subject = go_subject(request.subject)
+            subject = go_subject(subject_of(request))
             if bad.add_groups:
-                subject = go_subject(x509.Name([*request.subject, *(x509.NameAttribute(
+                subject = go_subject(x509.Name([*subject_of(request), *(x509.NameAttribute(
                     NameOID.ORGANIZATION_NAME, g) for g in bad.add_groups)]))
             public_key = request.public_key()
             if bad.other_key:
@@ -592,8 +596,8 @@ class LocalAPIServer:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if cert.serial_number in self.revoked_serials:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            cn = subject_of(cert).get_attributes_for_oid(NameOID.COMMON_NAME)
+            orgs = subject_of(cert).get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
             if not cn:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return str(cn[0].value), [str(o.value) for o in orgs] + ["system:authenticated"]
@@ -963,6 +967,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
+        self.api.received += 1  # authenticated or not (the fuzz suite's depth)
         try:
             user, groups = self.api.authenticate(self)
             self.api.requests.append((method, path, user))

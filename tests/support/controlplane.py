@@ -5,8 +5,13 @@ kube-apiserver trusts one test CA for clients, and serves with a certificate fro
 kube-controller-manager signs `kubernetes.io/kube-apiserver-client` certificates with that CA
 (as kubeadm does; `separate_client_ca` gives clients and the signer a CA of their own, which
 `rotate_client_ca` replaces). Static tokens name an admin (`system:masters`) and the bootstrap
-identity. The audit log records every request of the people the tests play (`audit_events`).
+identity. The audit log records every request of the people the tests play, and every
+request about a CSR (`audit_events`).
 Every port is free and random; readiness is `/readyz`; `stop()` ends every process.
+
+`start_node(binary)` adds a node: the kubelet stand-in (tests/controlplane/standin), which
+kube-apiserver reaches over TLS verified both ways, runs the pods bound to it.
+`audit_policy=` replaces the audit policy for one plane.
 
 With `oidc=OidcSettings(...)` kube-apiserver also trusts an OpenID provider through the
 structured authentication configuration (`--authentication-config`, apiserver.config.k8s.io/v1),
@@ -18,6 +23,8 @@ with no prefix (see `authentication_config`).
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -31,8 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from .pki import CA, key_pem
+from .pki import CA, key_pem, pem
 
 ADMIN = ("admin", ["system:masters"])
 BOOTSTRAP = ("alice@example.com", ["oncall", "sre", "oncall-bootstrap"])
@@ -58,7 +68,10 @@ subjects:
 """
 
 
-# Metadata for the people the tests play, nothing for the control plane's own traffic.
+# Metadata for the people the tests play and for every request about a CSR (whoever makes
+# it: approvers, kubectl, the signer), so that a test counts what was asked instead of
+# sleeping and looking whether anything more happened; nothing for the rest of the control
+# plane's own traffic.
 AUDIT_POLICY = f"""
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -66,6 +79,11 @@ omitStages: [RequestReceived]
 rules:
 - level: Metadata
   users: ["{BOOTSTRAP[0]}"]
+- level: Metadata
+  resources:
+  - group: certificates.k8s.io
+    resources: [certificatesigningrequests, certificatesigningrequests/approval,
+                certificatesigningrequests/status]
 - level: None
 """
 @dataclass(frozen=True)
@@ -123,8 +141,9 @@ class ControlPlane:
     def __init__(self, bin_dir: Path, oidc: OidcSettings | None = None,
                  separate_client_ca: bool = False,
                  extra_controllers: tuple[str, ...] = (),
-                 apiserver_args: tuple[str, ...] = ()) -> None:
+                 apiserver_args: tuple[str, ...] = (), audit_policy: str = "") -> None:
         self.bin = Path(bin_dir)
+        self.audit_policy = audit_policy  # empty: AUDIT_POLICY as it is when the plane starts
         self.apiserver_args = apiserver_args  # more kube-apiserver flags, for one test's plane
         # More kcm controllers beside CSR signing and cleaning (the janitor's `disruption`).
         self.extra_controllers = extra_controllers
@@ -222,9 +241,9 @@ class ControlPlane:
         _private(self.dir / "client-ca.key", key_pem(self.client_ca.key))
 
     def audit_events(self, user_agent_prefix: str = "") -> list[dict]:
-        """The bootstrap user's requests, one event per request in the order they came (a
-        watch is logged when it starts and again when it ends), optionally only those whose
-        User-Agent starts with a prefix."""
+        """The bootstrap user's requests and every request about a CSR, one event per request
+        in the order they came (a watch is logged when it starts and again when it ends),
+        optionally only those whose User-Agent starts with a prefix."""
         path = self.dir / "audit.log"
         requests: dict[str, dict] = {}
         for line in path.read_text().splitlines():
@@ -262,7 +281,11 @@ class ControlPlane:
         _private(d / "serving.key", key)
         (d / "ca.crt").write_bytes(self.ca.cert_pem)  # the cluster CA, for tests' clients
         self._write_client_ca()
-        (d / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        (d / "audit-policy.yaml").write_text(self.audit_policy or AUDIT_POLICY)
+        # How kube-apiserver reaches a node's kubelet API (start_node): both ends verified.
+        kubelet_cert, kubelet_key = self.ca.client_cert("kube-apiserver-kubelet-client", [])
+        _private(d / "kubelet-client.crt", kubelet_cert)
+        _private(d / "kubelet-client.key", kubelet_key)
         sa = rsa.generate_private_key(65537, 2048)
         _private(d / "sa.key", key_pem(sa))
         _private(d / "tokens.csv", "".join(
@@ -284,6 +307,9 @@ class ControlPlane:
             f"--service-account-key-file={d / 'sa.key'}",
             f"--service-account-signing-key-file={d / 'sa.key'}",
             "--endpoint-reconciler-type=none", f"--cert-dir={d / 'certs'}",
+            f"--kubelet-client-certificate={d / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={d / 'kubelet-client.key'}",
+            f"--kubelet-certificate-authority={d / 'ca.crt'}",
             *self.apiserver_args])
 
     def _start_controller_manager(self) -> None:
@@ -315,6 +341,47 @@ class ControlPlane:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"kube-apiserver not ready:\n{self.log('kube-apiserver')}")
             time.sleep(0.2)
+
+    # ---- a node ----------------------------------------------------------------------------
+
+    NODE = "standin"
+
+    def start_node(self, binary: Path, timeout: float = 60) -> None:
+        """Run the kubelet stand-in (tests/controlplane/standin) as the node `standin`:
+        pods bound to it (`spec.nodeName: standin`) run, exec runs local processes in
+        `pod_dir(...)`, logs come from `<pod_dir>/<container>.log`, port-forward reaches
+        127.0.0.1. Returns once the node is Ready; stopped with the plane."""
+        d = self.dir
+        port = free_port()
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = self.ca.issue(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{self.NODE}")]),
+            key.public_key(), now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1),
+            client=False, san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        _private(d / "node.crt", pem(cert))
+        _private(d / "node.key", key_pem(key))
+        (d / "pods").mkdir(mode=0o700, exist_ok=True)
+        kubeconfig = self.write_kubeconfig(d / "node.kubeconfig", {"token": self.admin_token})
+        self.node_binary = Path(binary)
+        name = "kubelet-standin"
+        self.args[name] = [f"--kubeconfig={kubeconfig}", f"--node-name={self.NODE}",
+                           f"--port={port}", f"--tls-cert={d / 'node.crt'}",
+                           f"--tls-key={d / 'node.key'}", f"--client-ca={d / 'ca.crt'}",
+                           f"--root={d / 'pods'}"]
+        log = open(d / f"{name}.log", "ab")  # noqa: SIM115  (the process keeps it)
+        self.procs[name] = subprocess.Popen(
+            [str(binary), *self.args[name]], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, "KUBECONFIG": str(kubeconfig)})
+        deadline = time.monotonic() + timeout
+        while "ready" not in self.log(name).split():
+            if self.procs[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the kubelet stand-in did not start:\n{self.log(name)}")
+            time.sleep(0.1)
+
+    def pod_dir(self, namespace: str, pod: str) -> Path:
+        """The directory a pod on the stand-in runs in (its exec commands' working directory)."""
+        return self.dir / "pods" / namespace / pod
 
     # ---- helpers for tests -----------------------------------------------------------------
 

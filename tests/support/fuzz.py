@@ -18,14 +18,18 @@ import json
 import os
 import random
 import signal
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cred_helper.x509names import subject_of, text_problem
 
 from .harness import SECRET_MARKERS
 
@@ -227,11 +231,13 @@ def run_case(argv: list[str], env: dict[str, str]) -> Outcome:
 
 @dataclass
 class Tally:
-    """Inputs run, and the findings: tracebacks, secrets shown, bad credentials printed."""
+    """Inputs run, how deep they got (the server reached, a credential printed), and the
+    findings: tracebacks, secrets shown or kept, bad credentials printed."""
 
     name: str
     inputs: int = 0
     succeeded: int = 0
+    reached: int = 0  # cases during which the API server (or provider) got a request
     failures: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {
         "traceback": 0, "secret": 0, "bad credential": 0, "shape": 0})
@@ -242,20 +248,67 @@ class Tally:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"fuzz {self.name}: {self.inputs} inputs, {self.succeeded} credentials, "
-                f"{c['traceback']} tracebacks, {c['secret']} secrets shown, "
-                f"{c['bad credential']} bad credentials, {c['shape']} malformed outcomes")
+        return (f"fuzz {self.name}: {self.inputs} inputs, {self.reached} reached the server, "
+                f"{self.succeeded} credentials, {c['traceback']} tracebacks, "
+                f"{c['secret']} secrets shown or kept, {c['bad credential']} bad credentials, "
+                f"{c['shape']} malformed outcomes")
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, credentials: float, reached: float) -> None:
+        """No finding, and the cases went deep: at least these shares of them ended with a
+        credential and reached the server. A generator whose inputs all stop at the first
+        check (an unknown flag, a missing server) passes no finding and proves nothing."""
         print(self.summary())
         assert not self.failures, self.summary() + "\n" + "\n".join(self.failures[:15])
+        assert self.succeeded >= credentials * self.inputs, \
+            f"too shallow: {self.summary()} (floor: {credentials:.0%} credentials)"
+        assert self.reached >= reached * self.inputs, \
+            f"too shallow: {self.summary()} (floor: {reached:.0%} reaching the server)"
+
+
+def snapshot(cache_dir: Path | None) -> dict[Path, tuple[int, int, int]]:
+    """What each file in the cache is (inode, mtime, mode), to tell what a case wrote."""
+    if cache_dir is None or not cache_dir.is_dir():
+        return {}
+    found = {}
+    for path in cache_dir.rglob("*"):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        found[path] = (st.st_ino, st.st_mtime_ns, st.st_mode)
+    return found
+
+
+def kept_secret(cache_dir: Path | None, secrets: tuple[str, ...],
+                before: dict[Path, tuple[int, int, int]]) -> str | None:
+    """What in the cache holds a secret it must not: a secret of the input (a bootstrap
+    token, a client secret) anywhere, or key material in a file open to others that the case
+    wrote (one the input planted so is the input's: cred-helper refuses to use it)."""
+    for path, identity in snapshot(cache_dir).items():
+        if stat.S_ISLNK(identity[2]) or not stat.S_ISREG(identity[2]):
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for secret in secrets:
+            if secret and secret.encode() in data:
+                return f"{secret[:6]}... kept in {path.name}"
+        if b"PRIVATE KEY" in data and identity[2] & 0o077 and before.get(path) != identity:
+            return f"key material written to {path.name}, open to others"
+    return None
 
 
 def check_outcome(tally: Tally, case: str, result: Outcome, secrets: tuple[str, ...],
-                  credential_ok: Callable[[dict], str | None]) -> None:
-    """No traceback; no secret on stderr; stdout empty or exactly one good ExecCredential;
-    exit 0 with a credential, else 1 (2 for usage) with one error line and an optional hint."""
+                  credential_ok: Callable[[dict], str | None], reached: bool = False,
+                  cache_dir: Path | None = None,
+                  cache_before: dict[Path, tuple[int, int, int]] | None = None) -> None:
+    """No traceback; no secret on stderr, none of the input's on stdout, none kept in the
+    cache; stdout empty or exactly one good ExecCredential; exit 0 with a credential, else
+    1 (2 for usage) with one error line and an optional hint. `reached`: the server got a
+    request during the case; `cache_before`: the cache's snapshot before it."""
     tally.inputs += 1
+    tally.reached += reached
     streams = result.stderr
     if result.escaped or "Traceback" in streams or "cred-helper: error: unexpected " in streams:
         tally.finding("traceback", case, result.escaped or streams)
@@ -264,6 +317,14 @@ def check_outcome(tally: Tally, case: str, result: Outcome, secrets: tuple[str, 
         if secret and secret in streams:
             tally.finding("secret", case, f"{secret[:6]}... on stderr")
             return
+    for secret in secrets:  # a credential's own key belongs on stdout; the input's never
+        if secret and secret in result.stdout:
+            tally.finding("secret", case, f"{secret[:6]}... on stdout")
+            return
+    kept = kept_secret(cache_dir, secrets, cache_before or {})
+    if kept:
+        tally.finding("secret", case, kept)
+        return
     if result.code == 0:
         problem = _credential_problem(result.stdout, credential_ok)
         if problem:
@@ -280,6 +341,19 @@ def check_outcome(tally: Tally, case: str, result: Outcome, secrets: tuple[str, 
             "cred-helper: error: ") or len(lines) > 2 or (
             len(lines) == 2 and not lines[1].startswith("hint: ")):
         tally.finding("shape", case, f"exit {result.code}: {result.stderr!r}")
+
+
+def run_checked(tally: Tally, case: str, box, argv: list[str], env: dict[str, str],
+                credential_ok: Callable[[dict], str | None],
+                servers: tuple = ()) -> Outcome:
+    """Run one case in this process against the sandbox `box` and hold it to every promise
+    (check_outcome), counting whether its API server (or one of `servers`) got a request."""
+    watched = (box.server, *servers)
+    requests, files = sum(s.received for s in watched), snapshot(box.cache_dir)
+    result = run_case(argv, env)
+    check_outcome(tally, case, result, (box.token,), credential_ok,
+                  sum(s.received for s in watched) > requests, box.cache_dir, files)
+    return result
 
 
 def _credential_problem(stdout: str, credential_ok: Callable[[dict], str | None]) -> str | None:
@@ -307,8 +381,8 @@ def _credential_problem(stdout: str, credential_ok: Callable[[dict], str | None]
 
 def certificate_checker(ca_cert: x509.Certificate, username: str | None = None,
                         groups: set[str] | None = None) -> Callable[[dict], str | None]:
-    """A printed certificate must be the cluster CA's, for the printed key, and (where the
-    case cannot change the subject) for this person."""
+    """A printed certificate must be the cluster CA's, for the printed key, and, where the
+    case knows whom it asked for, for exactly that name and those groups."""
 
     def check(status: dict) -> str | None:
         try:
@@ -331,10 +405,12 @@ def certificate_checker(ca_cert: x509.Certificate, username: str | None = None,
             return "no extended key usage"
         if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
             return "not a client certificate"
-        cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-        orgs = {a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)}
-        if username is not None and (cns != [username] or not orgs <= (groups or set())):
-            return f"certificate names {cns} {sorted(orgs)}"
+        subject = subject_of(cert)
+        cns = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        orgs = {a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)}
+        if username is not None and (cns != [username] or orgs != (groups or set())):
+            return f"certificate names {[c[:80] for c in cns]} {sorted(orgs)[:5]}, " \
+                   f"not {username[:80]!r}"
         return None
 
     return check
@@ -351,6 +427,38 @@ _SPKI = _spki()
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def private_file(path: Path, data: bytes | str) -> Path:
+    """Write a file only its owner may read (secret files must be), replacing what was there."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+# Names as authenticators give them: X.509's 64-byte bound on each side of the boundary
+# (in characters and in UTF-8 bytes), far past it, scripts and emoji, the characters RFC 4514
+# escapes, spaces at the ends, and the text a JSON escape can hold that UTF-8 cannot.
+NAMES = [
+    "alice@example.com", "a", "x" * 63, "x" * 64, "x" * 65, "é" * 32, "é" * 33,
+    "oidc:https://login.example.com/tenant#4f6b2c0e-9d8a-4b1e-8f3c-2a7d5e6f1b09",
+    "oidc:https://login.example.com/tenant-" + "0123456789" * 6 + "#ab", "n" * 255,
+    "m" * 1000, "日本語のユーザー" * 10, "💥" * 20, "CN=root,O=system:masters", "a+b=c;d<e>f",
+    " padded ", "#hash", "tab\there", "back\\slash", "\ud800broken", "ok\udcffno",
+]
+
+
+# The names a certificate can carry (the last two are not text: one clear error each).
+TEXT_NAMES = [n for n in NAMES if text_problem(n) is None]
+
+
+def visible(groups) -> set[str]:
+    """The groups a certificate carries from a SelfSubjectReview (csr.visible_groups)."""
+    return {g for g in groups if not g.startswith("system:")}
 
 
 def seeds(category: int, count: int) -> list[tuple[int, random.Random]]:

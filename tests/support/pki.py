@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cred_helper.x509names import subject
+
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
@@ -89,8 +91,7 @@ class CA:
                     lifetime: datetime.timedelta = datetime.timedelta(hours=12),
                     start: datetime.datetime | None = None) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
-        names += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
         start = start or _now() - datetime.timedelta(minutes=5)
-        cert = self.issue(x509.Name(names), key.public_key(), start, start + lifetime)
+        # Any length of name, as Kubernetes takes (cred_helper/x509names.py)
+        cert = self.issue(subject(user, groups), key.public_key(), start, start + lifetime)
         return pem(cert), key_pem(key)

@@ -36,6 +36,33 @@ def test_ttl_under_ten_minutes_is_an_error_not_a_clamp(tmp_path):
     assert resolve(_flags(issuer="csr", ttl="10m"), {"HOME": str(tmp_path)}).ttl == 600
 
 
+@pytest.mark.parametrize("flags, message", [
+    # A credential the cache would throw away on every run (and the CSR API's int32 after).
+    ({"ttl": "87841h"}, r"--ttl: '87841h' is longer than 87840h0m0s"),
+    ({"ttl": "9" * 400}, r"--ttl: '999.*' is longer than 87840h0m0s"),
+    # A socket timeout past time_t (an OverflowError once), for a CSR removed after a day.
+    ({"approval_timeout": "99999999999999999999h"}, r"--approval-timeout: .* is longer than 24h"),
+    ({"approval_timeout": "24h1s"}, r"--approval-timeout: '24h1s' is longer than 24h0m0s"),
+])
+def test_durations_past_what_can_be_used_are_usage_errors(tmp_path, flags, message):
+    with pytest.raises(UsageError, match=message):
+        resolve(_flags(issuer="csr", **flags), {"HOME": str(tmp_path)})
+    longest = {"ttl": "87840h", "approval_timeout": "24h"}
+    assert resolve(_flags(issuer="csr", **{k: longest[k] for k in flags}),
+                   {"HOME": str(tmp_path)})
+
+
+def test_a_path_with_a_nul_character_is_a_usage_error(tmp_path):
+    """TOML's \\u0000 can put one in a profile; open() would raise ValueError on it."""
+    config = tmp_path / "c.toml"
+    for key in ("bootstrap-token-file", "certificate-authority", "signer-ca",
+                "bootstrap-kubeconfig", "oidc-client-secret-file"):
+        config.write_text(f'[clusters.prod]\nissuer = "csr"\n"{key}" = "a\\u0000b"\n')
+        with pytest.raises(UsageError, match=f"profile key {key} in .*: a path cannot contain "
+                                             "a NUL character"):
+            resolve(_flags(cluster="prod", config=str(config)), {"HOME": str(tmp_path)})
+
+
 def test_cache_key_changes_with_every_shaping_input():
     base = Settings(issuer="csr", cluster="prod")
     cluster = ClusterInfo(server="https://a", ca_data=b"ca")

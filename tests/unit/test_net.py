@@ -3,6 +3,7 @@ what trust a context holds."""
 
 import os
 import ssl
+import subprocess
 
 import pytest
 
@@ -99,28 +100,82 @@ def test_latin1_header_values_pass():
     assert net.check_header("abc.DEF-_~+/=", "token", PEER) == "abc.DEF-_~+/="
 
 
-def test_exact_trust_holds_the_given_ca_and_nothing_else(monkeypatch, tmp_path):
+def _impostor_dir(tmp_path):
+    """(a directory OpenSSL can look CAs up in: the impostor's under its hashed name, as
+    `openssl rehash` makes it; the impostor's server certificate and key, for 127.0.0.1)."""
     impostor = CA("impostor")
-    bundle = tmp_path / "impostor.pem"
-    bundle.write_bytes(impostor.cert_pem)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "impostor.pem").write_bytes(impostor.cert_pem)
+    subprocess.run(["openssl", "rehash", str(certs)], check=True, capture_output=True)
+    assert any(name.endswith(".0") for name in os.listdir(certs)), "no hashed name"
+    return certs, impostor.server_cert()
+
+
+def _accepts(client: ssl.SSLContext, server_cert: tuple[bytes, bytes], tmp_path) -> bool:
+    """Whether `client` completes a TLS handshake with a server presenting `server_cert`
+    (in memory: two SSL objects and their buffers, no socket)."""
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    cert.write_bytes(server_cert[0])
+    key.write_bytes(server_cert[1])
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    c_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_client = client.wrap_bio(c_in, to_server, server_hostname="127.0.0.1")
+    tls_server = server_ctx.wrap_bio(to_client, s_out, server_side=True)
+    for _ in range(10):
+        for side in (tls_client, tls_server):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                return False
+        to_client.write(to_server.read())
+        c_in.write(s_out.read())
+        try:
+            tls_client.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            continue
+        except ssl.SSLError:
+            return False
+    return False
+
+
+def test_exact_trust_holds_the_given_ca_and_nothing_else(monkeypatch, tmp_path):
+    certs, impostor_server = _impostor_dir(tmp_path)
+    bundle = certs / "impostor.pem"
     for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.setenv(name, str(bundle))
-    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_DIR", str(certs))
     ca = CA("cluster")
     ctx = net.exact_trust(ca.cert_pem, PEER, "test")
     subjects = [dict(x[0] for x in c["subject"])["commonName"] for c in ctx.get_ca_certs()]
     assert subjects == ["cluster"]
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    # The directory's CAs are looked up only while verifying, never listed: so verify.
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert _accepts(ssl.create_default_context(), impostor_server, tmp_path), \
+        "the hashed directory must work where SSL_CERT_DIR is honoured"
+    assert not _accepts(ctx, impostor_server, tmp_path)
+    assert _accepts(ctx, ca.server_cert(), tmp_path)
 
 
 def test_os_trust_for_a_cluster_ignores_the_ca_variables(monkeypatch, tmp_path):
-    bundle = tmp_path / "impostor.pem"
-    bundle.write_bytes(CA("impostor").cert_pem)
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    certs, impostor_server = _impostor_dir(tmp_path)
+    monkeypatch.setenv("SSL_CERT_DIR", str(certs))
+    assert _accepts(ssl.create_default_context(), impostor_server, tmp_path), \
+        "the hashed directory must work where SSL_CERT_DIR is honoured"
+    assert not _accepts(net.os_trust_without_env(), impostor_server, tmp_path)
+    monkeypatch.delenv("SSL_CERT_DIR")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "impostor.pem"))
+    assert _accepts(ssl.create_default_context(), impostor_server, tmp_path)
     ctx = net.os_trust_without_env()
     subjects = [dict(x[0] for x in c["subject"]).get("commonName") for c in ctx.get_ca_certs()]
     assert "impostor" not in subjects
+    assert not _accepts(ctx, impostor_server, tmp_path)
 
 
 @pytest.mark.parametrize("data", [b"not a certificate", b"-----BEGIN CERTIFICATE-----\n\x00",
@@ -247,3 +302,30 @@ def test_plain_http_to_localhost_connects_to_its_loopback_address():
         assert client.request("GET", f"http://localhost:{port}/x").status_code == 204
         server.shutdown()
     assert seen == [f"localhost:{port}"]
+
+
+def test_a_header_name_given_twice_is_sent_twice():
+    """Kubernetes reads one Impersonate-Group header per group: pairs keep them apart."""
+    import http.server
+    import threading
+
+    seen: list[list[str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get_all("Impersonate-Group") or [])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    client = net.Client(net.Peer("the test server", ServerError, "-"), ssl.create_default_context())
+    resp = client.request("GET", f"http://127.0.0.1:{server.server_address[1]}/", headers=[
+        ("Impersonate-User", "alice"), ("Impersonate-Group", "oncall"),
+        ("Impersonate-Group", "system:authenticated")])
+    server.server_close()
+    assert resp.status_code == 200
+    assert seen == [["oncall", "system:authenticated"]]

@@ -93,3 +93,18 @@ def test_human_approvers_group_cannot_inject_yaml():
         rbac.human_approvers("a\nkind: ClusterRole")
     doc = list(yaml.safe_load_all(rbac.human_approvers("sre: leads")))[1]
     assert doc["subjects"][0]["name"] == "sre: leads"
+
+
+def test_the_oncall_role_lets_websocket_clients_exec_attach_and_forward():
+    """A WebSocket upgrade is a GET, checked as get and (1.35+) create: both verbs, on each
+    streaming subresource (the SSH gateway speaks only WebSocket)."""
+    docs = yaml.safe_load_all(rbac.api_objects(rbac.Team("oncall", ("shop",))))
+    (role,) = [d for d in docs if d["kind"] == "Role"
+               and d["metadata"]["name"] == "cred-helper-oncall-debug"]
+    verbs: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            verbs.setdefault(resource, set()).update(rule["verbs"])
+    for resource in ("pods/exec", "pods/attach", "pods/portforward"):
+        assert verbs[resource] == {"get", "create"}, resource
+    assert "secrets" not in verbs and verbs["pods"] == {"get", "list", "watch"}

@@ -171,7 +171,7 @@ def test_kubectl_does_not_wait_for_another_process_renewing(tmp_path):
 
     store, warnings = _MemoryStore(), []
     store.save(_entry(issued_at=0.0, not_after=1800.0))
-    with FileLock(str(tmp_path / "k.lock")):
+    with FileLock(str(tmp_path / "k.lock"), mode=0o600):  # as cred-helper makes it
         issue = _Issuer(_issued(5000.0))
         got = obtain(_request(tmp_path, lock_timeout=600), store, issue, lambda: 1600.0,
                      warnings.append)
@@ -184,16 +184,40 @@ def test_kubectl_does_not_wait_for_another_process_renewing(tmp_path):
     assert warnings == []
 
 
-def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path):
+def test_a_lock_that_cannot_be_taken_costs_a_renewal_not_the_credential(tmp_path,
+                                                                       monkeypatch):
     store, warnings = _MemoryStore(), []
     store.save(_entry(issued_at=0.0, not_after=1800.0))
-    (tmp_path / "k.lock").mkdir()  # in the way of the lock file: it cannot be opened
+    from filelock import FileLock
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(FileLock, "acquire", refused)  # as a directory mode 0500 does
     issue = _Issuer(_issued(5000.0))
     got = obtain(_request(tmp_path), store, issue, lambda: 1600.0, warnings.append)
     assert got.serial == "s" and issue.calls == []
     assert len(warnings) == 1 and f"cannot create the lock file {tmp_path}/k.lock" in warnings[0]
     with pytest.raises(CacheError, match="cannot create the lock file"):
         obtain(_request(tmp_path), store, issue, lambda: 1790.0, warnings.append)
+
+
+@pytest.mark.parametrize("holding", [False, True])
+def test_a_directory_where_the_lock_belongs_costs_one_warning(tmp_path, holding):
+    """Removed when empty; one that holds files is left, and the credential is issued
+    without the lock."""
+    store, warnings = _MemoryStore(), []
+    store.save(_entry(issued_at=0.0, not_after=1800.0))
+    (tmp_path / "k.lock").mkdir()
+    if holding:
+        (tmp_path / "k.lock" / "x").write_text("someone's")
+    issue = _Issuer(_issued(5000.0))
+    got = obtain(_request(tmp_path), store, issue, lambda: 1790.0, warnings.append)
+    assert got.not_after == 5000.0 and issue.calls == [False]
+    assert len(warnings) == 1 and warnings[0].startswith(f"ignoring {tmp_path}/k.lock: it is "
+                                                         "a directory")
+    assert (tmp_path / "k.lock" / "x").exists() if holding else \
+        (tmp_path / "k.lock").is_file()
 
 
 def test_login_inside_the_margin_may_wait_for_a_person_and_still_falls_back(tmp_path):

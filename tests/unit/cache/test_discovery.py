@@ -33,3 +33,22 @@ def test_corrupt_copy_is_ignored_with_a_warning(tmp_path):
                                 "jwks": {}}))
     assert cache.load(ISSUER, 1000) is None
     assert len(warnings) == 2
+
+
+def test_a_copy_that_is_not_a_private_file_of_ours_is_cleared_and_fetched_again(tmp_path):
+    warnings = []
+    cache = DiscoveryCache(str(tmp_path), warnings.append)
+    cache.save(ISSUER, DOC, JWKS, 1000)
+    (path,) = tmp_path.glob("*.provider")
+    planted = tmp_path / "planted"
+    planted.write_text(path.read_text())
+    planted.chmod(0o600)
+    path.unlink()
+    path.symlink_to(planted)  # documents from elsewhere are not this provider's
+    assert cache.load(ISSUER, 1000) is None
+    assert not path.is_symlink() and planted.exists()
+    assert warnings == [f"ignoring {path}: it is a symlink; removed it (it is made again when "
+                        "needed)"]
+    path.mkdir(mode=0o700)
+    cache.save(ISSUER, DOC, JWKS, 1000)  # a directory in the way is replaced
+    assert cache.load(ISSUER, 1000) == (DOC, JWKS)

@@ -13,15 +13,20 @@ from cred_helper.cache.pending import (
     parse_refusal,
     pending_store,
 )
-from cred_helper.errors import CacheError
+from cred_helper.cache.sidefile import SideFiles
 
 RECORD = PendingCsr("cred-helper-alice-1", b"-----BEGIN PRIVATE KEY-----\n...", "alice",
                     ("oncall", "sre"), 1800, "ed25519", 1000.0, 990.0)
 
 
 @pytest.fixture
-def store(tmp_path):
-    return PendingStore(str(tmp_path / "cache"), "k" * 64)
+def warned() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def store(tmp_path, warned):
+    return PendingStore(str(tmp_path / "cache"), "k" * 64, SideFiles(warned.append))
 
 
 def test_round_trip_in_a_private_file(store):
@@ -69,11 +74,16 @@ def test_damaged_records_are_dropped(store, data):
     assert not os.path.exists(store.path)
 
 
-def test_an_open_record_is_refused(store):
+def test_an_open_record_is_not_read_but_cleared_with_one_warning(store, warned):
     store.save(RECORD)
-    os.chmod(store.path, 0o644)
-    with pytest.raises(CacheError, match="group/others"):
-        store.load(1000.0)
+    os.chmod(store.path, 0o644)  # its key may have been read: that CSR is not taken up
+    assert store.load(1000.0) is None
+    assert store.load(1000.0) is None
+    assert not os.path.exists(store.path)
+    assert warned == [f"ignoring {store.path}: it is readable or writable by group/others "
+                      "(mode 644); removed it (it is made again when needed)"]
+    store.save(RECORD)
+    assert store.load(1000.0) == RECORD
 
 
 def test_drop_and_none_cache(store, tmp_path):
@@ -81,8 +91,8 @@ def test_drop_and_none_cache(store, tmp_path):
     store.save(RECORD)
     store.drop()
     assert store.load(1000.0) is None
-    assert pending_store("none", str(tmp_path), "k") is None
-    assert isinstance(pending_store("file", str(tmp_path), "k"), PendingStore)
+    assert pending_store("none", str(tmp_path), "k", print) is None
+    assert isinstance(pending_store("file", str(tmp_path), "k", print), PendingStore)
 
 
 def test_a_refusal_is_kept_a_day_and_read_back_as_shown(store):

@@ -1,6 +1,7 @@
 """Each check an issued certificate must pass, on certificates built with the test CA."""
 
 import datetime
+import warnings
 
 import pytest
 from cryptography import x509
@@ -9,6 +10,7 @@ from cryptography.x509.oid import NameOID
 from cred_helper.errors import BadCertificate
 from cred_helper.issuers.certcheck import SKEW, Trust, Wanted, check_certificate, kept_until
 from cred_helper.keys import software
+from cred_helper.x509names import subject
 from tests.support.pki import CA, pem
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -104,6 +106,22 @@ def test_system_trust_skips_only_the_chain(ca, key):
 def test_the_subject_must_be_exactly_the_requested_one(ca, key, name, message):
     with pytest.raises(BadCertificate, match=message):
         check_certificate(_cert(ca, key, name=name), key, WANTED, _trust(ca), T)
+
+
+LONG = "oidc:https://login.example.com/tenant#" + "0123456789abcdef" * 4
+
+
+def test_a_name_past_the_x509_bound_passes_when_it_is_the_one_requested(ca, key):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing on stderr but what cred-helper says
+        cert = _cert(ca, key, name=subject(LONG, ["oncall"]))
+        assert check_certificate(cert, key, Wanted(LONG, ("oncall",)), _trust(ca), T)
+        # The same first 64 bytes are not the same name: a signer that cut it is refused.
+        with pytest.raises(BadCertificate, match="not the requested"):
+            check_certificate(cert, key, Wanted(LONG + "x", ("oncall",)), _trust(ca), T)
+        cut = _cert(ca, key, name=subject(LONG[:64], ["oncall"]))
+        with pytest.raises(BadCertificate, match="not the requested"):
+            check_certificate(cut, key, Wanted(LONG, ("oncall",)), _trust(ca), T)
 
 
 def test_group_order_does_not_matter(ca, key):

@@ -1,4 +1,5 @@
 import base64
+import warnings
 
 import pytest
 from cryptography import x509
@@ -13,6 +14,7 @@ from cred_helper.issuers.csr import (
     visible_groups,
 )
 from cred_helper.keys import software
+from cred_helper.x509names import subject_of
 
 
 def test_request_names_the_user_and_groups():
@@ -20,6 +22,16 @@ def test_request_names_the_user_and_groups():
     csr = x509.load_pem_x509_csr(build_request(key, "alice", ["oncall", "sre"]).encode())
     assert csr.is_signature_valid
     assert csr.subject.rfc4514_string() == "O=sre,O=oncall,CN=alice"
+
+
+def test_a_request_carries_a_name_longer_than_x509s_bound():
+    name = "oidc:https://login.example.com/tenant#" + "f" * 62  # 100 characters
+    key = software.generate("p256")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        csr = x509.load_pem_x509_csr(build_request(key, name, ["g" * 80]).encode())
+        assert subject_of(csr).rfc4514_string() == f"O={'g' * 80},CN={name}"
+    assert csr.is_signature_valid
 
 
 def test_csr_object():

@@ -1,0 +1,33 @@
+"""The impersonation headers that make every API call of a session the person's own: the
+request's `spec` (admission made it equal to its creator's identity) as `Impersonate-User`, one
+`Impersonate-Group` per group, `Impersonate-Uid` and `Impersonate-Extra-<key>`. Pure.
+
+Values travel as the UTF-8 bytes Kubernetes reads (Go takes header bytes as they are); the
+HTTP clients here encode header strings as ISO-8859-1, so each value is given to them as the
+ISO-8859-1 reading of its UTF-8 bytes. Extra keys are percent-encoded as client-go does
+(`transport.headerKeyEscape`): every byte that is not an RFC 7230 token character, and `%`.
+"""
+
+from __future__ import annotations
+
+from ..accessrequest import Spec
+
+_TOKEN = frozenset(b"!#$&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def headers(spec: Spec) -> tuple[tuple[str, str], ...]:
+    out = [("Impersonate-User", _wire(spec.username))]
+    out += [("Impersonate-Group", _wire(group)) for group in spec.groups]
+    if spec.uid:
+        out.append(("Impersonate-Uid", _wire(spec.uid)))
+    for key, values in spec.extra:
+        out += [(f"Impersonate-Extra-{escape_key(key)}", _wire(v)) for v in values]
+    return tuple(out)
+
+
+def escape_key(key: str) -> str:
+    return "".join(chr(b) if b in _TOKEN else f"%{b:02X}" for b in key.encode("utf-8"))
+
+
+def _wire(value: str) -> str:
+    return value.encode("utf-8").decode("latin-1")

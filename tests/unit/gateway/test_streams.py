@@ -1,0 +1,53 @@
+"""The streaming protocols' pure parts: exec's query and final status, resize, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cred_helper.gateway import streams
+
+
+def test_exec_query_keeps_argv_words_apart_and_in_order():
+    assert streams.exec_query("app", ["sh", "-c", "echo a b"], tty=False) == [
+        ("command", "sh"), ("command", "-c"), ("command", "echo a b"), ("container", "app"),
+        ("stdin", "true"), ("stdout", "true"), ("stderr", "true"), ("tty", "false")]
+    # On a terminal stderr is the terminal: Kubernetes refuses tty with a stderr stream.
+    assert ("stderr", "false") in streams.exec_query("", ["sh"], tty=True)
+    assert not [q for q in streams.exec_query("", ["sh"], tty=True) if q[0] == "container"]
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    ({"status": "Success"}, (0, "")),
+    ({"status": "Failure", "reason": "NonZeroExitCode", "message": "exit 3",
+      "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}, (3, "")),
+    ({"status": "Failure", "reason": "NonZeroExitCode",
+      "details": {"causes": [{"reason": "ExitCode", "message": "300"}]}},
+     (1, "the command failed in the pod")),
+    ({"status": "Failure", "reason": "NonZeroExitCode",
+      "details": {"causes": [{"reason": "ExitCode", "message": "-1"}]}},
+     (1, "the command failed in the pod")),
+    ({"status": "Failure", "message": "exec: \"nope\": executable file not found\n\x1b[31m"},
+     (1, 'exec: "nope": executable file not found ?[31m')),
+    ([], (1, "the API server sent an unreadable exec status")),
+])
+def test_exit_status(status, expected):
+    assert streams.exit_status(json.dumps(status).encode()) == expected
+
+
+def test_an_unreadable_status_is_a_failure():
+    assert streams.exit_status(b"{")[0] == 1
+    assert streams.exit_status(b"[" * 100000)[0] == 1
+
+
+def test_resize_message():
+    assert streams.resize_message(120, 40) == b'\x04{"Width": 120, "Height": 40}'
+
+
+def test_a_refused_upgrade_says_what_the_api_server_said():
+    body = json.dumps({"kind": "Status", "message": 'pods "x" is forbidden: User "alice" '
+                       'cannot get resource "pods/exec"', "code": 403}).encode()
+    assert streams._refusal(403, body).startswith('forbidden: pods "x" is forbidden')
+    assert streams._refusal(404, b"not json\nsecond line") == "not json second line"
+    assert streams._refusal(500, b"") == "HTTP 500"

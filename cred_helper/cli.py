@@ -413,19 +413,25 @@ def login(force: bool, kubeconfig: str | None, context_name: str | None,
 
 
 def _cluster_of_profile(kubeconfig: str | None, flags: dict[str, Any]) -> tuple[Any, list]:
-    """spec.cluster of the kubeconfig context that runs `cred-helper --cluster=NAME`, so that
-    `login --cluster NAME` needs no --context, and caches what kubectl's `get` will look for;
-    and every exec entry found for the profile."""
-    from .execentry import cluster_info, find, kubeconfig_paths, load_all
+    """spec.cluster of the kubeconfig context that runs `cred-helper --cluster=NAME` (kubectl's
+    current context where several do), so that `login --cluster NAME` needs no --context, and
+    caches what kubectl's `get` will look for; and every exec entry found for the profile."""
+    from .execentry import (
+        cluster_info,
+        current_context,
+        find,
+        kubeconfig_paths,
+        kubectls_entry,
+        load_all,
+    )
 
     profile = flags.get("cluster") or os.environ.get("CRED_HELPER_CLUSTER")
     if not profile:
         return None, []
-    entries = find(load_all(kubeconfig_paths(os.environ, kubeconfig)), profile)
-    for entry in entries:
-        if entry.context:
-            return cluster_info(entry), entries
-    return None, entries
+    docs = load_all(kubeconfig_paths(os.environ, kubeconfig))
+    entries = find(docs, profile)
+    entry = kubectls_entry(entries, current_context(docs), profile)
+    return (cluster_info(entry) if entry else None), entries
 
 
 _PROFILE_FILE = click.option("--config", metavar="FILE",
@@ -871,9 +877,9 @@ from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices me
 cli.add_command(setup)
 clistyle.apply(cli)  # one way to write and complete a value's alternatives, in every command
 
-from .sshcli import approve, deny, ssh_config  # noqa: E402  (access requests: their own module)
+from .sshcli import approve, deny, ssh_command, ssh_config  # noqa: E402  (their own module)
 
-for _command in (ssh_config, approve, deny):
+for _command in (ssh_command, ssh_config, approve, deny):
     cli.add_command(_command)
 
 

@@ -65,13 +65,18 @@ def profile_in(args: Any) -> str:
     return found
 
 
+def current_context(docs: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """kubectl's current context: the first file's that sets one, as kubectl merges them."""
+    return next((doc["current-context"] for _, doc in docs if isinstance(doc, Mapping)
+                 and isinstance(doc.get("current-context"), str)
+                 and doc["current-context"]), "")
+
+
 def current_profile(docs: list[tuple[str, Mapping[str, Any]]]) -> tuple[str, str]:
     """(context, profile) for kubectl's current context, where its user runs cred-helper with a
-    profile; ("", "") otherwise. The first file that sets current-context wins, and users and
-    contexts are looked up across the files, as kubectl merges them."""
-    current = next((doc["current-context"] for _, doc in docs if isinstance(doc, Mapping)
-                    and isinstance(doc.get("current-context"), str)
-                    and doc["current-context"]), "")
+    profile; ("", "") otherwise. Users and contexts are looked up across the files, as kubectl
+    merges them."""
+    current = current_context(docs)
     contexts: dict[str, dict] = {}
     users: dict[str, dict] = {}
     for _, doc in docs:
@@ -179,6 +184,32 @@ def find(docs: list[tuple[str, Mapping[str, Any]]], profile: str) -> list[ExecEn
                 and names_profile(exec_.get("args"), profile):
             found.append(ExecEntry(path, "", user_name, exec_))
     return found
+
+
+def kubectls_entry(entries: list[ExecEntry], current: str, profile: str) -> ExecEntry | None:
+    """Of the entries `find` gave, the one whose context kubectl uses without --context: the
+    `current` context's, else the first where every context names the same cluster. None
+    where no context runs the profile. Where contexts of several clusters run it and none is
+    current, a UsageError asks which: the first would be a guess, and a credential for
+    another cluster than the person meant."""
+    from .errors import UsageError
+
+    with_context = [e for e in entries if e.context]
+    for entry in with_context:
+        if entry.context == current:
+            return entry
+    if not with_context or all(e.cluster == with_context[0].cluster for e in with_context):
+        return with_context[0] if with_context else None
+    first = with_context[0].context
+    names = [repr(e.context) for e in with_context]
+    now = f"kubectl's current context {current!r} is none of them" if current else \
+        "kubectl has no current context"
+    raise UsageError(
+        f"the kubeconfig contexts {', '.join(names[:-1])} and {names[-1]} run "
+        f"`cred-helper --cluster={profile}` for different clusters, and {now}: which one is "
+        "meant?",
+        f"`cred-helper login --cluster {profile} --context {first}` logs in for one; or make "
+        f"it kubectl's current context: `kubectl config use-context {first}`")
 
 
 def load_all(paths: list[str]) -> list[tuple[str, Mapping[str, Any]]]:

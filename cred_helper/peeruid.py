@@ -45,15 +45,24 @@ def owner(tables: str, peer: tuple[str, int], listener: tuple[str, int]) -> Owne
 
 
 def read_tables() -> str:
-    """The kernel's TCP tables as text; "" where there are none (not Linux)."""
+    """The kernel's TCP tables as text; "" where there are none (not Linux). Tables that exist
+    but cannot be read now raise Unreadable: a caller must not take that for a platform
+    without them, since another user can bring it about (connections that use up this
+    process's file descriptors)."""
     texts = []
     for path in TABLES:
         try:
             with open(path, encoding="ascii", errors="replace") as f:
                 texts.append(f.read())
-        except OSError:
+        except FileNotFoundError:
             continue
+        except OSError as exc:
+            raise Unreadable(f"{path}: {exc.strerror or type(exc).__name__}") from None
     return "\n".join(texts)
+
+
+class Unreadable(Exception):
+    """The kernel's TCP tables exist, and could not be read."""
 
 
 def _row(line: str) -> tuple[tuple[str, int], tuple[str, int], str, int, int] | None:

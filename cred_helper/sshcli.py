@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -60,7 +61,8 @@ def _cluster_info(kubeconfig: str | None, context: str | None, flags: dict[str, 
         from .sshaccess.cluster import default_kubeconfig
 
         return cluster_info(kubeconfig or default_kubeconfig(os.environ), context)
-    return _cluster_of_profile(kubeconfig, flags)[0]
+    cluster, _ = _cluster_of_profile(kubeconfig, flags)  # and the exec entries found for it
+    return cluster
 
 
 def _connector(flags: dict[str, Any], cluster: Any, settings: Any):
@@ -80,33 +82,38 @@ def _connector(flags: dict[str, Any], cluster: Any, settings: Any):
     return connect
 
 
-@click.command("ssh-config")
-@_credential_options
-@_ssh_options
-def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -> None:
-    """Make (or reuse) an access request for the SSH gateway, wait for its certificate, and
-    print an OpenSSH Host block for it (also kept in the cache, for an Include line).
+@dataclass(frozen=True)
+class _Ready:
+    """A request's checked certificate, and the files ssh reads for it, in place."""
 
-    \b
-    Example:
-      cred-helper ssh-config --cluster prod --namespace payments --reason "INC-42"
-      ssh prod-payments pods
-    """
+    ssh: Any  # sshaccess.settings.SshSettings
+    entry: Any  # sshaccess.store.SshEntry
+    paths: Any  # sshaccess.store.Paths
+    options: list[tuple[str, str]]  # the Host block's ssh_config options
+    block: str
+    reused: bool  # the certificate was in the cache already
+    pkcs11_module: str
+
+
+def _ready(kubeconfig: str | None, context_name: str | None, flags: dict[str, Any]) -> _Ready:
+    """What `ssh-config` and `ssh` share: the same settings, cache entry, lock and request
+    (made, taken up or reused), and the same files under ssh/<alias>/ with the Host block,
+    so that either command, and plain ssh through the block, uses the newest request."""
     from . import config
     from .cache.lock import exclusive
+    from .cache.sidefile import SideFiles
     from .sshaccess import flow, hostblock
     from .sshaccess import settings as sshsettings
-    from .sshaccess.sshkey import fresh, on_token
     from .sshaccess.store import SshStore, marker
 
     settings = config.resolve(flags, os.environ)
     ssh = sshsettings.resolve(flags, _profile_table(settings), settings.cluster)
     if ssh.gateway is None:
-        raise UsageError("no SSH gateway to write the Host block for",
+        raise UsageError("no SSH gateway to connect to",
                          "set gateway (host:port) and gateway-host-key in the profile")
     if settings.cache == "none":
-        raise UsageError("ssh-config needs the cache: ssh reads the key and certificate from "
-                         "files", "leave --cache as file (or keyring)")
+        raise UsageError("access requests need the cache: ssh reads the key and certificate "
+                         "from files", "leave --cache as file (or keyring)")
     if not ssh.reason:
         raise UsageError("an access request needs --reason TEXT",
                          "say why, e.g. --reason 'INC-42: payments timeouts'")
@@ -115,6 +122,8 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
     store = SshStore(settings.cache_dir, warn)
     with contextlib.ExitStack() as held:
         def make_key():
+            from .sshaccess.sshkey import fresh, on_token
+
             if ssh.ssh_key == "ed25519":
                 return fresh()
             return on_token(ssh.ssh_key, settings.pkcs11_module, settings.pin_source,
@@ -129,22 +138,21 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
         requester = flow.Requester(
             ssh, key, settings.profile_label, store,
             connect=_connector(flags, cluster, settings),
-            lock=lambda: exclusive(settings.cache_dir, key, settings.approval_timeout + 120),
+            lock=lambda: exclusive(settings.cache_dir, key, settings.approval_timeout + 120,
+                                   SideFiles(warn)),
             make_key=make_key, prove=prove, approval_timeout=settings.approval_timeout,
             say=say)
         started = time.time()
         entry = requester.session()
-    if entry.issued_at < started:
-        from .durations import format_duration
-
-        say(f"using access request {entry.name} (made for: {entry.reason}), still valid for "
-            f"{format_duration(int(entry.not_after - time.time()))}")
     paths = store.paths(ssh.alias)
     on_token_key = not entry.private_openssh
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.not_after))
+    identity = paths.public if on_token_key else paths.key
+    options = hostblock.options(ssh.gateway, entry.name, identity, paths.certificate,
+                                paths.known_hosts, agent=on_token_key)
     block = hostblock.host_block(
-        ssh.alias, ssh.gateway, entry.name, paths.public if on_token_key else paths.key,
-        paths.certificate, paths.known_hosts, agent=on_token_key,
+        ssh.alias, ssh.gateway, entry.name, identity, paths.certificate, paths.known_hosts,
+        agent=on_token_key,
         comments=(f"cred-helper: access request {entry.name} ({settings.profile_label}, "
                   f"namespace {entry.namespace}), valid until {until}",))
     files = {paths.certificate: entry.certificate.encode() + b"\n",
@@ -155,13 +163,109 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
     if not on_token_key:
         files[paths.key] = entry.private_openssh.encode()
     store.put_files(paths, files)
-    sys.stdout.write(block)
+    return _Ready(ssh, entry, paths, options, block, entry.issued_at < started,
+                  settings.pkcs11_module)
+
+
+@click.command("ssh-config")
+@_credential_options
+@_ssh_options
+def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -> None:
+    """Make (or reuse) an access request for the SSH gateway, wait for its certificate, and
+    print an OpenSSH Host block for it (also kept in the cache, for an Include line).
+
+    \b
+    Example:
+      cred-helper ssh-config --cluster prod --namespace payments --reason "INC-42"
+      ssh prod-payments pods
+    """
+    ready = _ready(kubeconfig, context_name, flags)
+    entry, paths = ready.entry, ready.paths
+    if ready.reused:
+        from .durations import format_duration
+
+        say(f"using access request {entry.name} (made for: {entry.reason}), still valid for "
+            f"{format_duration(int(entry.not_after - time.time()))}")
+    sys.stdout.write(ready.block)
     sys.stdout.flush()
     say(f"kept in {paths.conf}: with `Include {os.path.dirname(paths.conf)}/*.conf` in "
-        f"~/.ssh/config, `ssh {ssh.alias}` uses the newest request")
-    if on_token_key:
+        f"~/.ssh/config, `ssh {ready.ssh.alias}` uses the newest request")
+    if not entry.private_openssh:
         say("the key is on the token: ssh uses it through your agent; add it once with "
             "`ssh-add -s PKCS11_MODULE`")
+
+
+SHORT_SESSION = 300  # a certificate with less left than this is announced before ssh starts
+
+
+class _GatewayCommand(click.Command):
+    """`--` ends cred-helper's options: every word after it is the gateway command, passed
+    on as typed (a second `--`, as in `exec POD -- ARGV`, included)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["gateway_words"] = tuple(args[at + 1:])
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+@click.command("ssh", cls=_GatewayCommand,
+               context_settings={"allow_interspersed_args": False})
+@_credential_options
+@_ssh_options
+@click.option("-L", "--local-forward", "forwards", multiple=True,
+              metavar="[BIND:]PORT:POD:PORT",
+              help="Forward this machine's PORT to the pod's PORT through the gateway, as "
+                   "`ssh -L` (repeatable; POD:PORT for the same port). Without a gateway "
+                   "command, forward until interrupted.")
+@click.option("-t", "--tty", is_flag=True,
+              help="Ask for a terminal.  [default: for `shell`, when run from one]")
+@click.argument("stray", nargs=-1, type=click.UNPROCESSED, metavar="[-- GATEWAY-COMMAND...]")
+@click.pass_context
+def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | None,
+                forwards: tuple[str, ...], tty: bool, stray: tuple[str, ...],
+                **flags: Any) -> None:
+    """A session through the SSH gateway: the access request and certificate of `ssh-config`
+    (made, or reused from the cache), then the system's ssh with the gateway's host key
+    pinned. The gateway command's words reach the gateway unchanged; its exit code is this
+    command's.
+
+    \b
+    Examples:
+      cred-helper ssh --cluster prod --namespace payments --reason "INC-42" \\
+        -- exec payment-api-7d4f -- ps aux
+      cred-helper ssh --cluster prod --reason "INC-42" -- shell payment-api-7d4f
+      cred-helper ssh --cluster prod --reason "INC-42" -L 8080:payment-api-7d4f:8080
+    """
+    from .sshaccess import launch, sshargv
+
+    if stray:
+        raise UsageError(f"unexpected word {stray[0]!r}: the gateway command comes after "
+                         "`--`",
+                         "cred-helper ssh --cluster NAME --reason TEXT -- exec POD -- ARGV...")
+    words = ctx.meta.get("gateway_words", ())
+    parsed = [sshargv.parse_forward(f) for f in forwards]
+    sshargv.remote_command(words)  # refuses what the gateway would, before any request
+    program = launch.find_ssh(os.environ)
+    ready = _ready(kubeconfig, context_name, flags)
+    if not ready.entry.private_openssh:
+        launch.check_agent(ready.entry.public_line, os.environ, ready.pkcs11_module)
+    stdin_tty = _stdin_is_tty()
+    argv = sshargv.ssh_argv(program, ready.ssh.alias, ready.options, words, parsed,
+                            terminal=sshargv.wants_terminal(words, tty, stdin_tty),
+                            batch=not stdin_tty)
+    left = ready.entry.not_after - time.time()
+    if left < SHORT_SESSION:
+        from .durations import format_duration
+
+        say(f"access request {ready.entry.name} ends in {format_duration(int(left))}; the "
+            "gateway ends the session then")
+    if parsed and not words:
+        for forward in parsed:
+            say(f"forwarding {forward.local} to pod {forward.pod} port {forward.pod_port}; "
+                "Ctrl-C ends it")
+    launch.replace_with(argv)
 
 
 def _decider_client(cluster: str | None, config_file: str | None, kubeconfig: str | None,

@@ -18,16 +18,20 @@ Only the words "ok" or a reason go out; nothing about CSRs or requesters.
 
 from __future__ import annotations
 
-import http.server
-import socket
+import asyncio
 import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..errors import UsageError, os_reason
 
-MAX_CLIENTS = 8  # probes come one at a time; more at once is not the kubelet
-CLIENT_TIMEOUT = 2.0  # seconds a client may take to send its request line and headers
+# Connections held at once (each costs at most about 2 * MAX_REQUEST, and a descriptor well
+# within a container's usual limit of 1024). One more closes the oldest that has not finished
+# its request: a crowd that connects and waits cannot keep out the kubelet's probe, which asks
+# at once. A flood of new connections far beyond this is for a NetworkPolicy to stop.
+MAX_CLIENTS = 256
+CLIENT_TIMEOUT = 2.0  # seconds a client has, in all, to send its request line and headers
+MAX_REQUEST = 8192  # bytes of request line and headers; a probe sends about 150
 
 
 class Health:
@@ -87,64 +91,103 @@ def parse_address(text: str) -> tuple[str, int]:
     return parts.hostname or "", port
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    timeout = CLIENT_TIMEOUT
-    server: _Server
-
-    def do_GET(self) -> None:
-        judge = {"/livez": self.server.health.live,
-                 "/readyz": self.server.health.ready}.get(self.path)
-        if judge is None:
-            self._answer(404, "not found: /livez or /readyz")
-            return
-        problem = judge()
-        self._answer(503 if problem else 200, problem or "ok")
-
-    def _answer(self, status: int, text: str) -> None:
-        body = (text + "\n").encode("utf-8", "replace")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # a probe every few seconds is not news; stdout carries decisions only
+def answer(head: bytes, health: Health) -> tuple[int, str]:
+    """Pure: the status and text for a request whose line and headers are `head`."""
+    line = head.split(b"\r\n", 1)[0]
+    words = line.split(b" ")
+    if len(words) != 3 or not words[2].startswith(b"HTTP/1."):
+        return 400, "bad request"
+    if words[0] != b"GET":
+        return 405, "only GET"
+    judge = {b"/livez": health.live, b"/readyz": health.ready}.get(words[1])
+    if judge is None:
+        return 404, "not found: /livez or /readyz"
+    problem = judge()
+    return (503, problem) if problem else (200, "ok")
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+
+
+def _response(status: int, text: str) -> bytes:
+    body = (text + "\n").encode("utf-8", "replace")
+    return (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+class _Server:
+    """One asyncio loop in a thread of its own: a connection costs a few kilobytes and no
+    thread, so a crowd of clients cannot use up what the probes need."""
 
     def __init__(self, address: tuple[str, int], health: Health) -> None:
         self.health = health
-        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address) -> None:
-        # A client that connects and waits holds a thread for CLIENT_TIMEOUT at most, and no
-        # more than MAX_CLIENTS at once: the rest are closed unanswered.
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address) -> None:
+        self._waiting: dict[asyncio.StreamWriter, None] = {}  # unanswered, oldest first
+        self._tasks: set[asyncio.Task] = set()
+        self._loop = asyncio.new_event_loop()
         try:
-            super().process_request_thread(request, client_address)
+            self._server = self._loop.run_until_complete(asyncio.start_server(
+                self._serve, address[0] or "0.0.0.0", address[1], limit=MAX_REQUEST))
+        except BaseException:
+            self._loop.close()
+            raise
+        self._thread = threading.Thread(target=self._loop.run_forever, name="health",
+                                        daemon=True)
+        self._thread.start()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._waiting[writer] = None
+        if len(self._waiting) > MAX_CLIENTS:
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest)
+            oldest.transport.abort()
+        try:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLIENT_TIMEOUT)
+            except asyncio.LimitOverrunError:
+                status, text = 431, "request too large"
+            else:
+                status, text = answer(head, self.health)
+            self._waiting.pop(writer, None)
+            writer.write(_response(status, text))
+            await asyncio.wait_for(writer.drain(), CLIENT_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError):
+            pass  # gone, silent or too slow: nothing to answer
         finally:
-            self._slots.release()
+            self._waiting.pop(writer, None)
+            writer.close()
+
+    def shutdown(self) -> None:
+        """Stop answering; safe to call more than once."""
+        if self._loop.is_closed():
+            return
+
+        async def stop() -> None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        self._loop.close()
+
+    def server_close(self) -> None:
+        self.shutdown()
 
 
 def serve(address: str, health: Health) -> _Server:
     """Answer the probes on `address` from a thread of its own; `shutdown()` stops it."""
     host, port = parse_address(address)
     try:
-        server = _Server((host, port), health)
+        return _Server((host, port), health)
     except OSError as exc:
         raise UsageError(f"--health-address: cannot listen on {address}: {os_reason(exc)}",
                          "choose another port") from None
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server

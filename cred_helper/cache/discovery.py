@@ -1,7 +1,8 @@
 """An OpenID provider's discovery document and JWKS, kept between runs as
 `<sha256(issuer)>.provider` in the cache directory, so a refresh costs one token request
-rather than three. A cached copy older than MAX_AGE is fetched again, and an ID token signed
-by a key the copy lacks refetches the JWKS (the provider rotated its keys)."""
+rather than three. A cached copy older than MAX_AGE is fetched again, an ID token signed by a
+key the copy lacks refetches the JWKS (the provider rotated its keys), and an endpoint the copy
+names that answers 404 refetches the discovery document (the provider moved it)."""
 
 from __future__ import annotations
 

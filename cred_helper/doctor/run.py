@@ -106,6 +106,15 @@ class Doctor:
         s = self.settings
         docs = execentry.load_all(execentry.kubeconfig_paths(self.env, self.opts.kubeconfig))
         self.entries = execentry.find(docs, s.cluster) if s and s.cluster else []
+        try:  # kubectl's own entry first: the checks below judge the first
+            chosen = execentry.kubectls_entry(self.entries, execentry.current_context(docs),
+                                              s.cluster)
+        except CredHelperError as exc:
+            chosen = None
+            found.append(Check("exec entry", WARN, exc.message, exc.hint or ""))
+        if chosen is not None:
+            self.entries.remove(chosen)
+            self.entries.insert(0, chosen)
         found += c.exec_entry_checks(self.entries, s.cluster if s else "",
                                      bool(s and s.server), s.issuer if s else "")
         kuberc_path = self.env.get("KUBERC") or os.path.join(

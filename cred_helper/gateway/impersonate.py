@@ -2,6 +2,11 @@
 request's `spec` (admission made it equal to its creator's identity) as `Impersonate-User`, one
 `Impersonate-Group` per group, `Impersonate-Uid` and `Impersonate-Extra-<key>`. Pure.
 
+One extra is never impersonated: `authentication.kubernetes.io/credential-id`, which the API
+server sets to name the credential a request came with (the person's client certificate, when
+they made the access request). It says nothing about the person that RBAC or a webhook judges,
+and the gateway's calls come with the gateway's own credential: the audit log names both.
+
 Values travel as the UTF-8 bytes Kubernetes reads (Go takes header bytes as they are); the
 HTTP clients here encode header strings as ISO-8859-1, so each value is given to them as the
 ISO-8859-1 reading of its UTF-8 bytes. Extra keys are percent-encoded as client-go does
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 from ..accessrequest import Spec
 
+CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 _TOKEN = frozenset(b"!#$&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -21,6 +27,8 @@ def headers(spec: Spec) -> tuple[tuple[str, str], ...]:
     if spec.uid:
         out.append(("Impersonate-Uid", _wire(spec.uid)))
     for key, values in spec.extra:
+        if key == CREDENTIAL_ID:
+            continue
         out += [(f"Impersonate-Extra-{escape_key(key)}", _wire(v)) for v in values]
     return tuple(out)
 

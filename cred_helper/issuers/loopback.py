@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -167,24 +168,43 @@ class _Server(ThreadingHTTPServer):
         self.login_path = LOGIN_PATH + secrets.token_urlsafe(16)
         self.target = ""  # the provider's authorization URL, once known
         self.opened = False
-        self.refused: set[int | None] = set()
+        self.refused: set[object] = set()  # what a warning was said for
         self.answer: AuthorizationResponse | None = None
         self.answered = threading.Event()
         self.lock = threading.Lock()
 
     def admits(self, client: tuple[str, int]) -> bool:
-        """Whether the connection from `client` is this user's (or nobody can tell here)."""
-        found = peeruid.owner(self.tables(), client, self.server_address[:2])
+        """Whether the connection from `client` is this user's (or nobody can tell here).
+        Tables that exist but cannot be read now refuse: nobody can tell who it is."""
+        try:
+            found = peeruid.owner(self.tables(), client, self.server_address[:2])
+        except peeruid.Unreadable as exc:
+            self._tell("unreadable", f"could not tell who connects to the login listener "
+                       f"({exc}), so the request was refused; the login goes on")
+            return False
         if not found.checkable or found.uid == self.uid:
             return True
-        with self.lock:
-            told = found.uid in self.refused
-            self.refused.add(found.uid)
-        if not told:
-            who = f"uid {found.uid}" if found.uid is not None else "a closed connection"
-            self.warn(f"refused a request to the login listener from another user of this "
-                      f"machine ({who}); the login goes on")
+        who = f"uid {found.uid}" if found.uid is not None else "a closed connection"
+        self._tell(found.uid, f"refused a request to the login listener from another user of "
+                   f"this machine ({who}); the login goes on")
         return False
+
+    def _tell(self, what: object, message: str) -> None:
+        """`message`, the first time only for `what`."""
+        with self.lock:
+            told = what in self.refused
+            self.refused.add(what)
+        if not told:
+            self.warn(message)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """In place of socketserver's traceback on stderr: a client gone mid-answer (a closed
+        tab, a reset) is nothing to tell; anything else is a bug, which ends the login."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        self.finish(AuthorizationResponse(error=CredHelperError(
+            f"unexpected {type(exc).__name__} in the login listener", "report it")))
 
     def finish(self, answer: AuthorizationResponse) -> None:
         with self.lock:

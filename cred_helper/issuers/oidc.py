@@ -15,12 +15,12 @@ import hashlib
 import json
 import math
 import secrets
+import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Any, Protocol
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -43,6 +43,14 @@ MAX_POLL_INTERVAL = 60
 
 class OIDCError(CredHelperError):
     """The provider refused, or answered something we must not use."""
+
+
+# Answers that say a request was not taken at that URL: nothing is there (any more).
+MOVED = (301, 302, 303, 307, 308, 404, 405, 410)
+
+
+class EndpointMoved(OIDCError):
+    """An endpoint the discovery document names answered as if nothing were there."""
 
 
 PROVIDER = net.Peer(
@@ -339,6 +347,7 @@ class OIDCProvider:
         self._metadata: ProviderMetadata | None = None
         self._jwks: dict | None = None
         self._jwks_fetched = False  # fetched in this run: the provider's current keys
+        self._discovery_fetched = False  # the same for the discovery document
 
     @property
     def origin(self) -> str:
@@ -346,6 +355,9 @@ class OIDCProvider:
 
     def _get_json(self, url: str, what: str) -> dict:
         resp = self.http.request("GET", url, headers={"Accept": "application/json"})
+        if resp.status_code in MOVED:
+            raise EndpointMoved(f"the OpenID provider at {self.origin} answered "
+                                f"{resp.status_code} for its {what}")
         if resp.status_code != 200:
             raise OIDCError(f"the OpenID provider at {self.origin} answered "
                             f"{resp.status_code} for its {what}")
@@ -361,17 +373,42 @@ class OIDCProvider:
             cached = self.cache.load(self.issuer_url, self.clock()) if self.cache else None
             if cached is not None:
                 self._discovery, self._jwks = cached
+                self._metadata = parse_metadata(self._discovery, self.issuer_url)
             else:
-                self._discovery = self._get_json(
-                    f"{self.issuer_url.rstrip('/')}/.well-known/openid-configuration",
-                    "discovery document")
-            self._metadata = parse_metadata(self._discovery, self.issuer_url)
+                self._fetch_discovery()
+        assert self._metadata is not None
         return self._metadata
+
+    def _fetch_discovery(self) -> None:
+        self._discovery = self._get_json(
+            f"{self.issuer_url.rstrip('/')}/.well-known/openid-configuration",
+            "discovery document")
+        self._metadata = parse_metadata(self._discovery, self.issuer_url)
+        self._discovery_fetched = True
+
+    def _looked_up_again(self, endpoint: str, failed: str) -> str:
+        """Where `endpoint` (a discovery field) is now, if the URL that just answered as if
+        nothing were there came from a copy kept from an earlier run: the provider moved it,
+        and the copy would say so for a day. "" when there is nothing new to try (fetched in
+        this run already, or the same URL again)."""
+        if self._discovery_fetched:
+            return ""
+        self._fetch_discovery()
+        if self.cache is not None and self._discovery is not None and self._jwks is not None:
+            self.cache.save(self.issuer_url, self._discovery, self._jwks, self.clock())
+        now = getattr(self._metadata, endpoint)
+        return now if now != failed else ""
 
     def jwks(self, refetch: bool = False) -> dict:
         meta = self.metadata
         if self._jwks is None or refetch:
-            jwks = self._get_json(meta.jwks_uri, "JWKS")
+            try:
+                jwks = self._get_json(meta.jwks_uri, "JWKS")
+            except EndpointMoved:
+                moved = self._looked_up_again("jwks_uri", meta.jwks_uri)
+                if not moved:
+                    raise
+                jwks = self._get_json(moved, "JWKS")
             keys = jwks.get("keys")
             if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
                 raise OIDCError(f"the OpenID provider at {self.origin}: its JWKS has no list "
@@ -396,19 +433,36 @@ class OIDCProvider:
             return validate_id_token(id_token, self.jwks(refetch=True), issuer,
                                      self.client_id, now, nonce)
 
+    def _post_to(self, endpoint: str, data: dict[str, str]) -> dict:
+        """POST `data` to the URL the discovery document names as `endpoint`; once more where
+        that URL answered as if nothing were there and the provider names another now (an
+        answer like that means the request was not taken, so nothing is spent twice)."""
+        url = getattr(self.metadata, endpoint)
+        try:
+            return self._post(url, dict(data))
+        except EndpointMoved:
+            moved = self._looked_up_again(endpoint, url)
+            if not moved:
+                raise
+        return self._post(moved, dict(data))
+
     def _post(self, url: str, data: dict[str, str], authenticate: bool = True) -> dict:
         basic = self.auth.apply(data, self.client_id, url, self.clock()) if authenticate \
             else None
         sent = [value for name, value in data.items() if name in SENT_SECRETS]
-        if basic is not None:
-            sent.append(basic[1])
         headers = {"Accept": "application/json",
                    "Content-Type": "application/x-www-form-urlencoded"}
         if basic is not None:
             # RFC 6749 §2.3.1: each part form-encoded, then Base64 of UTF-8.
             pair = f"{quote_plus(basic[0], safe='')}:{quote_plus(basic[1], safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            credentials = base64.b64encode(pair.encode()).decode()
+            headers["Authorization"] = "Basic " + credentials
+            sent += [basic[1], credentials]
         resp = self.http.request("POST", url, headers=headers, body=urlencode(data).encode())
+        if resp.status_code in MOVED:
+            raise EndpointMoved(f"the OpenID provider at {self.origin} answered "
+                                f"{resp.status_code} at {parse(url, 'endpoint').target}",
+                                "the provider may have moved it: check its discovery document")
         doc = _json_object(resp)
         if doc is None:
             raise OIDCError(f"the OpenID provider at {self.origin} sent a malformed response "
@@ -424,7 +478,7 @@ class OIDCProvider:
         return doc
 
     def token(self, data: dict[str, str]) -> TokenResponse:
-        doc = self._post(self.metadata.token_endpoint, data)
+        doc = self._post_to("token_endpoint", data)
         token = doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise OIDCError(f"the token response of the OpenID provider at {self.origin} has "
@@ -437,6 +491,13 @@ class OIDCProvider:
             if doc.get(name) is not None and not isinstance(doc[name], str):
                 raise OIDCError(f"the token response of the OpenID provider at {self.origin}: "
                                 f"{name} is not a string")
+        # kubectl sends them in a header (and a refresh token goes back in a form): a
+        # character outside printable ASCII would be mangled, refused or cannot be encoded.
+        # A refresh token is judged where it would be kept (oidcissuer.py).
+        for name in ("access_token", "id_token"):
+            if doc.get(name) and not vschar(doc[name]):
+                raise OIDCError(f"the token response of the OpenID provider at {self.origin}: "
+                                f"{name} is not printable ASCII (RFC 6749 appendix A)")
         return TokenResponse(
             access_token=token,
             expires_in=int(expires_in) if expires_in is not None else None,
@@ -474,11 +535,13 @@ class OIDCProvider:
         if not endpoint:
             raise OIDCError("the provider does not offer the device authorization grant",
                             "use --oidc-grant authcode")
-        doc = self._post(endpoint, {"scope": " ".join(scopes)})
+        doc = self._post_to("device_authorization_endpoint", {"scope": " ".join(scopes)})
         bad = f"the device authorization answer of the OpenID provider at {self.origin}"
         for name in ("device_code", "user_code", "verification_uri"):
             if not isinstance(doc.get(name), str) or not doc[name]:
                 raise OIDCError(f"{bad} has no {name}")
+        if not vschar(doc["device_code"]):
+            raise OIDCError(f"{bad}: device_code is not printable ASCII (RFC 8628 §3.2)")
         for name in ("verification_uri", "verification_uri_complete"):
             if doc.get(name) and not provider_url_ok(doc[name]):
                 raise OIDCError(f"{bad}: {name} is not an https:// URL")
@@ -522,6 +585,11 @@ class OIDCProvider:
                                 "run `cred-helper login` again")
 
 
+def vschar(text: str) -> bool:
+    """Whether `text` is what OAuth allows in a token or code (VSCHAR: printable ASCII)."""
+    return all(" " <= c <= "~" for c in text)
+
+
 def _json_object(resp: net.Response) -> dict | None:
     try:
         doc = resp.json()
@@ -548,24 +616,65 @@ REDACTED = "[redacted]"
 MIN_SECRET = 4  # shorter values are not secrets worth hiding, and would blank out words
 MIN_PIECE = 8  # an echoed part of a secret this long is hidden too
 MAX_SHOWN = 2000  # more than server_text shows; bounds the work on a huge description
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def encodings(secret: str) -> set[str]:
+    """The spellings a provider may echo `secret` in: as sent (form-encoded), percent- or
+    JSON-escaped, and Base64 (a Basic header, a dump), all compared without case."""
+    raw = secret.encode()
+    forms = {secret, quote_plus(secret, safe=""), quote(secret, safe=""),
+             json.dumps(secret)[1:-1], base64.b64encode(raw).decode(),
+             base64.urlsafe_b64encode(raw).decode()}
+    return {form.translate(_ASCII_LOWER) for form in forms}
 
 
 def redact(text: str, sent: list[str]) -> str:
-    """`text` (its first MAX_SHOWN characters) without any of the `sent` secrets: whole, form-
-    or JSON-encoded, or a piece of one at least MIN_PIECE characters long (a provider that
-    echoes a truncated token)."""
+    """`text` (its first MAX_SHOWN characters) without any of the `sent` secrets: in any of
+    its `encodings`, in any case, or any piece of one at least MIN_PIECE characters long (a
+    provider that echoes a truncated token). A secret's letters and digits are also found
+    with other characters between them (cut into groups, wrapped, escaped)."""
     text = text[:MAX_SHOWN]
-    secrets_ = sorted((s for s in sent if len(s) >= MIN_SECRET), key=len, reverse=True)
-    for secret in secrets_:
-        for form in {secret, quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}:
-            text = text.replace(form, REDACTED)
-        for _ in range(64):  # bounded: a secret that contains REDACTED would match again
-            match = SequenceMatcher(None, text, secret, autojunk=False).find_longest_match(
-                0, len(text), 0, len(secret))
-            if match.size < MIN_PIECE:
-                break
-            text = text[:match.a] + REDACTED + text[match.a + match.size:]
-    return text
+    lowered = text.translate(_ASCII_LOWER)  # same length: each position is the text's
+    hidden = bytearray(len(text))
+
+    def hide(start: int, end: int) -> None:
+        hidden[start:end] = b"\1" * (end - start)
+
+    # The text's letters and digits alone, and where each one stands in it.
+    where = [i for i, c in enumerate(lowered) if c.isascii() and c.isalnum()]
+    skeleton = "".join(lowered[i] for i in where)
+    for secret in (s for s in sent if len(s) >= MIN_SECRET):
+        for form in encodings(secret):
+            if len(form) < MIN_PIECE:
+                start = lowered.find(form)
+                while start >= 0:
+                    hide(start, start + len(form))
+                    start = lowered.find(form, start + 1)
+                continue
+            _hide_pieces(lowered, form, lambda i: hide(i, i + MIN_PIECE))
+        bare = "".join(c for c in secret.translate(_ASCII_LOWER) if c.isascii() and c.isalnum())
+        if len(bare) >= MIN_PIECE:
+            _hide_pieces(skeleton, bare, lambda i: hide(where[i], where[i + MIN_PIECE - 1] + 1))
+    shown, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            shown.append(REDACTED)
+        else:
+            shown.append(text[i])
+            i += 1
+    return "".join(shown)
+
+
+def _hide_pieces(text: str, secret: str, hide: Callable[[int], None]) -> None:
+    """Call `hide(i)` for every i where `text` holds MIN_PIECE characters in a row of
+    `secret`."""
+    pieces = {secret[i:i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
+    for i in range(len(text) - MIN_PIECE + 1):
+        if text[i:i + MIN_PIECE] in pieces:
+            hide(i)
 
 
 class ProviderRefused(OIDCError):

@@ -27,6 +27,7 @@ from .oidc import (
     ProviderRefused,
     TokenResponse,
     pkce_pair,
+    vschar,
 )
 
 if TYPE_CHECKING:
@@ -127,10 +128,17 @@ class OIDCIssuer:
 
     def _stored(self) -> StoredRefresh | None:
         text = self.refresh_tokens.load(self.key)
-        return decode_refresh(text) if text else None
+        stored = decode_refresh(text) if text else None
+        if stored is not None and not vschar(stored.token):
+            self.refresh_tokens.delete(self.key)  # kept by an older version: cannot be sent
+            return None
+        return stored
 
     def _keep(self, tokens: TokenResponse, sub: str) -> None:
-        if tokens.refresh_token:
+        if tokens.refresh_token and not vschar(tokens.refresh_token):
+            self.say("warning: the provider's refresh token is not printable ASCII, so it was "
+                     "not kept (it could not be sent back); the next login needs you")
+        elif tokens.refresh_token:
             self.refresh_tokens.save(self.key, encode_refresh(
                 StoredRefresh(tokens.refresh_token, sub)))
 

@@ -19,17 +19,18 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import accessrequest as ar
 from ..durations import format_duration
 from ..errors import ApprovalTimeout, BadShape, CredHelperError, CSRDenied, ServerError
-from ..kube import KubeClient
-from . import certcheck
-from .cluster import Identity, whoami
 from .settings import SshSettings
-from .sshkey import SshKey
 from .store import ISSUED, LIFETIME, PENDING, SshEntry, SshStore
+
+if TYPE_CHECKING:  # a certificate in the cache needs none of these (cred-helper ssh's start)
+    from ..kube import KubeClient
+    from .cluster import Identity
+    from .sshkey import SshKey
 
 MARGIN = 60  # a certificate with less left than this is not handed to ssh: a new request
 QUIET_PERIOD = 1.0  # an approver that answers at once needs no announcement
@@ -77,8 +78,6 @@ class Requester:
                  sleep: Callable[[float], None] = time.sleep,
                  remind: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None
                  ) -> None:
-        from ..issuers.csr import later
-
         self.ssh = ssh
         self.key = key
         self.profile = profile
@@ -91,7 +90,7 @@ class Requester:
         self.say = say
         self.clock = clock
         self.sleep = sleep
-        self.remind = remind or later
+        self.remind = remind
 
     def session(self) -> SshEntry:
         """An entry with a checked certificate valid for more than MARGIN."""
@@ -102,6 +101,8 @@ class Requester:
             entry = self.store.load(self.key)  # another run may have got it meanwhile
             if usable(entry, self.clock()):
                 return entry  # type: ignore[return-value]
+            from .cluster import whoami
+
             client = self.connect()
             me = whoami(client)
             taken = self._take_up(client, entry, me)
@@ -193,8 +194,11 @@ class Requester:
             self.say(f"waiting up to {format_duration(left)} for approval of access request "
                      f"{name}; an approver can run: cred-helper approve {name}")
 
+        from ..issuers.csr import later
+
+        remind = self.remind or later
         cancel = None if finished(obj) else \
-            self.remind(max(0.0, asked + QUIET_PERIOD - self.clock()), ask)
+            remind(max(0.0, asked + QUIET_PERIOD - self.clock()), ask)
         follow = Follow(client, name, _shaped, self.clock, self.sleep, path=ar.PATH,
                         done=finished, what="access request")
         try:
@@ -234,6 +238,8 @@ class Requester:
             "same request once it is approved (or raise --approval-timeout)")
 
     def _keep(self, entry: SshEntry, model: ar.AccessRequest) -> SshEntry:
+        from . import certcheck
+
         now = self.clock()
         try:
             checked = certcheck.check(model.certificate, name=entry.name,

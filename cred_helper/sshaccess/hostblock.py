@@ -31,27 +31,41 @@ ALWAYS = (
 
 
 def quote(path: str) -> str:
-    """A path as ssh_config reads it (double quotes around one with spaces)."""
-    if '"' in path or "\n" in path:
+    """A path as ssh_config reads it (OpenSSH 8.7 and later split a line as a shell would):
+    in double quotes where it holds a space, a quote or a `#`, backslashes doubled, and `%`
+    doubled (ssh expands %-tokens in IdentityFile, CertificateFile and UserKnownHostsFile)."""
+    if '"' in path or "\n" in path or "${" in path:
+        # Nothing protects a double quote or a line break, and ssh expands ${VAR} in these
+        # paths with no way to escape it.
         raise UsageError(f"ssh_config cannot name the path {path!r}",
-                         "choose a --cache-dir without quotes or line breaks")
-    return f'"{path}"' if any(c.isspace() for c in path) else path
+                         "choose a --cache-dir without quotes, line breaks or ${")
+    text = path.replace("\\", "\\\\").replace("%", "%%")
+    return f'"{text}"' if any(c.isspace() or c in "'#" for c in path) else text
 
 
-def host_block(alias: str, gateway: Gateway, user: str, identity_file: str, cert_file: str,
-               known_hosts: str, agent: bool = False, comments: tuple[str, ...] = ()) -> str:
-    """The block. `identity_file` is the private key, or with `agent` (a key on a token, in the
-    agent through `ssh-add -s`) its public half: with IdentitiesOnly, ssh 9.2 pairs an agent
-    key with the certificate only when an IdentityFile names that key's public half (naming the
+def options(gateway: Gateway, user: str, identity_file: str, cert_file: str,
+            known_hosts: str, agent: bool = False) -> list[tuple[str, str]]:
+    """Every ssh_config option of one request's connection, as (name, value): the Host block
+    holds these lines and `cred-helper ssh` passes them as -o options, so the two agree.
+    `identity_file` is the private key, or with `agent` (a key on a token, in the agent
+    through `ssh-add -s`) its public half: with IdentitiesOnly, ssh 9.2 pairs an agent key with
+    the certificate only when an IdentityFile names that key's public half (naming the
     certificate there, it tries to read it as a private key and fails)."""
-    lines = [f"# {c}" for c in comments]
-    lines.append(f"Host {alias}")
     settings = [("HostName", gateway.host), ("Port", str(gateway.port)), ("User", user),
                 ("IdentityFile", quote(identity_file)), ("CertificateFile", quote(cert_file)),
                 ("UserKnownHostsFile", quote(known_hosts)), *ALWAYS]
     if not agent:
         settings.append(("IdentityAgent", "none"))  # this key alone, never an agent's others
-    lines += [f"  {name} {value}" for name, value in settings]
+    return settings
+
+
+def host_block(alias: str, gateway: Gateway, user: str, identity_file: str, cert_file: str,
+               known_hosts: str, agent: bool = False, comments: tuple[str, ...] = ()) -> str:
+    """The block: `Host alias` and the options above."""
+    lines = [f"# {c}" for c in comments]
+    lines.append(f"Host {alias}")
+    lines += [f"  {name} {value}" for name, value in
+              options(gateway, user, identity_file, cert_file, known_hosts, agent)]
     return "\n".join(lines) + "\n"
 
 

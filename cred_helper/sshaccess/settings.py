@@ -158,17 +158,17 @@ def _gateway(found: tuple[Any, str]) -> Gateway:
     if text.startswith("["):
         host, closed, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ("22" if closed and not rest else "x")
-        if not _is_ip(host):
+        if not is_ip(host):
             port = "x"  # brackets hold an IPv6 address, nothing else
     elif text.count(":") == 1:
         host, port = text.split(":")
     if not port.isdigit() or not 1 <= int(port) <= 65535 or not host or not (
-            _HOST.fullmatch(host) or _is_ip(host)):
+            _HOST.fullmatch(host) or is_ip(host)):
         raise UsageError(f"{where}: {text!r} is not host:port", "e.g. gateway.example.com:2222")
     return Gateway(host, int(port))
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     import ipaddress
 
     try:

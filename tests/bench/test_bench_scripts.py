@@ -103,10 +103,10 @@ def test_attestation_bench_prints_both_chains():
 
 def test_channels_bench_prints_every_channel_against_the_interpreter():
     out = _bench("channels.py", "--runs", "3", timeout=600)
-    (base, *_) = times(out, "python -I -c pass")
+    (base, *_) = times(out, f"{'python -I -c pass':<18} median")
     for channel in ("venv script", "pipx", "single file", "setup default", "python -I -c pass"):
         assert f"\n{channel:<18} median" in out, out
-        ms, of_base, of_venv = times(out, channel)
+        ms, of_base, of_venv = times(out, f"{channel:<18} median")
         assert of_base == pytest.approx(ms / base, abs=0.01 + 0.05 * ms / base), out
         assert of_venv > 0, out
     # what a newcomer gets: setup wrote the fast launcher (a file of its own, not pipx's)

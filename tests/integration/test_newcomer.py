@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import doccommands
 from tests.support.harness import BIN, CRED_HELPER, on_terminal, one_error, profile_kubeconfig
@@ -228,6 +230,68 @@ def test_kubectls_command_by_hand_without_a_kubeconfig_entry(sandbox):
     # kubectl itself (KUBERNETES_EXEC_INFO set) still gets the plain protocol error
     by_kubectl = sandbox.run("--cluster", "prod", exec_info=sandbox.exec_info(cluster=False))
     assert "set provideClusterInfo: true in the kubeconfig exec entry" in by_kubectl.stderr
+
+
+def _two_clusters(sandbox, current: str) -> Path:
+    """A kubeconfig whose contexts east and west (two clusters: the same server under two
+    names, so two cache entries) both run `cred-helper --cluster=prod`, and a context
+    `admin` that does not."""
+    path = sandbox.kubeconfig(["--cluster=prod"])
+    doc = yaml.safe_load(path.read_text())
+    east = sandbox.server.cluster_entry()
+    west = dict(east, server=east["server"].replace("127.0.0.1", "localhost"))
+    doc["clusters"] = [{"name": "east", "cluster": east}, {"name": "west", "cluster": west}]
+    doc["users"].append({"name": "admin", "user": {"token": "not-used"}})
+    doc["contexts"] = [{"name": name, "context": {"cluster": cluster, "user": user}}
+                       for name, cluster, user in [("east", "east", "oncall"),
+                                                   ("west", "west", "oncall"),
+                                                   ("admin", "east", "admin")]]
+    doc["current-context"] = current
+    path.write_text(yaml.safe_dump(doc))
+    sandbox.env["KUBECONFIG"] = str(path)
+    return path
+
+
+def test_by_hand_and_login_take_the_cluster_of_kubectls_current_context(sandbox, kubectl):
+    """Before: the first context that ran the profile (east), whatever kubectl's current
+    context (west): `login` logged in for east, and the command typed by hand printed east's
+    credential as the one kubectl would get."""
+    _profile(sandbox, f'[clusters.prod]\nissuer = "csr"\n'
+                      f'bootstrap-token-file = "{sandbox.token_file}"\n')
+    kubeconfig = _two_clusters(sandbox, current="west")
+    whoami = sandbox.kubectl(kubectl, kubeconfig, "auth", "whoami", "-o", "json")
+    assert whoami.returncode == 0, whoami.stderr
+    assert sandbox.server.csr_creations == 1  # kubectl's credential, for west
+    login = sandbox.run("login", "--cluster", "prod")
+    assert login.returncode == 0 and "logged in as alice@example.com" in login.stderr
+    by_hand = sandbox.run("--cluster", "prod")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert sandbox.server.csr_creations == 1  # both served kubectl's own entry
+    served = json.loads(by_hand.stdout)["status"]["clientCertificateData"]
+    again = sandbox.run("--cluster", "prod", exec_info=dict(sandbox.exec_info(), spec={
+        "interactive": False, "cluster": yaml.safe_load(kubeconfig.read_text())["clusters"][1]
+        ["cluster"]}))
+    assert json.loads(again.stdout)["status"]["clientCertificateData"] == served
+    doctor = json.loads(sandbox.run("doctor", "--cluster", "prod", "-o", "json").stdout)
+    entry = next(c for c in doctor["checks"] if c["name"] == "exec entry")
+    assert entry["status"] == "OK" and "context 'west'" in entry["detail"], entry
+
+
+def test_by_hand_with_two_clusters_and_neither_current_asks_which(sandbox):
+    _profile(sandbox, f'[clusters.prod]\nissuer = "csr"\n'
+                      f'bootstrap-token-file = "{sandbox.token_file}"\n')
+    _two_clusters(sandbox, current="admin")
+    for command in (["--cluster", "prod"], ["login", "--cluster", "prod"]):
+        result = sandbox.run(*command)
+        assert result.returncode == 2 and result.stdout == ""
+        error = one_error(result.stderr)
+        assert error == ("cred-helper: error: the kubeconfig contexts 'east' and 'west' run "
+                         "`cred-helper --cluster=prod` for different clusters, and kubectl's "
+                         "current context 'admin' is none of them: which one is meant?")
+        assert "`cred-helper login --cluster prod --context east`" in result.stderr
+        assert "`kubectl config use-context east`" in result.stderr
+    assert sandbox.server.csr_creations == 0
+    assert sandbox.run("login", "--cluster", "prod", "--context", "west").returncode == 0
 
 
 # ---- completion and help agree (item 9) -------------------------------------------------------

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from cred_helper.issuers.oidc import REDACTED
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 from tests.support.oidc_stub import CLIENT_ID, Asked, id_token, stub_provider
@@ -166,24 +167,45 @@ def test_a_device_login_page_on_another_site_is_said(sandbox, honest):
 
 # ---- what the provider says back ----
 
-def test_a_provider_echoing_the_client_secret_does_not_put_it_on_stderr(sandbox):
-    secret = "s3cret-echoed-back-0123456789"
+def _refused_client(sandbox, secret: str, answer) -> tuple[subprocess.CompletedProcess, str]:
+    """A client-credentials run with `secret` (a 0600 file) against a stand-in whose token
+    endpoint gives `answer`; the run and the Authorization header it sent."""
     path = sandbox.root / "client.secret"
     path.write_text(secret + "\n")
     path.chmod(0o600)
     with stub_provider() as evil:
         evil.good_answers()
-        evil.answers["/token"] = (401, JSON, json.dumps({
-            "error": "invalid_client",
-            "error_description": f"client_secret {secret} (first part {secret[:12]}) is wrong"}))
+        evil.answers["/token"] = lambda asked: answer(evil)
         result = sandbox.run("--issuer=oidc", f"--oidc-issuer-url={evil.issuer}",
                              f"--oidc-client-id={CLIENT_ID}", "--oidc-grant=client-credentials",
                              f"--oidc-client-secret-file={path}",
                              exec_info=sandbox.exec_info(cluster=False))
     assert result.returncode == 1
+    return result, evil.seen[-1][1]
+
+
+def test_a_provider_echoing_the_client_secret_does_not_put_it_on_stderr(sandbox):
+    secret = "s3cret-echoed-back-0123456789"
+    result, _ = _refused_client(sandbox, secret, lambda evil: (401, JSON, json.dumps({
+        "error": "invalid_client",
+        "error_description": f"client_secret {secret} (first part {secret[:12]}) is wrong"})))
     error = one_error(result.stderr)
     assert "invalid_client: client_secret [redacted] (first part [redacted]) is wrong" in error
     assert_no_secrets(result.stderr, secret, secret[:12])
+
+
+def test_a_provider_echoing_the_authorization_header_does_not_put_the_secret_on_stderr(
+        sandbox):
+    """A provider (or a gateway in front of it) that quotes the Basic header it refused: the
+    secret is in it as Base64, which came out whole before."""
+    secret = "s3cret-in-the-header-0123456789"
+    result, header = _refused_client(sandbox, secret, lambda evil: (401, JSON, json.dumps({
+        "error": "invalid_client",
+        "error_description": f"refused {evil.seen[-1][1]} for client {CLIENT_ID}"})))
+    assert header.startswith("Basic ")
+    error = one_error(result.stderr)
+    assert error.endswith(f"refused Basic {REDACTED} for client {CLIENT_ID}"), error
+    assert_no_secrets(result.stderr, secret, header.split()[1], header.split()[1][8:40])
 
 
 EVIL_NAME = "mallory@example.com\n\x1b]0;pwned\x07cred-helper: logged in as admin \u202emoc.x"

@@ -195,6 +195,71 @@ def test_a_signature_that_never_verifies_is_one_clear_error(sandbox, relay, real
     _still_logged_in(sandbox, relay, real)
 
 
+def _refreshed(sandbox, relay) -> list[str]:
+    """kubectl's next run, which must refresh, succeeds: what it asked the relay."""
+    relay.seen.clear()
+    _expire(sandbox)
+    got = _get(sandbox, relay)
+    assert got.returncode == 0, got.stderr
+    return list(relay.seen)
+
+
+def test_a_token_endpoint_the_provider_moved_is_looked_up_again(sandbox, relay, real):
+    """The provider moved its token endpoint, and the old path answers 404. Before: the
+    discovery document kept from an earlier run named the old one for a day, every refresh
+    failed, and kubectl was locked out until the copy aged out."""
+    _login(sandbox, relay)
+    relay.token_path = "/oauth2/token"
+    assert _refreshed(sandbox, relay) == [
+        "POST /token refresh_token", "GET /.well-known/openid-configuration",
+        "POST /oauth2/token refresh_token"]
+    _still_logged_in(sandbox, relay, real)  # the new endpoint is kept: no lookup this time
+    assert relay.seen[3:] == ["POST /oauth2/token refresh_token"]
+
+
+def test_keys_the_provider_rotated_and_moved_are_looked_up_again(sandbox, relay, real):
+    """A new key, published at a new place: the kept JWKS lacks it, and the kept discovery
+    document names the old place, which answers 404."""
+    _login(sandbox, relay)
+    rotated = ec.generate_private_key(ec.SECP256R1())
+    relay.sign_with(rotated, "k2", "ES256")
+    relay.jwks = {"keys": [public_jwk(rotated, "k2")]}
+    relay.jwks_path = "/keys"
+    assert _refreshed(sandbox, relay) == [
+        "POST /token refresh_token", "GET /jwks", "GET /.well-known/openid-configuration",
+        "GET /keys"]
+    _still_logged_in(sandbox, relay, real)
+
+
+def test_an_endpoint_that_is_really_gone_is_one_clear_error(sandbox, relay, real):
+    """Looked up again once, still gone: one error naming what answered, no loop, and the
+    refresh token kept (nothing spent it)."""
+    _login(sandbox, relay)
+    kept = _refresh_token(sandbox)
+    relay.token_path = "/oauth2/token"  # the old path answers 404, and so does the new one:
+    relay.discovery = lambda: {"issuer": relay.issuer, "token_endpoint": f"{relay.base}/gone",
+                               "jwks_uri": f"{relay.base}/jwks"}
+    relay.seen.clear()
+    _expire(sandbox)
+    _one_clear_error(_get(sandbox, relay), f"the OpenID provider at {relay.base} answered 404 "
+                     "at /gone")
+    assert relay.seen == ["POST /token refresh_token", "GET /.well-known/openid-configuration",
+                          "POST /gone refresh_token"]
+    assert _refresh_token(sandbox) == kept
+
+
+def test_a_refresh_token_kept_bare_by_an_older_version_still_serves(sandbox, relay, real):
+    """Versions before issue 22 kept the token alone in `<key>.refresh`: it is sent as it is,
+    and the rotated one is kept in the new record, with the person's sub."""
+    _login(sandbox, relay)
+    [stored] = sandbox.cache_dir.glob("*.refresh")
+    stored.write_text(_refresh_token(sandbox) or "")
+    assert not stored.read_text().startswith("{")
+    _still_logged_in(sandbox, relay, real)
+    record = json.loads(stored.read_text())
+    assert record["sub"] and record["refresh_token"] == _refresh_token(sandbox)
+
+
 def test_an_issuer_ending_in_a_slash(sandbox, real):
     with RelayProvider(real, issuer_suffix="/") as slashed:
         assert slashed.issuer.endswith("/")

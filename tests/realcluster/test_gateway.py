@@ -381,7 +381,9 @@ def test_the_docs_plain_openssh_commands_as_typed(world, tmp_path):
            "KUBECONFIG": str(world.alice.kubeconfig), "LANG": "C.UTF-8"}
     get, login = doccommands.block("docs/ssh-gateway.md",
                                    "Sessions, commands and exit codes").runnable
-    replace = {"ar-7k2xq": name, "payment-api-7d4f": "api-1"}
+    # ssh reads ~/.ssh/config from the passwd entry's home, never $HOME: -F names alice's
+    replace = {"ar-7k2xq@": f"-F {home / '.ssh' / 'config'} ar-7k2xq@",
+               "ar-7k2xq": name, "payment-api-7d4f": "api-1"}
     done = doccommands.run(get, cwd=tmp_path, env=env, replace=replace)
     assert done.returncode == 0, done.stderr
     assert (home / ".ssh" / f"{name}-cert.pub").read_text().startswith("ssh-ed25519-cert")

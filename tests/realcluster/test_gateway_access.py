@@ -154,7 +154,7 @@ def test_pending_denied_and_unknown_requests_are_refused(world):
     denied, denied_key = world.request(grant(world))
     gw.deny(world.plane, denied, reason="not during the freeze")
     refused(world, denied_key, denied)
-    assert "was denied by carol@example.com: not during the freeze" in \
+    assert "was denied by admin: not during the freeze" in \
         trail_reason(world, denied)
     refused(world, denied_key, "ar-nonexistent")
     assert "there is no access request ar-nonexistent" in trail_reason(world, "ar-nonexistent")
@@ -189,7 +189,7 @@ def test_a_session_ends_within_5_seconds_of_denial_or_deletion(world, how):
     start = time.monotonic()
     if how == "denied":
         gw.deny(world.plane, name, reason="incident over")
-        why = "was denied by carol@example.com: incident over"
+        why = "was denied by admin: incident over"
     else:
         world.plane.kubectl("delete", "accessrequest", name, "--wait=false")
         why = "was deleted"

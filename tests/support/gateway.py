@@ -32,14 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from cred_helper import accessrequest as ar
 
-from .controlplane import ControlPlane
+from .controlplane import ADMIN, ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "cred_helper" / "manifests" / "accessrequest-crd.yaml"
 GATEWAY_MANIFESTS = ROOT / "packaging" / "kubernetes" / "gateway"
 CRED_HELPER = str(Path(sys.executable).parent / "cred-helper")
 GATEWAY_SA = "system:serviceaccount:cred-helper:cred-helper-gateway"
-BROKER = "system:serviceaccount:cred-helper:cred-helper-approver"
 PEOPLE = ("alice@example.com", "bob@example.com")  # the people with client certificates here
 
 # What people may do with access requests in these tests (issue 26 ships the real RBAC).
@@ -209,11 +208,18 @@ def pod(plane: ControlPlane, namespace: str, name: str, containers: tuple[str, .
 def create_request(plane: ControlPlane, who: Person, name: str, key: Key, namespace: str,
                    pods: tuple[str, ...] = (), seconds: int = 1800,
                    reason: str = "INC-42") -> dict:
-    """The request, created by its requester with exactly their identity."""
+    """The request, created by its requester with exactly their identity: SelfSubjectReview's
+    user info, as `cred-helper ssh-config` copies it (admission refuses anything else)."""
+    review = kubectl_as(plane, who, "auth", "whoami", "-o", "json")
+    if review.returncode != 0:
+        raise RuntimeError(review.stderr)
+    info = json.loads(review.stdout)["status"]["userInfo"]
+    spec = {"username": info["username"], "groups": info.get("groups", []),
+            "publicKey": key.public_line, "namespace": namespace, "pods": list(pods),
+            "reason": reason, "expirationSeconds": seconds}
+    spec.update({k: info[k] for k in ("uid", "extra") if info.get(k)})
     body = {"apiVersion": ar.API_VERSION, "kind": ar.KIND, "metadata": {"name": name},
-            "spec": {"username": who.name, "groups": who.review_groups,
-                     "publicKey": key.public_line, "namespace": namespace,
-                     "pods": list(pods), "reason": reason, "expirationSeconds": seconds}}
+            "spec": spec}
     done = kubectl_as(plane, who, "create", "-o", "json", "-f", "-", stdin=json.dumps(body))
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
@@ -240,8 +246,10 @@ class Decided:
 def approve(plane: ControlPlane, ca: UserCA, name: str, key: Key, grant: dict, *,
             lifetime: float = 1800, username: str = "", not_before: float | None = None,
             certificate: str | None = None, write_cert: bool = True) -> Decided:
-    """Decide the request as the broker would: sign its key, write status. `certificate`
-    replaces what is written (to write something the broker never would)."""
+    """Decide the request as the broker would: sign its key, write status (as the plane's
+    admin, whom admission lets sign, so `decidedBy` is the admin: a decision names its
+    writer). `certificate` replaces what is written (to write something the broker never
+    would)."""
     now = time.time()
     request = json.loads(plane.kubectl("get", "accessrequest", name, "-o", "json"))
     username = username or request["spec"]["username"]
@@ -252,7 +260,7 @@ def approve(plane: ControlPlane, ca: UserCA, name: str, key: Key, grant: dict, *
         extensions=extensions_for(grant))
     status = {"status": {
         "conditions": [{"type": "Approved", "status": "True", "reason": "rule oncall",
-                        "message": "approved by the test's broker", "decidedBy": BROKER,
+                        "message": "approved by the test's broker", "decidedBy": ADMIN[0],
                         "lastTransitionTime": ar.format_time(now)}],
         "certificate": cert, "grant": grant, "expiresAt": ar.format_time(ends)}}
     plane.kubectl("patch", "accessrequest", name, "--subresource=status", "--type=merge",
@@ -262,12 +270,12 @@ def approve(plane: ControlPlane, ca: UserCA, name: str, key: Key, grant: dict, *
     return Decided(name, cert, ends)
 
 
-def deny(plane: ControlPlane, name: str, by: str = "carol@example.com",
-         reason: str = "revoked") -> None:
+def deny(plane: ControlPlane, name: str, reason: str = "revoked") -> None:
+    """Deny as the plane's admin (admission: `decidedBy` is the writer's own name)."""
     request = json.loads(plane.kubectl("get", "accessrequest", name, "-o", "json"))
     conditions = request.get("status", {}).get("conditions", [])
     conditions.append({"type": "Denied", "status": "True", "reason": reason,
-                       "message": "denied by the test", "decidedBy": by,
+                       "message": "denied by the test", "decidedBy": ADMIN[0],
                        "lastTransitionTime": ar.format_time(time.time())})
     plane.kubectl("patch", "accessrequest", name, "--subresource=status", "--type=merge",
                   "-p", json.dumps({"status": {"conditions": conditions}}))

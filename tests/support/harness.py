@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,15 +137,24 @@ def profile_kubeconfig(sandbox: Sandbox, args: list[str], provide: bool = True) 
     return path
 
 
-def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
-    """Run with stdin, stdout and stderr on one pseudo-terminal, as a person types it; the exit
-    code and everything the person saw, in order."""
+def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 30,
+                script: Sequence[tuple[bytes, bytes]] = (),
+                size: tuple[int, int] | None = None) -> tuple[int, str]:
+    """Run with stdin, stdout and stderr on one pseudo-terminal (of `size`, rows and columns),
+    as a person types it: for each (wait_for, typed) of `script`, once the output holds
+    wait_for, type. The exit code and everything the person saw, in order."""
     master, slave = pty.openpty()
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            close_fds=True)
+                            close_fds=True, start_new_session=bool(script))
     os.close(slave)
     out = b""
+    steps = list(script)
     while True:
+        if steps and steps[0][0] in out:
+            os.write(master, steps.pop(0)[1])
+            continue
         ready, _, _ = select.select([master], [], [], timeout)
         if not ready:
             proc.kill()

@@ -9,8 +9,9 @@ when a spent one comes back.
         run cred-helper with --oidc-issuer-url=relay.issuer --oidc-client-id=public
 
 `intercept(form)` may answer a token request instead of the real provider (None: relay it);
-`alter(form, doc)` may change the real provider's answer. `seen` lists "METHOD /path" (and
-the grant type of token requests).
+`alter(form, doc)` may change the real provider's answer; `token_path` and `jwks_path` move
+the token endpoint and the keys (the old path then answers 404). `seen` lists "METHOD /path"
+(and the grant type of token requests).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class RelayProvider(ThreadingHTTPServer):
         self.intercept: Callable[[dict], tuple[int, dict] | None] = lambda form: None
         self.alter: Callable[[dict, dict], dict] = lambda form, doc: doc
         self.seen: list[str] = []
+        self.token_path = "/token"  # where the token endpoint is (a test may move it)
+        self.jwks_path = "/jwks"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def sign_with(self, key, kid: str, alg: str) -> None:
@@ -56,8 +59,8 @@ class RelayProvider(ThreadingHTTPServer):
         self.key, self.kid, self.alg = key, kid, alg
 
     def discovery(self) -> dict:
-        return {"issuer": self.issuer, "token_endpoint": f"{self.base}/token",
-                "jwks_uri": f"{self.base}/jwks",
+        return {"issuer": self.issuer, "token_endpoint": f"{self.base}{self.token_path}",
+                "jwks_uri": f"{self.base}{self.jwks_path}",
                 "device_authorization_endpoint": f"{self.base}/device"}
 
     def token(self, form: dict) -> tuple[int, dict]:
@@ -89,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append(f"GET {path}")
         if path == "/.well-known/openid-configuration":
             self._json(200, self.server.discovery())
-        elif path == "/jwks":
+        elif path == self.server.jwks_path:
             self._json(200, self.server.jwks)
         else:
             self._json(404, {"error": "not_found"})
@@ -98,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = dict(parse_qsl(self.rfile.read(length).decode()))
         self.server.seen.append(f"POST {self.path} {form.get('grant_type', '')}".rstrip())
-        if self.path == "/token":
+        if self.path == self.server.token_path:
             self._json(*self.server.token(form))
         elif self.path == "/device":
             got = requests.post(self.server.real["device_authorization_endpoint"], data=form,

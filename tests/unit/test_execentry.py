@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cred_helper.execentry import current_profile, look_up, profile_in
+from cred_helper.errors import UsageError
+from cred_helper.execentry import ExecEntry, current_profile, kubectls_entry, look_up, profile_in
 
 RUNNABLE = {"/home/a/.local/bin/cred-helper", "/opt/ch/bin/cred-helper",
             "/home/a/.kube/bin/cred-helper", "rel/cred-helper", "./cred-helper"}
@@ -75,3 +76,24 @@ def test_current_profile():
     assert current_profile([("a", {"current-context": 7}), ("b", _kubeconfig("prod"))]) == \
         ("prod", "prod")
     assert current_profile([("a", {"contexts": "x", "users": None})]) == ("", "")
+
+
+def _entry(context: str, server: str) -> ExecEntry:
+    return ExecEntry("/k", context, "oncall", {"command": "cred-helper"}, {"server": server})
+
+
+def test_kubectls_entry_is_the_current_contexts():
+    east, west = _entry("east", "https://e"), _entry("west", "https://w")
+    assert kubectls_entry([east, west], "west", "prod") is west
+    # one cluster under every context: any context means it
+    assert kubectls_entry([east, _entry("east2", "https://e")], "other", "prod") is east
+    assert kubectls_entry([_entry("", "")], "west", "prod") is None  # no context runs it
+    assert kubectls_entry([], "west", "prod") is None
+
+
+@pytest.mark.parametrize("current", ["admin", ""])
+def test_kubectls_entry_never_guesses_between_clusters(current):
+    east, west = _entry("east", "https://e"), _entry("west", "https://w")
+    with pytest.raises(UsageError, match="for different clusters") as found:
+        kubectls_entry([east, west, _entry("", "")], current, "prod")
+    assert "kubectl config use-context east" in (found.value.hint or "")

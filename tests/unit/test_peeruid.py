@@ -70,3 +70,13 @@ def test_a_real_connection_from_this_process_is_ours():
             with conn:
                 found = peeruid.owner(peeruid.read_tables(), peer, listener.getsockname())
     assert found == peeruid.Owner(True, os.geteuid())
+
+
+def test_tables_that_exist_but_cannot_be_read_are_not_taken_for_none(monkeypatch, tmp_path):
+    """Another user can make the read fail (connections that use up our descriptors): that
+    must not look like a machine without tables, where every request is admitted."""
+    monkeypatch.setattr(peeruid, "TABLES", (str(tmp_path / "missing"), str(tmp_path)))
+    with pytest.raises(peeruid.Unreadable, match="Is a directory"):
+        peeruid.read_tables()
+    monkeypatch.setattr(peeruid, "TABLES", (str(tmp_path / "missing"),))
+    assert peeruid.read_tables() == ""

@@ -36,3 +36,13 @@ def test_extra_keys_are_escaped_as_client_go_does():
 def test_values_travel_as_their_utf8_bytes():
     (user, *_) = headers(spec(username="josé@example.com"))
     assert user[1].encode("latin-1") == "josé@example.com".encode()
+
+
+def test_the_requesters_credential_id_is_not_impersonated():
+    """Admission copies every extra of the creator into the request, the API server's
+    credential-id among them (X509SHA256=... for a client certificate): it names the
+    credential the access request came with, not the person, and is not sent on."""
+    got = headers(spec(extra=(("authentication.kubernetes.io/credential-id", ("X509SHA256=ab",)),
+                              ("acme.com/project", ("a",)))))
+    assert [h for h in got if h[0].startswith("Impersonate-Extra-")] == [
+        ("Impersonate-Extra-acme.com%2Fproject", "a")]

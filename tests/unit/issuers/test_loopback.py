@@ -1,8 +1,11 @@
 import os
+import socket
+import struct
 
 import pytest
 import requests
 
+from cred_helper import peeruid
 from cred_helper.errors import CredHelperError
 from cred_helper.issuers.loopback import LoopbackRedirect, check_response
 
@@ -146,6 +149,40 @@ def test_other_paths_are_not_the_link():
             assert answer.status_code == 404, path
 
 
+def test_a_client_that_resets_its_connection_puts_nothing_on_stderr(capfd):
+    """A tab closed mid-answer, or a program that sends a request and resets: before, each
+    printed a Python traceback (socketserver's handle_error) into the person's terminal."""
+    with LoopbackRedirect("s1", ISSUER) as redirect:
+        redirect.login_url(PROVIDER_URL)
+        for _ in range(10):
+            sock = socket.create_connection(("127.0.0.1", _port(redirect)))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(b"GET /callback?state=other&code=c&pad=" + b"a" * 60_000 +
+                         b" HTTP/1.0\r\n\r\n")
+            sock.close()  # with a zero linger: a reset, before the answer is written
+        answer = requests.get(redirect.redirect_uri + "?code=c1&state=s1", timeout=5)
+        assert answer.status_code == 200 and redirect.wait(5) == "c1"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_a_bug_in_the_listener_ends_the_login_in_one_line(capfd):
+    def broken() -> str:
+        raise ValueError("a bug")
+
+    with LoopbackRedirect("s1", ISSUER, tables=broken) as redirect:
+        link = redirect.login_url(PROVIDER_URL)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(link, timeout=5)
+        with pytest.raises(CredHelperError, match="unexpected ValueError in the login listener"):
+            redirect.wait(5)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def _port(redirect: LoopbackRedirect) -> int:
+    return int(redirect.redirect_uri.split(":")[2].split("/")[0])
+
+
 # ---- requests from another user of the machine ----
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux's TCP tables")
@@ -164,6 +201,24 @@ def test_another_users_requests_are_refused_and_the_login_goes_on():
             redirect.wait(0.3)
     assert told == [f"refused a request to the login listener from another user of this "
                     f"machine (uid {os.geteuid()}); the login goes on"]
+
+
+def test_tables_that_cannot_be_read_now_refuse_and_the_login_goes_on():
+    """Before: counted as "nobody can tell" and admitted, which another user could bring
+    about by using up the process's descriptors."""
+    def unreadable() -> str:
+        raise peeruid.Unreadable("/proc/net/tcp: Too many open files")
+
+    told = []
+    with LoopbackRedirect("s1", ISSUER, warn=told.append, tables=unreadable) as redirect:
+        link = redirect.login_url(PROVIDER_URL)
+        for url in (link, redirect.redirect_uri + "?code=c1&state=s1"):
+            answer = requests.get(url, allow_redirects=False, timeout=5)
+            assert answer.status_code == 403 and "Location" not in answer.headers
+        with pytest.raises(CredHelperError, match="in time"):
+            redirect.wait(0.3)
+    assert told == ["could not tell who connects to the login listener (/proc/net/tcp: Too "
+                    "many open files), so the request was refused; the login goes on"]
 
 
 def test_where_nobody_can_tell_the_one_time_rule_still_holds():

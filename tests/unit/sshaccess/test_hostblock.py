@@ -68,3 +68,21 @@ def test_known_hosts_lines():
 def test_a_path_ssh_config_cannot_name_is_refused():
     with pytest.raises(UsageError, match="cannot name the path"):
         quote('/tmp/a"b')
+
+
+@pytest.mark.parametrize("odd", ["50%d", "o'brien", "a#b", "back\\slash", "sp ace%h",
+                                 "tab\there"])
+def test_a_path_ssh_would_misread_is_quoted_so_that_it_reads_it_as_is(tmp_path, odd):
+    d = tmp_path / odd
+    block = host_block("prod-payments", GATEWAY, "u", str(d / "id"), str(d / "c"),
+                       str(d / "known_hosts"))
+    got = ssh_g(tmp_path, block)
+    # ssh -G expands tokens of UserKnownHostsFile and shows IdentityFile as written; a real
+    # login through such paths: tests/integration/test_ssh_client.py
+    assert got["userknownhostsfile"] == [str(d / "known_hosts")]
+    assert got["identityfile"] == [str(d / "id").replace("%", "%%")]
+
+
+def test_a_path_with_an_environment_reference_is_refused():
+    with pytest.raises(UsageError, match="cannot name the path"):
+        quote("/home/${USER}/cache")

@@ -41,12 +41,13 @@ def _stdin_is_tty() -> bool:
 
 
 # What `cred-helper completion SHELL` is for, written once: the completion command's help, the
-# group's help and the README show these lines (a test checks the README).
+# group's help and docs/usage.md show these lines (a test checks the docs).
 COMPLETION_INSTALL = {
     "bash": "mkdir -p ~/.local/share/bash-completion/completions && "
             "cred-helper completion bash > ~/.local/share/bash-completion/completions/cred-helper",
     "zsh": 'cred-helper completion zsh > "${fpath[1]}/_cred-helper"',
-    "fish": "cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish",
+    "fish": "mkdir -p ~/.config/fish/completions && "
+            "cred-helper completion fish > ~/.config/fish/completions/cred-helper.fish",
 }
 # Commands in the order a person meets them; --help, completion and the bare usage follow it.
 ORDER = ("get", "setup", "login", "status", "logout", "doctor", "ssh", "ssh-config", "approve",

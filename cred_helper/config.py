@@ -447,7 +447,7 @@ def _key_kind(src: _Source) -> str:
             "client key it can read (clientKeyData), and client-go cannot ask a token to sign",
             "keep --key ed25519 (a fresh key per certificate) and let the hardware key "
             "authorize each one: --bootstrap oidc --oidc-client-auth private-key-jwt "
-            "--oidc-client-key pkcs11:... (see the README's YubiKey section)")
+            "--oidc-client-key pkcs11:... (docs/hardware-keys.md)")
     return _choice(src, "key", KEY_KINDS, "ed25519")
 
 

@@ -243,5 +243,5 @@ def _status_error(resp: net.Response, auth: Auth) -> ServerError:
     if resp.status_code == 403:
         return ServerError(f"forbidden: {message}",
                            "the bootstrap identity needs RBAC to create and watch "
-                           "certificatesigningrequests (see the README's RBAC section)")
+                           "certificatesigningrequests (docs/admin/rbac.md: The requesters' role)")
     return ServerError(f"{what} at {resp.origin} failed ({resp.status_code}): {message}")

@@ -20,7 +20,7 @@ from .errors import UsageError
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 APPROVER, REQUESTER, DEBUG, AUDIT = ("approver-rbac.yaml", "requester-rbac.yaml",
                                      "oncall-debug.yaml", "audit-policy.yaml")
-HUMAN_APPROVERS = "human-approvers.yaml"  # the README's, for people who approve by hand
+HUMAN_APPROVERS = "human-approvers.yaml"  # docs/admin/rbac.md's, for people who approve by hand
 # Access requests: the CRD, the admission that binds a request to its creator, the broker's
 # rights, and people's (requesters, deciders: bound to groups by --print-rbac).
 CRD, ADMISSION, ACCESS_BROKER, ACCESS_PEOPLE = (
@@ -58,7 +58,7 @@ def packaging_requester_copy() -> str:
     `setup --print-rbac`'s default group, so that applying both writes the same object."""
     header = ("# Generated: cred_helper/manifests/requester-rbac.yaml for the group "
               f"{Team().group} (tests check that\n# they match). Bind another group with a "
-              "patch in your overlay (README: Running the broker),\n# and give "
+              "patch in your overlay (docs/admin/broker.md: Rolling it out),\n# and give "
               "`setup --print-rbac` the same --bootstrap-group.\n")
     return header + _fill(read(REQUESTER), {"BOOTSTRAP_GROUP": check_group(Team().group,
                                                                            "--group")})

@@ -106,8 +106,8 @@ def load(path: str) -> Any:
             raise PolicyError(exc.source, exc.line + offset if exc.line else 0, exc.field,
                               exc.problem) from None
     except PolicyError as exc:
-        raise CredHelperError(exc.message, "fix the policy file (see README, The policy "
-                              "file)") from None
+        raise CredHelperError(exc.message, "fix the policy file (docs/admin/policy.md)"
+                              ) from None
 
 
 def check(policy_path: str, csr_path: str | None, now: float, out: Callable[[str], None],

@@ -6,7 +6,7 @@ matches decides, and does not fall through: a request that fails one of its chec
 with the check and the values in the reason. No rule matching leaves the CSR to `default`.
 The file is read whole and checked whole: anything it does not understand (a YAML error, an
 unknown field, a value out of range) is a PolicyError naming the source, line and field, and no
-part of it is used. The schema is in the README ("The policy file").
+part of it is used. The schema is on docs/admin/policy.md.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class PolicyError(CredHelperError):
         place = f"{source}:{line}" if line else source
         text = f"{place}: {where}: {problem}" if where else f"{place}: {problem}"
         super().__init__(f"policy {text}",
-                         "fix the policy file; it was not applied (see README, The policy file)")
+                         "fix the policy file; it was not applied (docs/admin/policy.md)")
         self.source, self.line, self.field, self.problem = source, line, where, problem
 
 

@@ -129,7 +129,7 @@ def exec_entry_checks(entries: list[Any], cluster: str, profile_has_server: bool
         return [Check("exec entry", FAIL,
                       f"no kubeconfig user runs `cred-helper --cluster={cluster}`",
                       f"run `cred-helper setup --cluster {cluster}`, or add an exec entry "
-                      "(see the README's Kubeconfig section)")]
+                      "(docs/setup.md: A kubeconfig entry by hand)")]
     entry = entries[0]
     exec_ = entry.exec
     where = f"user {entry.user!r} of {entry.path}"

@@ -99,7 +99,7 @@ def _refusal_hint(message: str) -> str:
     if "their own" in message:
         return "another person must decide it"
     if "cannot update" in message or "forbidden" in message.lower():
-        return "deciding needs the cred-helper-access-decider role (README: Access requests)"
+        return "deciding needs the cred-helper-access-decider role (docs/access-requests.md)"
     return "see the message; nothing was changed"
 
 

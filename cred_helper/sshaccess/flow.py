@@ -176,7 +176,7 @@ class Requester:
                                       "see the message: admission refused it"
                                       if "AdmissionPolicy" in said else
                                       "your user needs the cred-helper-access-requester role "
-                                      "(README: Access requests)") from None
+                                      "(docs/access-requests.md)") from None
             raise
         return entry, obj
 

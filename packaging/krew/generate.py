@@ -6,7 +6,7 @@ krew installs from an archive: this packs the single file and LICENSE into
 cred-helper-linux-amd64.tar.gz (the single file carries x86_64 Linux wheels) and records the
 archive's sha256 and its release URL. krew links `kubectl-cred_helper` to `bin`, so users run
 `kubectl cred-helper setup`; the kubeconfig exec entry should still name `cred-helper` itself
-(README "Install": going through kubectl adds kubectl's own start-up to every command).
+(docs/install.md: going through kubectl adds kubectl's own start-up to every command).
 """
 
 from __future__ import annotations

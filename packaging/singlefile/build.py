@@ -3,7 +3,7 @@
     .venv/bin/python packaging/singlefile/build.py [--wheel WHEEL] [--output dist/cred-helper]
 
 Why PEX (bench/channels.py measured shiv, PEX and PyInstaller on one machine, in one run;
-README "Install" has the figures): the first run unpacks the file once into a venv under
+docs/performance.md has the figures): the first run unpacks the file once into a venv under
 ~/.cache/pex, and from then on the `--sh-boot` header, a few lines of POSIX sh, execs that
 venv's interpreter directly with `-IS`. A cache hit so costs one `sh` plus a start without
 site processing. shiv imports its zip bootstrap (zipfile, hashlib, shutil ...) on

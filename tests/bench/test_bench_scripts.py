@@ -1,16 +1,19 @@
 """The benchmarks still run and print their figures (their numbers are read by people, not
-asserted: shared machines are too noisy for time limits)."""
+asserted: shared machines are too noisy for time limits), each as docs/performance.md shows it,
+with fewer runs."""
 
 from __future__ import annotations
 
 import math
 import os
 import re
+import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import doccommands
 
 ROOT = Path(__file__).resolve().parents[2]
 # A figure: a number standing alone or after an "x" (x1.22), not part of a word such as p99;
@@ -37,8 +40,24 @@ def times(out: str, label: str, most: float = 60_000.0) -> list[float]:
     return found
 
 
+def page_command(script: str, *shorter: str) -> list[str]:
+    """The command docs/performance.md shows for `script`, as typed from the checkout's root,
+    with the arguments that shorten its run here."""
+    for command in doccommands.block("docs/performance.md", "Performance").runnable:
+        argv = shlex.split(command, comments=True)
+        if argv[1] == f"bench/{script}":
+            return [*argv, *shorter]
+    raise AssertionError(f"docs/performance.md shows no command for bench/{script}")
+
+
+def test_the_page_shows_every_benchmark():
+    shown = {shlex.split(c, comments=True)[1]
+             for c in doccommands.block("docs/performance.md", "Performance").runnable}
+    assert shown == {f"bench/{p.name}" for p in (ROOT / "bench").glob("*.py")}
+
+
 def _bench(script: str, *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args],
+    done = subprocess.run(page_command(script, *args),
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -60,8 +79,9 @@ def test_token_sign_bench_prints_sane_figures():
         assert p90 >= median, out
 
 
-def test_issuance_bench_prints_sane_figures():
-    out = _bench("issuance.py", "--runs", "3")
+def test_issuance_bench_prints_sane_figures(control_plane_bin):
+    """The page runs it with --real: the real control plane too, built up front."""
+    out = _bench("issuance.py", "--runs", "3", timeout=600)
     median, low, requests = times(out, "local API server (approves at once)  median")
     assert low <= median and requests == 3.0, out
 
@@ -72,6 +92,13 @@ def test_renewal_bench_prints_sane_figures():
     (first,) = times(out, "first run inside the margin (new CSR)")
     times(out, "later runs inside the margin")
     assert hit < first and figures(out, "renewal CSRs made") == [1.0], out
+
+
+def test_attestation_bench_prints_both_chains():
+    out = _bench("attestation.py", "--runs", "3")
+    for chain in ("genuine chain: median", "forged chain: median"):
+        median, p90, _runs = times(out, chain, most=1_000)
+        assert median <= p90, out
 
 
 def test_channels_bench_prints_every_channel_against_the_interpreter():
@@ -87,8 +114,8 @@ def test_channels_bench_prints_every_channel_against_the_interpreter():
 
 
 def _kubelogin_bench(env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "kubelogin.py"), "--runs", "3",
-                           "--cold-runs", "2"], capture_output=True, text=True, timeout=600,
+    done = subprocess.run(page_command("kubelogin.py", "--runs", "3", "--cold-runs", "2"),
+                          capture_output=True, text=True, timeout=600,
                           cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
     assert "python -i -c pass" in done.stdout.lower(), done.stdout
@@ -124,7 +151,7 @@ def test_kubelogin_bench_without_go_prints_cred_helper_alone(tmp_path):
 
 def test_approval_bench_prints_p50_and_p99(control_plane_bin):
     """Against the real control plane, built up front (never inside this timeout)."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "approval.py"), "--runs", "5"],
+    done = subprocess.run(page_command("approval.py", "--runs", "5"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     out = done.stdout.lower()
@@ -135,7 +162,7 @@ def test_approval_bench_prints_p50_and_p99(control_plane_bin):
 
 def test_gateway_bench_prints_medians_the_ratio_and_the_cold_place(control_plane_bin,
                                                                   kubelet_standin_bin):
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gateway.py"), "--runs", "3"],
+    done = subprocess.run(page_command("gateway.py", "--runs", "3"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     for figure in ("through the gateway (ssh)", "kubectl exec (own certificate)",
@@ -144,8 +171,8 @@ def test_gateway_bench_prints_medians_the_ratio_and_the_cold_place(control_plane
 
 
 def test_janitor_bench_prints_time_and_memory_per_size():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "janitor.py"), "--pods",
-                           "50,100"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(page_command("janitor.py", "--pods", "50,100"),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["50", "100"], done.stdout
@@ -164,7 +191,7 @@ def test_access_bench_prints_finite_and_sane_figures(control_plane_bin):
     import math
     import re
 
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "access.py"), "--runs", "5"],
+    done = subprocess.run(page_command("access.py", "--runs", "5"),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     found = re.search(r"p50 (\S+) ms\s+p99 (\S+) ms\s+max (\S+) ms", done.stdout)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import doccommands
 from tests.support.harness import BIN, CRED_HELPER, on_terminal, one_error, profile_kubeconfig
 
 
@@ -334,7 +335,7 @@ def test_completion_in_a_real_bash(sandbox):
 def test_one_install_line_per_shell(sandbox):
     from cred_helper.cli import COMPLETION_INSTALL
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = "\n".join((doccommands.ROOT / page).read_text() for page in doccommands.pages())
     shown = sandbox.run("completion", "--help").stdout
     everywhere = [line for line in readme.splitlines() if "cred-helper completion" in line
                   and (">" in line or "source" in line or "eval" in line)]

@@ -261,7 +261,7 @@ def test_an_error_about_a_value_names_the_flag_that_was_typed(sandbox):
 
 
 def test_subject_o_goes_into_the_profile_and_the_certificate_request(sandbox, kubectl):
-    """The README's ServiceAccount path: a bootstrap identity with only system: groups, and
+    """docs/admin/rbac.md's ServiceAccount path: a bootstrap identity with only system: groups, and
     the subject chosen with --subject-cn and --subject-o."""
     import base64
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import cred_helper
+from tests.support import doccommands
 from tests.support.harness import BIN, CRED_HELPER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,12 +119,15 @@ def test_what_it_shares_with_print_rbac_is_the_same_object(rendered, tmp_path):
 
 
 def test_the_readmes_version_line(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    (line,) = [ln.split("#")[0] for ln in readme.splitlines() if ln.strip().startswith(
-        "VERSION=$(cred-helper version")]
-    done = subprocess.run(["sh", "-c", f"{line.strip()}; echo $VERSION"], capture_output=True,
-                          text=True, timeout=60, env={"PATH": f"{BIN}:/usr/bin:/bin"})
-    assert done.stdout.strip() == cred_helper.__version__, done.stderr
+    """The build step's shell lines that run here (not podman's: no container runtime), as
+    one shell runs them: the tag is the version."""
+    block = doccommands.block("docs/admin/broker.md", "Rolling it out")
+    assert [c.split("=")[0] for c in block.runnable] == ["VERSION", "IMAGE"]
+    script = "\n".join([*block.runnable, 'echo "$IMAGE:$VERSION"'])
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": f"{BIN}:/usr/bin:/bin"})
+    assert done.stdout.strip() == \
+        f"registry.example.com/platform/cred-helper:{cred_helper.__version__}", done.stderr
 
 
 def test_the_ssh_ca_patch_keeps_every_arg_of_the_deployment(kubectl, tmp_path):

@@ -967,3 +967,30 @@ def test_the_ssh_ca_patch_passes_a_server_side_dry_run(installed, tmp_path):
     assert ssh_ca["secret"] == {"secretName": "cred-helper-ssh-ca", "defaultMode": 0o400}
     assert pod["securityContext"]["fsGroup"] == 65532
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_engineers_command_as_the_docs_show_it(installed, procs, tmp_path):
+    """docs/access-requests.md, "For the engineer": its ssh-config command, typed as shown,
+    with the page's own access: section as the broker's policy (after a rule that gives alice
+    her cluster credential): approved by its rule payments, and a Host block printed."""
+    import copy
+
+    from tests.support import doccommands
+    from tests.support.harness import BIN
+
+    shown = doccommands.block("docs/access-requests.md", "For the admin", "yaml").text
+    at = copy.copy(installed)
+    at.policy = tmp_path / "docs-policy.yaml"
+    at.policy.write_text(POLICY[:POLICY.index("access:")] + shown.replace("3f9a...", "3f" * 32))
+    procs.append(started := Broker(at, tag="docs-broker"))
+    started.wait_started()
+    alice = Person(installed, tmp_path)
+    (command,) = doccommands.block("docs/access-requests.md", "For the engineer").runnable
+    done = doccommands.run(command, cwd=tmp_path,
+                           env={**alice.env, "PATH": f"{BIN}{os.pathsep}{alice.env['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    assert "Host prod-payments" in done.stdout
+    name = user_of(done.stdout)
+    assert installed.request(name)["spec"]["reason"] == "INC-42: timeouts"
+    (line,) = [li for li in started.access_lines() if li["accessRequest"] == name]
+    assert (line["decision"], line["rule"]) == ("approve", "payments")

@@ -34,7 +34,7 @@ from cred_helper.broker.run import CSR_PATH
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_runtime import admin_client, events_for, verdicts
 from tests.realcluster.test_real_kubectl import csr_names, pending_csrs
-from tests.support import policies
+from tests.support import doccommands, policies
 from tests.support.forgeries import ALICE, Forgery, Scene, request_pem
 from tests.support.harness import CRED_HELPER
 
@@ -156,13 +156,9 @@ def test_forgeries_are_denied_and_the_genuine_chain_approved(control_plane, scen
 
 
 def readme_break_glass_commands() -> list[list[str]]:
-    """The README's break-glass commands, as a person would type them."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("**Break-glass.**"):]
-    block = section[section.index("```sh\n") + 6:]
-    block = block[:block.index("```")].replace("\\\n", " ")
-    return [shlex.split(line, comments=True) for line in block.splitlines()
-            if line.strip() and not line.startswith("#")]
+    """The docs' break-glass commands, as a person would type them."""
+    commands = doccommands.block("docs/admin/policy.md", "Break-glass").commands
+    return [shlex.split(command, comments=True) for command in commands]
 
 
 def test_break_glass_waits_for_a_person_who_approves_it(box, control_plane, step_two):

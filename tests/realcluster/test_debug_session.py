@@ -113,3 +113,42 @@ def test_the_audit_log_names_the_person_and_the_command(oncall, node_plane):
     assert events
     assert events[0]["user"]["username"] == "alice@example.com"
     assert f"command={marker}" in events[0]["requestURI"]
+
+
+def test_the_docs_commands_as_typed(oncall, node_plane, pod_server, tmp_path):
+    """docs/admin/debug-workflow.md's four commands, typed into a shell with alice's
+    kubeconfig: only the page's namespace and ports become the test's own."""
+    import signal
+
+    from tests.support import doccommands
+    from tests.support.harness import BIN
+
+    box, kubeconfig, ns, pod_dir = oncall
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "kubectl").symlink_to(node_plane.kubectl_path)
+    env = {"HOME": str(box.root), "KUBECONFIG": str(kubeconfig), "LANG": "C.UTF-8",
+           "PATH": f"{tools}{os.pathsep}{BIN}{os.pathsep}/usr/bin:/bin",
+           **{k: v for k, v in box.env.items() if k.startswith("XDG_")}}
+    local = free_port()
+    replace = {" -n shop ": f" -n {ns} ", "8080:8080": f"{local}:{pod_server}"}
+    (tmp_path / "notes.txt").write_text("from a file\n")
+    (pod_dir / "app.log").write_text("one\ntwo\nthree\n")
+    failing, piped, logs, forward = doccommands.block(
+        "docs/admin/debug-workflow.md", "exec, logs and port-forward, for real").runnable
+
+    done = doccommands.run(failing, cwd=tmp_path, env=env, replace=replace)
+    assert (done.returncode, done.stdout) == (3, "hi\n"), done.stderr
+    assert "command terminated with exit code 3" in done.stderr
+    done = doccommands.run(piped, cwd=tmp_path, env=env, replace=replace)
+    assert (done.returncode, done.stdout) == (0, "FROM A FILE\n"), done.stderr
+    done = doccommands.run(logs, cwd=tmp_path, env=env, replace=replace)
+    assert (done.returncode, done.stdout) == (0, "two\nthree\n"), done.stderr
+    forwarding = doccommands.start(forward, cwd=tmp_path, env=env, replace=replace)
+    try:
+        assert "Forwarding from 127.0.0.1" in forwarding.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as resp:
+            assert resp.read() == b"hello from the pod\n"
+    finally:
+        os.killpg(forwarding.pid, signal.SIGKILL)
+        forwarding.wait()

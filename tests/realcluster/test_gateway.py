@@ -353,3 +353,40 @@ def test_a_container_is_chosen_with_c(world):
     assert done.stdout == "from the sidecar\n"
     done = gw.ssh(world.gateway, key, name, "logs", pod, "-c", "nope")
     assert done.returncode == 1 and "nope" in done.stderr
+
+
+def test_the_docs_plain_openssh_commands_as_typed(world, tmp_path):
+    """docs/ssh-gateway.md's two commands, typed by alice: her request's certificate from its
+    status, then plain ssh with her key and it. Her ~/.ssh/config points the page's gateway
+    name at this one and pins its host key, as a person's would; the page's request and pod
+    names become this test's own."""
+    import shutil
+
+    from tests.support import doccommands
+    from tests.support.harness import BIN
+
+    name, key = world.request(everything(world) | {"exec": [["ps", "aux"]]})
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(key.path, home / ".ssh" / name)
+    (home / ".ssh" / name).chmod(0o600)
+    (home / ".ssh" / "config").write_text(
+        f"Host gateway.example.com\n  HostName 127.0.0.1\n  Port {world.gateway.port}\n"
+        f"  UserKnownHostsFile {world.gateway.known_hosts}\n  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n  LogLevel ERROR\n")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "kubectl").symlink_to(world.plane.kubectl_path)
+    env = {"HOME": str(home), "PATH": f"{tools}{os.pathsep}{BIN}{os.pathsep}/usr/bin:/bin",
+           "KUBECONFIG": str(world.alice.kubeconfig), "LANG": "C.UTF-8"}
+    get, login = doccommands.block("docs/ssh-gateway.md",
+                                   "Sessions, commands and exit codes").runnable
+    # ssh reads ~/.ssh/config from the passwd entry's home, never $HOME: -F names alice's
+    replace = {"ar-7k2xq@": f"-F {home / '.ssh' / 'config'} ar-7k2xq@",
+               "ar-7k2xq": name, "payment-api-7d4f": "api-1"}
+    done = doccommands.run(get, cwd=tmp_path, env=env, replace=replace)
+    assert done.returncode == 0, done.stderr
+    assert (home / ".ssh" / f"{name}-cert.pub").read_text().startswith("ssh-ed25519-cert")
+    done = doccommands.run(login, cwd=tmp_path, env=env, replace=replace)
+    assert done.returncode == 0, done.stderr
+    assert "PID" in done.stdout  # ps aux ran in the pod (its header line)

@@ -2,8 +2,8 @@
 kubectl on this machine (1.27 to 1.33) and the one built with the plane (1.37), through the
 same exec entry (client.authentication.k8s.io/v1, interactiveMode, provideClusterInfo), with an
 Ed25519 and a P-256 client key. The first command issues (a person approves); every other
-kubectl is served the cached certificate and must accept it. The README's "Kubernetes versions"
-states what this shows."""
+kubectl is served the cached certificate and must accept it. docs/compatibility.md states
+what this shows."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The rollout as the README tells a platform engineer to do it, on a real kube-apiserver: the
-whole kustomization and the README's overlays pass a server-side dry run with the image, the
+"""The rollout as the docs tell a platform engineer to do it, on a real kube-apiserver: the
+whole kustomization and the docs' overlays pass a server-side dry run with the image, the
 requester group and the policy they name; the approver's probes say what they promise while
 the API server comes and goes. No container runtime runs here: nothing is applied for real
 (the shared plane's own requester binding must stay as it is), and no pod starts."""
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import doccommands
 from tests.support.controlplane import free_port
 from tests.support.harness import BIN, CRED_HELPER
 
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.realcluster
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "packaging" / "kubernetes"
-README = (ROOT / "README.md").read_text()
+# the pages the rollout's blocks are on (docs/admin/broker.md, docs/admin/janitor.md)
+README = "\n".join((ROOT / page).read_text() for page in doccommands.pages())
 OUR_IMAGE = "registry.example.com/platform/cred-helper:0.1.0"
 
 
@@ -41,7 +43,7 @@ def readme_block(first: str) -> str:
                 block.append(text)
             indent = min(len(t) - len(t.lstrip()) for t in block if t.strip())
             return "\n".join(t[indent:] for t in block) + "\n"
-    raise AssertionError(f"no block starting {first!r} in the README")
+    raise AssertionError(f"no block starting {first!r} in the docs")
 
 
 def overlay(tmp_path: Path, policy: str) -> Path:
@@ -119,7 +121,8 @@ def test_the_readmes_overlay(control_plane, tmp_path):
 
 def test_the_readmes_some_namespaces_overlay(control_plane, tmp_path):
     deploy = overlay(tmp_path, "default: manual\nrules: []\n")
-    loop = readme_block("cd cred-helper-deploy")
+    loop = doccommands.block("docs/admin/janitor.md", "Running the janitor in the cluster").text
+    assert loop.startswith("cd cred-helper-deploy\n")
     done = subprocess.run(["sh", "-c", loop], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr

@@ -132,3 +132,61 @@ def test_a_denial_is_one_error_and_ssh_never_starts(installed, broker, gateway, 
     assert one_error(err[err.index("cred-helper: error: "):]) == (
         f"cred-helper: error: access request {name} was denied by carol@example.com: not now")
     assert gateway.sessions == []
+
+
+def test_the_docs_commands_as_typed(installed, broker, gateway, tmp_path):
+    """docs/access-requests.md's `cred-helper ssh` lines, typed by alice with a profile that
+    names the namespace (as the page says the later lines may): the exec runs in the pod, the
+    forward reaches the pod's port (its local port this test's own), and no command shows who
+    logged in. `logs` and `shell` are listed as not runnable against this stand-in (see
+    NOT_RUNNABLE in tests/support/doccommands.py)."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from tests.support import doccommands
+    from tests.support.controlplane import free_port
+    from tests.support.harness import BIN
+
+    alice = Person(installed, tmp_path, gateway.port, gateway.host_key_line)
+    profile = tmp_path / "config" / "cred-helper" / "config.toml"
+    profile.write_text(profile.read_text() + 'namespace = "payments"\n')
+    env = {**alice.env, "PATH": f"{BIN}{os.pathsep}{alice.env['PATH']}"}
+    local = free_port()
+    replace = {"-L 8080:payment-api-7d4f:8080": f"-L {local}:payment-api-7d4f:8080"}
+    exec_ps, forward, who = doccommands.block(
+        "docs/access-requests.md", "The engineer's session: `cred-helper ssh`").runnable
+
+    done = doccommands.run(exec_ps, cwd=tmp_path, env=env, replace=replace)
+    assert done.returncode == 0, done.stderr
+    assert "PID" in done.stdout.splitlines()[0]  # ps aux ran, in the pod's directory
+    assert gateway.sessions[-1].words == ["exec", POD, "--", "ps", "aux"]
+
+    body = b"the pod's port\n"
+    with socket.create_server(("127.0.0.1", 8080)) as pod_port:  # the stand-in forwards here
+        def answer() -> None:
+            conn, _ = pod_port.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+        threading.Thread(target=answer, daemon=True).start()
+        forwarding = doccommands.start(forward, cwd=tmp_path, env=env, replace=replace)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5) as r:
+                        assert r.read() == body
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and forwarding.poll() is None
+                    time.sleep(0.2)
+        finally:
+            os.killpg(forwarding.pid, 15)
+            forwarding.wait(15)
+
+    done = doccommands.run(who, cwd=tmp_path, env=env, replace=replace)
+    assert done.returncode == 0, done.stderr
+    assert gateway.sessions[-1].line is None  # no command: the gateway's answer to none

@@ -1,5 +1,5 @@
 """The policies the project ships and documents, as tests read them: the starter ConfigMap's
-policy (step 1), its commented step 2 made live, and the README's annotated example."""
+policy (step 1), its commented step 2 made live, and the docs' annotated example."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ def with_attestation(policy: str, roots: list[str], registry: list[str] | None =
     return "\n".join(lines) + "\n"
 
 
-def readme() -> str:
-    """The annotated policy in the README's "The policy file"."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### The policy file"):]
-    example = section[section.index("```yaml") + len("```yaml"):]
-    return example[:example.index("```")].replace("3f9a...", "3f" * 32)
+def documented() -> str:
+    """The annotated policy on docs/admin/policy.md, "Every field, annotated"."""
+    from .doccommands import block
+
+    example = block("docs/admin/policy.md", "Every field, annotated", "yaml").text
+    return example.replace("3f9a...", "3f" * 32)

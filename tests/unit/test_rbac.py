@@ -9,6 +9,7 @@ import yaml
 
 from cred_helper import rbac
 from cred_helper.errors import UsageError
+from tests.support import doccommands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,9 +62,9 @@ def _identities(text: str) -> set[tuple[str, str, str]]:
 
 
 def _readme_objects() -> list[str]:
-    """Every YAML block of the README that holds API objects."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = [part.split("```", 1)[0] for part in readme.split("```yaml\n")[1:]]
+    """Every YAML block of the documentation that holds API objects."""
+    blocks = [b.text for page in doccommands.pages() for b in doccommands.blocks(page)
+              if b.lang == "yaml"]
     return [b for b in blocks if "apiVersion:" in b and "\nkind:" in "\n" + b]
 
 

@@ -261,16 +261,13 @@ def test_damaged_sections_raise_only_policy_error(seed):
     assert outcomes["refused"] > 50, outcomes
 
 
-def test_the_readme_example_is_a_valid_access_section():
-    from pathlib import Path
+def test_the_docs_example_is_a_valid_access_section():
+    from tests.support.doccommands import block
 
-    readme = (Path(__file__).parents[3] / "README.md").read_text()
-    section = readme[readme.index("## Access requests"):]
-    section = section[section.index("**The policy's `access:` section**"):]
-    example = section[section.index("```yaml") + len("```yaml"):]
-    example = example[:example.index("```")].replace("3f9a...", "3f" * 32)
+    example = block("docs/access-requests.md", "For the admin", "yaml").text
+    example = example.replace("3f9a...", "3f" * 32)
     policy = load_policy("rules: [{name: c, match: {users: [a]}, action: manual}]\n" + example,
-                         "README.md")
+                         "docs/access-requests.md")
     assert [(r.name, r.action) for r in policy.access.rules] == [
         ("payments", APPROVE), ("kube-system", MANUAL)]
     verdict = policy.access.decide(facts(**ALICE, pods=("worker-0",)), NO_PROOF)

@@ -39,7 +39,7 @@ def test_the_starter_policy_leaves_everything_for_a_person():
         (facts(orgs=("break-glass",)), NO_PROOF),
         (facts(orgs=("oncall",), reason=None, expiration=None, kind="p384"), NO_PROOF),
         (facts(user="system:serviceaccount:cred-helper:alice", orgs=("oncall",),
-               groups=("system:serviceaccounts",)), NO_PROOF),  # the README's ServiceAccount path
+               groups=("system:serviceaccounts",)), NO_PROOF),  # the docs' ServiceAccount path
         (facts(), ATTESTED),
         (facts(), FAILING),  # --attest-with with a key nobody registered yet
     ]
@@ -55,7 +55,7 @@ def test_the_starter_policy_leaves_everything_for_a_person():
 def full(request):
     if request.param == "step-2":
         return load_policy(policies.step_two(), "policy-configmap.yaml (step 2)")
-    return load_policy(policies.readme(), "README.md")
+    return load_policy(policies.documented(), "docs/admin/policy.md")
 
 
 def test_step_two_is_the_documented_order():
@@ -66,7 +66,7 @@ def test_step_two_is_the_documented_order():
 
 
 def test_the_readme_example_is_a_valid_policy():
-    policy = load_policy(policies.readme(), "README.md")
+    policy = load_policy(policies.documented(), "docs/admin/policy.md")
     assert [(r.name, r.action) for r in policy.rules] == [
         ("no-bots", DENY), ("break-glass", MANUAL), ("oncall", APPROVE)]
 

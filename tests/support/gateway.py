@@ -399,6 +399,17 @@ def ssh(gateway: Gateway, key: Key, login: str, *command: str, stdin: str | byte
                                        done.stderr.decode("utf-8", "replace"))
 
 
+async def connect(gateway: Gateway, key: Key, login: str):
+    """asyncssh's client with the request's certificate: it sends what OpenSSH's `ssh` will
+    not (NUL bytes and newlines in a command, any number of channels, any -L host)."""
+    from cred_helper.gateway.sshlib import asyncssh
+
+    return await asyncssh.connect(
+        "127.0.0.1", gateway.port, username=login, known_hosts=None,
+        client_keys=[(str(key.path), str(key.cert_path))], agent_path=None,
+        config=[], preferred_auth="publickey")
+
+
 def grant(namespace: str, *, pods: tuple[str, ...] = (), commands=("pods", "logs", "exec"),
           exec_patterns: tuple[tuple[str, ...], ...] = (), shell: bool = False,
           ports: tuple[int, ...] = ()) -> dict:

@@ -1,0 +1,79 @@
+"""An attacker's review of the gateway (issue 27's review): someone holding one real piece (their
+own approved request and its certificate, a pod they may reach) tries to get more than the grant
+gives. Each test builds the whole input from the attacker's own valid parts, with asyncssh's
+client where OpenSSH's `ssh` would not send it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from cred_helper.gateway.sshlib import asyncssh
+from tests.support import gateway as gw
+
+pytestmark = pytest.mark.realcluster
+
+
+@pytest.fixture(scope="module")
+def world(gateway_world):
+    return gateway_world
+
+
+async def _fetch_through(world, key: gw.Key, login: str, host: str, port: int) -> bytes:
+    """One `direct-tcpip` channel (what `ssh -L` opens) to HOST:PORT, an HTTP GET through it:
+    what came back, or b"" when the gateway refused the channel or closed it."""
+    async with await gw.connect(world.gateway, key, login) as conn:
+        try:
+            reader, writer = await conn.open_connection(host, port)
+        except asyncssh.ChannelOpenError:
+            return b""
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        got = b""
+        # The gateway closes the channel when the pod's side ends (no EOF first), which
+        # asyncssh's reader takes as a lost connection: keep what arrived before it.
+        with contextlib.suppress(asyncssh.Error, ConnectionError, TimeoutError):
+            while chunk := await asyncio.wait_for(reader.read(65536), 20):
+                got += chunk
+        writer.close()
+        return got
+
+
+@pytest.mark.parametrize("destination", [
+    # The port the grant names is checked; the one in the URL is used.
+    "api-1/portforward?ports={secret}#",
+    # With a pod glob in the grant, `*` crosses `/` as well.
+    "api-1/portforward?ports={secret}&x=",
+])
+def test_a_forward_destination_cannot_steer_the_api_call(world, destination):
+    with gw.pod_http_server(b"granted\n") as granted, gw.pod_http_server(b"secret\n") as secret:
+        name, key = world.request(gw.grant(world.payments, pods=("api-*",), ports=(granted,)))
+        assert b"granted" in asyncio.run(_fetch_through(world, key, name, "api-1", granted))
+        got = asyncio.run(_fetch_through(world, key, name,
+                                         destination.format(secret=secret), granted))
+        assert b"secret" not in got
+        line = world.gateway.wait_trail(lambda t: t.get("request") == name and
+                                        t.get("verb") == "forward" and "/" in t.get("pod", ""))
+        assert line["decision"] == "refused" and "is not a pod name" in line["reason"]
+
+
+@pytest.fixture(scope="module")
+def elsewhere(world) -> str:
+    """A namespace where alice's own RBAC (the on-call Role) lets her port-forward, with a
+    pod: only her grant keeps a payments session out of it."""
+    ns = gw.namespace(world.plane, "elsewhere")
+    gw.pod(world.plane, ns, "db-0")
+    return ns
+
+
+def test_a_forward_destination_cannot_leave_the_namespace(world, elsewhere):
+    """A grant with no pod list (any pod of its namespace) and a destination that climbs out
+    of the namespace's path."""
+    with gw.pod_http_server(b"elsewhere\n") as port:
+        name, key = world.request(gw.grant(world.payments, ports=(port,)))
+        for host in (f"../../{elsewhere}/pods/db-0", f"x/../../../{elsewhere}/pods/db-0",
+                     f"%2e%2e/%2e%2e/{elsewhere}/pods/db-0", "api-1/../../../elsewhere/pods/db-0",
+                     "API-1", "api-1.", "", "api-1 ", "api-1\r\nX-Injected: 1"):
+            got = asyncio.run(_fetch_through(world, key, name, host, port))
+            assert b"elsewhere" not in got, host

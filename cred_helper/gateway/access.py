@@ -5,7 +5,8 @@ out.
 A connection is let in only for a request that is approved, not denied, not being deleted,
 unexpired, with a grant for its own namespace, and whose `status.certificate` is a user
 certificate of the configured CA for exactly the request's key (`spec.publicKey`), with the
-request's name as its one principal, the key id `<name>:<username>` and no critical option.
+request's name as its one principal, the key id `<name>:<username>` and no critical option,
+and for an identity the impersonation headers carry unchanged.
 The SSH server then requires the certificate the client presents to be that certificate, byte
 for byte: a certificate of the same CA for another key, another principal or an earlier
 signing is refused even where the CA signed it.
@@ -32,6 +33,7 @@ from ..accessrequest import (
     format_time,
     key_id,
 )
+from .impersonate import unsendable
 
 
 class Refused(Exception):
@@ -84,6 +86,10 @@ def admit(request: AccessRequest, cas: tuple[bytes, ...], now: float) -> Access:
     state = _state(request)
     if state:
         raise Refused(state)
+    unsent = unsendable(request.spec)
+    if unsent:
+        raise Refused(f"access request {request.name}'s {unsent}: the gateway cannot act as "
+                      "exactly that identity (HTTP drops such spaces)")
     grant = request.grant
     if grant is None:
         raise Refused(f"access request {request.name} is approved but has no grant")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import pytest
 
@@ -77,3 +78,42 @@ def test_a_forward_destination_cannot_leave_the_namespace(world, elsewhere):
                      "API-1", "api-1.", "", "api-1 ", "api-1\r\nX-Injected: 1"):
             got = asyncio.run(_fetch_through(world, key, name, host, port))
             assert b"elsewhere" not in got, host
+
+
+@pytest.fixture(scope="module")
+def victims(world) -> str:
+    """A namespace where only victim@example.com (a User binding, no group) may exec."""
+    ns = gw.namespace(world.plane, "victims", oncall_group=None)
+    world.plane.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "exec", "namespace": ns},
+             "rules": [{"apiGroups": [""], "resources": ["pods/exec"],
+                        "verbs": ["get", "create"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "exec", "namespace": ns},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": "exec"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                           "name": "victim@example.com"}]}]}))
+    gw.pod(world.plane, ns, "vault-0")
+    return ns
+
+
+@pytest.mark.parametrize("who", [" victim@example.com", "victim@example.com "])
+def test_a_name_with_an_edge_space_is_not_impersonated_as_the_trimmed_name(world, victims,
+                                                                           who):
+    """HTTP drops the spaces at a header value's edges: an identity ' victim@example.com'
+    (a certificate's CN, an IdP's username claim) would be impersonated as victim."""
+    attacker = gw.person(world.plane, world.directory, who, ["oncall"])
+    # RBAC tells the two apart: the attacker cannot exec there as themself.
+    own = gw.kubectl_as(world.plane, attacker, "exec", "-n", victims, "vault-0", "--", "true")
+    assert own.returncode == 1 and "forbidden" in own.stderr
+    name, key = world.request(gw.grant(victims, exec_patterns=(("echo", "**"),)),
+                              who=attacker)
+    done = gw.ssh(world.gateway, key, name, "exec", "vault-0", "--", "echo", "in")
+    assert "in" not in done.stdout.split()
+    assert done.returncode == 255, done.stderr
+    line = world.gateway.wait_trail(lambda t: t["kind"] == "session" and
+                                    t.get("request") == name)
+    assert "starts or ends with a space" in line["reason"]

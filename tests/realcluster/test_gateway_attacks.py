@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 import pytest
 
@@ -117,3 +118,50 @@ def test_a_name_with_an_edge_space_is_not_impersonated_as_the_trimmed_name(world
     line = world.gateway.wait_trail(lambda t: t["kind"] == "session" and
                                     t.get("request") == name)
     assert "starts or ends with a space" in line["reason"]
+
+
+def request_reads(world, names: set[str]) -> list[dict]:
+    """The gateway's reads of these access requests, from the audit log."""
+    return [e for e in world.plane.audit_events()
+            if e["user"]["username"] == gw.GATEWAY_SA and e.get("verb") == "get"
+            and e.get("objectRef", {}).get("resource") == "accessrequests"
+            and e["objectRef"].get("name") in names]
+
+
+async def _anonymous_login(world, login: str, client_keys=None) -> None:
+    """A login attempt with no key, or with keys that are no certificate of the gateway's CA
+    for LOGIN."""
+    with contextlib.suppress(asyncssh.PermissionDenied):
+        conn = await asyncssh.connect(
+            "127.0.0.1", world.gateway.port, username=login, known_hosts=None,
+            client_keys=client_keys, agent_path=None, config=[], preferred_auth="publickey")
+        conn.close()
+        raise AssertionError(f"{login} got in")
+
+
+def test_a_client_without_a_certificate_for_the_name_costs_no_api_read(world):
+    """Before any key is shown, a login name is only a name: a stranger (no key, a plain key,
+    a certificate of another CA, or someone's certificate for another request) trying the
+    names of real requests gets no read of them out of the gateway's ServiceAccount."""
+    names = [world.request(gw.grant(world.payments, exec_patterns=(("echo", "**"),)))
+             for _ in range(3)]
+    stranger = gw.new_key(world.directory, "stranger")
+    foreign = gw.new_key(world.directory, "foreign")
+    foreign.write_cert(gw.UserCA().sign(foreign.public_line, [names[0][0]], key_id="x",
+                                        valid_after=time.time() - 60,
+                                        valid_before=time.time() + 600))
+    _, other = names[2]
+    before = {e["auditID"] for e in world.plane.audit_events()}
+    for name, _ in names[:2]:
+        for keys in (None, [str(stranger.path)], [(str(foreign.path), str(foreign.cert_path))],
+                     [(str(other.path), str(other.cert_path))]):
+            asyncio.run(_anonymous_login(world, name, keys))
+    time.sleep(1)
+    reads = [e for e in request_reads(world, {n for n, _ in names[:2]})
+             if e["auditID"] not in before]
+    assert reads == []
+    # The request's own certificate reads it: at login, and once more just after.
+    name, key = names[0]
+    assert gw.ssh(world.gateway, key, name, "whoami").returncode == 0
+    time.sleep(1)
+    assert len([e for e in request_reads(world, {name}) if e["auditID"] not in before]) == 2

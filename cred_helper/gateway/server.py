@@ -24,6 +24,7 @@ import base64
 import contextlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class Config:
     max_sessions_per_person: int = 4
     max_channels: int = 4
     max_connections: int = 200
+    max_logging_in_per_address: int = 10
     idle_timeout: float = 900.0
     login_timeout: float = 30.0
 
@@ -68,6 +70,9 @@ class Gateway:
         self.clock = clock
         self.connections = context.connections
         self.unauthenticated = 0
+        # Connections not logged in yet, by the client's address: one address holding many
+        # open (a stranger needs no key for that) must not use up --max-connections.
+        self.logging_in: Counter[str] = Counter()
         self._closers: dict[Session, Callable[[], None]] = {}
 
     # ---- running ---------------------------------------------------------------------------
@@ -186,6 +191,7 @@ class _Server(asyncssh.SSHServer):
         self.g = gateway
         self.conn: Any = None
         self.client = ""
+        self.address = ""
         self.login = ""
         self.access: Any = None
         self.refusal = NO_CERTIFICATE
@@ -202,7 +208,15 @@ class _Server(asyncssh.SSHServer):
         self.conn = conn
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.client = f"{peer[0]}:{peer[1]}"
+        self.address = str(peer[0])
+        limit = self.g.config.max_logging_in_per_address
+        if self.g.logging_in[self.address] >= limit:
+            self.refusal = (f"{self.address} already has {limit} connections not logged in yet "
+                            "(the gateway's --max-logging-in-per-address)")
+            conn.close()
+            return
         self.g.unauthenticated += 1
+        self.g.logging_in[self.address] += 1
         self.counted = True
         if self.g.unauthenticated + len(self.g.connections) > self.g.config.max_connections:
             self.refusal = "the gateway is at --max-connections"
@@ -253,6 +267,9 @@ class _Server(asyncssh.SSHServer):
         if self.counted:
             self.counted = False
             self.g.unauthenticated -= 1
+            self.g.logging_in[self.address] -= 1
+            if not self.g.logging_in[self.address]:
+                del self.g.logging_in[self.address]
 
     # ---- authentication --------------------------------------------------------------------
 

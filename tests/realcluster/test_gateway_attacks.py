@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 
 import pytest
@@ -165,3 +166,28 @@ def test_a_client_without_a_certificate_for_the_name_costs_no_api_read(world):
     assert gw.ssh(world.gateway, key, name, "whoami").returncode == 0
     time.sleep(1)
     assert len([e for e in request_reads(world, {name}) if e["auditID"] not in before]) == 2
+
+
+def test_a_flood_of_connections_that_never_log_in_does_not_lock_others_out(world, tmp_path):
+    """A stranger (no key needed) opens connections from one address and holds them without
+    logging in: the address gets a few, and a person elsewhere still logs in."""
+    gateway = gw.start_gateway(world.plane, world.ca, tmp_path / "gateway",
+                               "--max-connections=20", "--max-logging-in-per-address=4")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(30):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", gateway.port))
+            held.append(s)
+        time.sleep(0.5)
+        name, key = world.request(gw.grant(world.payments, exec_patterns=(("echo", "**"),)))
+        done = gw.ssh(gateway, key, name, "exec", "api-1", "--", "echo", "in", timeout=30)
+        assert (done.returncode, done.stdout) == (0, "in\n"), done.stderr
+        refusals = [t for t in gateway.trail() if t["kind"] == "session"
+                    and t["client"].startswith("127.0.0.2:")]
+        assert refusals and all("not logged in yet" in t["reason"] for t in refusals)
+    finally:
+        for s in held:
+            s.close()
+        gateway.stop()

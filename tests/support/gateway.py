@@ -350,7 +350,9 @@ def start_gateway(plane: ControlPlane, ca: UserCA, directory: Path, *args: str,
     proc = subprocess.Popen(
         [CRED_HELPER, "gateway", "run", f"--kubeconfig={kubeconfig}", "--listen=127.0.0.1:0",
          f"--host-key={host_key}", f"--user-ca={user_ca}", f"--recordings={recordings}",
-         *args],
+         # Every client of the tests comes from 127.0.0.1, 20 people's logins at once among
+         # them; a test of the limit itself gives its own value (the last one counts).
+         "--max-logging-in-per-address=100", *args],
         stdout=subprocess.PIPE, stderr=open(stderr_path, "wb"),  # noqa: SIM115
         stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", ""),
                                        "HOME": str(directory)})

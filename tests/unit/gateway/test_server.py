@@ -43,15 +43,17 @@ class Key:
 class Conn:
     """asyncssh's connection, as far as the server uses it before login."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self.server: _Server | None = None
         self.ca_answers: list[bool] = []
+        self.address = address
+        self.closed = False
 
     def get_extra_info(self, name: str):
-        return ("127.0.0.1", 40000)
+        return (self.address, 40000)
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
     async def validate_public_key(self, username, key_data, msg, signature) -> bool:
         assert self.server is not None
@@ -60,16 +62,34 @@ class Conn:
         return answer
 
 
-def server_for(cluster: CountingCluster) -> tuple[_Server, Conn]:
+def gateway_for(cluster: CountingCluster, **config) -> Gateway:
     ctx = Context(cluster=cluster, connections=Connections(4, 4, 60),  # type: ignore[arg-type]
                   trail=Trail(io.StringIO()), recordings=Path("/nonexistent"),
                   recording_limit=1, max_command_length=10, shell=("sh",), clock=lambda: NOW)
-    gateway = Gateway(Config("127.0.0.1", 0, (), CAS), cluster, ctx,  # type: ignore[arg-type]
-                      lambda: NOW)
-    server, conn = _Server(gateway), Conn()
+    return Gateway(Config("127.0.0.1", 0, (), CAS, **config), cluster, ctx,  # type: ignore[arg-type]
+                   lambda: NOW)
+
+
+def server_for(cluster: CountingCluster, gateway: Gateway | None = None,
+               address: str = "127.0.0.1") -> tuple[_Server, Conn]:
+    server, conn = _Server(gateway or gateway_for(cluster)), Conn(address)
     conn.server = server
     server.connection_made(conn)
     return server, conn
+
+
+def test_one_address_gets_a_few_connections_that_have_not_logged_in():
+    gateway = gateway_for(CountingCluster(), max_connections=100, max_logging_in_per_address=3)
+    held = [server_for(CountingCluster(), gateway, "192.0.2.7") for _ in range(3)]
+    assert not any(conn.closed for _, conn in held)
+    server, conn = server_for(CountingCluster(), gateway, "192.0.2.7")
+    assert conn.closed and "192.0.2.7 already has 3 connections not logged in" in server.refusal
+    server.connection_lost(None)  # a refused one frees nothing it did not take
+    # Another address is not counted with it; a closed one frees its place.
+    assert not server_for(CountingCluster(), gateway, "198.51.100.1")[1].closed
+    held[0][0].connection_lost(None)
+    assert not server_for(CountingCluster(), gateway, "192.0.2.7")[1].closed
+    assert server_for(CountingCluster(), gateway, "192.0.2.7")[1].closed
 
 
 def attempt(server: _Server, conn: Conn, login: str, key: bytes) -> bool:

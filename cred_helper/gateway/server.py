@@ -201,6 +201,7 @@ class _Server(asyncssh.SSHServer):
         self.logins = 0  # login names tried on this connection
         self.looked_up = False  # the login name's request was read
         self.counted = False  # among the gateway's unauthenticated connections
+        self._unused_watchers: set[asyncio.Task] = set()  # kept: the loop holds tasks weakly
 
     # ---- the connection --------------------------------------------------------------------
 
@@ -373,10 +374,26 @@ class _Server(asyncssh.SSHServer):
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
                                             refusal)
 
+        started = False
+
         async def handler(stdin: Any, stdout: Any, stderr: Any) -> None:
+            nonlocal started
+            started = True
             await CommandChannel(self.g.ctx, session, stdin, stdout, stderr).run()
 
-        return handler
+        # A channel closed before its command was asked for never runs the handler, which
+        # gives the channel back when it ends: give it back here then.
+        chan = self.conn.create_server_channel()
+
+        async def given_back_when_closed_unused() -> None:
+            await chan.wait_closed()
+            if not started:
+                self.g.connections.close_channel(session)
+
+        self._unused_watchers.add(task := asyncio.get_running_loop().create_task(
+            given_back_when_closed_unused()))
+        task.add_done_callback(self._unused_watchers.discard)
+        return chan, handler
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                              orig_port: int) -> Any:

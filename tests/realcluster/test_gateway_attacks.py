@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -191,3 +192,87 @@ def test_a_flood_of_connections_that_never_log_in_does_not_lock_others_out(world
         for s in held:
             s.close()
         gateway.stop()
+
+
+@contextlib.contextmanager
+def holding_server():
+    """A TCP server on 127.0.0.1 that answers each connection with a line and then holds it
+    open: a pod's port that never closes. Yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                conn.sendall(b"hello\n")
+                held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+async def _held_through_denial(world, key, name, port: int) -> dict[str, float]:
+    """Open, on one connection: a forwarded connection to a port that never closes,
+    `logs -f`, and a session channel with no command yet; deny the request; how long each
+    stayed open after the denial (at most 15 s)."""
+    async with await gw.connect(world.gateway, key, name) as conn:
+        reader, _ = await conn.open_connection("api-1", port)
+        assert await reader.readline() == b"hello\n"
+        logs = await conn.create_process("logs api-1 -f", encoding=None)
+        assert await asyncio.wait_for(logs.stdout.readline(), 10) == b"first\n"
+        idle, _ = await conn.create_session(asyncssh.SSHClientSession)
+        start = time.monotonic()
+        await asyncio.to_thread(gw.deny, world.plane, name, "incident over")
+
+        async def ended(what, wait) -> tuple[str, float]:
+            with contextlib.suppress(asyncssh.Error, ConnectionError, TimeoutError):
+                await asyncio.wait_for(wait(), 15)
+            return what, time.monotonic() - start
+
+        async def forward_closed() -> None:
+            while await reader.read(65536):
+                pass
+
+        took = await asyncio.gather(ended("forward", forward_closed),
+                                    ended("logs -f", logs.wait_closed),
+                                    ended("idle channel", idle.wait_closed))
+        return dict(took)
+
+
+def test_nothing_opened_before_a_denial_outlives_it(world):
+    (world.pod_dirs["api-1"] / "app.log").write_text("first\n")
+    with holding_server() as port:
+        name, key = world.request(gw.grant(world.payments, pods=("api-1",), ports=(port,)))
+        took = asyncio.run(_held_through_denial(world, key, name, port))
+    print("closed after the denial:", {k: f"{v:.2f} s" for k, v in took.items()})
+    assert all(seconds <= 5 for seconds in took.values()), took
+
+
+async def _channels_closed_before_their_command(world, key, name) -> asyncssh.SSHCompletedProcess:
+    """Session channels opened and closed with no command ever asked (asyncssh's public API
+    always asks one: its channel class is used directly, as its create_session does)."""
+    from asyncssh.channel import SSHClientChannel
+
+    async with await gw.connect(world.gateway, key, name) as conn:
+        for _ in range(6):  # more than --max-channels (4)
+            chan = SSHClientChannel(conn, asyncio.get_running_loop(), "strict", None,
+                                    "strict", 2 * 1024 * 1024, 32768)
+            await chan._open(b"session")
+            chan.close()
+            await chan.wait_closed()
+        await asyncio.sleep(0.3)
+        return await conn.run("exec api-1 -- echo still-here", check=False)
+
+
+def test_channels_closed_before_their_command_do_not_use_up_the_limit(world):
+    name, key = world.request(gw.grant(world.payments, exec_patterns=(("echo", "**"),)))
+    done = asyncio.run(_channels_closed_before_their_command(world, key, name))
+    assert (done.exit_status, done.stdout) == (0, "still-here\n"), done.stderr

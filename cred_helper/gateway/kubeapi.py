@@ -19,6 +19,13 @@ from ..errors import CredHelperError, ServerError
 from ..kube import Auth, Endpoint, KubeClient
 
 WATCH_SECONDS = 240
+# A page of access requests. One request is at most about 250 KB of JSON (what its requester
+# chooses is bounded by the CRD: pods, reason, attestation, each escaped at worst six times
+# larger), so a page stays under PAGE_BODY whatever is in it.
+PAGE = 50
+PAGE_BODY = 16 << 20
+MAX_PAGES = 10_000
+MAX_TOKEN = 4096  # kube-apiserver's continue tokens are a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -48,18 +55,33 @@ class Cluster:
 
     def list_requests(self) -> tuple[dict[str, ar.AccessRequest | None], str]:
         """Every request by name (None: present but unreadable) and the list's
-        resourceVersion."""
-        doc = self._own.get(ar.PATH)
-        items = doc.get("items")
-        meta = doc.get("metadata")
-        if not isinstance(items, list) or not isinstance(meta, dict):
-            raise ServerError("the API server sent a malformed list of access requests")
+        resourceVersion, read a page at a time: the requests accumulate (nothing removes
+        them), and anyone who may create one chooses how large it is, so one answer for all
+        of them would outgrow what an answer may be, and the gateway would stop seeing
+        revocations (a list is its watch's start)."""
         found: dict[str, ar.AccessRequest | None] = {}
-        for item in items:
-            name = _name(item)
-            if name:
-                found[name] = _parse_or_none(item)
-        return found, str(meta.get("resourceVersion", ""))
+        token = ""
+        for _ in range(MAX_PAGES):
+            params = {"limit": str(PAGE), **({"continue": token} if token else {})}
+            doc = _json(self._own.request("GET", ar.PATH, params=params, max_body=PAGE_BODY))
+            items = doc.get("items")
+            meta = doc.get("metadata")
+            if not isinstance(items, list) or not isinstance(meta, dict):
+                raise ServerError("the API server sent a malformed list of access requests")
+            for item in items:
+                name = _name(item)
+                if name:
+                    found[name] = _parse_or_none(item)
+            more = meta.get("continue")
+            if not more:
+                return found, str(meta.get("resourceVersion", ""))
+            if not isinstance(more, str) or more == token or len(more) > MAX_TOKEN:
+                raise ServerError("the API server sent a continue token that cannot be "
+                                  "followed (listing access requests)")
+            token = more
+        raise ServerError(f"the API server listed more than {MAX_PAGES} pages of access "
+                          "requests", "delete the requests that ended (kubectl delete "
+                          "accessrequest NAME)")
 
     def watch_requests(self, resource_version: str):
         return self._own.watch(ar.PATH, {"resourceVersion": resource_version,
@@ -81,6 +103,17 @@ def list_pods(client: KubeClient, namespace: str) -> list[Pod]:
         if name:
             pods.append(Pod(name, phase, containers))
     return sorted(pods, key=lambda p: p.name)
+
+
+def _json(resp) -> dict:
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ServerError("the API server sent a list of access requests that is not a JSON "
+                          "object")
+    return doc
 
 
 def _name(item: object) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -276,3 +277,43 @@ def test_channels_closed_before_their_command_do_not_use_up_the_limit(world):
     name, key = world.request(gw.grant(world.payments, exec_patterns=(("echo", "**"),)))
     done = asyncio.run(_channels_closed_before_their_command(world, key, name))
     assert (done.exit_status, done.stdout) == (0, "still-here\n"), done.stderr
+
+
+def test_many_large_requests_do_not_blind_the_gateway(world, tmp_path):
+    """Anyone who may ask for access makes requests as large as the CRD lets them (pods,
+    reason, attestation), and nothing removes old ones: 120 of them list as more than 4 MiB.
+    A gateway still starts, lets people in and sees a denial."""
+    review = json.loads(gw.kubectl_as(world.plane, world.bob, "auth", "whoami", "-o",
+                                      "json").stdout)["status"]["userInfo"]
+    key = gw.new_key(world.directory, "bulk")
+    spec = {"username": review["username"], "groups": review["groups"],
+            "publicKey": key.public_line, "namespace": world.payments, "reason": "x" * 1000,
+            "expirationSeconds": 600, "pods": [f"p{j}-" + "a" * 240 for j in range(64)],
+            "attestation": "A" * 32768, **{k: review[k] for k in ("uid", "extra")
+                                           if review.get(k)}}
+    bulk = [{"apiVersion": "access.cred-helper.dev/v1alpha1", "kind": "AccessRequest",
+             "metadata": {"name": f"bulk-{i}", "labels": {"test": "bulk"}}, "spec": spec}
+            for i in range(120)]
+    for start in range(0, len(bulk), 40):
+        done = gw.kubectl_as(world.plane, world.bob, "create", "-f", "-", timeout=120,
+                             stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                               "items": bulk[start:start + 40]}))
+        assert done.returncode == 0, done.stderr[-300:]
+    try:
+        assert len(world.plane.kubectl("get", "accessrequests", "-o", "json")) > 4 << 20
+        gateway = gw.start_gateway(world.plane, world.ca, tmp_path / "gateway")
+        try:
+            name, key = world.request(gw.grant(world.payments, exec_patterns=(("sh", "-c", "*"),)))
+            proc = subprocess.Popen(gw.ssh_argv(gateway, key, name, "exec", "api-1", "--", "sh",
+                                                "-c", "'echo started; exec sleep 60'"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    stdin=subprocess.DEVNULL)
+            assert proc.stdout.readline() == "started\n", proc.communicate()
+            gw.deny(world.plane, name)
+            _, err = proc.communicate(timeout=10)
+            assert "session ended" in err and proc.returncode == 1
+        finally:
+            gateway.stop()
+        assert "watch-failed" not in json.dumps(gateway.trail())
+    finally:
+        world.plane.kubectl("delete", "accessrequests", "-l", "test=bulk", "--wait=false")

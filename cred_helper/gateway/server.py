@@ -192,6 +192,7 @@ class _Server(asyncssh.SSHServer):
         self.conn: Any = None
         self.client = ""
         self.address = ""
+        self.writable = asyncio.Event()  # set while the connection's socket takes more
         self.login = ""
         self.access: Any = None
         self.refusal = NO_CERTIFICATE
@@ -243,10 +244,28 @@ class _Server(asyncssh.SSHServer):
                 self.presented = False
 
         conn.validate_public_key = validate
+        # asyncssh sends a channel's data as far as the client's window allows, and takes no
+        # notice of its socket being full (its pause_writing does nothing): a client granting
+        # a huge window and reading nothing would have the gateway hold what the pod prints.
+        # The transport's own signal is followed here, and every sender waits on it.
+        self.writable = asyncio.Event()
+        self.writable.set()
+        pause, resume = conn.pause_writing, conn.resume_writing
+
+        def paused() -> None:
+            pause()
+            self.writable.clear()
+
+        def resumed() -> None:
+            resume()
+            self.writable.set()
+
+        conn.pause_writing, conn.resume_writing = paused, resumed
 
     def connection_lost(self, exc: Exception | None) -> None:
         now = self.g.clock()
         self._uncount()
+        self.writable.set()  # a closed socket never says it takes more: nobody waits on it
         if self.session is None:
             self.g.ctx.trail.write("session", decision="refused", request=self.login or None,
                                    client=self.client, reason=self.refusal,
@@ -353,7 +372,7 @@ class _Server(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         now = self.g.clock()
         session = Session(id=new_session_id(), access=self.access, client=self.client,
-                          started=now, last_activity=now)
+                          started=now, last_activity=now, writable=self.writable.wait)
         refusal = self.g.opened(session, self.conn.close)
         self._uncount()
         if refusal:

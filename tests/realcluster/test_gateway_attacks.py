@@ -362,3 +362,45 @@ def test_what_is_typed_with_echo_off_is_in_the_recording(world):
     line = world.gateway.wait_trail(lambda t: t.get("request") == name and t.get("verb") ==
                                     "shell")
     assert "made-with-echo-off" in Path(line["recording"]).read_text()
+
+
+def rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) >> 10
+    raise AssertionError("no VmRSS")
+
+
+async def _stalled_readers(gateway: gw.Gateway, key, name, lines: list[str]) -> list[int]:
+    """One connection opens a channel per line with a 1 GiB window, and then stops reading
+    its socket: the gateway's memory, each second for 8 s."""
+    seen = []
+    async with await gw.connect(gateway, key, name) as conn:
+        await conn.run("exec api-1 -- sh -c 'echo warm'")  # the gateway's imports, done
+        seen.append(rss_mib(gateway.proc.pid))
+        channels = [(await conn.create_session(asyncssh.SSHClientSession, line,
+                                               encoding=None, window=1 << 30))[0]
+                    for line in lines]
+        conn._transport.pause_reading()  # a client that reads nothing more
+        for _ in range(8):
+            await asyncio.sleep(1)
+            seen.append(rss_mib(gateway.proc.pid))
+        conn._transport.resume_reading()
+        for chan in channels:
+            chan.close()
+    return seen
+
+
+def test_a_client_that_stops_reading_costs_the_gateway_little_memory(world, tmp_path):
+    """A person's client grants a huge window and reads nothing: what the pod prints waits in
+    the pod, not in the gateway (before: up to a recording's worth, 256 MiB, per channel,
+    and a few channels made the Deployment's 512 MiB limit end everyone's sessions)."""
+    gateway = gw.start_gateway(world.plane, world.ca, tmp_path / "gateway")
+    try:
+        name, key = world.request(gw.grant(world.payments, exec_patterns=(("sh", "-c", "*"),)))
+        flood = "exec api-1 -- sh -c 'head -c 300000000 /dev/zero | tr \\\\000 a'"
+        seen = asyncio.run(_stalled_readers(gateway, key, name, [flood, flood]))
+    finally:
+        gateway.stop()
+    print("gateway RSS (MiB), each second:", seen)
+    assert max(seen) - seen[0] < 64, seen

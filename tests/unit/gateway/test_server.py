@@ -55,6 +55,12 @@ class Conn:
     def close(self) -> None:
         self.closed = True
 
+    def pause_writing(self) -> None:  # asyncssh's: "Do nothing with this for now"
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
     async def validate_public_key(self, username, key_data, msg, signature) -> bool:
         assert self.server is not None
         answer = self.server.validate_ca_key(username, Key(CA.public_line))
@@ -169,3 +175,17 @@ def test_the_ca_check_says_yes_only_inside_the_gateways_check():
     assert server.refusal == "the presented key is not the access request's certificate"
     assert conn.ca_answers == [True] and server.validate_ca_key(NAME, ca) is False
     assert cluster.reads == 1
+
+
+def test_senders_wait_while_the_socket_takes_no_more():
+    """asyncio tells the connection (asyncssh's protocol object) when its socket's buffer is
+    full and when it drained; asyncssh ignores it, the gateway's senders wait on it."""
+    server, conn = server_for(CountingCluster())
+    assert server.writable.is_set()
+    conn.pause_writing()
+    assert not server.writable.is_set()
+    conn.resume_writing()
+    assert server.writable.is_set()
+    conn.pause_writing()
+    server.connection_lost(None)  # nobody waits for ever on a closed socket
+    assert server.writable.is_set()

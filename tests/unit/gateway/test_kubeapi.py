@@ -25,9 +25,10 @@ class Pages:
     def __init__(self, pages: list[dict]) -> None:
         self.pages = pages
         self.asked: list[tuple[dict, int]] = []
+        self.path = kubeapi.ar.PATH
 
     def request(self, method: str, path: str, params: dict, max_body: int) -> Answer:
-        assert (method, path) == ("GET", kubeapi.ar.PATH)
+        assert (method, path) == ("GET", self.path)
         self.asked.append((params, max_body))
         return Answer(self.pages[len(self.asked) - 1])
 
@@ -64,3 +65,16 @@ def test_a_continue_token_that_makes_no_progress_is_an_error(more):
     c, _ = cluster([page(["a"], more="t1"), page(["b"], more=more)])  # type: ignore[arg-type]
     with pytest.raises(ServerError, match="continue token"):
         c.list_requests()
+
+
+def test_pods_are_listed_a_page_at_a_time():
+    def pod(name: str) -> dict:
+        return {"metadata": {"name": name}, "spec": {"containers": [{"name": "app"}]},
+                "status": {"phase": "Running"}}
+
+    server = Pages([{"items": [pod("b"), pod("a")], "metadata": {"continue": "t1"}},
+                    {"items": [pod("c")], "metadata": {}}])
+    server.path = "/api/v1/namespaces/payments/pods"
+    assert [p.name for p in kubeapi.list_pods(server, "payments")] == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert [p for p, _ in server.asked] == [{"limit": str(kubeapi.PAGE)},
+                                            {"limit": str(kubeapi.PAGE), "continue": "t1"}]

@@ -404,3 +404,43 @@ def test_a_client_that_stops_reading_costs_the_gateway_little_memory(world, tmp_
         gateway.stop()
     print("gateway RSS (MiB), each second:", seen)
     assert max(seen) - seen[0] < 64, seen
+
+
+async def _odd_requests(world, key, name) -> list[str]:
+    """What an SSH client may ask beyond a command: each refused or ignored, none stops
+    the gateway. What each came to, in order."""
+    got = []
+    async with await gw.connect(world.gateway, key, name) as conn:
+        for attempt in (lambda: conn.forward_remote_port("", 0, "127.0.0.1", 9),
+                        lambda: conn.forward_remote_path("/tmp/x", "/tmp/y"),
+                        lambda: conn.open_connection("api-1", 2 ** 32 - 1),
+                        lambda: conn.start_sftp_client(),
+                        lambda: conn.open_unix_connection("/var/run/docker.sock")):
+            try:
+                await asyncio.wait_for(attempt(), 10)
+                got.append("allowed")
+            except (asyncssh.Error, asyncssh.ChannelListenError, OSError, ValueError) as exc:
+                got.append(type(exc).__name__)
+        # A terminal of absurd size, signals, a break and environment on a command.
+        proc = await conn.create_process(
+            "exec api-1 -- sh -c 'echo ok'", term_type="x" * 1000,
+            term_size=(2 ** 31, 2 ** 31, 2 ** 31, 2 ** 31), env={"LD_PRELOAD": "/x" * 1000},
+            encoding=None)
+        proc.change_terminal_size(0, 0)
+        proc.send_signal("KILL")
+        proc.send_break(1000)
+        await asyncio.wait_for(proc.wait_closed(), 20)
+        got.append(f"exit {proc.exit_status}")
+    return got
+
+
+def test_odd_requests_are_refused_and_nothing_stops_the_gateway(world):
+    name, key = world.request(gw.grant(world.payments, exec_patterns=(("sh", "-c", "*"),),
+                                       shell=True, ports=(80,)))
+    got = asyncio.run(_odd_requests(world, key, name))
+    print("odd requests came to:", got)
+    assert "allowed" not in got[:5], got
+    assert got[5] == "exit 0", got
+    assert world.gateway.proc.poll() is None
+    assert "Traceback" not in world.gateway.stderr()
+    assert gw.ssh(world.gateway, key, name, "whoami").returncode == 0

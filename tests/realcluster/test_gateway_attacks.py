@@ -444,3 +444,21 @@ def test_odd_requests_are_refused_and_nothing_stops_the_gateway(world):
     assert world.gateway.proc.poll() is None
     assert "Traceback" not in world.gateway.stderr()
     assert gw.ssh(world.gateway, key, name, "whoami").returncode == 0
+
+
+def test_a_name_beyond_ascii_is_impersonated_byte_for_byte(world):
+    """A header carries bytes: a client that encoded 'zoë' twice (or not as UTF-8) would act
+    as another user name, 'zoÃ«'. Both of the gateway's HTTP clients (WebSocket streams,
+    and the list of pods) send the person's name as the API server reads it."""
+    zoe = gw.person(world.plane, world.directory, "zoë@example.com", ["oncall"])
+    name, key = world.request(gw.grant(world.payments, exec_patterns=(("echo", "**"),)),
+                              who=zoe)
+    before = {e["auditID"] for e in world.plane.audit_events()}
+    assert gw.ssh(world.gateway, key, name, "exec", "api-1", "--", "echo", "hi").stdout == \
+        "hi\n"
+    assert gw.ssh(world.gateway, key, name, "pods").returncode == 0
+    time.sleep(1)
+    seen = {(e["objectRef"].get("subresource", ""), e["impersonatedUser"]["username"])
+            for e in world.plane.audit_events() if e["auditID"] not in before
+            and e.get("impersonatedUser") and e.get("objectRef", {}).get("resource") == "pods"}
+    assert seen == {("exec", "zoë@example.com"), ("", "zoë@example.com")}, seen

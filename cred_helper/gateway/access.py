@@ -5,7 +5,8 @@ out.
 A connection is let in only for a request that is approved, not denied, not being deleted,
 unexpired, with a grant for its own namespace, and whose `status.certificate` is a user
 certificate of the configured CA for exactly the request's key (`spec.publicKey`), with the
-request's name as its one principal, the key id `<name>:<username>` and no critical option.
+request's name as its one principal, the key id `<name>:<username>` and no critical option,
+and for an identity the impersonation headers carry unchanged.
 The SSH server then requires the certificate the client presents to be that certificate, byte
 for byte: a certificate of the same CA for another key, another principal or an earlier
 signing is refused even where the CA signed it.
@@ -32,6 +33,7 @@ from ..accessrequest import (
     format_time,
     key_id,
 )
+from .impersonate import unsendable
 
 
 class Refused(Exception):
@@ -84,6 +86,10 @@ def admit(request: AccessRequest, cas: tuple[bytes, ...], now: float) -> Access:
     state = _state(request)
     if state:
         raise Refused(state)
+    unsent = unsendable(request.spec)
+    if unsent:
+        raise Refused(f"access request {request.name}'s {unsent}: the gateway cannot act as "
+                      "exactly that identity (HTTP drops such spaces)")
     grant = request.grant
     if grant is None:
         raise Refused(f"access request {request.name} is approved but has no grant")
@@ -132,6 +138,17 @@ def _state(request: AccessRequest) -> str:
     return ""
 
 
+def presented_problem(blob: bytes, login: str, cas: tuple[bytes, ...], now: float) -> str:
+    """Why the key a client presents for LOGIN cannot be a certificate the broker signed for
+    that request ("" when it can): checked before the request is read, so that a stranger
+    (no certificate of the CA for that name) costs the gateway no read of the API server."""
+    cert = _certificate(blob)
+    if cert is None:
+        return "presented key is not an OpenSSH certificate"
+    problem = _problem(cert, login, cas, now)
+    return f"presented certificate {problem}" if problem else ""
+
+
 def _check_certificate(request: AccessRequest, blob: bytes, cas: tuple[bytes, ...],
                        now: float) -> float:
     """status.certificate as the broker must have signed it; its end (unix seconds)."""
@@ -144,16 +161,29 @@ def _check_certificate(request: AccessRequest, blob: bytes, cas: tuple[bytes, ..
     if not isinstance(cert, serialization.SSHCertificate):
         raise Refused(f"access request {name}'s certificate is a plain key")
     problem = ""
+    if _openssh(cert.public_key()) != request.spec.public_key.encode():
+        problem = "is not for the request's key (spec.publicKey)"
+    elif cert.key_id != key_id(name, request.spec.username).encode():
+        problem = f"has another key id than {key_id(name, request.spec.username)}"
+    problem = _problem(cert, name, cas, now, first=problem)
+    if problem:
+        raise Refused(f"access request {name}'s certificate {problem}")
+    return float(cert.valid_before)
+
+
+def _problem(cert: serialization.SSHCertificate, name: str, cas: tuple[bytes, ...],
+             now: float, first: str = "") -> str:
+    """What makes CERT no user certificate of the CA for the login NAME, valid now: its type,
+    its signer, its one principal, critical options, validity, the CA's signature."""
+    problem = ""
     if cert.type != serialization.SSHCertificateType.USER:
         problem = "is not a user certificate"
     elif _openssh(cert.signature_key()) not in cas:
         problem = "is not signed by the gateway's SSH user CA"
-    elif _openssh(cert.public_key()) != request.spec.public_key.encode():
-        problem = "is not for the request's key (spec.publicKey)"
+    elif first:
+        problem = first
     elif cert.valid_principals != [name.encode()]:
-        problem = "does not name the request as its one principal"
-    elif cert.key_id != key_id(name, request.spec.username).encode():
-        problem = f"has another key id than {key_id(name, request.spec.username)}"
+        problem = f"does not name {name} as its one principal"
     elif cert.critical_options:
         problem = "carries critical options"
     elif not cert.valid_after <= now < cert.valid_before:
@@ -163,9 +193,20 @@ def _check_certificate(request: AccessRequest, blob: bytes, cas: tuple[bytes, ..
             cert.verify_cert_signature()
         except InvalidSignature:
             problem = "has a bad signature"
-    if problem:
-        raise Refused(f"access request {name}'s certificate {problem}")
-    return float(cert.valid_before)
+    return problem
+
+
+def _certificate(blob: bytes) -> serialization.SSHCertificate | None:
+    """An OpenSSH certificate's wire form read; None for anything else (a plain key)."""
+    size = int.from_bytes(blob[:4], "big")
+    kind = blob[4:4 + size]
+    if len(blob) < 4 or not kind.endswith(b"-cert-v01@openssh.com"):
+        return None
+    try:
+        cert = serialization.load_ssh_public_identity(kind + b" " + base64.b64encode(blob))
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return cert if isinstance(cert, serialization.SSHCertificate) else None
 
 
 def _openssh(key: object) -> bytes:

@@ -38,6 +38,9 @@ def gateway() -> None:
               help="Commands and forwarded connections open at once on one connection.")
 @click.option("--max-connections", default=200, show_default=True, metavar="N",
               help="Connections at once, logged in or not.")
+@click.option("--max-logging-in-per-address", default=10, show_default=True, metavar="N",
+              help="Connections from one address that have not logged in yet (behind a "
+                   "proxy that hides clients' addresses, raise it).")
 @click.option("--idle-timeout", default="15m", show_default=True, metavar="DURATION",
               help="A session with no byte either way for this long is ended.")
 @click.option("--max-command-length", default=4096, show_default=True, metavar="BYTES",
@@ -49,6 +52,7 @@ def gateway() -> None:
 def gateway_run(listen: str, host_keys: tuple[str, ...], user_ca: str, recordings: str,
                 kubeconfig: str | None, context_name: str | None,
                 max_sessions_per_person: int, max_channels: int, max_connections: int,
+                max_logging_in_per_address: int,
                 idle_timeout: str, max_command_length: int, recording_limit_mib: int,
                 shell: str) -> int:
     """Serve SSH: log in as an approved access request with its certificate
@@ -65,6 +69,7 @@ def gateway_run(listen: str, host_keys: tuple[str, ...], user_ca: str, recording
         listen=listen, host_keys=host_keys, user_ca=user_ca, recordings=recordings,
         kubeconfig=kubeconfig, context=context_name,
         max_sessions_per_person=max_sessions_per_person, max_channels=max_channels,
-        max_connections=max_connections, idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        max_logging_in_per_address=max_logging_in_per_address, idle_timeout=idle_timeout,
         max_command_length=max_command_length, recording_limit_mib=recording_limit_mib,
         shell=shell))

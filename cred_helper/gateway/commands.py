@@ -101,15 +101,20 @@ def parse(line: str, max_length: int) -> Command:
         pod, options = _pod_and_options(verb, args)
         container, tail, follow = _options(verb, options, allowed=("-c", "--tail", "-f"))
         return Command(LOGS, pod=pod, container=container, tail=tail, follow=follow)
-    raise CommandError(f"unknown command {_shown(verb)}")
+    raise CommandError(f"unknown command {shown(verb)}")
+
+
+def is_pod_name(word: str) -> bool:
+    """A pod's name as the API server takes it in a path: never a glob, a `/`, `?` or `#`."""
+    return bool(_POD.fullmatch(word))
 
 
 def _pod_and_options(verb: str, args: list[str]) -> tuple[str, list[str]]:
     if not args or args[0].startswith("-"):
         raise CommandError(f"`{verb}` needs a pod name first", f"{verb} POD ...")
     pod = args[0]
-    if not _POD.fullmatch(pod):
-        raise CommandError(f"{_shown(pod)} is not a pod name")
+    if not is_pod_name(pod):
+        raise CommandError(f"{shown(pod)} is not a pod name")
     return pod, args[1:]
 
 
@@ -126,7 +131,7 @@ def _options(verb: str, words: list[str], allowed: tuple[str, ...]
         name, eq, value = word.partition("=")
         name = _ALIASES.get(name, name)
         if name not in allowed:
-            raise CommandError(f"`{verb}` does not take {_shown(word)}")
+            raise CommandError(f"`{verb}` does not take {shown(word)}")
         if name in seen:
             raise CommandError(f"{name} is given twice")
         seen.add(name)
@@ -144,7 +149,7 @@ def _options(verb: str, words: list[str], allowed: tuple[str, ...]
         i += 1
         if name == "-c":
             if not _CONTAINER.fullmatch(value):
-                raise CommandError(f"{_shown(value)} is not a container name")
+                raise CommandError(f"{shown(value)} is not a container name")
             container = value
         else:  # --tail
             if not value.isascii() or not value.isdigit() or int(value) > MAX_TAIL:
@@ -153,7 +158,7 @@ def _options(verb: str, words: list[str], allowed: tuple[str, ...]
     return container, tail, follow
 
 
-def _shown(word: str, limit: int = 60) -> str:
+def shown(word: str, limit: int = 60) -> str:
     """A word of the line as it may be shown: quoted, bounded, non-printables escaped."""
     text = word if len(word) <= limit else word[:limit] + "..."
     return repr(text)

@@ -10,7 +10,7 @@ seconds without a byte either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..accessrequest import AccessRequest, format_time
@@ -31,6 +31,10 @@ class Session:
     ending: str = ""  # why it is ending, once it is
     # One entry per running command: tells it (with a line for the person) to stop.
     stoppers: set[Callable[[str], None]] = field(default_factory=set)
+    # Returns once the connection's socket takes more: what a command or a forwarded
+    # connection sends waits on it, so a client that stops reading (whatever window it
+    # grants) leaves the bytes in the pod, not in the gateway's memory.
+    writable: Callable[[], Awaitable[object]] | None = None
 
     @property
     def person(self) -> str:

@@ -8,7 +8,7 @@ The SSH server and the API streams only act on the answer, and ask before any AP
 - `exec`'s argv must match one of `grant.exec`, element by element (accessrequest.Grant says
   how); it is never handed to a shell, so a pattern means exactly the words it matches.
 - `shell` needs `grant.shell`; port forwarding needs the port in `grant.ports`, to a pod the
-  grant names.
+  grant names (by its exact name: the client's destination becomes a part of an API path).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from ..accessrequest import REST, Grant
-from .commands import EXEC, HELP, LOGS, PODS, SHELL, WHOAMI, Command
+from .commands import EXEC, HELP, LOGS, PODS, SHELL, WHOAMI, Command, is_pod_name, shown
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ def decide(grant: Grant, command: Command) -> Verdict:
 
 
 def decide_forward(grant: Grant, pod: str, port: int) -> Verdict:
+    """`pod` is the client's own text (ssh -L's host), and becomes a part of the API
+    server's path: anything but a pod's name is refused, whatever the grant's globs match."""
+    if not is_pod_name(pod):
+        return Verdict(False, f"{shown(pod)} is not a pod name")
     if port not in grant.ports:
         granted = ", ".join(str(p) for p in grant.ports) or "none"
         return Verdict(False, f"port {port} is not in your grant (granted ports: {granted})")

@@ -269,6 +269,8 @@ class CommandChannel:
         self.sent += len(data)
         self.session.touch(self.ctx.clock(), sent=len(data))
         await (writer or self.stdout).drain()
+        if self.session.writable is not None:
+            await self.session.writable()
 
     def _error(self, message: str, hint: str = "") -> None:
         text = f"cred-helper: error: {message}\n" + (f"hint: {hint}\n" if hint else "")
@@ -352,6 +354,8 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
                 sent += len(payload)
                 session.touch(ctx.clock(), sent=len(payload))
                 await writer.drain()
+                if session.writable is not None:
+                    await session.writable()
             elif channel == 1 and payload:
                 reason = server_text(payload.decode("utf-8", "replace"))
                 break

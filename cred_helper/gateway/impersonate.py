@@ -7,10 +7,12 @@ server sets to name the credential a request came with (the person's client cert
 they made the access request). It says nothing about the person that RBAC or a webhook judges,
 and the gateway's calls come with the gateway's own credential: the audit log names both.
 
-Values travel as the UTF-8 bytes Kubernetes reads (Go takes header bytes as they are); the
-HTTP clients here encode header strings as ISO-8859-1, so each value is given to them as the
-ISO-8859-1 reading of its UTF-8 bytes. Extra keys are percent-encoded as client-go does
-(`transport.headerKeyEscape`): every byte that is not an RFC 7230 token character, and `%`.
+A value with a space at either edge is never sent (`unsendable`): HTTP trims it, and the API
+server would read another identity. Values travel as the UTF-8 bytes Kubernetes reads (Go
+takes header bytes as they are); the HTTP clients here encode header strings as ISO-8859-1,
+so each value is given to them as the ISO-8859-1 reading of its UTF-8 bytes. Extra keys are
+percent-encoded as client-go does (`transport.headerKeyEscape`): every byte that is not an
+RFC 7230 token character, and `%`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ def headers(spec: Spec) -> tuple[tuple[str, str], ...]:
             continue
         out += [(f"Impersonate-Extra-{escape_key(key)}", _wire(v)) for v in values]
     return tuple(out)
+
+
+def unsendable(spec: Spec) -> str:
+    """The identity field HTTP would change on the way ("" when none): a header value loses
+    the spaces at its edges (RFC 9110; Go's reader trims them), so ' victim' would arrive as
+    the user 'victim', and ' oncall' as a group the gateway may impersonate."""
+    fields = [("spec.username", spec.username), ("spec.uid", spec.uid)]
+    fields += [(f"spec.groups[{i}]", group) for i, group in enumerate(spec.groups)]
+    fields += [(f"spec.extra[{key!r}]", value) for key, values in spec.extra for value in values]
+    for field, value in fields:
+        if value != value.strip(" "):
+            return f"{field} starts or ends with a space"
+    return ""
 
 
 def escape_key(key: str) -> str:

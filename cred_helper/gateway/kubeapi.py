@@ -11,7 +11,7 @@ Streams (exec, port-forward, logs) are in streams.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .. import accessrequest as ar
@@ -19,6 +19,14 @@ from ..errors import CredHelperError, ServerError
 from ..kube import Auth, Endpoint, KubeClient
 
 WATCH_SECONDS = 240
+# A page of a list. One access request is at most about 250 KB of JSON (what its requester
+# chooses is bounded by the CRD: pods, reason, attestation, each escaped at worst six times
+# larger), so a page of them stays under PAGE_BODY whatever is in it; so does a page of
+# ordinary pods (a few KB each).
+PAGE = 50
+PAGE_BODY = 16 << 20
+MAX_PAGES = 10_000
+MAX_TOKEN = 4096  # kube-apiserver's continue tokens are a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -48,18 +56,19 @@ class Cluster:
 
     def list_requests(self) -> tuple[dict[str, ar.AccessRequest | None], str]:
         """Every request by name (None: present but unreadable) and the list's
-        resourceVersion."""
-        doc = self._own.get(ar.PATH)
-        items = doc.get("items")
-        meta = doc.get("metadata")
-        if not isinstance(items, list) or not isinstance(meta, dict):
-            raise ServerError("the API server sent a malformed list of access requests")
+        resourceVersion, read a page at a time: the requests accumulate (nothing removes
+        them), and anyone who may create one chooses how large it is, so one answer for all
+        of them would outgrow what an answer may be, and the gateway would stop seeing
+        revocations (a list is its watch's start)."""
         found: dict[str, ar.AccessRequest | None] = {}
-        for item in items:
-            name = _name(item)
-            if name:
-                found[name] = _parse_or_none(item)
-        return found, str(meta.get("resourceVersion", ""))
+        version = ""
+        for items, meta in pages(self._own, ar.PATH, "access requests"):
+            version = str(meta.get("resourceVersion", ""))  # each page's: the list's
+            for item in items:
+                name = _name(item)
+                if name:
+                    found[name] = _parse_or_none(item)
+        return found, version
 
     def watch_requests(self, resource_version: str):
         return self._own.watch(ar.PATH, {"resourceVersion": resource_version,
@@ -67,20 +76,52 @@ class Cluster:
 
 
 def list_pods(client: KubeClient, namespace: str) -> list[Pod]:
-    doc = client.get(f"/api/v1/namespaces/{namespace}/pods")
     pods = []
-    for item in doc.get("items") or []:
-        if not isinstance(item, dict):
-            continue
-        name = _name(item)
-        spec = item.get("spec") if isinstance(item.get("spec"), dict) else {}
-        status = item.get("status") if isinstance(item.get("status"), dict) else {}
-        containers = tuple(c["name"] for c in spec.get("containers") or []
-                           if isinstance(c, dict) and isinstance(c.get("name"), str))
-        phase = status.get("phase") if isinstance(status.get("phase"), str) else "Unknown"
-        if name:
-            pods.append(Pod(name, phase, containers))
+    for items, _ in pages(client, f"/api/v1/namespaces/{namespace}/pods", "pods"):
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            name = _name(item)
+            spec = item.get("spec") if isinstance(item.get("spec"), dict) else {}
+            status = item.get("status") if isinstance(item.get("status"), dict) else {}
+            containers = tuple(c["name"] for c in spec.get("containers") or []
+                               if isinstance(c, dict) and isinstance(c.get("name"), str))
+            phase = status.get("phase") if isinstance(status.get("phase"), str) else "Unknown"
+            if name:
+                pods.append(Pod(name, phase, containers))
     return sorted(pods, key=lambda p: p.name)
+
+
+def pages(client: KubeClient, path: str, what: str) -> Iterator[tuple[list, dict]]:
+    """A list's items and metadata, a page at a time (`limit` and `continue`), each page a
+    bounded answer however many objects there are; continue tokens are followed while they
+    make progress."""
+    token = ""
+    for _ in range(MAX_PAGES):
+        params = {"limit": str(PAGE), **({"continue": token} if token else {})}
+        doc = _json(client.request("GET", path, params=params, max_body=PAGE_BODY), what)
+        items, meta = doc.get("items"), doc.get("metadata")
+        if not isinstance(items, list) or not isinstance(meta, dict):
+            raise ServerError(f"the API server sent a malformed list of {what}")
+        yield items, meta
+        more = meta.get("continue")
+        if not more:
+            return
+        if not isinstance(more, str) or more == token or len(more) > MAX_TOKEN:
+            raise ServerError(f"the API server sent a continue token that cannot be followed "
+                              f"(listing {what})")
+        token = more
+    raise ServerError(f"the API server listed more than {MAX_PAGES} pages of {what}")
+
+
+def _json(resp, what: str) -> dict:
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ServerError(f"the API server sent a list of {what} that is not a JSON object")
+    return doc
 
 
 def _name(item: object) -> str:

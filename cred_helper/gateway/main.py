@@ -28,6 +28,7 @@ class Options:
     max_sessions_per_person: int
     max_channels: int
     max_connections: int
+    max_logging_in_per_address: int
     idle_timeout: str
     max_command_length: int
     recording_limit_mib: int
@@ -65,6 +66,7 @@ def run_gateway(options: Options) -> int:
     for flag, value in (("--max-sessions-per-person", options.max_sessions_per_person),
                         ("--max-channels", options.max_channels),
                         ("--max-connections", options.max_connections),
+                        ("--max-logging-in-per-address", options.max_logging_in_per_address),
                         ("--max-command-length", options.max_command_length),
                         ("--recording-limit", options.recording_limit_mib)):
         if value < 1:
@@ -105,7 +107,9 @@ def run_gateway(options: Options) -> int:
     config = Config(host=host, port=port, host_keys=host_keys, ca_keys=cas,
                     max_sessions_per_person=options.max_sessions_per_person,
                     max_channels=options.max_channels,
-                    max_connections=options.max_connections, idle_timeout=idle)
+                    max_connections=options.max_connections,
+                    max_logging_in_per_address=options.max_logging_in_per_address,
+                    idle_timeout=idle)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     return asyncio.run(_serve(Gateway(config, cluster, context, time.time)))
 

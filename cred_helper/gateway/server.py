@@ -3,13 +3,15 @@ is asked of access.py (the connection) and grant.py (each channel); the classes 
 carry out the answers.
 
 Authentication is by OpenSSH user certificate alone: no passwords, no keyboard-interactive, no
-host-based, no plain keys. The login name is an access request's name. Before any key is
-looked at, the request is read (as the gateway's ServiceAccount) and admitted (access.admit);
-then the one certificate accepted is the request's `status.certificate`, byte for byte, and
-asyncssh checks it as a certificate of the configured CA: a user certificate, the login name
-among its principals, valid now, no critical option it does not know, and the client's
-signature with its key. Refusals before authentication say nothing to the client (the
-trail's JSON line says why).
+host-based, no plain keys. The login name is an access request's name. The first key
+presented for it must be a certificate of the configured CA for that name alone, valid now
+(access.presented_problem): only then is the request read (as the gateway's ServiceAccount,
+once per login name) and admitted (access.admit), so a stranger costs no API call. The one
+certificate accepted is then the request's `status.certificate`, byte for byte, and asyncssh
+checks it as a certificate of the configured CA: a user certificate, the login name among its
+principals, valid now, no critical option it does not know, and the client's signature with
+its key (validate_ca_key says yes only inside that check). Refusals before authentication say
+nothing to the client (the trail's JSON line says why).
 
 After login, a watch on the access requests ends sessions within moments of a denial or a
 deletion; a timer ends them at their end and after an idle time (connections.py says when).
@@ -22,6 +24,7 @@ import base64
 import contextlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ from typing import Any
 from ..accessrequest import AccessRequest, AccessRequestError
 from ..errors import CredHelperError
 from . import grant
-from .access import Refused, admit, ended
+from .access import Refused, admit, ended, presented_problem
 from .connections import Session
 from .handlers import CommandChannel, Context, forward
 from .kubeapi import Cluster, RequestWatch
@@ -41,6 +44,7 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 TICK = 0.25  # how often ends (certificate, idle) are looked for
 MAX_LOGINS = 3  # login names one connection may try
 STARTUP_PATIENCE = 60.0  # how long a first list may fail with 429, 5xx or no answer
+NO_CERTIFICATE = "no certificate was presented"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Config:
     max_sessions_per_person: int = 4
     max_channels: int = 4
     max_connections: int = 200
+    max_logging_in_per_address: int = 10
     idle_timeout: float = 900.0
     login_timeout: float = 30.0
 
@@ -65,6 +70,9 @@ class Gateway:
         self.clock = clock
         self.connections = context.connections
         self.unauthenticated = 0
+        # Connections not logged in yet, by the client's address: one address holding many
+        # open (a stranger needs no key for that) must not use up --max-connections.
+        self.logging_in: Counter[str] = Counter()
         self._closers: dict[Session, Callable[[], None]] = {}
 
     # ---- running ---------------------------------------------------------------------------
@@ -183,14 +191,18 @@ class _Server(asyncssh.SSHServer):
         self.g = gateway
         self.conn: Any = None
         self.client = ""
+        self.address = ""
+        self.writable = asyncio.Event()  # set while the connection's socket takes more
         self.login = ""
         self.access: Any = None
-        self.refusal = "no certificate was presented"
+        self.refusal = NO_CERTIFICATE
         self.presented = False
         self.session: Session | None = None
         self.started = gateway.clock()
         self.logins = 0  # login names tried on this connection
+        self.looked_up = False  # the login name's request was read
         self.counted = False  # among the gateway's unauthenticated connections
+        self._unused_watchers: set[asyncio.Task] = set()  # kept: the loop holds tasks weakly
 
     # ---- the connection --------------------------------------------------------------------
 
@@ -198,7 +210,15 @@ class _Server(asyncssh.SSHServer):
         self.conn = conn
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.client = f"{peer[0]}:{peer[1]}"
+        self.address = str(peer[0])
+        limit = self.g.config.max_logging_in_per_address
+        if self.g.logging_in[self.address] >= limit:
+            self.refusal = (f"{self.address} already has {limit} connections not logged in yet "
+                            "(the gateway's --max-logging-in-per-address)")
+            conn.close()
+            return
         self.g.unauthenticated += 1
+        self.g.logging_in[self.address] += 1
         self.counted = True
         if self.g.unauthenticated + len(self.g.connections) > self.g.config.max_connections:
             self.refusal = "the gateway is at --max-connections"
@@ -211,20 +231,41 @@ class _Server(asyncssh.SSHServer):
 
         async def validate(username: str, key_data: bytes, msg: bytes,
                            signature: bytes) -> bool:
-            self.presented = (self.access is not None and username == self.login
-                              and key_data == self.access.certificate)
-            if not self.presented:
-                if self.access is not None:
-                    self.refusal = ("the presented key is not the access request's "
-                                    "certificate")
+            self.presented = False
+            if username != self.login or not await self._admitted(key_data):
                 return False
-            return bool(await original(username, key_data, msg, signature))
+            if key_data != self.access.certificate:
+                self.refusal = "the presented key is not the access request's certificate"
+                return False
+            self.presented = True
+            try:
+                return bool(await original(username, key_data, msg, signature))
+            finally:
+                self.presented = False
 
         conn.validate_public_key = validate
+        # asyncssh sends a channel's data as far as the client's window allows, and takes no
+        # notice of its socket being full (its pause_writing does nothing): a client granting
+        # a huge window and reading nothing would have the gateway hold what the pod prints.
+        # The transport's own signal is followed here, and every sender waits on it.
+        self.writable = asyncio.Event()
+        self.writable.set()
+        pause, resume = conn.pause_writing, conn.resume_writing
+
+        def paused() -> None:
+            pause()
+            self.writable.clear()
+
+        def resumed() -> None:
+            resume()
+            self.writable.set()
+
+        conn.pause_writing, conn.resume_writing = paused, resumed
 
     def connection_lost(self, exc: Exception | None) -> None:
         now = self.g.clock()
         self._uncount()
+        self.writable.set()  # a closed socket never says it takes more: nobody waits on it
         if self.session is None:
             self.g.ctx.trail.write("session", decision="refused", request=self.login or None,
                                    client=self.client, reason=self.refusal,
@@ -246,41 +287,66 @@ class _Server(asyncssh.SSHServer):
         if self.counted:
             self.counted = False
             self.g.unauthenticated -= 1
+            self.g.logging_in[self.address] -= 1
+            if not self.g.logging_in[self.address]:
+                del self.g.logging_in[self.address]
 
     # ---- authentication --------------------------------------------------------------------
 
-    async def begin_auth(self, username: str) -> bool:
-        self.login, self.access, self.presented = username, None, False
+    def begin_auth(self, username: str) -> bool:
+        self.login, self.access, self.looked_up = username, None, False
         self.logins += 1
         if self.logins > MAX_LOGINS:
-            # Each login name costs a read of the API server: a client trying name after
+            # Each login name may cost a read of the API server: a client trying name after
             # name on one connection gets no more of them.
             self.refusal = f"more than {MAX_LOGINS} login names on one connection"
-            return True
-        if not _NAME.fullmatch(username):
+        elif not _NAME.fullmatch(username):
             self.refusal = "the login name is not an access request's name"
+        else:
+            self.refusal = NO_CERTIFICATE
+        return True
+
+    async def _admitted(self, key_data: bytes) -> bool:
+        """Whether the login name's request lets this connection in (self.access). The request
+        is read once per login name, and only for a certificate of the CA for that name,
+        valid now: a stranger's key costs no API call."""
+        if self.access is not None:
             return True
+        username = self.login
+        if self.looked_up or self.logins > MAX_LOGINS or not _NAME.fullmatch(username):
+            return False
+        problem = presented_problem(key_data, username, self.g.config.ca_keys, self.g.clock())
+        if problem:
+            # ssh offers the certificate, then the plain key beside it: the trail keeps
+            # what was wrong with the certificate.
+            if problem.startswith("presented certificate") or \
+                    self.refusal == NO_CERTIFICATE:
+                self.refusal = f"the {problem}"
+            return False
+        self.looked_up = True
         try:
             request = await asyncio.to_thread(self.g.cluster.get_request, username)
         except AccessRequestError as exc:
             self.refusal = f"access request {username} cannot be read: {exc}"
-            return True
+            return False
         except CredHelperError as exc:
             self.refusal = f"cannot read access request {username}: {exc.message}"
-            return True
+            return False
         if request is None:
             self.refusal = f"there is no access request {username}"
-            return True
+            return False
         try:
             access = admit(request, self.g.config.ca_keys, self.g.clock())
         except Refused as exc:
             self.refusal = str(exc)
-            return True
+            return False
         if self.g.connections.of_person(access.spec.username) >= \
                 self.g.connections.max_per_person:
             self.refusal = (f"{access.spec.username} already has "
                             f"{self.g.connections.max_per_person} open sessions")
-            return True
+            return False
+        if username != self.login:  # another name was begun while this one was read
+            return False
         self.access = access
         self.refusal = "no valid signature with the request's certificate"
         return True
@@ -306,7 +372,7 @@ class _Server(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         now = self.g.clock()
         session = Session(id=new_session_id(), access=self.access, client=self.client,
-                          started=now, last_activity=now)
+                          started=now, last_activity=now, writable=self.writable.wait)
         refusal = self.g.opened(session, self.conn.close)
         self._uncount()
         if refusal:
@@ -327,10 +393,26 @@ class _Server(asyncssh.SSHServer):
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
                                             refusal)
 
+        started = False
+
         async def handler(stdin: Any, stdout: Any, stderr: Any) -> None:
+            nonlocal started
+            started = True
             await CommandChannel(self.g.ctx, session, stdin, stdout, stderr).run()
 
-        return handler
+        # A channel closed before its command was asked for never runs the handler, which
+        # gives the channel back when it ends: give it back here then.
+        chan = self.conn.create_server_channel()
+
+        async def given_back_when_closed_unused() -> None:
+            await chan.wait_closed()
+            if not started:
+                self.g.connections.close_channel(session)
+
+        self._unused_watchers.add(task := asyncio.get_running_loop().create_task(
+            given_back_when_closed_unused()))
+        task.add_done_callback(self._unused_watchers.discard)
+        return chan, handler
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                              orig_port: int) -> Any:

@@ -314,9 +314,7 @@ def test_a_role_with_create_alone_on_pods_exec_refuses_the_gateways_websocket(wo
 
 
 async def _shell_with_resize(world, key: gw.Key, name: str) -> str:
-    from tests.realcluster.test_gateway_hostile import _connect
-
-    async with await _connect(world, key, name) as conn:
+    async with await gw.connect(world.gateway, key, name) as conn:
         proc = await conn.create_process("shell api-1", term_type="xterm",
                                          term_size=(100, 30), encoding=None)
         proc.stdin.write(b"stty size\n")

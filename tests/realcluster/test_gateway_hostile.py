@@ -28,18 +28,11 @@ def world(gateway_world):
     return gateway_world
 
 
-async def _connect(world, key: gw.Key, login: str):
-    return await asyncssh.connect(
-        "127.0.0.1", world.gateway.port, username=login, known_hosts=None,
-        client_keys=[(str(key.path), str(key.cert_path))], agent_path=None,
-        config=[], preferred_auth="publickey")
-
-
 async def _hostile(world, key: gw.Key, login: str, stop: threading.Event) -> dict:
     """Many channels, huge and broken lines, then garbage, in a loop until told to stop."""
     seen = {"refused_channels": 0, "huge": 0, "garbage": 0, "rounds": 0}
     while not stop.is_set():
-        async with await _connect(world, key, login) as conn:
+        async with await gw.connect(world.gateway, key, login) as conn:
             async def open_one():
                 try:
                     chan, _ = await conn.create_session(asyncssh.SSHClientSession,
@@ -163,7 +156,7 @@ def seeded_lines(seed: int, count: int) -> list[bytes]:
 
 async def _run_lines(world, key, login, lines: list[str]) -> list[tuple[str, int | None]]:
     out = []
-    async with await _connect(world, key, login) as conn:
+    async with await gw.connect(world.gateway, key, login) as conn:
         for line in lines:
             try:
                 chan, _ = await conn.create_session(asyncssh.SSHClientSession, line,

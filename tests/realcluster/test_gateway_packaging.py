@@ -5,6 +5,7 @@ impersonate users and the listed groups, and only for the gateway's own requests
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cred_helper.errors import ServerError
+from cred_helper.gateway.streams import StreamError
 from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_packaging import can_i
 from tests.support import gateway as gw
@@ -139,3 +141,105 @@ def test_the_api_server_refuses_impersonation_outside_the_rbac(installed, group,
     with pytest.raises(ServerError) as caught:
         client.get(path)
     assert caught.value.status == 403 and says in caught.value.status_message
+
+
+def as_someone(plane, user: str, token: str, groups: tuple[str, ...] = ()) -> KubeClient:
+    """The gateway's token (a stolen one: nothing of the gateway's code in between) acting
+    as USER."""
+    headers = (("Impersonate-User", user), *(("Impersonate-Group", g) for g in groups))
+    return KubeClient(Endpoint(plane.url, plane.ca.cert_pem), BearerAuth(token),
+                      extra_headers=headers)
+
+
+async def exec_as(plane, token: str, user: str, namespace: str, pod: str,
+                  argv: list[str], groups: tuple[str, ...] = ()) -> bytes:
+    """An exec over WebSocket (as the gateway speaks it) with the token, as USER: stdout."""
+    from cred_helper.gateway import streams
+
+    target = streams.Target(Endpoint(plane.url, plane.ca.cert_pem), BearerAuth(token),
+                            (("Impersonate-User", user),
+                             *(("Impersonate-Group", g) for g in groups)))
+    ws = await streams.open_stream(target, f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+                                   streams.exec_query("", argv, False), streams.EXEC_PROTOCOL)
+    out = b""
+    try:
+        async for message in streams.messages(ws):
+            if message[:1] == bytes([streams.STDOUT]):
+                out += message[1:]
+    finally:
+        await ws.close()
+    return out
+
+
+def test_what_a_stolen_token_can_do_with_the_shipped_bindings(installed):
+    """Said plainly in the README: whoever holds the gateway's token lists every pod of the
+    cluster, specs and all (environment values included), as the built-in users
+    system:kube-scheduler and system:kube-controller-manager, whose bootstrap roles list pods
+    everywhere; and execs, reads logs and port-forwards wherever a user name (not a group)
+    is bound to allow it. It acts as no ServiceAccount, no node, no group beyond those listed."""
+    token = gw.gateway_token(installed)
+    for user in ("system:kube-scheduler", "system:kube-controller-manager"):
+        pods = as_someone(installed, user, token).get("/api/v1/pods")["items"]
+        assert {p["metadata"]["namespace"] for p in pods} >= {"payments", "ledger"}
+    # A site that binds cluster-admin to a user name (not a group): exec anywhere as them.
+    installed.kubectl("create", "clusterrolebinding", "stolen-token-admin",
+                      "--clusterrole=cluster-admin", "--user=platform-admin@example.com")
+    try:
+        out = asyncio.run(exec_as(installed, token, "platform-admin@example.com", "ledger",
+                                  "ledger-0", ["echo", "in ledger"]))
+        assert out == b"in ledger\n"
+        # Never more than the gateway's kinds of request, even as cluster-admin.
+        with pytest.raises(ServerError) as caught:
+            as_someone(installed, "platform-admin@example.com", token).get(
+                "/api/v1/namespaces/ledger/secrets")
+        assert caught.value.status == 403
+    finally:
+        installed.kubectl("delete", "clusterrolebinding", "stolen-token-admin")
+    for user, says in [("system:serviceaccount:kube-system:default",
+                        "impersonate-on:serviceaccount:list"),
+                       ("system:node:node-1", "impersonate-on:arbitrary-node:list")]:
+        with pytest.raises(ServerError) as caught:
+            as_someone(installed, user, token).get("/api/v1/pods")
+        assert caught.value.status == 403 and says in caught.value.status_message
+
+
+def test_the_as_people_role_bound_per_namespace_keeps_a_stolen_token_there(installed):
+    """The README's narrowing: the shipped ClusterRoles, the as-people one bound by a
+    RoleBinding in payments alone (here for a second ServiceAccount, so the shared gateway
+    keeps its bindings). Its token still does the gateway's work in payments, and nothing
+    anywhere else, whoever it acts as."""
+    docs = gw.yaml_objects(gw.GATEWAY_MANIFESTS / "rbac.yaml")
+    roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
+    assert roles == {"cred-helper-gateway", "cred-helper-gateway-as-people"}
+    sa = "gateway-narrow"
+    installed.kubectl("create", "serviceaccount", "-n", "cred-helper", sa)
+    installed.kubectl("create", "clusterrolebinding", sa, "--clusterrole=cred-helper-gateway",
+                      f"--serviceaccount=cred-helper:{sa}")
+    installed.kubectl("create", "rolebinding", sa, "-n", "payments",
+                      "--clusterrole=cred-helper-gateway-as-people",
+                      f"--serviceaccount=cred-helper:{sa}")
+    installed.kubectl("create", "clusterrolebinding", "narrow-token-admin",
+                      "--clusterrole=cluster-admin", "--user=platform-admin@example.com")
+    try:
+        token = installed.kubectl("create", "token", "-n", "cred-helper", sa).strip()
+        # The gateway's work, as alice, in payments.
+        alice = as_someone(installed, "alice@example.com", token,
+                           ("oncall", "system:authenticated"))
+        assert alice.get("/api/v1/namespaces/payments/pods")["items"]
+        assert asyncio.run(exec_as(installed, token, "alice@example.com", "payments",
+                                   "api-1", ["echo", "hi"],
+                                   ("oncall", "system:authenticated"))) == b"hi\n"
+        # Nothing at cluster scope or in another namespace, as anyone.
+        for user, path in [("system:kube-scheduler", "/api/v1/pods"),
+                           ("system:kube-scheduler", "/api/v1/namespaces/ledger/pods"),
+                           ("platform-admin@example.com", "/api/v1/namespaces/ledger/pods")]:
+            with pytest.raises(ServerError) as caught:
+                as_someone(installed, user, token).get(path)
+            assert caught.value.status == 403
+            assert "impersonate-on:user-info:list" in caught.value.status_message
+        with pytest.raises(StreamError) as refused:
+            asyncio.run(exec_as(installed, token, "platform-admin@example.com", "ledger",
+                                "ledger-0", ["echo", "in ledger"]))
+        assert refused.value.status == 403
+    finally:
+        installed.kubectl("delete", "clusterrolebinding", "narrow-token-admin")

@@ -350,7 +350,9 @@ def start_gateway(plane: ControlPlane, ca: UserCA, directory: Path, *args: str,
     proc = subprocess.Popen(
         [CRED_HELPER, "gateway", "run", f"--kubeconfig={kubeconfig}", "--listen=127.0.0.1:0",
          f"--host-key={host_key}", f"--user-ca={user_ca}", f"--recordings={recordings}",
-         *args],
+         # Every client of the tests comes from 127.0.0.1, 20 people's logins at once among
+         # them; a test of the limit itself gives its own value (the last one counts).
+         "--max-logging-in-per-address=100", *args],
         stdout=subprocess.PIPE, stderr=open(stderr_path, "wb"),  # noqa: SIM115
         stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", ""),
                                        "HOME": str(directory)})
@@ -397,6 +399,17 @@ def ssh(gateway: Gateway, key: Key, login: str, *command: str, stdin: str | byte
     return subprocess.CompletedProcess(done.args, done.returncode,
                                        done.stdout.decode("utf-8", "replace"),
                                        done.stderr.decode("utf-8", "replace"))
+
+
+async def connect(gateway: Gateway, key: Key, login: str):
+    """asyncssh's client with the request's certificate: it sends what OpenSSH's `ssh` will
+    not (NUL bytes and newlines in a command, any number of channels, any -L host)."""
+    from cred_helper.gateway.sshlib import asyncssh
+
+    return await asyncssh.connect(
+        "127.0.0.1", gateway.port, username=login, known_hosts=None,
+        client_keys=[(str(key.path), str(key.cert_path))], agent_path=None,
+        config=[], preferred_auth="publickey")
 
 
 def grant(namespace: str, *, pods: tuple[str, ...] = (), commands=("pods", "logs", "exec"),

@@ -99,6 +99,30 @@ def test_refusals_name_the_reason(kw, why):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"username": " bob@example.com"}, "spec.username"),
+    ({"username": "bob@example.com "}, "spec.username"),
+    ({"groups": ["oncall", " system:masters"]}, "spec.groups[1]"),
+    ({"groups": ["oncall "]}, "spec.groups[0]"),
+    ({"uid": " 1234"}, "spec.uid"),
+    ({"extra": {"acme.com/team": ["a", "b "]}}, "spec.extra['acme.com/team']"),
+])
+def test_an_identity_that_http_would_change_is_refused(spec, field):
+    """A header value loses the spaces at its edges: the API server would read ' bob' as
+    bob, ' system:masters' as a group."""
+    doc = request()
+    doc["spec"].update(spec)
+    with pytest.raises(Refused) as caught:
+        admit(ar.parse(doc), CAS, NOW)
+    assert f"{field} starts or ends with a space" in str(caught.value)
+
+
+def test_spaces_inside_an_identity_are_its_own():
+    doc = request(certificate=signed(key_id=f"{NAME}:Alice Example"))
+    doc["spec"].update(username="Alice Example", groups=["on call"])
+    assert admit(ar.parse(doc), CAS, NOW).spec.username == "Alice Example"
+
+
 def test_a_tampered_certificate_is_refused():
     kind, blob = signed().split()[:2]
     raw = bytearray(base64.b64decode(blob))

@@ -77,6 +77,23 @@ def test_forwarding(pod, port, allowed, why):
     assert (verdict.allowed, why in verdict.reason) == (allowed, True)
 
 
+ANY_POD_PORT = Grant(namespace="payments", pods=(), commands=(), exec=(), shell=False,
+                     ports=(8080,))
+
+
+@pytest.mark.parametrize("grant", [GRANT, ANY_POD_PORT])
+@pytest.mark.parametrize("pod", [
+    # ssh -L's host becomes a part of the API server's path: a glob in the grant (`*`
+    # crosses `/`) or no pod list at all must not let it steer the call.
+    "payment-api-1/portforward?ports=5432#", "payment-api-1/portforward?ports=5432&x=",
+    "payment-api-1/../../../kube-system/pods/etcd-0", "../../kube-system/pods/etcd-0",
+    "payment-api-%31", "payment-api-1 ", "payment-api-1\r\nX: y", "Payment-api-1",
+    "payment-api-1.", "", "payment-api-*", "payment-api-1\x00"])
+def test_forwarding_needs_a_pod_name(grant, pod):
+    verdict = decide_forward(grant, pod, 8080)
+    assert not verdict.allowed and verdict.reason.endswith("is not a pod name")
+
+
 def test_forwarding_without_ports_says_none():
     assert "granted ports: none" in decide_forward(NOTHING, "x", 80).reason
 

@@ -1,0 +1,80 @@
+"""kubeapi.Cluster's list of access requests: a page at a time, whatever their number and
+size, and a server's continue tokens followed only while they make progress."""
+
+from __future__ import annotations
+
+import pytest
+
+from cred_helper.errors import ServerError
+from cred_helper.gateway import kubeapi
+from cred_helper.kube import BearerAuth, Endpoint
+from tests.unit.gateway.test_access import request
+
+
+class Answer:
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+
+    def json(self) -> dict:
+        return self.doc
+
+
+class Pages:
+    """The API server's paged list: `pages` answers in turn, the requests recorded."""
+
+    def __init__(self, pages: list[dict]) -> None:
+        self.pages = pages
+        self.asked: list[tuple[dict, int]] = []
+        self.path = kubeapi.ar.PATH
+
+    def request(self, method: str, path: str, params: dict, max_body: int) -> Answer:
+        assert (method, path) == ("GET", self.path)
+        self.asked.append((params, max_body))
+        return Answer(self.pages[len(self.asked) - 1])
+
+
+def page(names: list[str], more: str = "", version: str = "7") -> dict:
+    items = []
+    for name in names:
+        item = request()
+        item["metadata"]["name"] = name
+        items.append(item)
+    return {"items": items, "metadata": {"resourceVersion": version, "continue": more}}
+
+
+def cluster(pages: list[dict]) -> tuple[kubeapi.Cluster, Pages]:
+    c = kubeapi.Cluster(Endpoint("https://127.0.0.1:6443", b""), BearerAuth("t"))
+    c._own = Pages(pages)  # type: ignore[assignment]
+    return c, c._own  # type: ignore[return-value]
+
+
+def test_requests_are_listed_a_page_at_a_time():
+    c, server = cluster([page(["a", "b"], more="t1"), page(["c"], more="t2"),
+                         page(["d"], version="9")])
+    found, version = c.list_requests()
+    assert sorted(found) == ["a", "b", "c", "d"] and version == "9"
+    assert [p for p, _ in server.asked] == [
+        {"limit": str(kubeapi.PAGE)}, {"limit": str(kubeapi.PAGE), "continue": "t1"},
+        {"limit": str(kubeapi.PAGE), "continue": "t2"}]
+    # A page of requests at their largest fits what one answer may be.
+    assert all(size == kubeapi.PAGE_BODY >= kubeapi.PAGE * 250_000 for _, size in server.asked)
+
+
+@pytest.mark.parametrize("more", ["t1", 7, "x" * 5000])
+def test_a_continue_token_that_makes_no_progress_is_an_error(more):
+    c, _ = cluster([page(["a"], more="t1"), page(["b"], more=more)])  # type: ignore[arg-type]
+    with pytest.raises(ServerError, match="continue token"):
+        c.list_requests()
+
+
+def test_pods_are_listed_a_page_at_a_time():
+    def pod(name: str) -> dict:
+        return {"metadata": {"name": name}, "spec": {"containers": [{"name": "app"}]},
+                "status": {"phase": "Running"}}
+
+    server = Pages([{"items": [pod("b"), pod("a")], "metadata": {"continue": "t1"}},
+                    {"items": [pod("c")], "metadata": {}}])
+    server.path = "/api/v1/namespaces/payments/pods"
+    assert [p.name for p in kubeapi.list_pods(server, "payments")] == ["a", "b", "c"]  # type: ignore[arg-type]
+    assert [p for p, _ in server.asked] == [{"limit": str(kubeapi.PAGE)},
+                                            {"limit": str(kubeapi.PAGE), "continue": "t1"}]

@@ -53,22 +53,10 @@ def test_stdin_reaches_the_command(world):
     assert done.stdout == data
 
 
-def gateway_calls(plane, since: set[str]) -> list[dict]:
-    """The gateway ServiceAccount's audited requests not in `since` (auditIDs), beside its
-    own reads of access requests."""
-    return [e for e in plane.audit_events() if e["user"]["username"] == gw.GATEWAY_SA
-            and e["auditID"] not in since
-            and e.get("objectRef", {}).get("resource") != "accessrequests"]
-
-
-def audit_ids(plane) -> set[str]:
-    return {e["auditID"] for e in plane.audit_events()}
-
-
 def test_a_command_outside_the_grant_is_refused_before_any_api_call(world):
     grant = gw.grant(world.payments, pods=("api-*",), exec_patterns=(("echo", "**"),))
     name, key = world.request(grant)
-    before = audit_ids(world.plane)
+    before = gw.audit_ids(world.plane)
     for command, says in [
         (("exec", "api-1", "--", "rm", "-rf", "/"), "'rm -rf /' is not in your grant"),
         (("exec", "db-0", "--", "echo", "hi"), "pod 'db-0' is not in your grant"),
@@ -86,7 +74,7 @@ def test_a_command_outside_the_grant_is_refused_before_any_api_call(world):
                                        t.get("pod") == "db-0")
     assert refused["decision"] == "refused" and refused["exit_code"] == 126
     time.sleep(1)  # audit is blocking, but let any straggler land
-    assert gateway_calls(world.plane, before) == []
+    assert gw.gateway_calls(world.plane, before) == []
 
 
 def test_rbac_refusing_the_person_comes_back_with_the_api_servers_message(world):
@@ -107,12 +95,7 @@ def test_the_audit_log_names_the_gateway_the_person_and_the_command(world):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     done = gw.ssh(world.gateway, key, name, "exec", "api-1", "--", "echo", marker)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 10
-    events: list[dict] = []
-    while not events and time.monotonic() < deadline:
-        events = [e for e in world.plane.audit_events() if marker in e.get("requestURI", "")]
-        time.sleep(0.2)
-    (event,) = events
+    (event,) = gw.audited(world.plane, marker)
     assert event["user"]["username"] == gw.GATEWAY_SA
     assert event["impersonatedUser"]["username"] == "alice@example.com"
     assert event["impersonatedUser"]["groups"] == ["oncall", "system:authenticated"]
@@ -224,16 +207,6 @@ def _wait_listening(port: int, proc: subprocess.Popen) -> None:
     raise AssertionError(f"ssh -L did not listen: {proc.communicate()}")
 
 
-def _closed_at_once(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.settimeout(10)
-        try:
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return s.recv(100) == b""
-        except ConnectionResetError:
-            return True
-
-
 def test_ssh_forwarding_reaches_a_granted_port_and_no_other(world):
     with gw.pod_http_server(b"hello through the gateway\n") as granted:
         _forward(world, granted)
@@ -256,7 +229,7 @@ def _forward(world, granted: int) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as resp:
             assert resp.read() == b"hello through the gateway\n"
         for port in (local_other, local_pod):
-            assert _closed_at_once(port)  # ssh's channel was refused
+            assert gw.closed_at_once(port)  # ssh's channel was refused
     finally:
         proc.kill()  # ssh -N sometimes outlives a SIGTERM for seconds: not what is tested
         proc.communicate(timeout=10)

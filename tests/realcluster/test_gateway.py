@@ -5,6 +5,7 @@ kubelet stand-in. What runs, as whom, what is refused before any API call, and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -245,6 +246,71 @@ def _forward(world, granted: int) -> None:
     assert max(t["bytes_out"] for t in lines["api-1", granted]) > 26
     assert lines["api-1", other][0]["reason"].startswith(f"port {other} is not in your grant")
     assert lines["api-2", granted][0]["reason"].startswith("pod 'api-2' is not in your grant")
+
+
+@contextlib.contextmanager
+def _forwarding(world, pod_port: int):
+    """`ssh -N -L LOCAL:api-1:POD_PORT` with a request granting that port, listening: yields
+    the request's name and LOCAL."""
+    name, key = world.request(gw.grant(world.payments, pods=("api-1",), ports=(pod_port,)))
+    local = free_port()
+    proc = subprocess.Popen(gw.ssh_argv(world.gateway, key, name, options=(
+        "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:api-1:{pod_port}")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        _wait_listening(local, proc)
+        yield name, local
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_a_forwarded_client_that_stops_sending_gets_the_whole_answer_and_a_trail_line(world):
+    """A client that sends, then shuts down its writing half (`nc -N`, an HTTP/1.0 client),
+    still gets everything the pod answers, however late; and the forwarded connection has its
+    trail line, with its bytes, when the pod closes first."""
+    def two_parts(conn) -> None:
+        asked = conn.connection.recv(4096)
+        conn.wfile.write(b"echo:")
+        conn.wfile.flush()
+        time.sleep(0.5)  # the client's end of input reaches the gateway long before this
+        conn.wfile.write(asked)
+
+    from tests.support.tcp import serve
+
+    pod_port = serve(two_parts)
+    granted = pod_port.server_address[1]
+    with _forwarding(world, granted) as (name, local):
+        answers = []
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+                s.sendall(b"hello")
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while chunk := s.recv(4096):
+                    got += chunk
+                answers.append(got)
+    pod_port.shutdown()
+    assert answers == [b"echo:hello"] * 3
+    deadline = time.monotonic() + 10
+    while True:  # _wait_listening's probe is a forwarded connection too, with no bytes
+        carried = [t for t in world.gateway.trail() if t.get("request") == name and
+                   t.get("verb") == "forward" and t.get("bytes_in")]
+        if len(carried) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(t["decision"], t["port"], t["bytes_in"], t["bytes_out"]) for t in carried] == \
+        [("allowed", granted, 5, 10)] * 3, world.gateway.trail()
+
+
+def test_a_forward_to_a_port_nothing_listens_on_ends_with_a_trail_line_saying_why(world):
+    closed = free_port()  # granted, but nothing in the pod listens there
+    with _forwarding(world, closed) as (name, local):
+        assert gw.closed_at_once(local)
+        line = world.gateway.wait_trail(lambda t: t.get("request") == name and
+                                        t.get("verb") == "forward" and t.get("reason"))
+    assert (line["decision"], line["port"], line["bytes_out"]) == ("allowed", closed, 0)
+    assert "connection refused" in line["reason"].lower(), line
 
 
 def test_the_session_line(world):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -180,7 +179,9 @@ def test_a_forward_reaches_a_granted_port_and_is_refused_on_another(world, alice
         assert body == POD_BODY
         assert gw.closed_at_once(other)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        # Not SIGTERM: OpenSSH 9.2's client loop can miss a signal that comes while it is busy
+        # (a poll() race; seen about once in 20 here), and then waits minutes.
+        proc.kill()
         _, err = proc.communicate(timeout=20)
     name = approved_name(err.decode())
     refused = world.gateway.wait_trail(lambda t: t.get("request") == name and

@@ -271,11 +271,12 @@ def approve(plane: ControlPlane, ca: UserCA, name: str, key: Key, grant: dict, *
 
 
 def deny(plane: ControlPlane, name: str, reason: str = "revoked") -> None:
-    """Deny as the plane's admin (admission: `decidedBy` is the writer's own name)."""
+    """Deny as the plane's admin (admission: `decidedBy` is the writer's own name), as
+    `cred-helper deny --reason REASON` writes it."""
     request = json.loads(plane.kubectl("get", "accessrequest", name, "-o", "json"))
     conditions = request.get("status", {}).get("conditions", [])
-    conditions.append({"type": "Denied", "status": "True", "reason": reason,
-                       "message": "denied by the test", "decidedBy": ADMIN[0],
+    conditions.append({"type": "Denied", "status": "True", "reason": "DeniedByPerson",
+                       "message": reason, "decidedBy": ADMIN[0],
                        "lastTransitionTime": ar.format_time(time.time())})
     plane.kubectl("patch", "accessrequest", name, "--subresource=status", "--type=merge",
                   "-p", json.dumps({"status": {"conditions": conditions}}))

@@ -86,6 +86,8 @@ def test_a_command_prints_exits_as_in_the_pod_and_reads_stdin(world, alice):
     assert (done.returncode, done.stdout) == (0, data), done.stderr
     done = ssh(alice, "--", "exec", POD, "--", "sh", "-c", "pwd")
     assert done.stdout.strip() == str(world.pod_dirs[POD])  # it ran in the pod
+    done = ssh(alice, "--", "exec", POD, "--", "ps", "aux")  # the docs' example
+    assert done.returncode == 0 and "PID" in done.stdout.splitlines()[0], done.stderr
 
 
 # ---- refusals: the grant, then RBAC ------------------------------------------------------------

@@ -56,7 +56,8 @@ def policy(port: int) -> str:
     by_rule.pop("pods")
     by_rule.update(name="on-call", namespaces=["payments", "ledger"], grant={
         "commands": ["pods", "logs", "exec"], "shell": True, "ports": [port],
-        "exec": [["echo", "**"], ["sh", "-c", "**"], ["cat"], ["true"], ["sleep", "*"]]})
+        "exec": [["ps", "aux"], ["echo", "**"], ["sh", "-c", "**"], ["cat"], ["true"],
+                 ["sleep", "*"]]})
     return yaml.safe_dump(doc, sort_keys=False)
 
 

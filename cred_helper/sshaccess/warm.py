@@ -103,6 +103,8 @@ def entry_of(data: bytes) -> str | None:
 
 def try_session(argv: Sequence[str], env: Mapping[str, str], now: float | None = None) -> None:
     """Become ssh for a warm `cred-helper ssh`, or return having done nothing."""
+    if os.name != "posix":
+        return  # no process replacement there: the whole command runs ssh and waits
     try:
         found = session_argv(argv, env, time.time() if now is None else now,
                              _stdin_is_tty())

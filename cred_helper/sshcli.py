@@ -197,9 +197,6 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
             "`ssh-add -s PKCS11_MODULE`")
 
 
-SHORT_SESSION = 300  # a certificate with less left than this is announced before ssh starts
-
-
 class _GatewayCommand(click.Command):
     """`--` ends cred-helper's options: every word after it is the gateway command, passed
     on as typed (a second `--`, as in `exec POD -- ARGV`, included)."""
@@ -240,7 +237,7 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
       cred-helper ssh --cluster prod --reason "INC-42" -- shell payment-api-7d4f
       cred-helper ssh --cluster prod --reason "INC-42" -L 8080:payment-api-7d4f:8080
     """
-    from .sshaccess import launch, sshargv
+    from .sshaccess import launch, sshargv, warm
 
     if stray:
         raise UsageError(f"unexpected word {stray[0]!r}: the gateway command comes after "
@@ -258,7 +255,7 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
                             terminal=sshargv.wants_terminal(words, tty, stdin_tty),
                             batch=not stdin_tty)
     left = ready.entry.not_after - time.time()
-    if left < SHORT_SESSION:
+    if left < warm.WARM_LEFT:  # the warm path, which says nothing, leaves these runs here
         from .durations import format_duration
 
         say(f"access request {ready.entry.name} ends in {format_duration(int(left))}; the "

@@ -33,7 +33,8 @@ TYPE_CHECKING = False  # typing itself is too slow to import on the warm path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-WARM_LEFT = 300  # sshcli.SHORT_SESSION: with less left, the whole command says when it ends
+# With less left than this the whole command runs, and says when the session will end.
+WARM_LEFT = 300
 SUFFIX = ".sshwarm"
 FORMAT = "sshwarm-1"
 
@@ -72,7 +73,7 @@ def _flag(options: Sequence[str], name: str) -> str | None:
 def _identity(path: str) -> str:
     try:
         st = os.stat(os.path.expanduser(path))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL, as in two --kubeconfig values joined
         return "absent"
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 

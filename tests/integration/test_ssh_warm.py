@@ -195,3 +195,10 @@ def test_a_warm_file_in_a_cache_others_can_read_is_not_taken(alice):
     done = run(alice, "--", "pods")
     assert done.get("path") != "warm"
     assert done["code"] == 1 and "cred-helper: error:" in done["stderr"]
+
+
+def test_an_option_given_twice_is_the_whole_commands_to_read(alice, tmp_path):
+    """click takes the last value; the warm key takes them all (joined, never opened)."""
+    twice = ("--kubeconfig", str(tmp_path / "a"), "--kubeconfig", str(tmp_path / "b"))
+    assert run(alice, *twice, "--", "pods")["path"] == "whole"
+    assert run(alice, *twice, "--", "pods")["path"] == "warm"

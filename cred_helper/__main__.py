@@ -1,4 +1,4 @@
-"""Entry point: the cache-hit path first, the full CLI only on a miss."""
+"""Entry point: the cache-hit path first (`get`, or a warm `ssh`), the full CLI only on a miss."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ def main(argv: list[str] | None = None) -> int:
         # sees the unpacked script as argv[0]). Taken out of the environment so that no child
         # process inherits it.
         sys.argv[0] = run_as
-    from .fastpath import try_serve
+    if args[:1] == ["ssh"]:
+        from .sshaccess.warm import try_session
 
-    if try_serve(args, os.environ, sys.stdout):
-        return 0
+        try_session(args, os.environ)  # becomes ssh, or does nothing
+    else:
+        from .fastpath import try_serve
+
+        if try_serve(args, os.environ, sys.stdout):
+            return 0
     if sys.flags.no_site:
         # Started by the fast launcher (-I -S, launcher.py): the hit needed no site
         # processing, but the full CLI's dependencies may need their .pth files.

@@ -93,6 +93,8 @@ class _Ready:
     block: str
     reused: bool  # the certificate was in the cache already
     pkcs11_module: str
+    cache_dir: str
+    files: dict[str, bytes]  # what ssh reads, path -> content
 
 
 def _ready(kubeconfig: str | None, context_name: str | None, flags: dict[str, Any]) -> _Ready:
@@ -164,7 +166,7 @@ def _ready(kubeconfig: str | None, context_name: str | None, flags: dict[str, An
         files[paths.key] = entry.private_openssh.encode()
     store.put_files(paths, files)
     return _Ready(ssh, entry, paths, options, block, entry.issued_at < started,
-                  settings.pkcs11_module)
+                  settings.pkcs11_module, settings.cache_dir, files)
 
 
 @click.command("ssh-config")
@@ -193,9 +195,6 @@ def ssh_config(kubeconfig: str | None, context_name: str | None, **flags: Any) -
     if not entry.private_openssh:
         say("the key is on the token: ssh uses it through your agent; add it once with "
             "`ssh-add -s PKCS11_MODULE`")
-
-
-SHORT_SESSION = 300  # a certificate with less left than this is announced before ssh starts
 
 
 class _GatewayCommand(click.Command):
@@ -238,7 +237,7 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
       cred-helper ssh --cluster prod --reason "INC-42" -- shell payment-api-7d4f
       cred-helper ssh --cluster prod --reason "INC-42" -L 8080:payment-api-7d4f:8080
     """
-    from .sshaccess import launch, sshargv
+    from .sshaccess import launch, sshargv, warm
 
     if stray:
         raise UsageError(f"unexpected word {stray[0]!r}: the gateway command comes after "
@@ -256,7 +255,7 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
                             terminal=sshargv.wants_terminal(words, tty, stdin_tty),
                             batch=not stdin_tty)
     left = ready.entry.not_after - time.time()
-    if left < SHORT_SESSION:
+    if left < warm.WARM_LEFT:  # the warm path, which says nothing, leaves these runs here
         from .durations import format_duration
 
         say(f"access request {ready.entry.name} ends in {format_duration(int(left))}; the "
@@ -265,7 +264,31 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
         for forward in parsed:
             say(f"forwarding {forward.local} to pod {forward.pod} port {forward.pod_port}; "
                 "Ctrl-C ends it")
+    if not parsed and ready.entry.private_openssh:
+        _leave_warm(ctx.find_root().obj or {}, ready, tty)
     launch.replace_with(argv)
+
+
+def _leave_warm(obj: dict[str, Any], ready: _Ready, tty: bool) -> None:
+    """What the next run with these options needs to become ssh without the CLI
+    (sshaccess/warm.py); without it, that run is only slower."""
+    from .cache.private import write_private
+    from .sshaccess import warm
+
+    argv = obj.get("argv") or []
+    options, _ = warm.split(argv)
+    cache_dir = warm.cache_dir_for(["ssh", *options], os.environ)
+    if argv[:1] != ["ssh"] or os.path.abspath(ready.cache_dir) != cache_dir:
+        return  # where the warm path would not look
+    paths = ready.paths
+    data = warm.warm_bytes(
+        ready.entry.key, ready.ssh.alias, ready.options, tty,
+        {"key": paths.key, "public": paths.public, "certificate": paths.certificate,
+         "known_hosts": paths.known_hosts, "conf": paths.conf},
+        ready.files[paths.known_hosts], ready.files[paths.conf])
+    with contextlib.suppress(OSError):
+        write_private(os.path.join(cache_dir, warm.warm_key(options, os.environ) + warm.SUFFIX),
+                      data)
 
 
 def _decider_client(cluster: str | None, config_file: str | None, kubeconfig: str | None,

@@ -4,10 +4,10 @@ them by kind.
 An entry's traces, all named after its key: the credential (`<key>.json`, or a keyring item;
 an access request's SSH key and certificate: `<key>.ssh` and the files of its Host block),
 its refresh token (keyring, or `<key>.refresh`), the served log (`<key>.served`), the issuance
-lock (`<key>.lock`), the key of a CSR still pending (`<key>.pending*`), and the fast path's
-aliases that name it (`<fast key>.alias`). `--all` also removes what belongs to no single
-entry: OpenID providers' discovery copies (`<sha256>.provider`), the keyring index's lock, and
-temporary files a killed run left (`.tmp-*`).
+lock (`<key>.lock`), the key of a CSR still pending (`<key>.pending*`), and the fast paths'
+files that name it (`<fast key>.alias`, `<warm key>.sshwarm`). `--all` also removes what
+belongs to no single entry: OpenID providers' discovery copies (`<sha256>.provider`), the
+keyring index's lock, and temporary files a killed run left (`.tmp-*`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from ..errors import CacheError, CredHelperError, os_reason
 from ..fastkey import parse_alias
+from ..sshaccess.warm import SUFFIX as WARM_SUFFIX
+from ..sshaccess.warm import entry_of as warm_entry
 from .private import UnsafePath, check_dir, read_private
 from .store import SecretStore, Store
 
@@ -97,14 +99,19 @@ def _kind(cache_dir: str, name: str, keys: set[str], everything: bool) -> str | 
     """What the file is if it is one to remove, else None."""
     if m := _KEYED.match(name):
         return m.group(2) if m.group(1) in keys else None
-    if name.endswith(".alias"):
+    # The fast paths' files: `get`'s alias, `cred-helper ssh`'s warm file (sshaccess/warm.py).
+    named_by = {".alias": lambda data: (parse_alias(data) or ("",))[0],
+                WARM_SUFFIX: warm_entry}
+    for suffix, entry_of in named_by.items():
+        if not name.endswith(suffix):
+            continue
         if everything:
             return "alias"
         try:
-            alias = parse_alias(read_private(os.path.join(cache_dir, name)))
+            entry = entry_of(read_private(os.path.join(cache_dir, name)))
         except (OSError, UnsafePath):
             return None
-        return "alias" if alias is not None and alias[0] in keys else None
+        return "alias" if entry in keys else None
     if everything and _SHARED.match(name):
         return "shared"
     return None

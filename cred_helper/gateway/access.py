@@ -130,7 +130,9 @@ def _state(request: AccessRequest) -> str:
         return f"access request {name} is being deleted"
     decision = request.decision
     if decision.state == DENIED:
-        why = f": {decision.reason}" if decision.reason else ""
+        # The decider's own words (`deny --reason`) are the message; reason is a CamelCase tag.
+        said = decision.message or decision.reason
+        why = f": {said}" if said else ""
         by = f" by {decision.by}" if decision.by else ""
         return f"access request {name} was denied{by}{why}"
     if decision.state != APPROVED:

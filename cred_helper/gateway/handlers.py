@@ -335,6 +335,9 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
             session.touch(ctx.clock(), received=len(data))
             await ws.send(bytes([0]) + data)
 
+    # The client's end of input ends the pump alone: a client that sends, then shuts down its
+    # writing half, still waits for the answer, until the pod closes or the client closes
+    # the channel.
     pump = asyncio.create_task(upstream())
     downstream = asyncio.current_task()
     closed = asyncio.create_task(writer.channel.wait_closed())
@@ -359,17 +362,17 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
             elif channel == 1 and payload:
                 reason = server_text(payload.decode("utf-8", "replace"))
                 break
-            if pump.done():
-                break
     except (ConnectionClosed, ConnectionError, asyncio.CancelledError):
         pass
     finally:
+        # Cancelling `closed` runs its callback, which cancels this task at its next await:
+        # everything that must happen comes before the one await left.
         closed.cancel()
         pump.cancel()
-        await ws.close()
         writer.close()
         ctx.connections.close_channel(session)
         _forward_trail(ctx, session, pod, port, started, received, sent, reason)
+        await ws.close()
 
 
 def _forward_trail(ctx: Context, session: Session, pod: str, port: int, started: float,

@@ -5,6 +5,7 @@ kubelet stand-in. What runs, as whom, what is refused before any API call, and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -53,22 +54,10 @@ def test_stdin_reaches_the_command(world):
     assert done.stdout == data
 
 
-def gateway_calls(plane, since: set[str]) -> list[dict]:
-    """The gateway ServiceAccount's audited requests not in `since` (auditIDs), beside its
-    own reads of access requests."""
-    return [e for e in plane.audit_events() if e["user"]["username"] == gw.GATEWAY_SA
-            and e["auditID"] not in since
-            and e.get("objectRef", {}).get("resource") != "accessrequests"]
-
-
-def audit_ids(plane) -> set[str]:
-    return {e["auditID"] for e in plane.audit_events()}
-
-
 def test_a_command_outside_the_grant_is_refused_before_any_api_call(world):
     grant = gw.grant(world.payments, pods=("api-*",), exec_patterns=(("echo", "**"),))
     name, key = world.request(grant)
-    before = audit_ids(world.plane)
+    before = gw.audit_ids(world.plane)
     for command, says in [
         (("exec", "api-1", "--", "rm", "-rf", "/"), "'rm -rf /' is not in your grant"),
         (("exec", "db-0", "--", "echo", "hi"), "pod 'db-0' is not in your grant"),
@@ -86,7 +75,7 @@ def test_a_command_outside_the_grant_is_refused_before_any_api_call(world):
                                        t.get("pod") == "db-0")
     assert refused["decision"] == "refused" and refused["exit_code"] == 126
     time.sleep(1)  # audit is blocking, but let any straggler land
-    assert gateway_calls(world.plane, before) == []
+    assert gw.gateway_calls(world.plane, before) == []
 
 
 def test_rbac_refusing_the_person_comes_back_with_the_api_servers_message(world):
@@ -107,12 +96,7 @@ def test_the_audit_log_names_the_gateway_the_person_and_the_command(world):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     done = gw.ssh(world.gateway, key, name, "exec", "api-1", "--", "echo", marker)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 10
-    events: list[dict] = []
-    while not events and time.monotonic() < deadline:
-        events = [e for e in world.plane.audit_events() if marker in e.get("requestURI", "")]
-        time.sleep(0.2)
-    (event,) = events
+    (event,) = gw.audited(world.plane, marker)
     assert event["user"]["username"] == gw.GATEWAY_SA
     assert event["impersonatedUser"]["username"] == "alice@example.com"
     assert event["impersonatedUser"]["groups"] == ["oncall", "system:authenticated"]
@@ -224,16 +208,6 @@ def _wait_listening(port: int, proc: subprocess.Popen) -> None:
     raise AssertionError(f"ssh -L did not listen: {proc.communicate()}")
 
 
-def _closed_at_once(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.settimeout(10)
-        try:
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return s.recv(100) == b""
-        except ConnectionResetError:
-            return True
-
-
 def test_ssh_forwarding_reaches_a_granted_port_and_no_other(world):
     with gw.pod_http_server(b"hello through the gateway\n") as granted:
         _forward(world, granted)
@@ -256,7 +230,7 @@ def _forward(world, granted: int) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as resp:
             assert resp.read() == b"hello through the gateway\n"
         for port in (local_other, local_pod):
-            assert _closed_at_once(port)  # ssh's channel was refused
+            assert gw.closed_at_once(port)  # ssh's channel was refused
     finally:
         proc.kill()  # ssh -N sometimes outlives a SIGTERM for seconds: not what is tested
         proc.communicate(timeout=10)
@@ -272,6 +246,71 @@ def _forward(world, granted: int) -> None:
     assert max(t["bytes_out"] for t in lines["api-1", granted]) > 26
     assert lines["api-1", other][0]["reason"].startswith(f"port {other} is not in your grant")
     assert lines["api-2", granted][0]["reason"].startswith("pod 'api-2' is not in your grant")
+
+
+@contextlib.contextmanager
+def _forwarding(world, pod_port: int):
+    """`ssh -N -L LOCAL:api-1:POD_PORT` with a request granting that port, listening: yields
+    the request's name and LOCAL."""
+    name, key = world.request(gw.grant(world.payments, pods=("api-1",), ports=(pod_port,)))
+    local = free_port()
+    proc = subprocess.Popen(gw.ssh_argv(world.gateway, key, name, options=(
+        "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:api-1:{pod_port}")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        _wait_listening(local, proc)
+        yield name, local
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_a_forwarded_client_that_stops_sending_gets_the_whole_answer_and_a_trail_line(world):
+    """A client that sends, then shuts down its writing half (`nc -N`, an HTTP/1.0 client),
+    still gets everything the pod answers, however late; and the forwarded connection has its
+    trail line, with its bytes, when the pod closes first."""
+    def two_parts(conn) -> None:
+        asked = conn.connection.recv(4096)
+        conn.wfile.write(b"echo:")
+        conn.wfile.flush()
+        time.sleep(0.5)  # the client's end of input reaches the gateway long before this
+        conn.wfile.write(asked)
+
+    from tests.support.tcp import serve
+
+    pod_port = serve(two_parts)
+    granted = pod_port.server_address[1]
+    with _forwarding(world, granted) as (name, local):
+        answers = []
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+                s.sendall(b"hello")
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while chunk := s.recv(4096):
+                    got += chunk
+                answers.append(got)
+    pod_port.shutdown()
+    assert answers == [b"echo:hello"] * 3
+    deadline = time.monotonic() + 10
+    while True:  # _wait_listening's probe is a forwarded connection too, with no bytes
+        carried = [t for t in world.gateway.trail() if t.get("request") == name and
+                   t.get("verb") == "forward" and t.get("bytes_in")]
+        if len(carried) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(t["decision"], t["port"], t["bytes_in"], t["bytes_out"]) for t in carried] == \
+        [("allowed", granted, 5, 10)] * 3, world.gateway.trail()
+
+
+def test_a_forward_to_a_port_nothing_listens_on_ends_with_a_trail_line_saying_why(world):
+    closed = free_port()  # granted, but nothing in the pod listens there
+    with _forwarding(world, closed) as (name, local):
+        assert gw.closed_at_once(local)
+        line = world.gateway.wait_trail(lambda t: t.get("request") == name and
+                                        t.get("verb") == "forward" and t.get("reason"))
+    assert (line["decision"], line["port"], line["bytes_out"]) == ("allowed", closed, 0)
+    assert "connection refused" in line["reason"].lower(), line
 
 
 def test_the_session_line(world):

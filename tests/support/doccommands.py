@@ -21,10 +21,6 @@ _NO_KUBELET = ("attaches to a container: there is no kubelet or container runtim
                "(tests/realcluster/test_debug_workflow.py runs it with --attach=false)")
 _YUBIKEY = "needs a YubiKey (tests/integration/test_attest.py runs the same path on SoftHSM2)"
 _NO_RUNTIME = "builds or pushes an image: there is no container runtime or registry here"
-_STAND_IN = ("the gateway stand-in of `cred-helper ssh`'s tests (tests/support/sshpeer.py, until "
-             "the real gateway takes its place there) answers exec, -L and no command, not "
-             "logs, and shell only on a terminal; the real gateway's logs and shell are run "
-             "through ssh in tests/realcluster/test_gateway.py")
 _STATIC_TOKENS = ("edits the static token file of a control plane's kube-apiserver, which "
                   "reads it only when it restarts")
 # Commands the pages show that cannot run on these machines, and why. Keep it short: every
@@ -49,10 +45,6 @@ NOT_RUNNABLE: dict[str, str] = {
     'podman push "$IMAGE:$VERSION"': _NO_RUNTIME,
     "kubectl -n cred-helper rollout status deployment/cred-helper-approver":
         "waits for the approver's pods to be ready: there is no kubelet here to run them",
-    'cred-helper ssh --cluster prod --reason "INC-42" -- shell payment-api-7d4f      '
-    "# a terminal": _STAND_IN,
-    'cred-helper ssh --cluster prod --reason "INC-42" -- logs payment-api-7d4f --tail 50':
-        _STAND_IN,
     'cred-helper completion zsh > "${fpath[1]}/_cred-helper"':
         "zsh's $fpath: there is no zsh on these machines",
 }

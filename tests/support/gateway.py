@@ -271,11 +271,12 @@ def approve(plane: ControlPlane, ca: UserCA, name: str, key: Key, grant: dict, *
 
 
 def deny(plane: ControlPlane, name: str, reason: str = "revoked") -> None:
-    """Deny as the plane's admin (admission: `decidedBy` is the writer's own name)."""
+    """Deny as the plane's admin (admission: `decidedBy` is the writer's own name), as
+    `cred-helper deny --reason REASON` writes it."""
     request = json.loads(plane.kubectl("get", "accessrequest", name, "-o", "json"))
     conditions = request.get("status", {}).get("conditions", [])
-    conditions.append({"type": "Denied", "status": "True", "reason": reason,
-                       "message": "denied by the test", "decidedBy": ADMIN[0],
+    conditions.append({"type": "Denied", "status": "True", "reason": "DeniedByPerson",
+                       "message": reason, "decidedBy": ADMIN[0],
                        "lastTransitionTime": ar.format_time(time.time())})
     plane.kubectl("patch", "accessrequest", name, "--subresource=status", "--type=merge",
                   "-p", json.dumps({"status": {"conditions": conditions}}))
@@ -334,15 +335,19 @@ def gateway_token(plane: ControlPlane) -> str:
                          "--duration=2h").strip()
 
 
-def start_gateway(plane: ControlPlane, ca: UserCA, directory: Path, *args: str,
-                  token: str = "", ca_lines: str | None = None) -> Gateway:
+def start_gateway(plane: ControlPlane, ca: UserCA | None, directory: Path, *args: str,
+                  token: str = "", ca_lines: str | None = None,
+                  host_key: Path | None = None) -> Gateway:
+    """`ca_lines` (the --user-ca file's text) instead of `ca`'s key; `host_key` an OpenSSH
+    private key file of the site's instead of a fresh one."""
     directory.mkdir(parents=True, exist_ok=True)
-    host = ed25519.Ed25519PrivateKey.generate()
-    host_key = directory / "ssh_host_ed25519_key"
-    host_key.write_bytes(_openssh_private(host))
-    host_key.chmod(0o600)
+    if host_key is None:
+        host_key = directory / "ssh_host_ed25519_key"
+        host_key.write_bytes(_openssh_private(ed25519.Ed25519PrivateKey.generate()))
+        host_key.chmod(0o600)
+    host = serialization.load_ssh_private_key(host_key.read_bytes(), None)
     user_ca = directory / "user_ca.pub"
-    user_ca.write_text(ca.public_line + "\n" if ca_lines is None else ca_lines)
+    user_ca.write_text(ca_lines if ca_lines is not None else ca.public_line + "\n")
     kubeconfig = plane.write_kubeconfig(directory / "gateway.kubeconfig",
                                         {"token": token or gateway_token(plane)})
     recordings = directory / "recordings"
@@ -440,6 +445,42 @@ def pod_http_server(body: bytes):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def closed_at_once(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:`port` (an `ssh -L` listener) is closed or reset
+    unanswered: the gateway refused ssh's channel."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(10)
+        try:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return s.recv(100) == b""
+        except ConnectionResetError:
+            return True
+
+
+def audit_ids(plane: ControlPlane) -> set[str]:
+    return {e["auditID"] for e in plane.audit_events()}
+
+
+def gateway_calls(plane: ControlPlane, since: set[str]) -> list[dict]:
+    """The gateway ServiceAccount's audited requests not in `since` (auditIDs), beside its
+    own reads of access requests."""
+    return [e for e in plane.audit_events() if e["user"]["username"] == GATEWAY_SA
+            and e["auditID"] not in since
+            and e.get("objectRef", {}).get("resource") != "accessrequests"]
+
+
+def audited(plane: ControlPlane, marker: str, timeout: float = 10) -> list[dict]:
+    """The audit events whose requestURI holds `marker` (an exec's argv word), once any came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [e for e in plane.audit_events() if marker in e.get("requestURI", "")]
+        if events or time.monotonic() > deadline:
+            return events
+        time.sleep(0.2)
 
 
 def yaml_objects(path: Path) -> list[dict]:

@@ -71,6 +71,11 @@ def test_an_approved_request_lets_in_until_the_earlier_end():
     ({"conditions": [{"type": "Approved", "status": "True"},
                      {"type": "Denied", "status": "True", "decidedBy": "carol",
                       "reason": "not now"}]}, "was denied by carol: not now"),
+    # What `cred-helper deny --reason` writes: the person's words are the message.
+    ({"conditions": [{"type": "Approved", "status": "True"},
+                     {"type": "Denied", "status": "True", "decidedBy": "carol",
+                      "reason": "DeniedByPerson", "message": "incident over"}]},
+     "was denied by carol: incident over"),
     ({"deleting": True}, "is being deleted"),
     ({"grant": None}, "has no grant"),
     ({"grant": {**GRANT, "namespace": "kube-system"}}, "grant is for namespace kube-system"),

@@ -78,7 +78,7 @@ def test_a_path_ssh_would_misread_is_quoted_so_that_it_reads_it_as_is(tmp_path, 
                        str(d / "known_hosts"))
     got = ssh_g(tmp_path, block)
     # ssh -G expands tokens of UserKnownHostsFile and shows IdentityFile as written; a real
-    # login through such paths: tests/integration/test_ssh_client.py
+    # login through such paths: tests/realcluster/test_ssh_client_session.py
     assert got["userknownhostsfile"] == [str(d / "known_hosts")]
     assert got["identityfile"] == [str(d / "id").replace("%", "%%")]
 

@@ -328,8 +328,8 @@ def test_the_docs_commands_as_typed(world, alice, tmp_path):
     local = free_port()
     replace = {"-L 8080:payment-api-7d4f:8080": f"-L {local}:{POD}:{world.pod_port}"}
     (world.pod_dirs[POD] / "app.log").write_text("".join(f"log line {i}\n" for i in range(80)))
-    block = doccommands.block("docs/access-requests.md", "The engineer's session: `cred-helper ssh`")
-    exec_ps, shell, logs, forward, bare = block.commands
+    exec_ps, shell, logs, forward, bare = doccommands.block(
+        "docs/access-requests.md", "The engineer's session: `cred-helper ssh`").commands
 
     done = doccommands.run(exec_ps, cwd=tmp_path, env=env, replace=replace)
     assert done.returncode == 0, done.stderr

@@ -188,7 +188,10 @@ def test_janitor_bench_prints_time_and_memory_per_size():
     for row in rows:  # JSON MiB, pass s, ms per pod, allocation and RSS peaks in MiB
         mib, seconds, per_pod, peak, rss = (float(row[i]) for i in (1, 3, 4, 5, 6))
         assert all(math.isfinite(v) and v > 0 for v in (mib, seconds, per_pod, peak, rss))
-        assert per_pod == pytest.approx(seconds * 1000 / int(row[0]), rel=0.1, abs=0.01)
+        # "pass s" is printed to 0.01 s: for a small pass that rounding alone is 10 % or more
+        rounding = 0.005 * 1000 / int(row[0])
+        assert per_pod == pytest.approx(seconds * 1000 / int(row[0]), rel=0.01,
+                                        abs=rounding + 0.001)
         assert peak < rss < 4096, done.stdout
 
 

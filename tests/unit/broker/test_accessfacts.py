@@ -115,14 +115,14 @@ def proof_for(public_key, subject, token=TOKEN, when=NOW) -> bytes:
 
 
 def test_alices_own_proof_over_her_request_passes():
-    obj = access_object("alice-1", public_key=line(),
+    obj = access_object("alice-1", created=NOW, public_key=line(),
                         proof=proof_for(key().public_key(), ar.proof_subject("alice-1")))
     found = verify(access_facts(obj), CONFIG, NOW)
     assert (found.mode, found.ok, found.user) == ("registry-key", True, "alice")
 
 
 def test_a_proof_made_for_another_requests_name_fails():
-    obj = access_object("alice-2", public_key=line(),
+    obj = access_object("alice-2", created=NOW, public_key=line(),
                         proof=proof_for(key().public_key(), ar.proof_subject("alice-1")))
     found = verify(access_facts(obj), CONFIG, NOW)
     assert not found.ok and "another subject" in found.reason
@@ -130,7 +130,7 @@ def test_a_proof_made_for_another_requests_name_fails():
 
 def test_a_proof_over_another_key_fails():
     other = ed25519.Ed25519PrivateKey.generate().public_key()
-    obj = access_object("alice-1", public_key=line(),
+    obj = access_object("alice-1", created=NOW, public_key=line(),
                         proof=proof_for(other, ar.proof_subject("alice-1")))
     found = verify(access_facts(obj), CONFIG, NOW)
     assert not found.ok and "another CSR key" in found.reason
@@ -138,7 +138,7 @@ def test_a_proof_over_another_key_fails():
 
 def test_a_csr_proof_is_no_access_request_proof():
     """The same key and time, but the subject a CSR's proof names: refused."""
-    obj = access_object("alice-1", public_key=line(),
+    obj = access_object("alice-1", created=NOW, public_key=line(),
                         proof=proof_for(key().public_key(), subject_name("alice", ["oncall"])))
     assert not verify(access_facts(obj), CONFIG, NOW).ok
 
@@ -147,15 +147,17 @@ def test_mallory_with_alices_registered_proof_is_still_mallory():
     """Mallory copies Alice's whole proof (and her public key) into a request of her own:
     the name differs; and were it the same, the registry owner is not the requester."""
     proof = proof_for(key().public_key(), ar.proof_subject("alice-1"))
-    obj = access_object("mallory-1", username="mallory", public_key=line(), proof=proof)
+    obj = access_object("mallory-1", created=NOW, username="mallory", public_key=line(),
+                        proof=proof)
     assert not verify(access_facts(obj), CONFIG, NOW).ok
-    same_name = access_object("alice-1", username="mallory", public_key=line(), proof=proof)
+    same_name = access_object("alice-1", created=NOW, username="mallory", public_key=line(),
+                              proof=proof)
     found = verify(access_facts(same_name), CONFIG, NOW)
     assert not found.ok and "not to the requester 'mallory'" in found.reason
 
 
 def test_a_stale_proof_fails():
-    obj = access_object("alice-1", public_key=line(),
+    obj = access_object("alice-1", created=NOW, public_key=line(),
                         proof=proof_for(key().public_key(), ar.proof_subject("alice-1"),
                                         when=NOW - 3600))
     found = verify(access_facts(obj), CONFIG, NOW)

@@ -63,7 +63,8 @@ def judge(request, roots):
 
 def _judged(judge, forgery):
     pem, _ = request_pem(forgery, groups=("oncall",), now=NOW)
-    decision, proved, _ = judge(csr_object(pem, username=forgery.user, groups=GROUPS))
+    decision, proved, _ = judge(csr_object(pem, username=forgery.user, groups=GROUPS,
+                                           created=NOW))
     return decision, proved
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import kubelist
 from ..errors import ServerError
 from ..issuers.approval import backoff
 from ..kube import KubeClient
 
 WATCH_SECONDS = 300.0  # one watch stream at most; then a new one from the last version
 RESYNC_SECONDS = 600.0  # a full list this often, so a reloaded policy sees old pending objects
+PAGE = 500  # objects to a page of the list (fewer where a page is too large to read)
 
 
 class Stream:
@@ -92,21 +94,19 @@ class Stream:
                 self.sleep(backoff(tries))
 
     def list(self) -> tuple[list[dict], str]:
+        """What is there now and the list's resourceVersion, a page at a time (kubelist):
+        whoever may create a CSR or an access request chooses its size, and one answer for
+        all of them could outgrow what an answer may be, which no retry mends."""
         items: list[dict] = []
-        params = {**self.params, "limit": "500"}
-        while True:
-            doc = self.client.get(self.path, params)
-            meta = doc.get("metadata")
-            got = doc.get("items")
-            if not isinstance(meta, dict) or not isinstance(got, list):
-                raise ServerError(f"the API server sent a {self.what} without items or "
-                                  "metadata")
-            items += [obj for obj in got if self.usable(obj)]
-            more = meta.get("continue")
-            if not (isinstance(more, str) and more):
-                version = meta.get("resourceVersion")
-                return items, version if isinstance(version, str) else ""
-            params = {**params, "continue": more}
+        version = ""
+        for page in kubelist.pages(self.client, self.path, PAGE, self.params):
+            if page is kubelist.RESTART:
+                items = []
+                continue
+            items += [obj for obj in page.items if self.usable(obj)]
+            found = page.metadata.get("resourceVersion")
+            version = found if isinstance(found, str) else ""
+        return items, version
 
     def watch(self, version: str, until: Callable[[], bool]) -> tuple[str, bool, bool]:
         """Follow one stream: (last version, whether to list afresh, whether it brought news)."""

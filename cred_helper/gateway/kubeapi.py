@@ -11,22 +11,18 @@ Streams (exec, port-forward, logs) are in streams.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import accessrequest as ar
+from .. import kubelist
 from ..errors import CredHelperError, ServerError
 from ..kube import Auth, Endpoint, KubeClient
 
 WATCH_SECONDS = 240
-# A page of a list. One access request is at most about 250 KB of JSON (what its requester
-# chooses is bounded by the CRD: pods, reason, attestation, each escaped at worst six times
-# larger), so a page of them stays under PAGE_BODY whatever is in it; so does a page of
-# ordinary pods (a few KB each).
+# Objects to a page of a list (kubelist.pages, which asks again with fewer where a page is too
+# large to read: an access request is up to about 250 KB of JSON, as its requester chooses).
 PAGE = 50
-PAGE_BODY = 16 << 20
-MAX_PAGES = 10_000
-MAX_TOKEN = 4096  # kube-apiserver's continue tokens are a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -62,9 +58,12 @@ class Cluster:
         revocations (a list is its watch's start)."""
         found: dict[str, ar.AccessRequest | None] = {}
         version = ""
-        for items, meta in pages(self._own, ar.PATH, "access requests"):
-            version = str(meta.get("resourceVersion", ""))  # each page's: the list's
-            for item in items:
+        for page in kubelist.pages(self._own, ar.PATH, PAGE):
+            if page is kubelist.RESTART:
+                found = {}
+                continue
+            version = str(page.metadata.get("resourceVersion", ""))  # each page's: the list's
+            for item in page.items:
                 name = _name(item)
                 if name:
                     found[name] = _parse_or_none(item)
@@ -76,9 +75,12 @@ class Cluster:
 
 
 def list_pods(client: KubeClient, namespace: str) -> list[Pod]:
-    pods = []
-    for items, _ in pages(client, f"/api/v1/namespaces/{namespace}/pods", "pods"):
-        for item in items:
+    pods: list[Pod] = []
+    for page in kubelist.pages(client, f"/api/v1/namespaces/{namespace}/pods", PAGE):
+        if page is kubelist.RESTART:
+            pods = []
+            continue
+        for item in page.items:
             if not isinstance(item, dict):
                 continue
             name = _name(item)
@@ -90,38 +92,6 @@ def list_pods(client: KubeClient, namespace: str) -> list[Pod]:
             if name:
                 pods.append(Pod(name, phase, containers))
     return sorted(pods, key=lambda p: p.name)
-
-
-def pages(client: KubeClient, path: str, what: str) -> Iterator[tuple[list, dict]]:
-    """A list's items and metadata, a page at a time (`limit` and `continue`), each page a
-    bounded answer however many objects there are; continue tokens are followed while they
-    make progress."""
-    token = ""
-    for _ in range(MAX_PAGES):
-        params = {"limit": str(PAGE), **({"continue": token} if token else {})}
-        doc = _json(client.request("GET", path, params=params, max_body=PAGE_BODY), what)
-        items, meta = doc.get("items"), doc.get("metadata")
-        if not isinstance(items, list) or not isinstance(meta, dict):
-            raise ServerError(f"the API server sent a malformed list of {what}")
-        yield items, meta
-        more = meta.get("continue")
-        if not more:
-            return
-        if not isinstance(more, str) or more == token or len(more) > MAX_TOKEN:
-            raise ServerError(f"the API server sent a continue token that cannot be followed "
-                              f"(listing {what})")
-        token = more
-    raise ServerError(f"the API server listed more than {MAX_PAGES} pages of {what}")
-
-
-def _json(resp, what: str) -> dict:
-    try:
-        doc = resp.json()
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
-        raise ServerError(f"the API server sent a list of {what} that is not a JSON object")
-    return doc
 
 
 def _name(item: object) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
+from .. import kubelist
 from ..errors import ServerError
 from ..kube import KubeClient
 from . import api
@@ -35,10 +36,11 @@ from .decide import (
 )
 from .pods import PodFacts, pod_verdict, read_pod, workload_of
 from .selectors import Selector, selector_object
+from .times import http_date
 
 CLOCK_WARNING = 60.0  # seconds between this machine's clock and the API server's worth a word
 
-POD_PAGE = 100  # pods are kilobytes each; a page over its cap is asked again smaller (api.pages)
+POD_PAGE = 100  # pods are kilobytes each; a page over its cap is asked again smaller
 PDB_PAGE = 500
 RBAC_HINT = ("the janitor needs to list pods and poddisruptionbudgets, create pods/eviction "
              "and create events; with rights in some namespaces only, name them with "
@@ -97,17 +99,18 @@ class Janitor:
             line += f" outside --exclude-selector ({gathered.excluded} left by it)"
         return line
 
-    def _clock(self, page: api.Page) -> float:
+    def _clock(self, page: kubelist.Page) -> float:
         """The pass's now: the API server's clock at its first answer (later answers would
         only make ages a second longer)."""
         if self.now is None:
-            if page.date is None:
+            date = http_date(page.date)
+            if date is None:
                 raise ServerError("the API server's answer has no usable Date header: the "
                                   "janitor judges ages by the API server's clock",
                                   "reach the API server directly, not through a proxy that "
                                   "drops the Date header")
-            self.now = page.date
-            skew = self.wall() - page.date
+            self.now = date
+            skew = self.wall() - date
             if abs(skew) > CLOCK_WARNING:
                 self.warn(f"this machine's clock is {abs(skew):.0f}s "
                           f"{'ahead of' if skew > 0 else 'behind'} the API server's; ages "
@@ -126,8 +129,8 @@ class Janitor:
         budgets: dict[str, list[Selector]] = {}
         for path in self._paths("/apis/policy/v1", "poddisruptionbudgets"):
             kept = {ns: list(s) for ns, s in budgets.items()}
-            for page in api.pages(self.client, path, PDB_PAGE):
-                if page is api.RESTART:
+            for page in kubelist.pages(self.client, path, PDB_PAGE, hint=api.NARROWER):
+                if page is kubelist.RESTART:
                     budgets = {ns: list(s) for ns, s in kept.items()}
                     continue
                 self._clock(page)
@@ -146,8 +149,8 @@ class Janitor:
         for path in self._paths("/api/v1", "pods"):
             kept = replace(gathered, workloads=dict(gathered.workloads),
                            candidates=list(gathered.candidates))
-            for page in api.pages(self.client, path, POD_PAGE):
-                if page is api.RESTART:
+            for page in kubelist.pages(self.client, path, POD_PAGE, hint=api.NARROWER):
+                if page is kubelist.RESTART:
                     gathered = replace(kept, workloads=dict(kept.workloads),
                                        candidates=list(kept.candidates))
                     continue

@@ -836,6 +836,30 @@ def test_two_brokers_decide_each_request_once_and_a_killed_one_loses_nothing(ins
     assert len(set(second + third) - set(every)) <= 2
 
 
+def test_many_large_requests_do_not_stop_the_broker(installed, procs):
+    """Anyone who may ask makes requests as large as the CRD lets them, and nothing removes
+    old ones: 120 of them list as more than 4 MiB. The broker listed 500 to a page, so its
+    list failed at start, and with it the whole process (CSRs too), for as long as they
+    stayed. Now it reads them a page at a time and signs the next request."""
+    at = installed
+    spec = spec_of(at.alice, namespace="no-rule-here", reason="x" * 1000,
+                   pods=[f"p{j}-" + "a" * 240 for j in range(64)], attestation="A" * 32768)
+    try:
+        for i in range(120):
+            create(at.alice, {**spec, "publicKey": key_line()}, name=f"bulk-{i}",
+                   metadata={"name": f"bulk-{i}", "labels": {"test": "bulk"}})
+        assert len(at.plane.kubectl("get", "accessrequests", "-o", "json")) > 4 << 20
+        started = Broker(at, tag="bulk")
+        procs.append(started)
+        started.wait_started()
+        honest = create(at.alice, alices_spec(at))["metadata"]["name"]
+        wait_for(lambda: started.proc.poll() is not None
+                 or (at.request(honest).get("status") or {}).get("certificate"), timeout=60)
+        assert started.proc.poll() is None, started.stderr()[-600:]
+    finally:
+        at.plane.kubectl("delete", "accessrequests", "-l", "test=bulk", "--wait=false")
+
+
 # ---- many runs, one request --------------------------------------------------------------------
 
 def test_sixteen_concurrent_runs_make_one_request(installed, broker, tmp_path):

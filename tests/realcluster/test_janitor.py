@@ -763,7 +763,7 @@ def test_an_expired_continue_token_restarts_the_list(control_plane_bin):
     410 ("The provided continue parameter is too old ..."): the list starts over (RESTART, then
     the first page again), and nothing is read twice after it. A plane of its own that
     compacts every second; the token expired about 12 s after it was given, tried here."""
-    from cred_helper.janitor.api import RESTART, pages
+    from cred_helper.kubelist import RESTART, pages
 
     with ControlPlane(control_plane_bin,
                       apiserver_args=("--etcd-compaction-interval=1s",)) as plane:

@@ -9,14 +9,7 @@ from cred_helper.errors import ServerError
 from cred_helper.gateway import kubeapi
 from cred_helper.kube import BearerAuth, Endpoint
 from tests.unit.gateway.test_access import request
-
-
-class Answer:
-    def __init__(self, doc: dict) -> None:
-        self.doc = doc
-
-    def json(self) -> dict:
-        return self.doc
+from tests.unit.test_kubelist import Answer
 
 
 class Pages:
@@ -30,7 +23,10 @@ class Pages:
     def request(self, method: str, path: str, params: dict, max_body: int) -> Answer:
         assert (method, path) == ("GET", self.path)
         self.asked.append((params, max_body))
-        return Answer(self.pages[len(self.asked) - 1])
+        page = self.pages[len(self.asked) - 1]
+        if isinstance(page, ServerError):
+            raise page
+        return Answer(page)
 
 
 def page(names: list[str], more: str = "", version: str = "7") -> dict:
@@ -56,8 +52,26 @@ def test_requests_are_listed_a_page_at_a_time():
     assert [p for p, _ in server.asked] == [
         {"limit": str(kubeapi.PAGE)}, {"limit": str(kubeapi.PAGE), "continue": "t1"},
         {"limit": str(kubeapi.PAGE), "continue": "t2"}]
-    # A page of requests at their largest fits what one answer may be.
-    assert all(size == kubeapi.PAGE_BODY >= kubeapi.PAGE * 250_000 for _, size in server.asked)
+
+
+def test_a_page_too_large_is_asked_again_smaller():
+    """Requests as large as their requesters make them: a page over what an answer may be is
+    asked again with fewer (kubelist), never the gateway blind to revocations."""
+    large = ServerError("the API server sent an answer larger than 4 MiB")
+    large.too_large = True
+    c, server = cluster([large, page(["a"], more="t1"), page(["b"])])
+    found, _ = c.list_requests()
+    assert sorted(found) == ["a", "b"]
+    assert [p["limit"] for p, _ in server.asked] == [str(kubeapi.PAGE), str(kubeapi.PAGE // 2),
+                                                     str(kubeapi.PAGE)]
+
+
+def test_an_expired_continue_token_lists_again_from_the_start():
+    gone = ServerError("the continue token expired")
+    gone.status = 410
+    c, _ = cluster([page(["a"], more="t1"), gone, page(["a"], more="t1"), page(["b"])])
+    found, _ = c.list_requests()
+    assert sorted(found) == ["a", "b"]
 
 
 @pytest.mark.parametrize("more", ["t1", 7, "x" * 5000])

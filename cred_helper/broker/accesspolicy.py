@@ -5,9 +5,9 @@ Rules are tried in order; the first whose `match` names the requester (`spec.use
 `spec.groups`, set by admission) and whose `namespaces` hold the requested namespace decides,
 with no falling through: a request that fails one of its checks is denied, with the check and
 the values in the reason. A request no rule takes is denied: without a rule there is no grant
-to sign. Parsing shares policy.py's reader, so a bad section is a PolicyError with file, line
-and field, and nothing of the file is used. Pure: facts and the attestation result in, a
-verdict out.
+to sign. Parsing shares policy.py's reader (policyread.py), so a bad section is a PolicyError
+with file, line and field, and nothing of the file is used. Pure: facts and the attestation
+result in, a verdict out.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import accessrequest as ar
+from .policyread import Reader, a_rule_that, line_of
+from .rulecheck import attestation_failure, attested_text, needs_proof, shows_something
 from .verdict import APPROVE, DENY, MANUAL, Attestation, Decision
 
 if TYPE_CHECKING:
     import yaml
 
     from .accessfacts import AccessFacts
-    from .policy import _Reader
 
 KEY_TYPES = {"ed25519": "ssh-ed25519", "p256": "ecdsa-sha2-nistp256"}
-ATTESTATION_MODES = ("required", "registry-key", "none")
 ANY_NAMESPACE = "*"
 _GLOB = frozenset("*?[")
 
@@ -82,12 +82,8 @@ class AccessPolicy:
         return None
 
     def needs_attestation(self, facts: AccessFacts) -> bool:
-        """Whether the request's proof must be verified: it carries one (a failing proof is a
-        deny), or its rule looks at attestation."""
-        rule = self.rule_for(facts)
-        if rule is not None and rule.action == DENY:
-            return False
-        return facts.proof is not None or (rule is not None and rule.attestation != "none")
+        """Whether the request's proof must be verified (rulecheck.needs_proof)."""
+        return needs_proof(self.rule_for(facts), facts.proof is not None)
 
     def decide(self, facts: AccessFacts, attestation: Attestation) -> AccessVerdict:
         rule = self.rule_for(facts)
@@ -117,18 +113,12 @@ class AccessPolicy:
                                           f"this rule leaves the request for a person ({who})",
                                           {"check": "manual"}), grant, seconds)
         return AccessVerdict(Decision(APPROVE, name, f"rule {name}: every check passed ({who}, "
-                                      f"{_attested(attestation)})", {"check": "passed"}),
+                                      f"{attested_text(attestation)})", {"check": "passed"}),
                              grant, seconds)
 
 
 def _deny(rule: str, check: str, reason: str) -> AccessVerdict:
     return AccessVerdict(Decision(DENY, rule, reason, {"check": check}))
-
-
-def _attested(attestation: Attestation) -> str:
-    if attestation.mode == "none":
-        return "no attestation"
-    return f"{attestation.mode}: {attestation.reason}"
 
 
 def _first_failure(rule: AccessRule, facts: AccessFacts,
@@ -177,8 +167,6 @@ def _expiration_failure(rule: AccessRule, facts: AccessFacts,
 
 def _reason_failure(rule: AccessRule, facts: AccessFacts,
                     _: Attestation) -> tuple[str, str] | None:
-    from .policy import shows_something
-
     if rule.require_reason and not shows_something(facts.reason):
         return "reason", ("spec.reason is empty or shows nothing (cred-helper ssh-config "
                           "--reason writes it)")
@@ -187,23 +175,7 @@ def _reason_failure(rule: AccessRule, facts: AccessFacts,
 
 def _attestation_failure(rule: AccessRule, facts: AccessFacts,
                          att: Attestation) -> tuple[str, str] | None:
-    if rule.attestation == "none":
-        return None
-    modes = ("attested",) if rule.attestation == "required" else ("attested", "registry-key")
-    if att.mode not in modes or not att.ok:
-        wanted = "a hardware attestation" if rule.attestation == "required" else \
-            "a hardware attestation or a registered key"
-        return "attestation", f"the rule wants {wanted}; got {att.mode}: {att.reason}"
-    if att.user != facts.username:
-        owner = repr(att.user) if att.user else "nobody in the registry"
-        return "attestation", f"the key belongs to {owner}, not the requester {facts.username!r}"
-    if rule.pin_policies and att.pin_policy not in rule.pin_policies:
-        return "attestation", (f"PIN policy {att.pin_policy or 'not stated'} is not allowed "
-                               f"({', '.join(sorted(rule.pin_policies))})")
-    if rule.touch_policies and att.touch_policy not in rule.touch_policies:
-        return "attestation", (f"touch policy {att.touch_policy or 'not stated'} is not "
-                               f"allowed ({', '.join(sorted(rule.touch_policies))})")
-    return None
+    return attestation_failure(rule, facts.username, att)
 
 
 # ---- reading the section ----------------------------------------------------------------------
@@ -212,7 +184,7 @@ RULE_FIELDS = ("name", "match", "namespaces", "pods", "action", "max-expiration"
                "require-reason", "attestation", "pin-policies", "touch-policies", "grant")
 
 
-def read_access(reader: _Reader, node: yaml.Node) -> AccessPolicy:
+def read_access(reader: Reader, node: yaml.Node) -> AccessPolicy:
     """The `access:` section, read with policy.py's reader (PolicyError with line and field)."""
     fields = reader.mapping(node, "access", ("rules",), ("rules",))
     rules: list[AccessRule] = []
@@ -227,23 +199,10 @@ def read_access(reader: _Reader, node: yaml.Node) -> AccessPolicy:
     return AccessPolicy(tuple(rules))
 
 
-def _rule(reader: _Reader, node: yaml.Node, where: str) -> AccessRule:
-    from .policy import _RULE_NAME as RULE_NAME
-    from .policy import PIN_POLICIES, TOUCH_POLICIES, _line
-
-    fields = reader.mapping(node, where, RULE_FIELDS, ("name", "match", "namespaces", "action"))
-    name = reader.string(fields["name"], f"{where}.name")
-    if not RULE_NAME.match(name):
-        raise reader.fail(fields["name"], f"{where}.name", f"{name!r} is not a rule name "
-                          "(letters, digits, . _ : -; at most 63)")
-    action = reader.choice(fields["action"], f"{where}.action", (APPROVE, MANUAL, DENY))
-    match = reader.mapping(fields["match"], f"{where}.match", ("users", "groups"))
-    users = reader.strings(match["users"], f"{where}.match.users") if "users" in match else []
-    groups = reader.strings(match["groups"], f"{where}.match.groups") \
-        if "groups" in match else []
-    if not users and not groups:
-        raise reader.fail(fields["match"], f"{where}.match", "names no users and no groups "
-                          "(to match everyone: groups: [system:authenticated])")
+def _rule(reader: Reader, node: yaml.Node, where: str) -> AccessRule:
+    head = reader.rule_head(node, where, RULE_FIELDS, ("name", "match", "namespaces", "action"),
+                            ("users", "groups"))
+    fields, action = head.fields, head.action
     namespaces = reader.strings(fields["namespaces"], f"{where}.namespaces")
     if not namespaces:
         raise reader.fail(fields["namespaces"], f"{where}.namespaces", "names no namespace "
@@ -267,45 +226,28 @@ def _rule(reader: _Reader, node: yaml.Node, where: str) -> AccessRule:
             raise reader.fail(fields["max-expiration"], f"{where}.max-expiration",
                               f"{text} is not from 10m to 24h (an access request's range)")
     elif approving:
-        raise reader.fail(node, f"{where}.max-expiration", f"is required in a rule that "
-                          f"{action}s")
-    key_types = reader.strings(fields["key-types"], f"{where}.key-types", tuple(KEY_TYPES)) \
-        if "key-types" in fields else list(KEY_TYPES)
-    if not key_types:
-        raise reader.fail(fields["key-types"], f"{where}.key-types", "allows no key type")
+        raise reader.fail(node, f"{where}.max-expiration", f"is required in "
+                          f"{a_rule_that(action)}")
+    key_types = reader.key_types(fields, where, tuple(KEY_TYPES), tuple(KEY_TYPES))
     require_reason = reader.boolean(fields["require-reason"], f"{where}.require-reason") \
         if "require-reason" in fields else False
-    if "attestation" in fields:
-        attestation = reader.choice(fields["attestation"], f"{where}.attestation",
-                                    ATTESTATION_MODES)
-    elif approving:
-        raise reader.fail(node, f"{where}.attestation", f"is required in a rule that "
-                          f"{action}s ({', '.join(ATTESTATION_MODES)})")
-    else:
-        attestation = "none"
-    pins = reader.strings(fields["pin-policies"], f"{where}.pin-policies", PIN_POLICIES) \
-        if "pin-policies" in fields else []
-    touches = reader.strings(fields["touch-policies"], f"{where}.touch-policies",
-                             TOUCH_POLICIES) if "touch-policies" in fields else []
-    if (pins or touches) and attestation != "required":
-        field = "pin-policies" if pins else "touch-policies"
-        raise reader.fail(fields[field], f"{where}.{field}", "only an attestation can state "
-                          "these: set attestation: required")
+    attested = reader.rule_attestation(node, fields, where, approving, action)
     grant = None
     if "grant" in fields:
         grant = _grant(reader, fields["grant"], f"{where}.grant")
     elif approving:
-        raise reader.fail(node, f"{where}.grant", f"is required in a rule that {action}s "
+        raise reader.fail(node, f"{where}.grant", f"is required in {a_rule_that(action)} "
                           "(what the gateway may run)")
-    return AccessRule(name=name, action=action, users=frozenset(users),
-                      groups=frozenset(groups), namespaces=frozenset(namespaces),
+    return AccessRule(name=head.name, action=action, users=frozenset(head.users),
+                      groups=frozenset(head.groups), namespaces=frozenset(namespaces),
                       pods=tuple(pods), max_expiration=seconds, max_expiration_text=text,
                       key_types=frozenset(key_types), require_reason=require_reason,
-                      attestation=attestation, pin_policies=frozenset(pins),
-                      touch_policies=frozenset(touches), grant=grant, line=_line(node))
+                      attestation=attested.mode, pin_policies=frozenset(attested.pins),
+                      touch_policies=frozenset(attested.touches), grant=grant,
+                      line=line_of(node))
 
 
-def _grant(reader: _Reader, node: yaml.Node, where: str) -> GrantRule:
+def _grant(reader: Reader, node: yaml.Node, where: str) -> GrantRule:
     """The grant's fields, checked by the model's own parse (what the gateway will read)."""
     fields = reader.mapping(node, where, ("commands", "exec", "shell", "ports"))
     doc: dict = {"namespace": "default"}  # the request's, put in when a request is approved

@@ -6,13 +6,12 @@ matches decides, and does not fall through: a request that fails one of its chec
 with the check and the values in the reason. No rule matching leaves the CSR to `default`.
 The file is read whole and checked whole: anything it does not understand (a YAML error, an
 unknown field, a value out of range) is a PolicyError naming the source, line and field, and no
-part of it is used. The schema is on docs/admin/policy.md.
+part of it is used (policyread.py reads it). The schema is on docs/admin/policy.md.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,11 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..durations import parse_duration
-from ..errors import CredHelperError
 from ..issuers.csr import REASON_ANNOTATION, SIGNER
 from .attestation import root_problem
 from .facts import CsrFacts
+from .policyread import PolicyError, Reader, a_rule_that, compose, line_of
+from .rulecheck import attestation_failure, attested_text, needs_proof, shows_something
 from .verdict import (
     APPROVE,
     DENY,
@@ -38,34 +37,16 @@ from .verdict import (
 )
 from .yubico import YUBICO_PIV_ROOTS
 
+__all__ = ["Policy", "PolicyError", "Rule", "load_policy", "load_policy_file"]
+
 KEY_TYPES = ("ed25519", "p256", "p384", "rsa")
 DEFAULT_KEY_TYPES = ("ed25519", "p256", "rsa")
 RSA_MIN_BITS = 2048
 REQUIRED_USAGE = "client auth"
 OPTIONAL_USAGES = ("digital signature",)
-ATTESTATION_MODES = ("required", "registry-key", "none")
-PIN_POLICIES = ("never", "once", "always")
-TOUCH_POLICIES = ("never", "always", "cached")
 ANY_GROUP = "*"
 DEFAULT_MAX_AGE = 300
-MAX_DEPTH = 16  # the schema nests 5 deep
-_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
-_DECIMAL = re.compile(r"[1-9][0-9]*")
-MAX_SERIAL = (1 << 64) - 1  # the attestation states it in at most 8 bytes, unsigned
-
-
-class PolicyError(CredHelperError):
-    """A policy file that cannot be used; nothing of it is applied."""
-
-    exit_code = 2
-
-    def __init__(self, source: str, line: int, where: str, problem: str) -> None:
-        place = f"{source}:{line}" if line else source
-        text = f"{place}: {where}: {problem}" if where else f"{place}: {problem}"
-        super().__init__(f"policy {text}",
-                         "fix the policy file; it was not applied (docs/admin/policy.md)")
-        self.source, self.line, self.field, self.problem = source, line, where, problem
 
 
 # ---- the policy, once read -----------------------------------------------------------------
@@ -112,13 +93,8 @@ class Policy:
         return None
 
     def needs_attestation(self, facts: CsrFacts) -> bool:
-        """Whether `decide` needs this CSR's proof verified: the matching rule looks at
-        attestation, or the CSR carries a proof (a failing proof is a deny under any rule).
-        Nothing needs verifying for a rule that denies outright."""
-        rule = self.rule_for(facts)
-        if rule is not None and rule.action == DENY:
-            return False
-        return facts.proof is not None or (rule is not None and rule.attestation != "none")
+        """Whether `decide` needs this CSR's proof verified (rulecheck.needs_proof)."""
+        return needs_proof(self.rule_for(facts), facts.proof is not None)
 
     def decide(self, facts: CsrFacts, attestation: Attestation) -> Decision:
         rule = self.rule_for(facts)
@@ -156,13 +132,7 @@ class Policy:
                             f"the request for a person ({who}{asks}){note}",
                             {"check": "manual"})
         return Decision(APPROVE, name, f"rule {name}: every check passed ({who}, "
-                        f"{_attested_text(attestation)})", {"check": "passed"})
-
-
-def _attested_text(attestation: Attestation) -> str:
-    if attestation.mode == "none":
-        return "no attestation"
-    return f"{attestation.mode}: {attestation.reason}"
+                        f"{attested_text(attestation)})", {"check": "passed"})
 
 
 def _first_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple[str, str] | None:
@@ -235,170 +205,15 @@ def _reason_failure(rule: Rule, facts: CsrFacts, _: Attestation) -> tuple[str, s
     return None
 
 
-# Characters Unicode counts as letters or symbols that still print as nothing (the Hangul
-# fillers, the blank Braille pattern).
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-# Controls, format characters (zero-width space and joiners, bidi marks), surrogates, private
-# use, unassigned, spaces and separators, and combining marks with no base to sit on.
-_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"))
-
-
-def shows_something(text: str) -> bool:
-    """Whether a person reading `text` sees at least one character: a reason made only of
-    whitespace, zero-width or format characters is no reason."""
-    return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
-               and ch not in _BLANK_LETTERS for ch in text)
-
-
-def _attestation_failure(rule: Rule, facts: CsrFacts, att: Attestation) -> tuple[str, str] | None:
-    if rule.attestation == "none":
-        return None
-    modes = ("attested",) if rule.attestation == "required" else ("attested", "registry-key")
-    if att.mode not in modes or not att.ok:
-        wanted = "a hardware attestation" if rule.attestation == "required" else \
-            "a hardware attestation or a registered key"
-        return "attestation", f"the rule wants {wanted}; got {att.mode}: {att.reason}"
-    if att.user != facts.username:
-        owner = repr(att.user) if att.user else "nobody in the registry"
-        return "attestation", f"the key belongs to {owner}, not the requester {facts.username!r}"
-    if rule.pin_policies and att.pin_policy not in rule.pin_policies:
-        stated = att.pin_policy or "not stated"
-        return "attestation", (f"PIN policy {stated} is not allowed "
-                               f"({', '.join(sorted(rule.pin_policies))})")
-    if rule.touch_policies and att.touch_policy not in rule.touch_policies:
-        stated = att.touch_policy or "not stated"
-        return "attestation", (f"touch policy {stated} is not allowed "
-                               f"({', '.join(sorted(rule.touch_policies))})")
-    return None
+def _attestation_failure(rule: Rule, facts: CsrFacts,
+                         att: Attestation) -> tuple[str, str] | None:
+    return attestation_failure(rule, facts.username, att)
 
 
 # ---- reading the file ----------------------------------------------------------------------
 
-_SCALAR_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
-                "tag:yaml.org,2002:null", "tag:yaml.org,2002:float"}
-
-
-# libyaml where PyYAML was built with it (ten times quicker), the same marks either way.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _line(node: yaml.Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None else 0
-
-
-class _Reader:
-    """Walks the composed YAML tree, so that every complaint can name its line."""
-
-    def __init__(self, source: str, base_dir: str | None,
-                 read_file: Callable[[str], bytes]) -> None:
-        self.source = source
-        self.base_dir = base_dir
-        self.read_file = read_file
-
-    def fail(self, node: yaml.Node | None, where: str, problem: str) -> PolicyError:
-        return PolicyError(self.source, _line(node), where, problem)
-
-    def mapping(self, node: yaml.Node, where: str, known: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, where or "(top level)", "is not a mapping")
-        if node.tag != "tag:yaml.org,2002:map":
-            raise self.fail(node, where or "(top level)", f"tag {node.tag} is not allowed")
-        found: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = self.scalar(key_node, where)
-            if not isinstance(key, str):
-                raise self.fail(key_node, where or "(top level)", f"key {key!r} is not a string")
-            field = f"{where}.{key}" if where else key
-            if key not in known:
-                raise self.fail(key_node, where or "(top level)",
-                                f"unknown field {key!r} (known: {', '.join(known)})")
-            if key in found:
-                raise self.fail(key_node, field, "appears twice")
-            found[key] = value_node
-        for key in required:
-            if key not in found:
-                field = f"{where}.{key}" if where else key
-                raise self.fail(node, field, "is required")
-        return found
-
-    def scalar(self, node: yaml.Node, where: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, where, "is not a single value")
-        if node.tag not in _SCALAR_TAGS:
-            raise self.fail(node, where, f"tag {node.tag} is not allowed")
-        try:
-            return yaml.SafeLoader("").construct_object(node)
-        except (yaml.YAMLError, ValueError) as error:
-            raise self.fail(node, where, f"cannot be read ({' '.join(str(error).split())})") \
-                from None
-
-    def string(self, node: yaml.Node, where: str) -> str:
-        value = self.scalar(node, where)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(node, where, "must be a non-empty string")
-        if any(ch < " " and ch != "\n" for ch in value):
-            raise self.fail(node, where, "holds control characters")
-        return value
-
-    def choice(self, node: yaml.Node, where: str, choices: tuple[str, ...]) -> str:
-        value = self.scalar(node, where)
-        if value not in choices:
-            raise self.fail(node, where, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def boolean(self, node: yaml.Node, where: str) -> bool:
-        value = self.scalar(node, where)
-        if not isinstance(value, bool):
-            raise self.fail(node, where, f"{value!r} is not true or false")
-        return value
-
-    def duration(self, node: yaml.Node, where: str) -> tuple[int, str]:
-        value = self.scalar(node, where)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self.fail(node, where, f"{value!r} is not a duration (1800, 30m, 1h30m)")
-        if isinstance(value, int):
-            seconds, text = value, f"{value}s"
-        else:
-            try:
-                seconds, text = parse_duration(value), value.strip()
-            except ValueError:
-                raise self.fail(node, where, f"{value!r} is not a duration (1800, 30m, 1h30m)") \
-                    from None
-        if seconds <= 0:
-            raise self.fail(node, where, f"{value!r} is not a positive duration")
-        return seconds, text
-
-    def serial(self, node: yaml.Node, where: str) -> int:
-        """A device serial as written: plain decimal digits. YAML 1.1 reads `0123` as octal
-        83, `190:20:30` as base 60 and `1_234` as 1234: each would register another device
-        without a word, so only the plain spelling is taken."""
-        value = self.scalar(node, where)
-        text = node.value if isinstance(node, yaml.ScalarNode) else ""
-        if isinstance(value, bool) or not isinstance(value, int) or node.style \
-                or not _DECIMAL.fullmatch(text):
-            raise self.fail(node, where, f"{text!r} is not a device serial in plain decimal "
-                            "digits (no leading zero, sign, quotes, '_' or ':')")
-        if value > MAX_SERIAL:
-            raise self.fail(node, where, f"{text} is larger than any device serial")
-        return value
-
-    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, where, "is not a list")
-        if node.tag != "tag:yaml.org,2002:seq":
-            raise self.fail(node, where, f"tag {node.tag} is not allowed")
-        return list(node.value)
-
-    def strings(self, node: yaml.Node, where: str, choices: tuple[str, ...] = ()) -> list[str]:
-        values = []
-        for i, item in enumerate(self.sequence(node, where)):
-            value = self.choice(item, f"{where}[{i}]", choices) if choices else \
-                self.string(item, f"{where}[{i}]")
-            if value in values:
-                raise self.fail(item, f"{where}[{i}]", f"{value!r} is listed twice")
-            values.append(value)
-        return values
+class _Reader(Reader):
+    """The generic reader (policyread.py) with the CSR policy's sections."""
 
     # -- the sections --
 
@@ -425,23 +240,12 @@ class _Reader:
         return Policy(self.source, default, tuple(rules), config, access)
 
     def rule(self, node: yaml.Node, where: str) -> Rule:
-        fields = self.mapping(node, where, (
+        head = self.rule_head(node, where, (
             "name", "match", "action", "subject-groups", "groups-not-held", "max-expiration",
             "key-types", "require-reason", "attestation", "pin-policies", "touch-policies"),
-            ("name", "match", "action"))
-        name = self.string(fields["name"], f"{where}.name")
-        if not _RULE_NAME.match(name):
-            raise self.fail(fields["name"], f"{where}.name", f"{name!r} is not a rule name "
-                            "(letters, digits, . _ : -; at most 63)")
-        action = self.choice(fields["action"], f"{where}.action", (APPROVE, MANUAL, DENY))
-        match = self.mapping(fields["match"], f"{where}.match", ("users", "groups", "asks-for"))
-        users = self.strings(match["users"], f"{where}.match.users") if "users" in match else []
-        groups = self.strings(match["groups"], f"{where}.match.groups") \
-            if "groups" in match else []
-        if not users and not groups:
-            raise self.fail(fields["match"], f"{where}.match", "names no users and no groups "
-                            "(to match everyone: groups: [system:authenticated])")
-        asks_for = self.named_groups(match, "asks-for", f"{where}.match")
+            ("name", "match", "action"), ("users", "groups", "asks-for"))
+        fields, action = head.fields, head.action
+        asks_for = self.named_groups(head.match, "asks-for", f"{where}.match")
         subject_groups = self.strings(fields["subject-groups"], f"{where}.subject-groups") \
             if "subject-groups" in fields else []
         not_held = self.named_groups(fields, "groups-not-held", where)
@@ -454,37 +258,19 @@ class _Reader:
             max_expiration, max_text = self.duration(fields["max-expiration"],
                                                      f"{where}.max-expiration")
         elif action == APPROVE:
-            raise self.fail(node, f"{where}.max-expiration", "is required in a rule that "
-                            "approves")
-        key_types = self.strings(fields["key-types"], f"{where}.key-types", KEY_TYPES) \
-            if "key-types" in fields else list(DEFAULT_KEY_TYPES)
-        if not key_types:
-            raise self.fail(fields["key-types"], f"{where}.key-types", "allows no key type")
+            raise self.fail(node, f"{where}.max-expiration", "is required in "
+                            f"{a_rule_that(action)}")
+        key_types = self.key_types(fields, where, KEY_TYPES, DEFAULT_KEY_TYPES)
         require_reason = self.boolean(fields["require-reason"], f"{where}.require-reason") \
             if "require-reason" in fields else False
-        if "attestation" in fields:
-            attestation = self.choice(fields["attestation"], f"{where}.attestation",
-                                      ATTESTATION_MODES)
-        elif action == APPROVE:
-            raise self.fail(node, f"{where}.attestation", "is required in a rule that approves "
-                            f"({', '.join(ATTESTATION_MODES)})")
-        else:
-            attestation = "none"
-        pins = self.strings(fields["pin-policies"], f"{where}.pin-policies", PIN_POLICIES) \
-            if "pin-policies" in fields else []
-        touches = self.strings(fields["touch-policies"], f"{where}.touch-policies",
-                               TOUCH_POLICIES) if "touch-policies" in fields else []
-        if (pins or touches) and attestation != "required":
-            field = "pin-policies" if pins else "touch-policies"
-            raise self.fail(fields[field], f"{where}.{field}", "only an attestation can state "
-                            "these: set attestation: required")
-        return Rule(name=name, action=action, users=frozenset(users), groups=frozenset(groups),
-                    subject_groups=frozenset(subject_groups), max_expiration=max_expiration,
-                    max_expiration_text=max_text, key_types=frozenset(key_types),
-                    require_reason=require_reason, attestation=attestation,
-                    pin_policies=frozenset(pins), touch_policies=frozenset(touches),
-                    line=_line(node), asks_for=frozenset(asks_for),
-                    groups_not_held=frozenset(not_held))
+        attested = self.rule_attestation(node, fields, where, action == APPROVE, action)
+        return Rule(name=head.name, action=action, users=frozenset(head.users),
+                    groups=frozenset(head.groups), subject_groups=frozenset(subject_groups),
+                    max_expiration=max_expiration, max_expiration_text=max_text,
+                    key_types=frozenset(key_types), require_reason=require_reason,
+                    attestation=attested.mode, pin_policies=frozenset(attested.pins),
+                    touch_policies=frozenset(attested.touches), line=line_of(node),
+                    asks_for=frozenset(asks_for), groups_not_held=frozenset(not_held))
 
     def named_groups(self, fields: dict[str, yaml.Node], key: str, where: str) -> list[str]:
         """A list of group names, each named (no "*"), not empty where given."""
@@ -585,32 +371,8 @@ def load_policy(text: str, source: str, base_dir: str | None = None,
                 read_file: Callable[[str], bytes] = _read_bytes) -> Policy:
     """The policy in `text` (named `source` in errors); PolicyError for anything amiss. Root
     files named by relative paths are read from `base_dir`."""
-    try:
-        # Aliases would let a small file expand into a huge tree, and deep nesting would take
-        # the composer (which recurses) a long time to refuse: a policy needs neither.
-        depth = 0
-        for event in yaml.parse(text, Loader=_LOADER):
-            if isinstance(event, yaml.AliasEvent):
-                raise PolicyError(source, _line_of(event), "", "aliases (*name) are not allowed")
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise PolicyError(source, _line_of(event), "", "is nested too deeply")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-        root = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or "is not YAML"
-        raise PolicyError(source, mark.line + 1 if mark else 0, "", f"not YAML: {problem}") \
-            from None
-    if root is None:
-        raise PolicyError(source, 0, "", "is empty")
+    root = compose(text, source)
     return _Reader(source, base_dir, read_file).policy(root)
-
-
-def _line_of(event: yaml.Event) -> int:
-    return event.start_mark.line + 1 if event.start_mark else 0
 
 
 def load_policy_file(path: str) -> Policy:

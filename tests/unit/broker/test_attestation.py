@@ -242,20 +242,30 @@ def test_the_algorithm_must_fit_the_key():
     assert not got.ok and got.reason == "the proof's algorithm EdDSA does not fit its token key"
 
 
-def test_unknown_pin_policies_stay_visible_and_match_nothing():
-    token = _token_key()
-    slot = CA.attest(token.public_key())
-    # rebuild with a policy byte this module does not know
+def _slot_certificate(token, extensions: dict[int, bytes]) -> x509.Certificate:
+    """A slot certificate for `token`'s key as the test device signs one, with exactly these
+    of Yubico's extensions (1.3.6.1.4.1.41482.3.N: bytes)."""
     from tests.support import attestca
 
+    slot = CA.attest(token.public_key())
     builder = (x509.CertificateBuilder().subject_name(slot.subject).issuer_name(slot.issuer)
                .public_key(token.public_key()).serial_number(1)
                .not_valid_before(slot.not_valid_before_utc)
                .not_valid_after(slot.not_valid_after_utc))
-    builder = attestca._ext(builder, 3, bytes([5, 7, 1]))
-    builder = attestca._ext(builder, 7, bytes([0x02, 0x01, 0x2A]))
-    builder = attestca._ext(builder, 8, bytes([4, 2]))
-    odd = builder.sign(CA.device_key, hashes.SHA256())
+    for suffix, value in extensions.items():
+        builder = attestca._ext(builder, suffix, value)
+    return builder.sign(CA.device_key, hashes.SHA256())
+
+
+YUBICO_EXTENSIONS = {3: bytes([5, 7, 1]), 7: bytes([0x02, 0x01, 0x2A]), 8: bytes([2, 2])}
+
+
+def test_unknown_pin_policies_stay_visible_and_match_nothing():
+    from tests.support import attestca
+
+    token = _token_key()
+    # a policy byte this module does not know
+    odd = _slot_certificate(token, {**YUBICO_EXTENSIONS, 8: bytes([4, 2])})
     got = verify(_request(token, (attestca.der(odd), attestca.der(CA.device))),
                  _config(token), NOW)
     assert got.ok and got.pin_policy == "unknown-0x04" and got.touch_policy == "always"
@@ -269,16 +279,8 @@ def test_a_slot_certificate_without_yubicos_extensions_is_no_attestation(left_ou
     from tests.support import attestca
 
     token = _token_key()
-    slot = CA.attest(token.public_key())
-    builder = (x509.CertificateBuilder().subject_name(slot.subject).issuer_name(slot.issuer)
-               .public_key(token.public_key()).serial_number(1)
-               .not_valid_before(slot.not_valid_before_utc)
-               .not_valid_after(slot.not_valid_after_utc))
-    for suffix, value in ((3, bytes([5, 7, 1])), (7, bytes([0x02, 0x01, 0x2A])),
-                          (8, bytes([2, 2]))):
-        if suffix != left_out:
-            builder = attestca._ext(builder, suffix, value)
-    bare = builder.sign(CA.device_key, hashes.SHA256())
+    bare = _slot_certificate(token, {k: v for k, v in YUBICO_EXTENSIONS.items()
+                                     if k != left_out})
     got = verify(_request(token, (attestca.der(bare), attestca.der(CA.device))),
                  _config(token), NOW)
     assert not got.ok and "lacks what every YubiKey writes into its attestation" in got.reason

@@ -452,8 +452,9 @@ def test_a_bad_last_rule_refuses_the_whole_file():
         load_policy(bad, "p")
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_damaged_policies_raise_only_policy_error(seed):
+def only_policy_errors(text: str, seed: int, first_line: int = 0) -> None:
+    """150 damaged copies of `text` (from `first_line` on) are each read or refused with one
+    PolicyError line, and many are refused (the damage reaches what is checked)."""
     import random
 
     from tests.support.fuzz import damaged_yaml
@@ -462,10 +463,15 @@ def test_damaged_policies_raise_only_policy_error(seed):
     outcomes = {"read": 0, "refused": 0}
     for _ in range(150):
         try:
-            load_policy(damaged_yaml(POLICY, rng), "policy.yaml")
+            load_policy(damaged_yaml(text, rng, first_line), "policy.yaml")
         except PolicyError as error:
             assert "\n" not in error.message
             outcomes["refused"] += 1
         else:
             outcomes["read"] += 1
     assert outcomes["refused"] > 50, outcomes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_damaged_policies_raise_only_policy_error(seed):
+    only_policy_errors(POLICY, seed)

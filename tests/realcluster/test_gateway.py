@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import gateway as gw
 from tests.support.asciicast import output, parse_v2
-from tests.support.controlplane import free_port
+from tests.support.controlplane import free_port, rbac_rule, role_and_binding
 from tests.support.harness import on_terminal
 
 pytestmark = pytest.mark.realcluster
@@ -329,18 +329,10 @@ def test_a_role_with_create_alone_on_pods_exec_refuses_the_gateways_websocket(wo
     checked as get (and, since 1.35, as create too). kubectl falls back to SPDY (a POST,
     create alone); the gateway speaks only WebSocket."""
     ns = gw.namespace(world.plane, f"create-only-{uuid.uuid4().hex[:6]}", oncall_group=None)
-    world.plane.kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-             "metadata": {"name": "exec-create-only", "namespace": ns},
-             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
-                       {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": {"name": "exec-create-only", "namespace": ns},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                         "name": "exec-create-only"},
-             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                           "name": "oncall"}]}]}))
+    world.plane.kubectl("apply", "-f", "-", stdin=role_and_binding(
+        "exec-create-only", [rbac_rule("", ["pods"], ["get"]),
+                             rbac_rule("", ["pods/exec"], ["create"])],
+        "Group", "oncall", namespace=ns))
     gw.pod(world.plane, ns, "api-1")
     name, key = world.request(gw.grant(ns, exec_patterns=(("echo", "**"),)))
     done = gw.ssh(world.gateway, key, name, "exec", "api-1", "--", "echo", "hi")

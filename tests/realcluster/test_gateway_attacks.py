@@ -19,6 +19,7 @@ import pytest
 from cred_helper.gateway.sshlib import asyncssh
 from tests.support import gateway as gw
 from tests.support.asciicast import output
+from tests.support.controlplane import rbac_rule, role_and_binding
 
 pytestmark = pytest.mark.realcluster
 
@@ -90,18 +91,9 @@ def test_a_forward_destination_cannot_leave_the_namespace(world, elsewhere):
 def victims(world) -> str:
     """A namespace where only victim@example.com (a User binding, no group) may exec."""
     ns = gw.namespace(world.plane, "victims", oncall_group=None)
-    world.plane.kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-             "metadata": {"name": "exec", "namespace": ns},
-             "rules": [{"apiGroups": [""], "resources": ["pods/exec"],
-                        "verbs": ["get", "create"]}]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": {"name": "exec", "namespace": ns},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                         "name": "exec"},
-             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                           "name": "victim@example.com"}]}]}))
+    world.plane.kubectl("apply", "-f", "-", stdin=role_and_binding(
+        "exec", [rbac_rule("", ["pods/exec"], ["get", "create"])], "User",
+        "victim@example.com", namespace=ns))
     gw.pod(world.plane, ns, "vault-0")
     return ns
 

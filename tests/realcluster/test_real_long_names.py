@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from cred_helper.x509names import subject_of
+from tests.support.controlplane import REQUESTER_RULES, role_and_binding
 
 pytestmark = pytest.mark.realcluster
 
@@ -37,25 +38,7 @@ def _pending_for(plane, username: str) -> dict | None:
 
 # Rights of its own, for this user by name: the session's plane is shared, and another test
 # may have rebound the requester role (`setup --apply`).
-RBAC = f"""
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: long-name-requester}}
-rules:
-- apiGroups: ["certificates.k8s.io"]
-  resources: ["certificatesigningrequests"]
-  verbs: ["create", "get", "list", "watch"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["selfsubjectreviews"]
-  verbs: ["create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: long-name-requester}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: long-name-requester}}
-subjects:
-- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{NAME}"}}
-"""
+RBAC = role_and_binding("long-name-requester", REQUESTER_RULES, "User", NAME)
 
 
 def test_a_100_character_user_name_is_issued_and_authenticates(box, control_plane):

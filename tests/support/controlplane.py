@@ -47,25 +47,31 @@ from .pki import CA, key_pem, pem
 ADMIN = ("admin", ["system:masters"])
 BOOTSTRAP = ("alice@example.com", ["oncall", "sre", "oncall-bootstrap"])
 
-REQUESTER_RBAC = """
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: cred-helper-requester}
-rules:
-- apiGroups: ["certificates.k8s.io"]
-  resources: ["certificatesigningrequests"]
-  verbs: ["create", "get", "list", "watch"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["selfsubjectreviews"]
-  verbs: ["create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: cred-helper-requester}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cred-helper-requester}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: oncall-bootstrap}
-"""
+def rbac_rule(group: str, resources: list[str], verbs: list[str]) -> dict:
+    return {"apiGroups": [group], "resources": resources, "verbs": verbs}
+
+
+def role_and_binding(name: str, rules: list[dict], subject_kind: str, subject: str,
+                     namespace: str = "") -> str:
+    """A role holding `rules` and its binding to one subject (kind User or Group), both
+    called `name`, as one List for `kubectl apply -f -`: a ClusterRole and its
+    ClusterRoleBinding, or with `namespace` a Role and RoleBinding there."""
+    kind = "Role" if namespace else "ClusterRole"
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    group = "rbac.authorization.k8s.io"
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": f"{group}/v1", "kind": kind, "metadata": meta, "rules": rules},
+        {"apiVersion": f"{group}/v1", "kind": f"{kind}Binding", "metadata": meta,
+         "roleRef": {"apiGroup": group, "kind": kind, "name": name},
+         "subjects": [{"apiGroup": group, "kind": subject_kind, "name": subject}]}]})
+
+
+# What a requester of certificates needs: CSRs, and who they are (SelfSubjectReview).
+SELF_REVIEW = rbac_rule("authentication.k8s.io", ["selfsubjectreviews"], ["create"])
+REQUESTER_RULES = [rbac_rule("certificates.k8s.io", ["certificatesigningrequests"],
+                             ["create", "get", "list", "watch"]), SELF_REVIEW]
+REQUESTER_RBAC = role_and_binding("cred-helper-requester", REQUESTER_RULES, "Group",
+                                  "oncall-bootstrap")
 
 
 # Metadata for the people the tests play and for every request about a CSR (whoever makes

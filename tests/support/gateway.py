@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from cred_helper import accessrequest as ar
 
-from .controlplane import ADMIN, ControlPlane
+from .controlplane import ADMIN, SELF_REVIEW, ControlPlane, rbac_rule, role_and_binding
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "cred_helper" / "manifests" / "accessrequest-crd.yaml"
@@ -42,26 +42,10 @@ GATEWAY_SA = "system:serviceaccount:cred-helper:cred-helper-gateway"
 PEOPLE = ("alice@example.com", "bob@example.com")  # the people with client certificates here
 
 # What people may do with access requests in these tests (issue 26 ships the real RBAC).
-REQUESTER_RBAC = """
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: test-accessrequest-requester}
-rules:
-- apiGroups: ["access.cred-helper.dev"]
-  resources: ["accessrequests"]
-  verbs: ["create", "get", "list", "watch"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["selfsubjectreviews"]
-  verbs: ["create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: test-accessrequest-requester}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,
-          name: test-accessrequest-requester}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: oncall}
-"""
+REQUESTER_RBAC = role_and_binding(
+    "test-accessrequest-requester",
+    [rbac_rule("access.cred-helper.dev", ["accessrequests"], ["create", "get", "list", "watch"]),
+     SELF_REVIEW], "Group", "oncall")
 
 
 def _openssh_private(key) -> bytes:

@@ -256,7 +256,10 @@ def cached_entries(directory: str, warn: Callable[[str], None]) -> list[tuple[St
 def forget(directory: str, cluster: str | None, warn: Callable[[str], None]) -> Removed:
     """`logout`: everything for `cluster`'s entries, or everything when it is None."""
     from .cache.forget import forget as forget_entries
+    from .sshaccess.store import SshStore
 
     wanted = None if cluster is None else (lambda profile: profile == cluster)
-    return forget_entries(directory, every_store(directory, warn),
-                          refresh_tokens("file", directory), wanted)
+    removed = forget_entries(directory, every_store(directory, warn),
+                             refresh_tokens("file", directory), wanted)
+    removed.other_files += SshStore(directory, warn).delete_orphans(locks=cluster is None)
+    return removed

@@ -7,11 +7,13 @@ lives only in the private cache directory. What ssh reads is made from it under
 `ssh/<alias>/` (the key, the certificate, the pinned known_hosts) with `ssh/<alias>.conf`, the
 Host block, and made again whenever it differs: a damaged copy is repaired by the next run.
 
-`status` lists these entries beside the credentials; `logout` removes them and their files.
+`status` lists these entries beside the credentials; `logout` removes them and their files,
+and the files of any Host block whose entry is gone (`--all`: every one, and the locks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -182,32 +184,60 @@ class SshStore(FileStore):
         """The entry, and the files of the alias whose Host block it wrote last (found by
         the block's marker, so that this works after the entry itself is gone)."""
         _remove(self.path(key))
-        for conf in glob.glob(os.path.join(self.dir, SSH_DIR, "*.conf")):
+        for alias, written_by in self._blocks():
+            if written_by == key:
+                self._remove_files(alias)
+
+    def delete_orphans(self, locks: bool = False) -> int:
+        """The files of every Host block whose entry is gone (removed, or discarded as
+        damaged: its key and certificate would still let plain ssh in until the certificate
+        ends); with `locks`, the aliases' lock files too. How many files went."""
+        removed = 0
+        for alias, written_by in self._blocks():
+            if written_by is None or not os.path.exists(self.path(written_by)):
+                removed += self._remove_files(alias)
+        if locks:
+            for lock in glob.glob(os.path.join(self.dir, SSH_DIR, "*.lock")):
+                removed += _remove(lock)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(self.dir, SSH_DIR))
+        return removed
+
+    def _blocks(self) -> list[tuple[str, str | None]]:
+        """(alias, the entry key its Host block's marker names, or None) for each block."""
+        found = []
+        for conf in sorted(glob.glob(os.path.join(self.dir, SSH_DIR, "*.conf"))):
             try:
-                text = read_private(conf).decode("utf-8", "replace")
+                lines = read_private(conf).decode("utf-8", "replace").splitlines()
             except (OSError, UnsafePath):
                 continue
-            if marker(key) not in text.splitlines():
-                continue
-            paths = self.paths(os.path.basename(conf)[:-len(".conf")])
-            for path in (paths.key, paths.public, paths.certificate, paths.known_hosts,
-                         paths.conf):
-                _remove(path)
-            try:
-                os.rmdir(paths.dir)
-            except OSError:
-                pass
+            keys = [line[len(MARKER):] for line in lines if line.startswith(MARKER)]
+            found.append((os.path.basename(conf)[:-len(".conf")],
+                          keys[0] if keys and is_key(keys[0]) else None))
+        return found
+
+    def _remove_files(self, alias: str) -> int:
+        paths = self.paths(alias)
+        removed = sum(_remove(path) for path in (paths.key, paths.public, paths.certificate,
+                                                 paths.known_hosts, paths.conf))
+        with contextlib.suppress(OSError):
+            os.rmdir(paths.dir)
+        return removed
 
 
-def _remove(path: str) -> None:
+def _remove(path: str) -> bool:
     try:
         os.unlink(path)
     except FileNotFoundError:
-        pass
+        return False
     except OSError as exc:
         raise CacheError(f"cannot remove {path}: {os_reason(exc)}", f"remove {path}") from None
+    return True
+
+
+MARKER = "# cred-helper entry "
 
 
 def marker(key: str) -> str:
     """The line in a Host block's file that says which entry wrote it."""
-    return f"# cred-helper entry {key}"
+    return MARKER + key

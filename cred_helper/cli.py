@@ -850,13 +850,16 @@ def version_command() -> None:
               help="Profile file.  [env: CRED_HELPER_CONFIG]")
 @click.option("--kubeconfig", metavar="FILE",
               help="The kubeconfig kubectl reads.  [default: $KUBECONFIG or ~/.kube/config]")
+@click.option("--cache-dir", metavar="DIR",
+              help="The cache directory to check.  [env: CRED_HELPER_CACHE_DIR; default: "
+                   "$XDG_CACHE_HOME/cred-helper]")
 @click.option("--login", "use_pin", is_flag=True,
               help="Log in to the PKCS#11 token to check the key (uses the PIN source; "
                    "without it no PIN is ever used).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               help="Output format.")
-def doctor(cluster: str | None, config: str | None, kubeconfig: str | None, use_pin: bool,
-           output: str) -> int:
+def doctor(cluster: str | None, config: str | None, kubeconfig: str | None,
+           cache_dir: str | None, use_pin: bool, output: str) -> int:
     """Check a set-up in order, one line per check with OK, WARN or FAIL and a hint: profile,
     kubectl and its exec entry, the API server (TLS, clock), the bootstrap identity and its
     right to create CSRs, OIDC, the PKCS#11 token, the keyring, the cache directory. Exits 1
@@ -869,7 +872,7 @@ def doctor(cluster: str | None, config: str | None, kubeconfig: str | None, use_
     from .doctor.run import Options, run_doctor
 
     return run_doctor(Options(cluster=cluster, config=config, kubeconfig=kubeconfig,
-                              use_pin=use_pin, output=output), ask_pin)
+                              cache_dir=cache_dir, use_pin=use_pin, output=output), ask_pin)
 
 
 from .setupcli import setup  # noqa: E402  (its own module: issue 12's slices merge apart)

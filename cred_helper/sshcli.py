@@ -292,7 +292,7 @@ def _leave_warm(obj: dict[str, Any], ready: _Ready, tty: bool) -> None:
 
 
 def _decider_client(cluster: str | None, config_file: str | None, kubeconfig: str | None,
-                    context: str | None):
+                    context: str | None, cache_dir: str | None = None):
     """A KubeClient as the person deciding: a profile's credential (--cluster, or the context
     whose user runs cred-helper for one), else the kubeconfig user's token or certificate."""
     from .config import resolve
@@ -315,7 +315,7 @@ def _decider_client(cluster: str | None, config_file: str | None, kubeconfig: st
         info = _cluster_info(kubeconfig, context, {"cluster": cluster})
     else:
         info = _cluster_info(None, None, {"cluster": cluster})
-    flags = {"cluster": cluster, "config": config_file}
+    flags = {"cluster": cluster, "config": config_file, "cache_dir": cache_dir}
     settings = resolve(flags, os.environ)
     return _connector(flags, info, settings)()
 
@@ -327,6 +327,9 @@ def _decide_options(fn):
                      help="Decide with this profile's credential.  [default: the kubeconfig "
                           "context's user]"),
         click.option("--config", metavar="FILE", help="Profile file."),
+        click.option("--cache-dir", metavar="DIR",
+                     help="Where the profile's credential is cached.  [env: "
+                          "CRED_HELPER_CACHE_DIR; default: $XDG_CACHE_HOME/cred-helper]"),
         click.option("--kubeconfig", metavar="FILE",
                      help="The kubeconfig.  [default: $KUBECONFIG or ~/.kube/config]"),
         click.option("--context", "context_name", metavar="NAME",
@@ -338,7 +341,7 @@ def _decide_options(fn):
 
 
 def _decide(action: str, name: str, reason: str, cluster: str | None, config: str | None,
-            kubeconfig: str | None, context_name: str | None) -> None:
+            cache_dir: str | None, kubeconfig: str | None, context_name: str | None) -> None:
     from . import accessrequest as ar
     from .sshaccess.decide import decide
 
@@ -347,7 +350,7 @@ def _decide(action: str, name: str, reason: str, cluster: str | None, config: st
                          "the requester reads it; every reader refuses a request whose "
                          "decision holds more")
     client = _decider_client(cluster or os.environ.get("CRED_HELPER_CLUSTER"), config,
-                             kubeconfig, context_name)
+                             kubeconfig, context_name, cache_dir)
     say(decide(client, name, action, reason, say, time.time))
 
 
@@ -355,14 +358,14 @@ def _decide(action: str, name: str, reason: str, cluster: str | None, config: st
 @_decide_options
 @click.option("--reason", metavar="TEXT", default="", help="Why (kept in the condition).")
 def approve(name: str, reason: str, cluster: str | None, config: str | None,
-            kubeconfig: str | None, context_name: str | None) -> None:
+            cache_dir: str | None, kubeconfig: str | None, context_name: str | None) -> None:
     """Approve somebody else's access request; the broker then signs its certificate.
 
     \b
     Example:
       cred-helper approve alice-20261207-101500-3fa9c1 --cluster prod
     """
-    _decide("approve", name, reason, cluster, config, kubeconfig, context_name)
+    _decide("approve", name, reason, cluster, config, cache_dir, kubeconfig, context_name)
 
 
 @click.command()
@@ -370,11 +373,11 @@ def approve(name: str, reason: str, cluster: str | None, config: str | None,
 @click.option("--reason", metavar="TEXT", required=True,
               help="Why (the requester sees it).")
 def deny(name: str, reason: str, cluster: str | None, config: str | None,
-         kubeconfig: str | None, context_name: str | None) -> None:
+         cache_dir: str | None, kubeconfig: str | None, context_name: str | None) -> None:
     """Deny an access request (or revoke an approved one: the gateway ends its sessions).
 
     \b
     Example:
       cred-helper deny alice-20261207-101500-3fa9c1 --reason "use the runbook"
     """
-    _decide("deny", name, reason, cluster, config, kubeconfig, context_name)
+    _decide("deny", name, reason, cluster, config, cache_dir, kubeconfig, context_name)

@@ -33,6 +33,7 @@ class Options:
     cluster: str | None = None
     config: str | None = None
     kubeconfig: str | None = None
+    cache_dir: str | None = None
     use_pin: bool = False
     output: str = "text"
     chosen_because: str = ""  # why this profile, when no flag named it
@@ -63,7 +64,8 @@ class Doctor:
     def profile(self) -> list[Check]:
         from .. import config
 
-        flags = {"cluster": self.opts.cluster, "config": self.opts.config}
+        flags = {"cluster": self.opts.cluster, "config": self.opts.config,
+                 "cache_dir": self.opts.cache_dir}
         self.settings = config.resolve(flags, self.env)
         s = self.settings
         doc = config.load_config_file(s.config_file, named=False)

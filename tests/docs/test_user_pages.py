@@ -18,6 +18,7 @@ import yaml
 from tests.support import doccommands
 from tests.support.apiserver import LocalAPIServer, OIDCAuthenticator
 from tests.support.harness import BIN, find_kubectl
+from tests.support.needs import needs
 
 pytestmark = pytest.mark.kubectl
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
@@ -143,7 +144,7 @@ def test_everyday_use(shell, server):
     assert (shell.home / ".config/fish/completions/cred-helper.fish").read_text()
 
 
-@pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+@needs(bool(shutil.which("node")), "needs Node.js")
 def test_setup_with_an_oidc_login(shell, server):
     """docs/setup.md's second way: the cluster of a context the person has, their own login
     (the provider's client is `kubectl`, as the page names it), then kubectl."""

@@ -117,6 +117,17 @@ def test_unreadable_cache_directory(sandbox, kubectl):
     assert f"chmod 700 {sandbox.cache_dir}" in _by_name(doc)["cache directory"]["hint"]
 
 
+def test_the_cache_directory_named_by_the_flag_is_the_one_checked(sandbox, kubectl, tmp_path):
+    """`--cache-dir` as every command that keeps something takes it."""
+    _setup(sandbox, kubectl)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    elsewhere.chmod(0o755)  # readable by others: refused, as the cache itself refuses it
+    code, doc = _doctor(sandbox, "--cache-dir", str(elsewhere))
+    assert code == 1 and _failures(doc) == ["cache directory"]
+    assert str(elsewhere) in _by_name(doc)["cache directory"]["detail"]
+
+
 def test_missing_pkcs11_module(sandbox, kubectl):
     _setup(sandbox, kubectl, 'attest-with = "pkcs11:token=ci;object=k"\n'
                              'pkcs11-module = "/nonexistent/libykcs11.so"\n')

@@ -17,13 +17,14 @@ import pytest
 
 from cred_helper.issuers.oidc import REDACTED
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 from tests.support.oidc_stub import CLIENT_ID, Asked, id_token, stub_provider
 
 BROWSER = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'browser_command.py'} %s"
 JSON = "application/json"
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 
 @pytest.fixture(scope="module")
@@ -289,9 +290,8 @@ def _private_hosts_work() -> bool:
     return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _private_hosts_work(),
-                    reason="needs a private mount namespace (unshare -m, as root) for a "
-                           "private /etc/hosts; the machine's own is never edited")
+@needs(_private_hosts_work(), "needs a private mount namespace (unshare -m, as root) for a "
+       "private /etc/hosts; the machine's own is never edited")
 @pytest.mark.parametrize(("hosts", "works"), [
     ("127.0.0.1 idp.localhost\n", True),
     ("192.0.2.1 idp.localhost\n", False),

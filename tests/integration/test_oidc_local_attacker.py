@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, one_error
+from tests.support.needs import needs
 from tests.support.oidc_provider import OIDCProvider, provider_clients
 
 SUPPORT = Path(__file__).parents[1] / "support"
 ROOT = Path(__file__).parents[2]
 NOBODY = 65534
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 
 def _attacker_python() -> tuple[str, str]:

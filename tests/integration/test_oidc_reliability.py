@@ -15,6 +15,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support.harness import CRED_HELPER, as_kubectl_would, one_error
+from tests.support.needs import needs
 from tests.support.oidc_provider import (
     OIDCProvider,
     ScriptedBrowser,
@@ -23,7 +24,7 @@ from tests.support.oidc_provider import (
 )
 from tests.support.oidc_relay import RelayProvider, public_jwk
 
-pytestmark = pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+pytestmark = needs(bool(shutil.which("node")), "needs Node.js")
 
 
 @pytest.fixture(scope="module")

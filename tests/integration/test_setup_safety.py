@@ -21,6 +21,7 @@ from cred_helper import atomicfile, goyaml
 from tests.integration.test_kubeconfig_fidelity import run_kubectl, view
 from tests.integration.test_setup import base, setup
 from tests.support.harness import CRED_HELPER, as_kubectl_would, assert_no_secrets, one_error
+from tests.support.needs import missing, needs
 
 pytestmark = pytest.mark.kubectl
 
@@ -205,12 +206,12 @@ def test_a_kill_at_any_point_of_the_write_leaves_the_file_whole_and_nothing_open
 @pytest.fixture
 def small_disk(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        missing("mounting a tmpfs needs root")
     where = tmp_path / "small"
     where.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
                       capture_output=True).returncode != 0:
-        pytest.skip("this root cannot mount a tmpfs")
+        missing("this root cannot mount a tmpfs")
     yield where
     subprocess.run(["umount", "-l", str(where)], check=False)
 
@@ -243,7 +244,7 @@ def test_the_kubeconfig_cannot_be_edited_so_the_profile_is_not_written(sandbox):
     assert config.read_text() == "shared: &u []\nusers: *u\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+@needs(os.geteuid() == 0, "chown to another user needs root")
 def test_a_users_file_keeps_its_owner_and_group_when_root_runs_setup(sandbox, kubectl):
     """`sudo -E cred-helper setup` on alice's 0640 file in group 23456: still hers after."""
     config = sandbox.root / ".kube" / "config"

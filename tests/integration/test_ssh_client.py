@@ -23,10 +23,11 @@ from cred_helper import accessrequest as ar
 from cred_helper.broker.sshsign import SshCa
 from cred_helper.sshaccess.sshkey import fresh
 from tests.support.harness import one_error
+from tests.support.needs import needs
 from tests.support.sshsession import Holder
 from tests.support.tcp import serve
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="openssh-client is missing")
+pytestmark = needs(shutil.which("ssh") is not None, "openssh-client is missing")
 
 POD = "payment-api-7d4f"
 

@@ -24,11 +24,12 @@ from cred_helper.sshaccess.hostblock import host_block, known_hosts
 from cred_helper.sshaccess.settings import Gateway
 from cred_helper.sshaccess.sshkey import SshKey, fresh, on_token
 from cred_helper.sshaccess.store import SshStore
+from tests.support.needs import missing, needs
 from tests.support.softhsm import MODULE, USER_PIN, SoftHSM, available
 from tests.support.sshpeer import SshPeer, agent_with_token_keys
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh") is None or shutil.which("ssh-agent") is None,
-                                reason="openssh-client is not installed")
+pytestmark = needs(shutil.which("ssh") is not None and shutil.which("ssh-agent") is not None,
+                   "openssh-client is missing")
 
 NAME, USER = "alice-20261207-100000-abc123", "alice@example.com"
 GRANT = ar.Grant("payments", (), ("pods",), (), True, ())
@@ -113,7 +114,7 @@ def test_a_gateway_with_another_host_key_is_never_trusted(tmp_path, peer):
 @pytest.fixture
 def hsm(tmp_path):
     if not available():
-        pytest.skip("softhsm2 is installed by scripts/setup")
+        missing("softhsm2 is missing (scripts/setup installs it)")
     box = SoftHSM(tmp_path / "hsm")
     box.new_token("ssh")
     old = os.environ.get("SOFTHSM2_CONF")

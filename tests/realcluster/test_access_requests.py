@@ -39,6 +39,7 @@ from cred_helper.kube import BearerAuth, Endpoint, KubeClient
 from tests.realcluster.test_approver_runtime import Proc
 from tests.support.controlplane import ControlPlane
 from tests.support.harness import CRED_HELPER, one_error
+from tests.support.needs import missing
 from tests.support.sshpeer import SshPeer
 from tests.unit.broker.accessbuild import compressed_p256_line
 
@@ -255,6 +256,11 @@ def pending_in(at: Installed, namespace: str, known: set[str]) -> str:
     return wait_for(fresh)[0]
 
 
+def csrs_of(at: Installed, username: str) -> list[dict]:
+    return [csr for csr in json.loads(at.plane.kubectl("get", "csr", "-o", "json"))["items"]
+            if csr["spec"].get("username") == username]
+
+
 def names(at: Installed) -> set[str]:
     return {o["metadata"]["name"] for o in at.requests()}
 
@@ -380,12 +386,15 @@ def test_a_manual_rule_waits_for_another_person(installed, broker, tmp_path):
     at = installed
     alice = Person(at, tmp_path)
     known = names(at)
+    cache = tmp_path / "elsewhere"  # --cache-dir, as every command that uses a credential takes it
     waiting = alice.start("ssh-config", "--cluster", "prod", "--namespace", "shop", "--reason",
-                          "INC-43")
+                          "INC-43", "--cache-dir", str(cache))
     name = pending_in(at, "shop", known)
     time.sleep(1)
     assert "certificate" not in (at.request(name).get("status") or {})
-    own = alice.run("approve", name, "--cluster", "prod")
+    made = len(csrs_of(at, ALICE))
+    own = alice.run("approve", name, "--cluster", "prod", "--cache-dir", str(cache))
+    assert len(csrs_of(at, ALICE)) == made  # the credential cached there: no new CSR
     assert own.returncode == 1
     assert "nobody decides their own access request" in error_of(own.stderr)
     assert "another person must decide it" in own.stderr
@@ -915,7 +924,7 @@ def test_a_token_key_with_a_proof_is_approved_and_logs_in_through_the_agent(
     from tests.support.sshpeer import agent_with_token_keys
 
     if not available():
-        pytest.skip("softhsm2 is installed by scripts/setup")
+        missing("softhsm2 is missing (scripts/setup installs it)")
     at = installed
     hsm = SoftHSM(tmp_path / "hsm")
     hsm.new_token("piv")

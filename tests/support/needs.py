@@ -1,7 +1,7 @@
 """What a test needs from the machine: skipped where it is missing on a developer's machine,
 a failure under CI=true, where scripts/setup installs it (SoftHSM2, OpenSC's pkcs11-spy,
-gnome-keyring, Node.js, ruby) and CI runs as root (mounts, chown). A CI run whose tests
-silently skipped would pass having checked less."""
+gnome-keyring, Node.js, ruby, OpenSSH's client) and CI runs as root (mounts, chown). A CI
+run whose tests silently skipped would pass having checked less."""
 
 from __future__ import annotations
 

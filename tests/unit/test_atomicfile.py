@@ -14,10 +14,11 @@ import pytest
 
 from cred_helper import atomicfile
 from cred_helper.atomicfile import Change, Existing, Refused, read_regular, write_all
+from tests.support.needs import needs
 
 NOW = 1_800_000_000.0
 OTHER_UID, OTHER_GID, THIRD_GID = 12345, 23456, 34567
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+root_only = needs(os.geteuid() == 0, "chown to another user needs root")
 
 
 def existing(path) -> Existing:

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from cred_helper import peeruid
+from tests.support.needs import needs
 
 HEAD = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
         "timeout inode")
@@ -60,7 +61,7 @@ def test_garbage_lines_are_skipped():
     assert found == peeruid.Owner(True, 65534)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux's TCP tables")
+@needs(os.path.exists("/proc/net/tcp"), "Linux's TCP tables")
 def test_a_real_connection_from_this_process_is_ours():
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

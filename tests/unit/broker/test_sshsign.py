@@ -23,11 +23,11 @@ from cred_helper import accessrequest as ar
 from cred_helper.broker.sshsign import SshCa, load_key_file, sign
 from cred_helper.errors import UsageError
 from cred_helper.secretfile import UnsafeSecretFile, read_secret
+from tests.support.needs import needs
 
 from .accessbuild import key
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,
-                                reason="ssh-keygen (openssh-client) is not installed")
+pytestmark = needs(shutil.which("ssh-keygen") is not None, "openssh-client is missing")
 
 NOW = 1_900_000_000.0
 CA = SshCa(ed25519.Ed25519PrivateKey.generate(), "test")

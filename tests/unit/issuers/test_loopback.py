@@ -8,6 +8,7 @@ import requests
 from cred_helper import peeruid
 from cred_helper.errors import CredHelperError
 from cred_helper.issuers.loopback import LoopbackRedirect, check_response
+from tests.support.needs import needs
 
 ISSUER = "https://idp.example.com"
 PROVIDER_URL = "https://idp.example.com/auth?state=s1&client_id=c"
@@ -185,7 +186,7 @@ def _port(redirect: LoopbackRedirect) -> int:
 
 # ---- requests from another user of the machine ----
 
-@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux's TCP tables")
+@needs(os.path.exists("/proc/net/tcp"), "Linux's TCP tables")
 def test_another_users_requests_are_refused_and_the_login_goes_on():
     """The listener belongs to a made-up uid, so this process is "another user": its fetch
     of the link and its right-state answer are both refused, said once, and change nothing.

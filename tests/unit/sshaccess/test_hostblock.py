@@ -11,8 +11,9 @@ import pytest
 from cred_helper.errors import UsageError
 from cred_helper.sshaccess.hostblock import host_block, known_hosts, quote
 from cred_helper.sshaccess.settings import Gateway
+from tests.support.needs import needs
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="ssh is not installed")
+pytestmark = needs(shutil.which("ssh") is not None, "openssh-client is missing")
 
 GATEWAY = Gateway("127.0.0.1", 2222)
 

@@ -21,6 +21,7 @@ from cred_helper.sshaccess.sshargv import (
     ssh_argv,
     wants_terminal,
 )
+from tests.support.needs import needs
 
 GATEWAY = Gateway("gw.example.com", 2222)
 USER = "alice-20261207-100000-abc123"
@@ -44,7 +45,7 @@ def as_ssh_reads_it(argv: list[str]) -> dict[str, list[str]]:
     return found
 
 
-needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="ssh is not installed")
+needs_ssh = needs(shutil.which("ssh") is not None, "openssh-client is missing")
 
 
 @needs_ssh

@@ -240,8 +240,8 @@ def ssh_command(ctx: click.Context, kubeconfig: str | None, context_name: str | 
     from .sshaccess import launch, sshargv, warm
 
     if stray:
-        raise UsageError(f"unexpected word {stray[0]!r}: the gateway command comes after "
-                         "`--`",
+        raise UsageError(f"the word {stray[0]!r} is not an option of cred-helper ssh: the "
+                         "gateway command comes after `--`",
                          "cred-helper ssh --cluster NAME --reason TEXT -- exec POD -- ARGV...")
     words = ctx.meta.get("gateway_words", ())
     parsed = [sshargv.parse_forward(f) for f in forwards]

@@ -60,7 +60,7 @@ class Entry:
         try:
             return cls(**doc)
         except TypeError:
-            raise CorruptEntry("unexpected fields") from None
+            raise CorruptEntry("fields no entry has") from None
 
     @property
     def username(self) -> str:

@@ -91,7 +91,7 @@ class SshEntry:
             entry = cls(**{**doc, "pods": tuple(doc.get("pods", ())),
                            "groups": tuple(doc.get("groups", ()))})
         except TypeError:
-            raise Damaged("unexpected fields") from None
+            raise Damaged("fields no entry has") from None
         why = _insane(entry)
         if why:
             raise Damaged(why)

@@ -89,7 +89,10 @@ def test_words_before_the_separator_are_refused(alice, gateway):
     before = gateway.connections
     done = alice.ssh("exec", POD)
     assert done.returncode == 2
-    assert "the gateway command comes after `--`" in one_error(done.stderr)
+    error = one_error(done.stderr)
+    assert error.startswith("cred-helper: error: the word 'exec' is not an option of "
+                            "cred-helper ssh: the gateway command comes after `--`"), error
+    assert "unexpected" not in error  # "unexpected" is for bugs, never for input
     assert gateway.connections == before
 
 

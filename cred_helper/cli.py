@@ -862,8 +862,8 @@ def doctor(cluster: str | None, config: str | None, kubeconfig: str | None,
            cache_dir: str | None, use_pin: bool, output: str) -> int:
     """Check a set-up in order, one line per check with OK, WARN or FAIL and a hint: profile,
     kubectl and its exec entry, the API server (TLS, clock), the bootstrap identity and its
-    right to create CSRs, OIDC, the PKCS#11 token, the keyring, the cache directory. Exits 1
-    if any check fails. Never prints a secret.
+    right to create CSRs, OIDC, the PKCS#11 token, the keyring, the cache directory, the SSH
+    gateway's settings. Exits 1 if any check fails. Never prints a secret.
 
     \b
     Example:

@@ -313,3 +313,33 @@ def cache_dir_check(path: str, lstat: Any, uid: int, parent_ok: bool) -> Check:
         return Check("cache directory", FAIL, f"{path} is mode {mode:04o}: you cannot read, "
                      "write or enter it", f"chmod 700 {path}")
     return Check("cache directory", OK, f"{path}: mode 0700, yours")
+
+
+# ---- the SSH gateway -----------------------------------------------------------------------
+
+def ssh_gateway_check(keys_set: list[str], problem: tuple[str, str] | None,
+                      gateway: str, pinned: str, ssh_path: str | None) -> list[Check]:
+    """The profile's access-request keys (`keys_set`: which it sets), read as `ssh-config`
+    and `ssh` read them: `problem` is (message, hint) where they do not read, else
+    `gateway` (host:port, "" without one) and how its host key is `pinned`; `ssh_path`
+    is the ssh those commands would run (None: none on PATH)."""
+    if not keys_set:
+        return [Check("SSH gateway", SKIP, "no access-request keys in this profile")]
+    if problem is not None:
+        message, hint = problem
+        return [Check("SSH gateway", FAIL, message, hint or "fix the profile's "
+                      f"{', '.join(keys_set)} (docs/access-requests.md: For the engineer)")]
+    if not gateway:
+        found = [Check("SSH gateway", WARN, f"the profile sets {', '.join(keys_set)} but no "
+                       "gateway: ssh-config and ssh need one",
+                       "set gateway (host:port) and gateway-host-key in the profile")]
+    else:
+        found = [Check("SSH gateway", OK, f"{gateway}, its host key pinned ({pinned}); the "
+                       "certificate is checked against ssh-user-ca")]
+    if ssh_path is None:
+        found.append(Check("ssh", FAIL if gateway else WARN, "no ssh on PATH: cred-helper ssh "
+                           "runs the system's ssh", "install OpenSSH's client (Debian and "
+                           "Ubuntu: apt-get install openssh-client)"))
+    else:
+        found.append(Check("ssh", OK, ssh_path))
+    return found

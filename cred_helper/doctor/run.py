@@ -59,6 +59,7 @@ class Doctor:
         self.entries: list[Any] = []
         self.endpoint: Any = None
         self.reachable = False
+        self.profile_table: dict[str, Any] = {}
 
     # ---- 1. profile ------------------------------------------------------------------------
     def profile(self) -> list[Check]:
@@ -70,6 +71,7 @@ class Doctor:
         s = self.settings
         doc = config.load_config_file(s.config_file, named=False)
         profile = (doc.get("clusters") or {}).get(s.cluster, {}) if s.cluster else {}
+        self.profile_table = profile if isinstance(profile, dict) else {}
         sources = c.setting_sources(flags, self.env, profile if isinstance(profile, dict)
                                     else {}, config.PROFILE_KEYS, config.ENV_VARS)
         return [c.profile_check(s.config_file, os.path.exists(s.config_file), s.cluster,
@@ -331,16 +333,40 @@ class Doctor:
         return [c.cache_dir_check(path, info, os.getuid(),
                                   os.access(parent or "/", os.W_OK | os.X_OK))]
 
+    # ---- 9. the SSH gateway ----------------------------------------------------------------
+    def ssh_gateway(self) -> list[Check]:
+        from ..errors import UsageError
+        from ..sshaccess import settings as sshsettings
+
+        profile = self.profile_table
+        keys_set = [k for k in sshsettings.PROFILE_KEYS if k in profile]
+        problem, gateway, pinned = None, "", ""
+        if keys_set:
+            # As ssh-config reads them; the namespace may come from its flag instead.
+            flags = {} if "namespace" in profile else {"namespace": "default"}
+            try:
+                ssh = sshsettings.resolve(flags, profile, self.settings.cluster)
+            except UsageError as exc:
+                problem = (exc.message, exc.hint or "")
+            else:
+                if ssh.gateway is not None:
+                    gateway = f"{ssh.gateway.host}:{ssh.gateway.port}"
+                    pinned = f"{len(ssh.host_keys)} key(s)" if ssh.host_keys else "a host CA"
+        ssh_path = shutil.which("ssh", path=self.env.get("PATH", os.defpath)) \
+            if keys_set else None
+        return c.ssh_gateway_check(keys_set, problem, gateway, pinned, ssh_path)
+
     def run(self) -> list[Check]:
         found = _guard("profile", self.profile)
         if self.settings is None:
             return found + [Check(n, SKIP, "the profile did not resolve") for n in
                             ("kubectl", "API server", "bootstrap identity", "OIDC provider",
-                             "PKCS#11", "keyring", "cache directory")]
+                             "PKCS#11", "keyring", "cache directory", "SSH gateway")]
         for name, step in (("kubectl", self.kubectl), ("API server", self.api_server),
                            ("bootstrap identity", self.bootstrap_identity),
                            ("OIDC provider", self.oidc), ("PKCS#11", self.pkcs11),
-                           ("keyring", self.keyring), ("cache directory", self.cache_dir)):
+                           ("keyring", self.keyring), ("cache directory", self.cache_dir),
+                           ("SSH gateway", self.ssh_gateway)):
             found += _guard(name, step)
         return found
 

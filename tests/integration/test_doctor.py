@@ -128,6 +128,27 @@ def test_the_cache_directory_named_by_the_flag_is_the_one_checked(sandbox, kubec
     assert str(elsewhere) in _by_name(doc)["cache directory"]["detail"]
 
 
+def test_the_profiles_ssh_gateway_is_read_as_ssh_config_reads_it(sandbox, kubectl, tmp_path):
+    """A host key that is not a key: doctor said all was well, and every `cred-helper ssh`
+    then failed on it."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    line = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    (tmp_path / "ca.pub").write_text(line + "\n")
+    keys = f'gateway = "gw.example.com:2222"\nssh-user-ca = "{tmp_path / "ca.pub"}"\n'
+    _setup(sandbox, kubectl, keys + f'gateway-host-key = "{line}"\n')
+    _, doc = _doctor(sandbox)
+    assert _by_name(doc)["SSH gateway"]["status"] == "OK", _by_name(doc)["SSH gateway"]
+    assert "gw.example.com:2222" in _by_name(doc)["SSH gateway"]["detail"]
+    assert _by_name(doc)["ssh"]["status"] == "OK"
+    _setup(sandbox, kubectl, keys + 'gateway-host-key = "ssh-ed25519 not-a-key"\n')
+    code, doc = _doctor(sandbox)
+    assert code == 1 and _failures(doc) == ["SSH gateway"]
+    assert "profile key gateway-host-key" in _by_name(doc)["SSH gateway"]["detail"]
+
+
 def test_missing_pkcs11_module(sandbox, kubectl):
     _setup(sandbox, kubectl, 'attest-with = "pkcs11:token=ci;object=k"\n'
                              'pkcs11-module = "/nonexistent/libykcs11.so"\n')

@@ -68,3 +68,20 @@ def test_exec_command_check():
     missing = exec_command_check(Lookup("cred-helper", problem="it is not on PATH"), "", "1.0")
     assert (missing.status, missing.detail) == ("FAIL", "kubectl cannot run `cred-helper`: it "
                                                         "is not on PATH")
+
+
+def test_the_ssh_gateway_check():
+    from cred_helper.doctor.checks import FAIL, OK, SKIP, WARN, ssh_gateway_check
+
+    def verdicts(*args):
+        return [(c.name, c.status) for c in ssh_gateway_check(*args)]
+
+    assert verdicts([], None, "", "", "/usr/bin/ssh") == [("SSH gateway", SKIP)]
+    assert verdicts(["gateway"], ("gateway: 'x:y' is not host:port", ""), "", "", None) == [
+        ("SSH gateway", FAIL)]
+    assert verdicts(["gateway", "gateway-host-key", "ssh-user-ca"], None, "gw:2222", "1 key(s)",
+                    "/usr/bin/ssh") == [("SSH gateway", OK), ("ssh", OK)]
+    assert verdicts(["gateway", "gateway-host-key", "ssh-user-ca"], None, "gw:2222", "1 key(s)",
+                    None) == [("SSH gateway", OK), ("ssh", FAIL)]
+    assert verdicts(["ssh-user-ca"], None, "", "", "/usr/bin/ssh") == [
+        ("SSH gateway", WARN), ("ssh", OK)]

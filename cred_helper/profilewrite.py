@@ -2,7 +2,8 @@
 (comments and other profiles included): the table is appended, or (with `--overwrite`) its
 lines replaced. A profile of that name that differs from what setup would write, written by
 hand or by an earlier setup with other options, is refused without `--overwrite`, as the
-kubeconfig side refuses a different entry of the same name.
+kubeconfig side refuses a different entry of the same name; keys setup has no option for
+(the access requests') are the person's, and stay.
 
 `updated_text` is pure; the result is parsed again and must hold exactly the profiles it held
 before plus this one, else nothing is written.
@@ -55,12 +56,18 @@ def _parse(text: str, path: str) -> dict[str, Any]:
 
 
 def updated_text(old: str, path: str, name: str, profile: dict[str, Any],
-                 overwrite: bool = False) -> str | None:
-    """The file's new text, or None when it already holds exactly this profile."""
+                 overwrite: bool = False, kept: tuple[str, ...] = ()) -> str | None:
+    """The file's new text, or None when it already holds exactly this profile. Of the keys
+    in `kept` (those setup has no option for, which the person adds: the access requests'
+    gateway, namespace, ...), what the old profile holds stays as it is, with --overwrite
+    too: never a difference, never lost."""
     before = _parse(old, path)
     clusters = before.get("clusters", {})
     if not isinstance(clusters, dict):
         raise UsageError(f"{path}: [clusters] must be a table of profiles")
+    mine = clusters.get(name)
+    if isinstance(mine, dict):
+        profile = {**profile, **{k: mine[k] for k in kept if k in mine and k not in profile}}
     if clusters.get(name) == profile:
         return None
     if name in clusters and not overwrite:

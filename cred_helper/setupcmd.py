@@ -26,6 +26,7 @@ from . import atomicfile, kubeconfig, kubelock, profilewrite
 from . import kubeconfigwrite as kw
 from .errors import CredHelperError, ServerError, UsageError, os_reason
 from .execinfo import ClusterInfo
+from .sshaccess.settings import PROFILE_KEYS as PERSONS_KEYS  # no setup option writes them
 
 EXEC_API = "client.authentication.k8s.io/v1"
 KREW_COMMAND = "kubectl-cred_helper"  # the name krew links the plugin under, on PATH
@@ -286,7 +287,7 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
     if opts.print_only:  # read, decide, show; no lock, nothing written
         old_profile, old_text = _read_profile(config_file)
         new_profile = profilewrite.updated_text(old_text, config_file, opts.cluster, profile,
-                                                opts.overwrite)
+                                                opts.overwrite, PERSONS_KEYS)
         kube = _kubeconfig_plan(opts, command, config_file, new_cluster, paths, default_path)
         launcher_new = bool(launcher_path and launcher_text and
                             _launcher_change(launcher_path, launcher_text))
@@ -305,7 +306,7 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
     with kubelock.holding(locked):
         old_profile, old_text = _read_profile(config_file)
         new_profile = profilewrite.updated_text(old_text, config_file, opts.cluster, profile,
-                                                opts.overwrite)
+                                                opts.overwrite, PERSONS_KEYS)
         kube = _kubeconfig_plan(opts, command, config_file, new_cluster, paths, default_path)
         changes = []
         if launcher_path and launcher_text:

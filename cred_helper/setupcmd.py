@@ -31,6 +31,10 @@ from .sshaccess.settings import PROFILE_KEYS as PERSONS_KEYS  # no setup option 
 EXEC_API = "client.authentication.k8s.io/v1"
 KREW_COMMAND = "kubectl-cred_helper"  # the name krew links the plugin under, on PATH
 OUR_COMMANDS = ("cred-helper", KREW_COMMAND)
+# after writing the kubeconfig, how long to let a kubectl that read it first finish, and
+# how many times to write the entries again if one removed them (_recheck_kubeconfig)
+SETTLE = 0.3
+RECHECKS = 3
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 # profile keys setup writes from its own options, in the order they are written
@@ -314,11 +318,7 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
         if new_profile is not None:
             target = old_profile.target if old_profile else os.path.realpath(config_file)
             changes.append(atomicfile.Change(target, new_profile.encode(), 0o600, old_profile))
-        by_path = {kf.path: kf for kf in kube.files}
-        for path, edits in kube.plan.edits.items():
-            kf = by_path.get(path) or kw.KubeFile(path, None)
-            target = kf.old.target if kf.old else os.path.realpath(path)
-            changes.append(atomicfile.Change(target, kw.new_text(kf, edits), 0o600, kf.old))
+        changes += _kubeconfig_changes(kube)
         try:
             outcome.backups = atomicfile.write_all(changes, time.time() if now is None else now)
         except atomicfile.Refused as exc:
@@ -330,6 +330,9 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
                              "nothing was written: check the directory, its permissions and "
                              "free space") from None
     outcome.written = [c.target for c in changes]
+    if kube.plan.edits:
+        _recheck_kubeconfig(opts, command, config_file, new_cluster, paths, default_path,
+                            outcome, say, now)
 
     # 3. say what happened
     if launcher_path and any(c.target == os.path.realpath(launcher_path) for c in changes):
@@ -350,6 +353,49 @@ def run_setup(opts: SetupOptions, env: Mapping[str, str], say: Callable[[str], N
     say(f"done: kubectl --context {kube.context_name} get pods"
         + ("" if opts.verify else " (not checked: --no-verify)"))
     return outcome
+
+
+def _kubeconfig_changes(kube: _Kubeconfig) -> list[atomicfile.Change]:
+    by_path = {kf.path: kf for kf in kube.files}
+    changes = []
+    for path, edits in kube.plan.edits.items():
+        kf = by_path.get(path) or kw.KubeFile(path, None)
+        target = kf.old.target if kf.old else os.path.realpath(path)
+        changes.append(atomicfile.Change(target, kw.new_text(kf, edits), 0o600, kf.old))
+    return changes
+
+
+def _recheck_kubeconfig(opts: SetupOptions, command: str, config_file: str,
+                        new_cluster: tuple[dict[str, Any], ClusterInfo] | None,
+                        paths: list[str], default_path: str, outcome: Outcome,
+                        say: Callable[[str], None], now: float | None) -> None:
+    """Write the kubeconfig entries again if a kubectl removed them. `kubectl config set-*`
+    reads the file before it takes the lock and, under it, deletes every entry its copy lacks
+    (client-go's ModifyConfig): a kubectl that read the file before setup's write and locked
+    it after setup let go removes setup's entries, as it would another kubectl's. Such a kubectl
+    is milliseconds from its lock, so a look after SETTLE finds it done (the lock waits for
+    one still writing)."""
+    for _ in range(RECHECKS):
+        time.sleep(SETTLE)
+        with kubelock.holding(paths):
+            try:
+                kube = _kubeconfig_plan(opts, command, config_file, new_cluster, paths,
+                                        default_path)
+            except CredHelperError as exc:  # someone else's entry under our name since
+                say(f"warning: the kubeconfig changed after setup wrote it: {exc}")
+                return
+            if not kube.plan.edits:
+                return
+            try:
+                outcome.backups += atomicfile.write_all(_kubeconfig_changes(kube),
+                                                        time.time() if now is None else now)
+            except (atomicfile.Refused, OSError) as exc:
+                raise UsageError(f"a kubectl removed setup's entries and they cannot be "
+                                 f"written again: {exc}", "run setup again") from None
+        say("a kubectl config command running at the same time removed setup's entries (it "
+            "wrote from a copy read before setup's write); setup wrote them again")
+    raise UsageError("setup's kubeconfig entries keep being removed by another writer",
+                     "run setup again once no kubectl config command or script is running")
 
 
 def _launcher_change(path: str, text: str) -> list[atomicfile.Change]:

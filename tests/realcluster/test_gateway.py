@@ -408,8 +408,8 @@ def test_the_docs_plain_openssh_commands_as_typed(world, tmp_path):
     (tools / "kubectl").symlink_to(world.plane.kubectl_path)
     env = {"HOME": str(home), "PATH": f"{tools}{os.pathsep}{BIN}{os.pathsep}/usr/bin:/bin",
            "KUBECONFIG": str(world.alice.kubeconfig), "LANG": "C.UTF-8"}
-    get, login = doccommands.block("docs/ssh-gateway.md",
-                                   "Sessions, commands and exit codes").runnable
+    get, login = doccommands.block("docs/ssh-gateway.md", "Sessions, commands and exit codes",
+                                   "sh", 1).runnable
     # ssh reads ~/.ssh/config from the passwd entry's home, never $HOME: -F names alice's
     replace = {"ar-7k2xq@": f"-F {home / '.ssh' / 'config'} ar-7k2xq@",
                "ar-7k2xq": name, "payment-api-7d4f": "api-1"}

@@ -330,6 +330,9 @@ def test_the_docs_commands_as_typed(world, alice, tmp_path):
     (world.pod_dirs[POD] / "app.log").write_text("".join(f"log line {i}\n" for i in range(80)))
     exec_ps, shell, logs, forward, bare = doccommands.block(
         "docs/access-requests.md", "The engineer's session: `cred-helper ssh`").commands
+    # docs/ssh-gateway.md opens its sessions with the same line: this run is that page's too
+    assert doccommands.block("docs/ssh-gateway.md",
+                             "Sessions, commands and exit codes").commands == [exec_ps]
 
     done = doccommands.run(exec_ps, cwd=tmp_path, env=env, replace=replace)
     assert done.returncode == 0, done.stderr

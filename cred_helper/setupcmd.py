@@ -390,8 +390,9 @@ def _recheck_kubeconfig(opts: SetupOptions, command: str, config_file: str,
                 outcome.backups += atomicfile.write_all(_kubeconfig_changes(kube),
                                                         time.time() if now is None else now)
             except (atomicfile.Refused, OSError) as exc:
+                why = os_reason(exc) if isinstance(exc, OSError) else str(exc)
                 raise UsageError(f"a kubectl removed setup's entries and they cannot be "
-                                 f"written again: {exc}", "run setup again") from None
+                                 f"written again: {why}", "run setup again") from None
         say("a kubectl config command running at the same time removed setup's entries (it "
             "wrote from a copy read before setup's write); setup wrote them again")
     raise UsageError("setup's kubeconfig entries keep being removed by another writer",

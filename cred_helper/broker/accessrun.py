@@ -87,7 +87,8 @@ class AccessBroker:
                  *, decider: str, guard: Guard,
                  out: Callable[[str], None], warn: Callable[[str], None],
                  clock: Callable[[], float], sleep: Callable[[float], None],
-                 wall: Callable[[], float], leading: Callable[[], bool] = lambda: True) -> None:
+                 wall: Callable[[], float], leading: Callable[[], bool] = lambda: True,
+                 beat: Callable[[], None] = lambda: None) -> None:
         self.client = client
         self.judges = Reloading(load, warn)
         self.ca = ca
@@ -99,13 +100,14 @@ class AccessBroker:
         self.sleep = sleep
         self.wall = wall
         self.leading = leading
+        self.beat = beat  # a sign of life (health.py): each pass, watch event and request
         self.decided = 0
         self._said: str | None = None  # the last "cannot sign" reason, said once
 
     def stream(self) -> Stream:
         return Stream(self.client, ar.PATH, {}, "AccessRequest list", usable=_readable,
                       wanted=waiting, handle=self.handle, warn=self.warn, clock=self.clock,
-                      sleep=self.sleep, leading=self.leading)
+                      sleep=self.sleep, leading=self.leading, beat=self.beat)
 
     def active(self) -> bool:
         """Whether the policy has an `access:` section now."""
@@ -119,6 +121,7 @@ class AccessBroker:
         """Follow access requests until `until()`, while the policy has an `access:` section
         (checked again every few seconds while it has none)."""
         while not until():
+            self.beat()
             if not self.active():
                 self.sleep(2.0)
                 continue
@@ -147,6 +150,7 @@ class AccessBroker:
     def handle(self, seen: dict) -> None:
         name = seen["metadata"]["name"]
         for _ in range(MAX_CONFLICTS):
+            self.beat()
             obj = self._read(name)
             if obj is None or not waiting(obj):
                 return

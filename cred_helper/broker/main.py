@@ -175,7 +175,7 @@ def run_approver(options: Options, load: Callable[[], Judge] | None = None,
             loops = [approver]
             if options.ssh_ca and access_load is not None:
                 loops.append(_access_broker(options, access_load, make_client, held, env,
-                                            out, warn, leading))
+                                            out, warn, leading, health))
             if elector:
                 elector.start()
             if options.once:
@@ -215,8 +215,11 @@ _OUT = threading.Lock()  # two loops write lines: one line at a time
 def _access_broker(options: Options, access_load: Callable[[], Any],
                    make_client: Callable[[], KubeClient], held: contextlib.ExitStack,
                    env: dict[str, str], out: Callable[[str], None],
-                   warn: Callable[[str], None], leading: Callable[[], bool]) -> Any:
-    """The access-request loop, with its CA open (a token logged in once) for its lifetime."""
+                   warn: Callable[[str], None], leading: Callable[[], bool],
+                   health: Any = None) -> Any:
+    """The access-request loop, with its CA open (a token logged in once) for its lifetime;
+    its signs of life go to `health` as the "access loop" (a hung one fails /livez, as a hung
+    CSR loop does). Its API answers do not: the CSR loop's say whether the server answers."""
     from .accessguard import Guard
     from .accessrun import AccessBroker
     from .sshsign import open_ca
@@ -227,10 +230,12 @@ def _access_broker(options: Options, access_load: Callable[[], Any],
     decider = _own_name(client)
     warn(f"signing access requests as {decider} with the SSH user CA {ca.fingerprint} "
          f"({ca.source})")
+    beat = _health_hooks(health, "access loop", LOOP_PROMISE).get("beat", lambda: None)
+    beat()  # due from the start, in case its thread dies before its first pass
     return AccessBroker(client, access_load, ca, decider=decider,
                         guard=Guard(make_client()), out=out,
                         warn=warn, clock=time.monotonic, sleep=time.sleep, wall=time.time,
-                        leading=leading)
+                        leading=leading, beat=beat)
 
 
 def _own_name(client: KubeClient) -> str:

@@ -290,7 +290,7 @@ def unknown_profile(cluster: str, names: list[str], path: str, file_exists: bool
     """The one answer every command gives a profile name nobody knows: the file read, the
     profiles in it (and those only the cache knows, for status and logout), the closest.
     `named_by` says where the name came from when no flag gave it."""
-    from .suggest import close_words, either
+    from .suggest import close_words, either, shown
 
     read = _what_was_read(names, path, file_exists)
     others = sorted(set(cached or ()) - set(names))
@@ -300,7 +300,7 @@ def unknown_profile(cluster: str, names: list[str], path: str, file_exists: bool
     hint = (f"did you mean --cluster {either(close)}?" if close else
             "write [clusters.NAME] there (see `cred-helper setup`), or pass --config FILE")
     by = f" ({named_by})" if named_by else ""
-    return UsageError(f"no profile {cluster!r}{by}: {read}", hint)
+    return UsageError(f"no profile {shown(cluster)}{by}: {read}", hint)
 
 
 def require_profile(cluster: str, config_flag: str | None, env: Mapping[str, str],

@@ -19,6 +19,18 @@ def close_words(word: str, candidates: Iterable[str]) -> list[str]:
     return [name for name in names if word and name.startswith(word)][:3]
 
 
+LONGEST_SHOWN = 40  # no command or profile name is longer; a longer word is a paste
+
+
+def shown(word: str) -> str:
+    """WORD as an error quotes it: whole when it could be a name, else its start and its
+    length. A word this long is a paste (a token, a key) more often than a typo, and the
+    error line goes to a terminal, a CI log or a ticket."""
+    if len(word) <= LONGEST_SHOWN:
+        return repr(word)
+    return f"{word[:8]!r}... ({len(word)} characters)"
+
+
 def either(words: list[str]) -> str:
     return " or ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " or " + words[-1]
 
@@ -35,7 +47,7 @@ def unknown_command(word: str, commands: Iterable[str], path: str = "cred-helper
                           f"status --cluster {word}` shows what is cached for it")
     close = close_words(word, commands)
     if close:
-        return UsageError(f"no command {word!r}{where}; did you mean {either(close)}?",
+        return UsageError(f"no command {shown(word)}{where}; did you mean {either(close)}?",
                           f"`{path} --help` lists the commands")
-    return UsageError(f"no command {word!r}{where}",
+    return UsageError(f"no command {shown(word)}{where}",
                       f"the commands are {', '.join(commands)}; `{path} --help` says more")

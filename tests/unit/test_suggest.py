@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cred_helper.config import unknown_profile
 from cred_helper.suggest import close_words, unknown_command
 
 COMMANDS = ["get", "setup", "login", "status", "logout", "doctor", "keys", "completion",
@@ -32,3 +33,17 @@ def test_unknown_command_messages():
     # a profile named like a command is not pointed at --cluster from a subgroup
     assert "--cluster" not in unknown_command("prod", ["list"], "cred-helper keys",
                                               ["prod"]).message
+
+
+def test_a_pasted_token_is_not_quoted_whole():
+    """A token pasted where a command or profile name goes (`cred-helper eyJhbGci...`,
+    `--cluster=$TOKEN`) is quoted by its start and length: the error line lands in terminals,
+    CI logs and tickets."""
+    token = "eyJhbGciOiJSUzI1NiJ9." + "s3cr3t" * 20
+    for error in (unknown_command(token, COMMANDS),
+                  unknown_command(token, ["list"], "cred-helper keys"),
+                  unknown_profile(token, ["prod"], "/p/config.toml", True)):
+        text = f"{error.message}\n{error.hint}"
+        assert "s3cr3t" not in text and f"({len(token)} characters)" in error.message
+    assert "'a-forty-character-profile-name-is-shown'" in unknown_profile(
+        "a-forty-character-profile-name-is-shown", [], "/p", False).message

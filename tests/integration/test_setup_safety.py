@@ -102,30 +102,34 @@ def test_setup_writes_again_what_a_stale_kubectl_removed(sandbox, kubectl):
     """kubectl's own lost update, played exactly: a `kubectl config set-context` reads the file
     before setup writes it and takes the lock after setup lets go, then writes its copy (which
     lacks setup's entries, so client-go deletes them). Setup looks again once kubectl is done,
-    writes its entries again and says so; kubectl's context stays too."""
+    writes its entries again and says so; kubectl's context stays too. (The stand-in must take
+    the lock within setup's 0.3 s: a machine that stalls this test longer gets another try.)"""
     home = sandbox.root
     config = home / ".kube" / "config"
-    stale = foreign_kubeconfig(config)
-    doc = yaml.safe_load(stale)
-    doc["contexts"].append({"name": "kubectl-made", "context": {"cluster": "other"}})
-    stale_with_kubectls = yaml.safe_dump(doc).encode()
     lock = Path(str(config) + ".lock")
-    run = start_setup(sandbox, *base(sandbox, name="raced"), "--no-verify")
-    deadline = time.monotonic() + 60
-    while True:  # setup's write is in and its lock is gone: take the lock as kubectl does
-        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
-        if b"raced" in config.read_bytes():
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                break
-            except FileExistsError:
-                pass
-        time.sleep(0.001)
-    config.write_bytes(stale_with_kubectls)
-    os.close(fd)
-    lock.unlink()
-    _, err = run.communicate(timeout=60)
-    assert run.returncode == 0, err
+    for _ in range(3):
+        stale = foreign_kubeconfig(config)
+        doc = yaml.safe_load(stale)
+        doc["contexts"].append({"name": "kubectl-made", "context": {"cluster": "other"}})
+        stale_with_kubectls = yaml.safe_dump(doc).encode()
+        run = start_setup(sandbox, *base(sandbox, name="raced"), "--no-verify")
+        deadline = time.monotonic() + 60
+        while True:  # setup's write is in and its lock is gone: take the lock as kubectl does
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            if b"raced" in config.read_bytes():
+                try:
+                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                    break
+                except FileExistsError:
+                    pass
+            time.sleep(0.001)
+        config.write_bytes(stale_with_kubectls)
+        os.close(fd)
+        lock.unlink()
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        if "removed setup's entries" in err:
+            break
     assert "removed setup's entries" in err and "wrote them again" in err, err
     assert {"raced", "kubectl-made", "other"} <= contexts(kubectl, config, home)
     assert not lock.exists()

@@ -19,7 +19,7 @@ def close_words(word: str, candidates: Iterable[str]) -> list[str]:
     return [name for name in names if word and name.startswith(word)][:3]
 
 
-LONGEST_SHOWN = 40  # no command or profile name is longer; a longer word is a paste
+LONGEST_SHOWN = 40  # longer than any command and than the profile names people type
 
 
 def shown(word: str) -> str:

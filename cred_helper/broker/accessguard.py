@@ -43,14 +43,34 @@ def shipped() -> dict[str, dict]:
     return found
 
 
+_UNREADABLE = [("unreadable",)]  # rules of a shape no API server sends: never the shipped ones
+
+
 def _rules(spec: Any) -> list[tuple]:
     constraints = spec.get("matchConstraints") if isinstance(spec, dict) else None
     rules = constraints.get("resourceRules") if isinstance(constraints, dict) else None
     if not isinstance(rules, list):
         return []
-    return sorted((tuple(r.get("apiGroups") or ()), tuple(r.get("apiVersions") or ()),
-                   tuple(r.get("operations") or ()), tuple(r.get("resources") or ()),
-                   r.get("scope", "*")) for r in rules if isinstance(r, dict))
+    found = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            return _UNREADABLE
+        words = [_words(rule.get(key)) for key in ("apiGroups", "apiVersions", "operations",
+                                                    "resources")]
+        scope = rule.get("scope", "*")
+        if any(w is None for w in words) or not isinstance(scope, str):
+            return _UNREADABLE
+        found.append((*words, scope))
+    return sorted(found)
+
+
+def _words(value: Any) -> tuple[str, ...] | None:
+    """A list of strings as a tuple (absent: empty); None for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def _checks(spec: Any, key: str) -> list[str]:
@@ -95,7 +115,8 @@ def binding_problem(name: str, found: Any) -> str | None:
     spec = found.get("spec") if isinstance(found, dict) else None
     if not isinstance(spec, dict) or spec.get("policyName") != name:
         return f"the binding {name} does not bind the policy {name}"
-    if "Deny" not in (spec.get("validationActions") or []):
+    actions = spec.get("validationActions")
+    if not isinstance(actions, list) or "Deny" not in actions:
         return f"the binding {name} does not deny (validationActions: [Deny])"
     if spec.get("paramRef"):
         return f"the binding {name} takes parameters"

@@ -63,6 +63,14 @@ def _weakened(change):
      "leaves some requests out"),
     (lambda s: s["matchConstraints"].update(
         namespaceSelector={"matchLabels": {"a": "b"}}), "leaves some requests out"),
+    # shapes no kube-apiserver sends (a hostile server or proxy): a difference, never a raise
+    (lambda s: s["matchConstraints"]["resourceRules"][0].update(apiGroups=3),
+     "matches other requests"),
+    (lambda s: s["matchConstraints"]["resourceRules"][0].update(resources=[["x"], 1]),
+     "matches other requests"),
+    (lambda s: s["matchConstraints"]["resourceRules"][0].update(scope=["*"]),
+     "matches other requests"),
+    (lambda s: s["matchConstraints"]["resourceRules"].append("*"), "matches other requests"),
 ])
 def test_a_weakened_policy_is_named(change, problem):
     assert problem in _weakened(change)
@@ -70,6 +78,9 @@ def test_a_weakened_policy_is_named(change, problem):
 
 @pytest.mark.parametrize("change, problem", [
     (lambda s: s.update(validationActions=["Warn"]), "does not deny"),
+    # a string is no list: "Deny" in "AuditNoDeny" held before
+    (lambda s: s.update(validationActions="AuditNoDeny"), "does not deny"),
+    (lambda s: s.update(validationActions=7), "does not deny"),
     (lambda s: s.update(policyName="other"), "does not bind"),
     (lambda s: s.update(paramRef={"name": "x"}), "takes parameters"),
     (lambda s: s.update(matchResources={"namespaceSelector": {"matchLabels": {"a": "b"}}}),

@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
     PrivateFormat,
     PublicFormat,
-    load_ssh_private_key,
 )
 
 from ..errors import UsageError
@@ -28,9 +27,6 @@ class SshKey:
     @property
     def on_token(self) -> bool:
         return not self.private_openssh
-
-    def private_key(self) -> Any:
-        return load_ssh_private_key(self.private_openssh, password=None)
 
 
 def public_line(public: Any) -> str:

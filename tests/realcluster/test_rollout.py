@@ -26,32 +26,15 @@ pytestmark = pytest.mark.realcluster
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "packaging" / "kubernetes"
-# the pages the rollout's blocks are on (docs/admin/broker.md, docs/admin/janitor.md)
-README = "\n".join((ROOT / page).read_text() for page in doccommands.pages())
 OUR_IMAGE = "registry.example.com/platform/cred-helper:0.1.0"
 
 
-def readme_block(first: str) -> str:
-    """The fenced block whose first line is `after`."""
-    lines = README.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip() == first and lines[i - 1].strip().startswith("```"):
-            block = []
-            for text in lines[i:]:
-                if text.strip().startswith("```"):
-                    break
-                block.append(text)
-            indent = min(len(t) - len(t.lstrip()) for t in block if t.strip())
-            return "\n".join(t[indent:] for t in block) + "\n"
-    raise AssertionError(f"no block starting {first!r} in the docs")
-
-
 def overlay(tmp_path: Path, policy: str) -> Path:
-    """The README's overlay, beside a checkout: `../cred-helper` is this one."""
+    """docs/admin/broker.md's overlay, beside a checkout: `../cred-helper` is this one."""
     deploy = tmp_path / "cred-helper-deploy"
     deploy.mkdir()
     (tmp_path / "cred-helper").symlink_to(ROOT)
-    text = readme_block("# cred-helper-deploy/kustomization.yaml")
+    text = doccommands.block("docs/admin/broker.md", "Rolling it out", "yaml").text
     (deploy / "kustomization.yaml").write_text(text)
     (deploy / "policy.yaml").write_text(policy)
     return deploy
@@ -148,11 +131,9 @@ def test_the_readmes_some_namespaces_overlay(control_plane, tmp_path):
 
 
 def _janitor_snippet() -> str:
-    """The README's "beside the rest" block of the some-namespaces overlay."""
-    marker = "and in its `kustomization.yaml`, beside the rest:"
-    text = README[README.index(marker):]
-    text = text[text.index("```yaml") + len("```yaml\n"):]
-    return text[:text.index("```")]
+    """docs/admin/janitor.md's "beside the rest" block of the some-namespaces overlay."""
+    return doccommands.block("docs/admin/janitor.md", "Running the janitor in the cluster",
+                             "yaml").text
 
 
 # ---- the approver's probes -------------------------------------------------------------------

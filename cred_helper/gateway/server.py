@@ -45,6 +45,10 @@ TICK = 0.25  # how often ends (certificate, idle) are looked for
 MAX_LOGINS = 3  # login names one connection may try
 STARTUP_PATIENCE = 60.0  # how long a first list may fail with 429, 5xx or no answer
 NO_CERTIFICATE = "no certificate was presented"
+# How long the access requests' list may keep failing once the gateway serves: past it the
+# gateway is blind to denials and deletions, so it ends every session and lets no one in
+# until a list works again (a session must end within seconds of its request's revocation).
+BLIND_LIMIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Gateway:
         # open (a stranger needs no key for that) must not use up --max-connections.
         self.logging_in: Counter[str] = Counter()
         self._closers: dict[Session, Callable[[], None]] = {}
+        self.failing_since: float | None = None  # the list's first failure since it last worked
+        self.blind = ""  # why the gateway cannot see revocations now ("" while it can)
 
     # ---- running ---------------------------------------------------------------------------
 
@@ -119,9 +125,21 @@ class Gateway:
 
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for session, reason in self.connections.due(self.clock()):
+            now = self.clock()
+            for session, reason in self.connections.due(now):
                 self.end(session, reason)
+            blind = self.blind_now(now)
+            if blind:
+                for session in list(self.connections):
+                    self.end(session, blind)
             await asyncio.sleep(TICK)
+
+    def blind_now(self, now: float) -> str:
+        """Why the gateway must not serve now: its list of access requests has failed for
+        longer than BLIND_LIMIT, so a denial or deletion would go unseen ("" otherwise)."""
+        if self.failing_since is not None and now - self.failing_since > BLIND_LIMIT:
+            return self.blind
+        return ""
 
     def _changed(self, name: str, request: AccessRequest | None) -> None:
         for session, reason in self.connections.changed(name, request, self.clock()):
@@ -130,6 +148,9 @@ class Gateway:
     def _synced(self, found: dict[str, AccessRequest | None], first: asyncio.Future) -> None:
         if not first.done():
             first.set_result(None)
+        if self.failing_since is not None:
+            self.ctx.trail.write("gateway", event="watch-restored")
+        self.failing_since, self.blind = None, ""
         for session, reason in self.connections.synced(found, self.clock()):
             self.end(session, reason)
 
@@ -147,6 +168,10 @@ class Gateway:
                 f"cannot list access requests: {error.message}", hint))
             return
         self.ctx.trail.write("gateway", event="watch-failed", reason=error.message)
+        if self.failing_since is None:
+            self.failing_since = self.clock()
+        self.blind = ("the gateway cannot follow access requests, so it would not see a "
+                      f"denial: {error.message}")
 
     # ---- sessions ---------------------------------------------------------------------------
 
@@ -322,6 +347,10 @@ class _Server(asyncssh.SSHServer):
             if problem.startswith("presented certificate") or \
                     self.refusal == NO_CERTIFICATE:
                 self.refusal = f"the {problem}"
+            return False
+        blind = self.g.blind_now(self.g.clock())
+        if blind:
+            self.refusal = blind
             return False
         self.looked_up = True
         try:

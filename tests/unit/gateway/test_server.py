@@ -11,13 +11,15 @@ import io
 from pathlib import Path
 
 from cred_helper import accessrequest as ar
+from cred_helper.errors import CredHelperError
 from cred_helper.gateway.access import certificate_blob
 from cred_helper.gateway.connections import Connections
 from cred_helper.gateway.handlers import Context
-from cred_helper.gateway.server import MAX_LOGINS, Config, Gateway, _Server
+from cred_helper.gateway.server import BLIND_LIMIT, MAX_LOGINS, Config, Gateway, _Server
 from cred_helper.gateway.trail import Trail
 from tests.support.gateway import UserCA
 from tests.unit.gateway.test_access import CA, CAS, NAME, NOW, request, signed
+from tests.unit.gateway.test_connections import session as session_for_tests
 
 
 class CountingCluster:
@@ -189,3 +191,50 @@ def test_senders_wait_while_the_socket_takes_no_more():
     conn.pause_writing()
     server.connection_lost(None)  # nobody waits for ever on a closed socket
     assert server.writable.is_set()
+
+
+def test_a_gateway_that_cannot_follow_the_requests_ends_its_sessions_and_lets_no_one_in():
+    """Once serving, a list of access requests that keeps failing (its ServiceAccount lost
+    list, 5xx, more requests than a list may hold) would leave a denial unseen: past
+    BLIND_LIMIT every session ends with the reason and no login is let in, without a read;
+    a list that works again restores it."""
+    now = [NOW]
+    cluster = CountingCluster(request())
+    gateway = gateway_for(cluster)
+    gateway.clock = lambda: now[0]
+    alive = session_for_tests("s1")
+    gateway.connections.add(alive)
+    ended: list[str] = []
+    alive.stoppers.add(ended.append)
+
+    async def tick_once() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway._tick(stop))
+        await asyncio.sleep(0)
+        stop.set()
+        await task
+
+    first = asyncio.run(_done_future())
+    failure = CredHelperError("GET accessrequests: 403 forbidden")
+    gateway._watch_failed(failure, first, NOW)
+    now[0] = NOW + BLIND_LIMIT  # a short outage: nothing happens
+    asyncio.run(tick_once())
+    assert ended == [] and gateway.blind_now(now[0]) == ""
+    now[0] = NOW + BLIND_LIMIT + 1
+    asyncio.run(tick_once())
+    assert len(ended) == 1 and "cannot follow access requests" in ended[0] \
+        and "403 forbidden" in ended[0]
+    server, conn = server_for(cluster, gateway)
+    assert attempt(server, conn, NAME, certificate_blob(request()["status"]["certificate"])) \
+        is False
+    assert "cannot follow access requests" in server.refusal and cluster.reads == 0
+    gateway._synced({}, first)  # the list works again
+    assert gateway.blind_now(now[0]) == ""
+    server, conn = server_for(cluster, gateway)
+    assert attempt(server, conn, NAME, certificate_blob(request()["status"]["certificate"]))
+
+
+async def _done_future() -> asyncio.Future:
+    first = asyncio.get_running_loop().create_future()
+    first.set_result(None)
+    return first

@@ -109,8 +109,14 @@ async def open_stream(target: Target, path: str, query: Sequence[tuple[str, str]
     token = _token(target.auth)
     if token:
         headers.insert(0, ("Authorization", f"Bearer {token}"))
+    class _Connect(connect):
+        # Never follow a redirect: websockets would send the token and the person's
+        # impersonation headers on to the Location, a path the grant never judged.
+        def process_redirect(self, exc: Exception) -> Exception:
+            return exc
+
     try:
-        return await connect(
+        return await _Connect(
             url, ssl=target.ssl(), server_hostname=target.endpoint.tls_server_name or None,
             subprotocols=[protocol], additional_headers=headers, user_agent_header=USER_AGENT,
             proxy=None, compression=None, max_size=MAX_MESSAGE, open_timeout=OPEN_TIMEOUT,

@@ -86,7 +86,8 @@ def list_pods(client: KubeClient, namespace: str) -> list[Pod]:
             name = _name(item)
             spec = item.get("spec") if isinstance(item.get("spec"), dict) else {}
             status = item.get("status") if isinstance(item.get("status"), dict) else {}
-            containers = tuple(c["name"] for c in spec.get("containers") or []
+            listed = spec.get("containers")
+            containers = tuple(c["name"] for c in (listed if isinstance(listed, list) else [])
                                if isinstance(c, dict) and isinstance(c.get("name"), str))
             phase = status.get("phase") if isinstance(status.get("phase"), str) else "Unknown"
             if name:

@@ -83,7 +83,8 @@ def exit_status(message: bytes) -> tuple[int, str]:
         return 0, ""
     details = status.get("details")
     if status.get("reason") == "NonZeroExitCode" and isinstance(details, dict):
-        for cause in details.get("causes") or []:
+        causes = details.get("causes")
+        for cause in causes if isinstance(causes, list) else []:
             if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
                 code = str(cause.get("message", ""))
                 if code.isascii() and code.isdigit() and int(code) < 256:

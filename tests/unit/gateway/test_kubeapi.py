@@ -92,3 +92,13 @@ def test_pods_are_listed_a_page_at_a_time():
     assert [p.name for p in kubeapi.list_pods(server, "payments")] == ["a", "b", "c"]  # type: ignore[arg-type]
     assert [p for p, _ in server.asked] == [{"limit": str(kubeapi.PAGE)},
                                             {"limit": str(kubeapi.PAGE), "continue": "t1"}]
+
+
+def test_a_pod_of_a_shape_no_api_server_sends_is_listed_without_its_containers():
+    odd = [{"metadata": {"name": "n"}, "spec": {"containers": 5}, "status": {"phase": 3}},
+           {"metadata": {"name": "m"}, "spec": {"containers": ["app", {"name": 7}]}}]
+    server = Pages([{"items": odd, "metadata": {}}])
+    server.path = "/api/v1/namespaces/payments/pods"
+    pods = kubeapi.list_pods(server, "payments")  # type: ignore[arg-type]
+    assert [(p.name, p.phase, p.containers) for p in pods] == [
+        ("m", "Unknown", ()), ("n", "Unknown", ())]

@@ -31,6 +31,8 @@ def test_exec_query_keeps_argv_words_apart_and_in_order():
     ({"status": "Failure", "message": "exec: \"nope\": executable file not found\n\x1b[31m"},
      (1, 'exec: "nope": executable file not found ?[31m')),
     ([], (1, "the API server sent an unreadable exec status")),
+    ({"status": "Failure", "reason": "NonZeroExitCode", "details": {"causes": 5}},
+     (1, "the command failed in the pod")),
 ])
 def test_exit_status(status, expected):
     assert streams.exit_status(json.dumps(status).encode()) == expected

@@ -318,11 +318,16 @@ async def forward(ctx: Context, session: Session, pod: str, port: int, reader: A
         ws = await streams.open_stream(target(ctx, session.access),
                                        f"/api/v1/namespaces/{ns}/pods/{pod}/portforward",
                                        [("ports", str(port))], streams.PORTFORWARD_PROTOCOL)
-    except streams.StreamError as exc:
-        reason = exc.message
+    except (streams.StreamError, asyncio.CancelledError) as exc:
+        # Refused, or the session ended during the upgrade (which may have reached the API
+        # server already): either way the forward gets its trail line.
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        reason = (session.ending or "ended") if cancelled else exc.message
         writer.close()
         ctx.connections.close_channel(session)
         _forward_trail(ctx, session, pod, port, started, 0, 0, reason)
+        if cancelled:
+            raise
         return
 
     async def upstream() -> None:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
+import json
 from pathlib import Path
+
+import pytest
 
 from cred_helper import accessrequest as ar
 from cred_helper.errors import CredHelperError
@@ -238,3 +242,45 @@ async def _done_future() -> asyncio.Future:
     first = asyncio.get_running_loop().create_future()
     first.set_result(None)
     return first
+
+
+def test_a_forward_ended_during_its_upgrade_still_gets_its_trail_line(monkeypatch):
+    """The session ends (a denial) while a forward's WebSocket upgrade is under way, which
+    may already have reached the API server as the person: the forward's trail line is
+    written all the same, with the reason, and its channel freed."""
+    from cred_helper.gateway import handlers, streams
+
+    async def upgrading(*args, **kwargs):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(streams, "open_stream", upgrading)
+    out = io.StringIO()
+    gateway = gateway_for(CountingCluster())
+    ctx = dataclasses.replace(gateway.ctx, trail=Trail(out),
+                              cluster=type("Cluster", (), {"endpoint": None, "auth": None})())
+    session = session_for_tests("s1")
+    gateway.connections.add(session)
+    assert gateway.connections.open_channel(session) == ""
+
+    class Writer:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    writer = Writer()
+
+    async def run() -> None:
+        task = asyncio.create_task(handlers.forward(ctx, session, "api-1", 8080, None,
+                                                    writer))
+        await asyncio.sleep(0)
+        session.ending = "access request ar-x was denied"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert (line["verb"], line["pod"], line["port"], line["reason"]) == (
+        "forward", "api-1", 8080, "access request ar-x was denied")
+    assert writer.closed and session.channels == 0
